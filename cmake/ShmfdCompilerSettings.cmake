@@ -1,0 +1,23 @@
+# Warnings, sanitizers and ccache for every shmfd target. Third-party headers are found as
+# SYSTEM includes, so -Werror only applies to our own code.
+find_program(SHMFD_CCACHE ccache)
+if(SHMFD_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${SHMFD_CCACHE})
+endif()
+
+add_library(shmfd_warnings INTERFACE)
+target_compile_options(shmfd_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Wconversion -Wsign-conversion -Wnull-dereference -Wimplicit-fallthrough -Wformat=2)
+if(SHMFD_WERROR)
+  target_compile_options(shmfd_warnings INTERFACE -Werror)
+endif()
+
+if(SHMFD_SANITIZE)
+  string(REPLACE "," ";" _sanitizers "${SHMFD_SANITIZE}")
+  foreach(_s IN LISTS _sanitizers)
+    add_compile_options(-fsanitize=${_s})
+    add_link_options(-fsanitize=${_s})
+  endforeach()
+  add_compile_options(-fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+endif()

@@ -1,0 +1,97 @@
+// Asio forms of the fd transport: wait for readiness with async_wait, then do the same
+// non-blocking recvmsg/sendmsg as the blocking forms on native_handle(). (Asio's own socket
+// operations cannot carry SCM_RIGHTS, and Debian's Asio 1.22 has no seqpacket local protocol;
+// use asio::generic::seq_packet_protocol(AF_UNIX, SOCK_SEQPACKET).)
+//
+// Both take any Asio completion token (callback, asio::use_awaitable, asio::use_future, ...)
+// and complete with a Result: errors are values here too, never exceptions.
+//   void(Result<ReceivedMessage>)  for async_receive_message
+//   void(Result<SendStatus>)       for async_send_message (never SendStatus::would_block)
+//
+// The socket, the buffer and the fd list must stay alive until the operation completes.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <utility>
+
+#include <asio/async_result.hpp>
+#include <asio/compose.hpp>
+#include <asio/post.hpp>
+
+#include "shmfd/transport.hpp"
+
+namespace shmfd {
+namespace detail {
+
+// One-shot I/O attempt plus readiness waits. The first attempt runs inside the initiating
+// function; if it finishes there, completion is posted so the handler never runs from within
+// the initiating call (Asio's rule for asynchronous operations).
+template <typename Socket, typename Attempt, typename Value>
+class ReadinessOp {
+ public:
+  ReadinessOp(Socket& socket, typename Socket::wait_type wait, Attempt attempt)
+      : socket_(socket), wait_(wait), attempt_(std::move(attempt)) {}
+
+  template <typename Self>
+  void operator()(Self& self, std::error_code ec = {}) {
+    if (result_) {
+      self.complete(std::move(*result_));
+      return;
+    }
+    if (ec) {
+      self.complete(Value(tl::unexpect, Error(ec, "async_wait on socket " +
+                                                      std::to_string(socket_.native_handle()) +
+                                                      ": " + ec.message())));
+      return;
+    }
+    Value r = attempt_(socket_.native_handle());
+    if (r && would_block(*r)) {
+      started_ = true;
+      socket_.async_wait(wait_, std::move(self));
+      return;
+    }
+    if (!started_) {
+      result_.emplace(std::move(r));
+      asio::post(std::move(self));
+      return;
+    }
+    self.complete(std::move(r));
+  }
+
+ private:
+  static bool would_block(const ReceivedMessage& m) { return m.status == RecvStatus::would_block; }
+  static bool would_block(SendStatus s) { return s == SendStatus::would_block; }
+
+  Socket& socket_;
+  typename Socket::wait_type wait_;
+  Attempt attempt_;
+  bool started_ = false;
+  std::optional<Value> result_;
+};
+
+}  // namespace detail
+
+template <typename Socket, typename Token>
+auto async_receive_message(Socket& socket, std::span<std::byte> buffer, std::size_t max_fds,
+                           Token&& token) {
+  auto attempt = [buffer, max_fds](int fd) {
+    return receive_message(fd, buffer, max_fds, IoMode::non_blocking);
+  };
+  using Op = detail::ReadinessOp<Socket, decltype(attempt), Result<ReceivedMessage>>;
+  return asio::async_compose<Token, void(Result<ReceivedMessage>)>(
+      Op(socket, Socket::wait_read, std::move(attempt)), token, socket);
+}
+
+template <typename Socket, typename Token>
+auto async_send_message(Socket& socket, std::span<const std::byte> bytes,
+                        std::span<const int> fds, Token&& token) {
+  auto attempt = [bytes, fds](int fd) {
+    return send_message(fd, bytes, fds, IoMode::non_blocking);
+  };
+  using Op = detail::ReadinessOp<Socket, decltype(attempt), Result<SendStatus>>;
+  return asio::async_compose<Token, void(Result<SendStatus>)>(
+      Op(socket, Socket::wait_write, std::move(attempt)), token, socket);
+}
+
+}  // namespace shmfd

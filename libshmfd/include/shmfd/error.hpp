@@ -1,0 +1,98 @@
+// Errors as values: every failure a caller can meet in normal operation (a peer's bad fd, a
+// truncated message, EAGAIN, a layout that does not fit) comes back as an Error inside a
+// Result<T>, with an error_code for programs and a message for people that names the
+// operation and its arguments, e.g. `memfd_create("shmfd:cam0,size=33177600"): Too many open
+// files`.
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace shmfd {
+
+// shmfd's own failure kinds. Operating-system failures keep their errno in std::generic_category.
+enum class Errc {
+  // Verification of a received fd (verify.hpp).
+  not_memfd = 1,
+  missing_seals,
+  buffer_too_small,
+  // Buffer creation (memfd.hpp).
+  invalid_size,
+  huge_pages_unavailable,
+  // Transport (transport.hpp).
+  too_many_fds,
+  fds_truncated,
+  message_truncated,
+  empty_message,
+  // Layout validation (layout.hpp): one code per rule so callers and tests can tell them apart.
+  layout_unknown_format,
+  layout_bad_dimensions,
+  layout_plane_count,
+  layout_stride_too_small,
+  layout_plane_too_small,
+  layout_planes_overlap,
+  layout_overflow,
+  layout_out_of_bounds,
+  // Wire decoding (wire.hpp).
+  malformed_message,
+  fd_index_out_of_range,
+};
+
+}  // namespace shmfd
+
+template <>
+struct std::is_error_code_enum<shmfd::Errc> : std::true_type {};
+
+namespace shmfd {
+
+const std::error_category& error_category() noexcept;
+std::error_code make_error_code(Errc e) noexcept;
+
+class Error {
+ public:
+  Error(std::error_code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Error(Errc code, std::string message) : Error(make_error_code(code), std::move(message)) {}
+
+  // An OS failure: `context` names the call and its arguments; the errno text is appended.
+  static Error system(int err, const std::string& context);
+
+  const std::error_code& code() const noexcept { return code_; }
+  const std::string& message() const noexcept { return message_; }
+  bool is(Errc e) const noexcept { return code_ == make_error_code(e); }
+  bool is(std::errc e) const noexcept { return code_ == std::make_error_code(e); }
+
+  // Prefixes more context: Error("verify fd 7: ...") from Error("...").
+  Error&& prefixed(const std::string& context) &&;
+
+ private:
+  std::error_code code_;
+  std::string message_;
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+using Status = Result<void>;
+
+inline tl::unexpected<Error> fail(Errc code, std::string message) {
+  return tl::unexpected<Error>(Error(code, std::move(message)));
+}
+inline tl::unexpected<Error> fail_errno(int err, const std::string& context) {
+  return tl::unexpected<Error>(Error::system(err, context));
+}
+inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+
+// Calls `syscall` until it stops failing with EINTR. Not for close(2): on Linux the fd is gone
+// even when close reports EINTR, and retrying could close an fd another thread just opened.
+template <typename F>
+auto retry_eintr(F&& syscall) {
+  for (;;) {
+    auto r = syscall();
+    if (r != -1 || errno != EINTR) return r;
+  }
+}
+
+}  // namespace shmfd

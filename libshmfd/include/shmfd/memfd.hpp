@@ -1,0 +1,101 @@
+// memfd buffers with a typed lifecycle:
+//
+//   WritableBuffer --seal()------> SealedBuffer  (immutable; mapping dropped, fd can be sent)
+//                  --into_pool()-> PoolBuffer    (producer keeps its writable mapping; nobody
+//                                                 else can ever write)
+//
+// Each transition is a type change, so a writable buffer cannot be sent by mistake and a sealed
+// one cannot be written. See guarantee.hpp for what each level promises a receiver.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "shmfd/error.hpp"
+#include "shmfd/mapping.hpp"
+#include "shmfd/unique_fd.hpp"
+
+namespace shmfd {
+
+struct MemfdOptions {
+  // MFD_HUGETLB with the system's default huge page size (2 MiB on x86-64). The size is rounded
+  // up to whole huge pages. Fails with Errc::huge_pages_unavailable when none are reserved.
+  bool huge_pages = false;
+  // Fault all pages in at creation (MAP_POPULATE) instead of on first write.
+  bool populate = false;
+};
+
+// The memfd name shmfd gives a buffer: "shmfd:<name>,size=<bytes>", so /proc/PID/fd shows
+// "/memfd:shmfd:cam0,size=8294400 (deleted)". Truncated to the kernel's 249-byte limit.
+std::string memfd_name(std::string_view name, std::size_t size);
+
+// Creates a sealable memfd of `size` bytes: MFD_CLOEXEC | MFD_ALLOW_SEALING, plus MFD_NOEXEC_SEAL
+// where the kernel has it (6.3+; older kernels fall back without it).
+Result<UniqueFd> create_memfd(std::string_view name, std::size_t size, MemfdOptions options = {});
+
+class SealedBuffer;
+class PoolBuffer;
+
+class WritableBuffer {
+ public:
+  static Result<WritableBuffer> create(std::string_view name, std::size_t size,
+                                       MemfdOptions options = {});
+
+  std::span<std::byte> bytes() const { return mapping_.writable_bytes(); }
+  std::size_t size() const noexcept { return size_; }
+  int fd() const noexcept { return fd_.get(); }
+
+  // Drops the writable mapping (F_SEAL_WRITE fails with EBUSY while one exists), then seals
+  // SHRINK|GROW|WRITE|SEAL. On failure the buffer is restored and stays usable.
+  Result<SealedBuffer> seal() &&;
+  // Seals SHRINK|GROW|FUTURE_WRITE|SEAL and keeps the writable mapping.
+  Result<PoolBuffer> into_pool() &&;
+
+ private:
+  WritableBuffer(UniqueFd fd, Mapping mapping, std::size_t size)
+      : fd_(std::move(fd)), mapping_(std::move(mapping)), size_(size) {}
+
+  UniqueFd fd_;
+  Mapping mapping_;
+  std::size_t size_ = 0;
+};
+
+class SealedBuffer {
+ public:
+  int fd() const noexcept { return fd_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  // A read-only view of the contents.
+  Result<Mapping> map(MapOptions options = {}) const {
+    return Mapping::map(fd_.get(), size_, Access::read_only, 0, options);
+  }
+  // Gives up the fd (e.g. after it was sent and nothing else needs it).
+  [[nodiscard]] UniqueFd release() && { return std::move(fd_); }
+
+ private:
+  friend class WritableBuffer;
+  SealedBuffer(UniqueFd fd, std::size_t size) : fd_(std::move(fd)), size_(size) {}
+
+  UniqueFd fd_;
+  std::size_t size_ = 0;
+};
+
+class PoolBuffer {
+ public:
+  int fd() const noexcept { return fd_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  // The producer's writable mapping, the only one there will ever be.
+  std::span<std::byte> bytes() const { return mapping_.writable_bytes(); }
+
+ private:
+  friend class WritableBuffer;
+  PoolBuffer(UniqueFd fd, Mapping mapping, std::size_t size)
+      : fd_(std::move(fd)), mapping_(std::move(mapping)), size_(size) {}
+
+  UniqueFd fd_;
+  Mapping mapping_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace shmfd

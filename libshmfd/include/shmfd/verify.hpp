@@ -1,0 +1,24 @@
+// Verification of an fd received from someone else. Never trust a peer's word for what an fd
+// is: a pipe or socket would block the mapper, a regular file or an unsealed memfd can be
+// truncated under a reader (SIGBUS) or rewritten after it was checked.
+#pragma once
+
+#include <cstdint>
+
+#include "shmfd/error.hpp"
+#include "shmfd/guarantee.hpp"
+
+namespace shmfd {
+
+struct VerifiedBuffer {
+  std::uint64_t size = 0;  // bytes, fixed forever by the seals
+  unsigned seals = 0;      // F_SEAL_* bits as the kernel reports them
+  bool huge_pages = false; // backed by hugetlbfs
+};
+
+// Checks that `fd` is a memfd (Errc::not_memfd otherwise: pipes, sockets, regular and tmpfs
+// files, devices such as /dev/zero, eventfds, ...), that it carries the seals `level` needs
+// (Errc::missing_seals), and that it holds at least `extent` bytes (Errc::buffer_too_small).
+Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t extent);
+
+}  // namespace shmfd

@@ -1,0 +1,98 @@
+// Cap'n Proto on the wire: encode a message into one datagram, decode a datagram from an
+// untrusted peer under tight reader limits, and convert layouts between the schema and C++.
+//
+// A hostile peer can send anything: pointers out of bounds, deep nesting, amplification
+// ("traversal bombs"), unknown enum values. Cap'n Proto reports these by throwing kj::Exception,
+// lazily, when a field is read. decode_message therefore runs the caller's whole reading of the
+// message inside one guard and turns any such exception into Errc::malformed_message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include "shmfd/error.hpp"
+#include "shmfd/layout.hpp"
+#include "shmfd/proto/layout.capnp.h"
+#include "shmfd/proto/protocol.capnp.h"
+#include "shmfd/transport.hpp"
+
+namespace shmfd {
+
+// Control messages are small; 64 KiB bounds any single datagram shmfd reads.
+inline constexpr std::size_t kMaxMessageBytes = 64 * 1024;
+
+// Reader limits for untrusted messages: traversal at most twice the largest message (in words),
+// so a message cannot make the reader walk more than it sent; nesting well above what the
+// schema needs (a Layout is 4 levels deep) and far below stack danger.
+capnp::ReaderOptions untrusted_reader_options() noexcept;
+
+// A receive buffer aligned for Cap'n Proto (8-byte words), for receive_message.
+class MessageBuffer {
+ public:
+  explicit MessageBuffer(std::size_t max_bytes = kMaxMessageBytes)
+      : words_((max_bytes + sizeof(capnp::word) - 1) / sizeof(capnp::word)) {}
+  std::span<std::byte> bytes() {
+    return {reinterpret_cast<std::byte*>(words_.data()), words_.size() * sizeof(capnp::word)};
+  }
+  std::span<const std::byte> bytes(std::size_t size) const {
+    return {reinterpret_cast<const std::byte*>(words_.data()), size};
+  }
+
+ private:
+  std::vector<capnp::word> words_;
+};
+
+// The builder's message as one flat, unpacked datagram.
+kj::Array<capnp::word> encode_message(capnp::MessageBuilder& builder);
+inline std::span<const std::byte> as_bytes(const kj::Array<capnp::word>& words) {
+  return {reinterpret_cast<const std::byte*>(words.begin()), words.size() * sizeof(capnp::word)};
+}
+
+// Encodes and sends `builder` with `fds` (blocking).
+Result<SendStatus> send_capnp(int socket, capnp::MessageBuilder& builder,
+                              std::span<const int> fds = {});
+
+namespace detail {
+Status check_flat_message(std::span<const std::byte> bytes);
+Error malformed(const kj::Exception& e);
+}  // namespace detail
+
+// Decodes `bytes` (one datagram; must be 8-byte aligned, as MessageBuffer is) as a T and calls
+// `read(T::Reader)`, which returns a Result<R>. Malformed input of any kind, including what
+// `read` only meets deep inside the message, is Errc::malformed_message.
+template <typename T, typename F>
+auto decode_message(std::span<const std::byte> bytes, F&& read)
+    -> decltype(read(std::declval<typename T::Reader>())) {
+  if (auto ok = detail::check_flat_message(bytes); !ok) return fail(std::move(ok.error()));
+  try {
+    kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
+                                          bytes.size() / sizeof(capnp::word));
+    capnp::FlatArrayMessageReader reader(words, untrusted_reader_options());
+    if (reader.getEnd() != words.end()) {
+      return fail(Errc::malformed_message, "message: " +
+                                               std::to_string(bytes.size()) +
+                                               " bytes, but the message inside ends earlier");
+    }
+    return read(reader.getRoot<T>());
+  } catch (const kj::Exception& e) {
+    return fail(detail::malformed(e));
+  }
+}
+
+// Layout conversion. layout_from_proto rejects what C++ cannot represent (unknown enum values,
+// more than 4 planes, more than 8 dimensions, shape and strides of different lengths) but does
+// not check the layout against a buffer: use validate_layout for that.
+Result<Layout> layout_from_proto(proto::Layout::Reader reader);
+void layout_to_proto(const Layout& layout, proto::Layout::Builder builder);
+
+// An fd index taken from a message, checked against the number of fds the datagram carried.
+Result<std::size_t> fd_index(std::uint32_t index, std::size_t fd_count);
+
+}  // namespace shmfd

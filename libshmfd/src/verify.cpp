@@ -1,0 +1,83 @@
+#include "shmfd/verify.hpp"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+namespace shmfd {
+namespace {
+
+// What /proc/self/fd/N links to: "/memfd:shmfd:cam0,size=64 (deleted)", "pipe:[1234]",
+// "anon_inode:[eventfd]", "/dev/zero". Empty when /proc is not mounted.
+std::string fd_target(int fd) {
+  std::array<char, 512> buf{};
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size() - 1);
+  return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string();
+}
+
+std::string file_kind(const struct stat& st) {
+  switch (st.st_mode & S_IFMT) {
+    case S_IFIFO: return "a pipe";
+    case S_IFSOCK: return "a socket";
+    case S_IFDIR: return "a directory";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symlink";
+    case S_IFREG: return "a regular file";
+    default: return "an anonymous kernel object";
+  }
+}
+
+}  // namespace
+
+Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t extent) {
+  const std::string target = fd_target(fd);
+  const std::string who =
+      "fd " + std::to_string(fd) + (target.empty() ? std::string() : " (" + target + ")");
+
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail_errno(errno, "verify " + who + ": fstat");
+  if (!S_ISREG(st.st_mode)) {
+    return fail(Errc::not_memfd, who + " is " + file_kind(st) + ", not a memfd");
+  }
+  struct statfs fs {};
+  if (::fstatfs(fd, &fs) != 0) return fail_errno(errno, "verify " + who + ": fstatfs");
+  const bool huge = fs.f_type == static_cast<decltype(fs.f_type)>(HUGETLBFS_MAGIC);
+  if (fs.f_type != static_cast<decltype(fs.f_type)>(TMPFS_MAGIC) && !huge) {
+    return fail(Errc::not_memfd, who + " is a regular file on a disk filesystem, not a memfd");
+  }
+  // A memfd's link reads "/memfd:NAME (deleted)". Without /proc, fall back to "unlinked": a
+  // linked tmpfs file (shm_open, /dev/shm) could be truncated through its name.
+  const bool memfd_link = target.rfind("/memfd:", 0) == 0;
+  if ((!target.empty() && !memfd_link) || st.st_nlink != 0) {
+    return fail(Errc::not_memfd, who + " is a file on tmpfs (shm_open or /dev/shm?), not a memfd");
+  }
+
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) {
+    if (errno == EINVAL) return fail(Errc::not_memfd, who + " does not support sealing");
+    return fail_errno(errno, "verify " + who + ": fcntl(F_GET_SEALS)");
+  }
+  const unsigned have = static_cast<unsigned>(seals);
+  if (const unsigned missing = missing_seals(level, have); missing != 0) {
+    return fail(Errc::missing_seals, who + " lacks " + seal_names(missing) + " for the '" +
+                                         std::string(to_string(level)) + "' guarantee (it has " +
+                                         seal_names(have) + ")");
+  }
+
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size < extent) {
+    return fail(Errc::buffer_too_small, who + " holds " + std::to_string(size) +
+                                            " bytes but its layout needs " +
+                                            std::to_string(extent));
+  }
+  return VerifiedBuffer{size, have, huge};
+}
+
+}  // namespace shmfd

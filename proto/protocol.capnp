@@ -1,0 +1,121 @@
+# The shmfd broker protocol. Every message is one SOCK_SEQPACKET datagram holding one
+# `Message` (a flat Cap'n Proto message, unpacked) plus the fds it refers to. A message refers
+# to its fds by index into the datagram's fd list, as Cap'n Proto's own RPC does, so the bytes
+# never carry fd numbers that mean nothing in the receiving process.
+@0xd949abb953f3e485;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("shmfd::proto");
+
+using import "layout.capnp".Layout;
+
+const protocolVersion :UInt32 = 1;
+
+struct Message {
+  union {
+    hello @0 :Hello;
+    welcome @1 :Welcome;
+    advertise @2 :Advertise;
+    subscribe @3 :Subscribe;
+    publish @4 :Publish;
+    deliver @5 :Deliver;
+    release @6 :Release;
+    endOfStream @7 :EndOfStream;
+    error @8 :Error;
+  }
+}
+
+# Client -> broker, first message on a connection.
+struct Hello {
+  version @0 :UInt32;   # protocolVersion of the client
+  clientName @1 :Text;  # for logs and introspection
+}
+
+# Broker -> client, answer to a Hello with a matching version.
+struct Welcome {
+  version @0 :UInt32;
+  maxMessageBytes @1 :UInt32;
+  maxFdsPerMessage @2 :UInt32;
+}
+
+# What a receiver can rely on; see libshmfd/include/shmfd/guarantee.hpp for the seals.
+enum Guarantee {
+  sealed @0;  # immutable: SHRINK|GROW|WRITE|SEAL
+  pool @1;    # only the producer writes: SHRINK|GROW|FUTURE_WRITE|SEAL
+}
+
+enum LayoutKind {
+  blob @0;
+  image @1;
+  audio @2;
+  tensor @3;
+}
+
+# Producer -> broker: "I publish on this topic."
+struct Advertise {
+  topic @0 :Text;
+  kind @1 :LayoutKind;
+  guarantee @2 :Guarantee;
+}
+
+enum Backpressure {
+  dropOldest @0;     # live media: a full queue drops its oldest frame
+  blockProducer @1;  # no loss: the producer is told to wait
+}
+
+# Consumer -> broker.
+struct Subscribe {
+  topic @0 :Text;
+  queueDepth @1 :UInt32;
+  backpressure @2 :Backpressure;
+}
+
+struct Frame {
+  fd @0 :UInt32;        # index into the datagram's fd list
+  layout @1 :Layout;
+  sequence @2 :UInt64;
+  timestampNs @3 :UInt64;  # CLOCK_MONOTONIC at capture
+}
+
+# Producer -> broker.
+struct Publish {
+  topic @0 :Text;
+  frame @1 :Frame;
+}
+
+# Broker -> consumer.
+struct Deliver {
+  topic @0 :Text;
+  frame @1 :Frame;
+  dropped @2 :UInt64;  # frames dropped for this subscriber so far
+}
+
+# Consumer -> broker: done with a frame.
+struct Release {
+  topic @0 :Text;
+  sequence @1 :UInt64;
+}
+
+# Broker -> consumer: the topic's producer left.
+struct EndOfStream {
+  topic @0 :Text;
+  reason @1 :Text;
+}
+
+enum ErrorCode {
+  protocolVersion @0;
+  malformedMessage @1;
+  notMemfd @2;
+  missingSeals @3;
+  bufferTooSmall @4;
+  invalidLayout @5;
+  limitExceeded @6;
+  unknownTopic @7;
+  permissionDenied @8;
+  internal @9;
+}
+
+struct Error {
+  code @0 :ErrorCode;
+  message @1 :Text;  # for people: names what was wrong
+}

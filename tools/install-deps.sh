@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building and testing shmfd needs, and only the ones that
+# are missing, so a machine that has them all is not touched (and needs no network).
+#   tools/install-deps.sh            build + test dependencies
+#   tools/install-deps.sh EXTRA...   the same plus EXTRA packages (e.g. for benchmarks)
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config ccache
+  libasio-dev            # standalone Asio 1.22 (header-only)
+  capnproto libcapnp-dev # Cap'n Proto 0.9.2: schema compiler + runtime
+  libexpected-dev        # tl::expected: errors as values
+  libgtest-dev           # GoogleTest
+  libbenchmark-dev       # Google Benchmark
+  "$@"
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing missing Debian packages: ${missing[*]}" >&2
+if [[ $(id -u) -eq 0 ]]; then
+  sudo_cmd=()
+elif command -v sudo >/dev/null; then
+  sudo_cmd=(sudo)
+else
+  echo "install-deps: not root and no sudo; install these as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
