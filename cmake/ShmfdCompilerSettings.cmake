@@ -8,7 +8,7 @@ endif()
 add_library(shmfd_warnings INTERFACE)
 target_compile_options(shmfd_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
-  -Wconversion -Wsign-conversion -Wnull-dereference -Wimplicit-fallthrough -Wformat=2)
+  -Wconversion -Wsign-conversion -Wimplicit-fallthrough -Wformat=2)
 if(SHMFD_WERROR)
   target_compile_options(shmfd_warnings INTERFACE -Werror)
 endif()

@@ -1,0 +1,182 @@
+#include "shmfd/verify.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "shmfd/memfd.hpp"
+#include "support/fd_count.hpp"
+
+namespace shmfd {
+namespace {
+
+constexpr std::uint64_t kSize = 8192;
+
+class VerifyTest : public testing::FdLeakTest {
+ protected:
+  // A memfd of kSize bytes carrying exactly `seals`.
+  static UniqueFd memfd_with_seals(unsigned seals) {
+    auto fd = create_memfd("verify", kSize);
+    EXPECT_TRUE(fd) << fd.error().message();
+    if (seals != 0) {
+      EXPECT_EQ(::fcntl(fd->get(), F_ADD_SEALS, seals), 0) << std::strerror(errno);
+    }
+    return std::move(*fd);
+  }
+
+  static void expect_not_memfd(int fd, const std::string& kind) {
+    auto r = verify_buffer(fd, Guarantee::sealed, 1);
+    ASSERT_FALSE(r) << kind << " was accepted";
+    EXPECT_TRUE(r.error().is(Errc::not_memfd)) << r.error().message();
+    EXPECT_NE(r.error().message().find("not a memfd"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("fd " + std::to_string(fd)), std::string::npos);
+  }
+};
+
+TEST_F(VerifyTest, SealedBufferPassesBothLevels) {
+  auto buffer = WritableBuffer::create("ok", kSize);
+  ASSERT_TRUE(buffer);
+  auto sealed = std::move(*buffer).seal();
+  ASSERT_TRUE(sealed);
+
+  auto sut = verify_buffer(sealed->fd(), Guarantee::sealed, kSize);
+  ASSERT_TRUE(sut) << sut.error().message();
+  EXPECT_EQ(sut->size, kSize);
+  EXPECT_FALSE(sut->huge_pages);
+  EXPECT_TRUE(verify_buffer(sealed->fd(), Guarantee::pool, kSize));
+}
+
+TEST_F(VerifyTest, PoolBufferPassesPoolLevelButNotSealed) {
+  auto buffer = WritableBuffer::create("pool", kSize);
+  ASSERT_TRUE(buffer);
+  auto pool = std::move(*buffer).into_pool();
+  ASSERT_TRUE(pool);
+
+  EXPECT_TRUE(verify_buffer(pool->fd(), Guarantee::pool, kSize));
+  auto sut = verify_buffer(pool->fd(), Guarantee::sealed, kSize);
+  ASSERT_FALSE(sut);
+  EXPECT_TRUE(sut.error().is(Errc::missing_seals));
+  EXPECT_NE(sut.error().message().find("F_SEAL_WRITE"), std::string::npos) << sut.error().message();
+}
+
+TEST_F(VerifyTest, RefusesPipes) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd r(p[0]), w(p[1]);
+  expect_not_memfd(r.get(), "pipe read end");
+  expect_not_memfd(w.get(), "pipe write end");
+}
+
+TEST_F(VerifyTest, RefusesSockets) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  expect_not_memfd(a.get(), "socket");
+}
+
+TEST_F(VerifyTest, RefusesRegularFileOnDisk) {
+  // O_TMPFILE: unlinked like a memfd, but on the disk filesystem of the working directory.
+  UniqueFd file(::open(".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  ASSERT_TRUE(file) << std::strerror(errno);
+  ASSERT_EQ(::ftruncate(file.get(), kSize), 0);
+  expect_not_memfd(file.get(), "regular file");
+}
+
+TEST_F(VerifyTest, RefusesSharedMemoryFileWithAName) {
+  const std::string name = "/shmfd-verify-test-" + std::to_string(::getpid());
+  UniqueFd shm(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ASSERT_TRUE(shm) << std::strerror(errno);
+  ::shm_unlink(name.c_str());
+  ASSERT_EQ(::ftruncate(shm.get(), kSize), 0);
+  expect_not_memfd(shm.get(), "shm_open file");
+}
+
+TEST_F(VerifyTest, RefusesDevZeroEventfdTimerfdEpollAndDirectories) {
+  UniqueFd zero(::open("/dev/zero", O_RDWR | O_CLOEXEC));
+  UniqueFd event(::eventfd(0, EFD_CLOEXEC));
+  UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+  UniqueFd epoll(::epoll_create1(EPOLL_CLOEXEC));
+  UniqueFd dir(::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  for (const auto* fd : {&zero, &event, &timer, &epoll, &dir}) ASSERT_TRUE(*fd);
+  expect_not_memfd(zero.get(), "/dev/zero");
+  expect_not_memfd(event.get(), "eventfd");
+  expect_not_memfd(timer.get(), "timerfd");
+  expect_not_memfd(epoll.get(), "epoll");
+  expect_not_memfd(dir.get(), "directory");
+}
+
+TEST_F(VerifyTest, RefusesClosedFd) {
+  auto sut = verify_buffer(12345, Guarantee::sealed, 1);
+  ASSERT_FALSE(sut);
+  EXPECT_TRUE(sut.error().is(std::errc::bad_file_descriptor)) << sut.error().message();
+}
+
+TEST_F(VerifyTest, RefusesUnsealedMemfd) {
+  UniqueFd fd = memfd_with_seals(0);
+  for (Guarantee level : {Guarantee::sealed, Guarantee::pool}) {
+    auto sut = verify_buffer(fd.get(), level, 1);
+    ASSERT_FALSE(sut);
+    EXPECT_TRUE(sut.error().is(Errc::missing_seals)) << sut.error().message();
+  }
+}
+
+TEST_F(VerifyTest, RefusesEachMissingSealOfTheSealedLevel) {
+  const unsigned all = required_seals(Guarantee::sealed);
+  for (int seal_bit : {F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_SEAL}) {
+    const auto seal = static_cast<unsigned>(seal_bit);
+    UniqueFd fd = memfd_with_seals(all & ~seal);
+    auto sut = verify_buffer(fd.get(), Guarantee::sealed, 1);
+    ASSERT_FALSE(sut) << "accepted without " << seal_names(seal);
+    EXPECT_TRUE(sut.error().is(Errc::missing_seals));
+    EXPECT_NE(sut.error().message().find("lacks " + seal_names(seal)), std::string::npos)
+        << sut.error().message();
+  }
+}
+
+TEST_F(VerifyTest, RefusesEachMissingSealOfThePoolLevel) {
+  const unsigned all = required_seals(Guarantee::pool);
+  for (int seal_bit : {F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_FUTURE_WRITE, F_SEAL_SEAL}) {
+    const auto seal = static_cast<unsigned>(seal_bit);
+    UniqueFd fd = memfd_with_seals(all & ~seal);
+    auto sut = verify_buffer(fd.get(), Guarantee::pool, 1);
+    ASSERT_FALSE(sut) << "accepted without " << seal_names(seal);
+    EXPECT_TRUE(sut.error().is(Errc::missing_seals));
+    EXPECT_NE(sut.error().message().find("lacks " + seal_names(seal)), std::string::npos)
+        << sut.error().message();
+  }
+}
+
+TEST_F(VerifyTest, RefusesBufferSmallerThanTheExtent) {
+  auto buffer = WritableBuffer::create("small", kSize);
+  ASSERT_TRUE(buffer);
+  auto sealed = std::move(*buffer).seal();
+  ASSERT_TRUE(sealed);
+
+  EXPECT_TRUE(verify_buffer(sealed->fd(), Guarantee::sealed, kSize));
+  auto sut = verify_buffer(sealed->fd(), Guarantee::sealed, kSize + 1);
+  ASSERT_FALSE(sut);
+  EXPECT_TRUE(sut.error().is(Errc::buffer_too_small));
+  EXPECT_NE(sut.error().message().find("holds 8192 bytes but its layout needs 8193"),
+            std::string::npos)
+      << sut.error().message();
+}
+
+TEST(GuaranteeTest, SealNamesAreReadable) {
+  EXPECT_EQ(seal_names(0), "none");
+  EXPECT_EQ(seal_names(F_SEAL_SHRINK | F_SEAL_GROW), "F_SEAL_SHRINK|F_SEAL_GROW");
+  EXPECT_EQ(missing_seals(Guarantee::pool, required_seals(Guarantee::sealed)), 0U);
+  EXPECT_EQ(missing_seals(Guarantee::sealed, required_seals(Guarantee::pool)),
+            static_cast<unsigned>(F_SEAL_WRITE));
+}
+
+}  // namespace
+}  // namespace shmfd
