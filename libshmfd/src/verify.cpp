@@ -37,43 +37,53 @@ std::string file_kind(const struct stat& st) {
 }  // namespace
 
 Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t extent) {
-  const std::string target = fd_target(fd);
-  const std::string who =
-      "fd " + std::to_string(fd) + (target.empty() ? std::string() : " (" + target + ")");
+  // The success path is fstat + fstatfs + F_GET_SEALS. /proc/self/fd is read only to name the
+  // fd in an error, and to tell "not a memfd" from "missing seals" when the seals are wrong.
+  const auto who = [fd] {
+    const std::string target = fd_target(fd);
+    return "fd " + std::to_string(fd) + (target.empty() ? std::string() : " (" + target + ")");
+  };
 
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail_errno(errno, "verify " + who + ": fstat");
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;  // who() reads /proc and may change errno
+    return fail_errno(err, "verify " + who() + ": fstat");
+  }
   if (!S_ISREG(st.st_mode)) {
-    return fail(Errc::not_memfd, who + " is " + file_kind(st) + ", not a memfd");
+    return fail(Errc::not_memfd, who() + " is " + file_kind(st) + ", not a memfd");
   }
   struct statfs fs {};
-  if (::fstatfs(fd, &fs) != 0) return fail_errno(errno, "verify " + who + ": fstatfs");
+  if (::fstatfs(fd, &fs) != 0) {
+    const int err = errno;
+    return fail_errno(err, "verify " + who() + ": fstatfs");
+  }
   const bool huge = fs.f_type == static_cast<decltype(fs.f_type)>(HUGETLBFS_MAGIC);
   if (fs.f_type != static_cast<decltype(fs.f_type)>(TMPFS_MAGIC) && !huge) {
-    return fail(Errc::not_memfd, who + " is a regular file on a disk filesystem, not a memfd");
+    return fail(Errc::not_memfd, who() + " is a regular file on a disk filesystem, not a memfd");
   }
-  // A memfd's link reads "/memfd:NAME (deleted)". Without /proc, fall back to "unlinked": a
-  // linked tmpfs file (shm_open, /dev/shm) could be truncated through its name.
-  const bool memfd_link = target.rfind("/memfd:", 0) == 0;
-  if ((!target.empty() && !memfd_link) || st.st_nlink != 0) {
-    return fail(Errc::not_memfd, who + " is a file on tmpfs (shm_open or /dev/shm?), not a memfd");
-  }
-
   const int seals = ::fcntl(fd, F_GET_SEALS);
   if (seals < 0) {
-    if (errno == EINVAL) return fail(Errc::not_memfd, who + " does not support sealing");
-    return fail_errno(errno, "verify " + who + ": fcntl(F_GET_SEALS)");
+    const int err = errno;
+    if (err == EINVAL) return fail(Errc::not_memfd, who() + " does not support sealing");
+    return fail_errno(err, "verify " + who() + ": fcntl(F_GET_SEALS)");
   }
   const unsigned have = static_cast<unsigned>(seals);
   if (const unsigned missing = missing_seals(level, have); missing != 0) {
-    return fail(Errc::missing_seals, who + " lacks " + seal_names(missing) + " for the '" +
+    // Every tmpfs file that is not a memfd (shm_open, /dev/shm, O_TMPFILE) is born with
+    // F_SEAL_SEAL and can never gain F_SEAL_SHRINK, so it always ends up here.
+    const std::string target = fd_target(fd);
+    if (st.st_nlink != 0 || (!target.empty() && target.rfind("/memfd:", 0) != 0)) {
+      return fail(Errc::not_memfd,
+                  who() + " is a file on tmpfs (shm_open or /dev/shm?), not a memfd");
+    }
+    return fail(Errc::missing_seals, who() + " lacks " + seal_names(missing) + " for the '" +
                                          std::string(to_string(level)) + "' guarantee (it has " +
                                          seal_names(have) + ")");
   }
 
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size < extent) {
-    return fail(Errc::buffer_too_small, who + " holds " + std::to_string(size) +
+    return fail(Errc::buffer_too_small, who() + " holds " + std::to_string(size) +
                                             " bytes but its layout needs " +
                                             std::to_string(extent));
   }
