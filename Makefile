@@ -4,6 +4,8 @@ JOBS      ?= 2
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
 CMAKE_FLAGS ?=
+# ccache needs a writable cache directory even where HOME is unset (some CI environments).
+export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
 .PHONY: all deps build test test-asan demo bench format clean
 

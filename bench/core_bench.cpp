@@ -86,7 +86,8 @@ void BM_SeqpacketHop(benchmark::State& state) {
 
 void BM_VerifySealedBuffer(benchmark::State& state) {
   auto sealed = must(must(WritableBuffer::create("bench-verify", k1M)).seal());
-  for (auto _ : state) benchmark::DoNotOptimize(must(verify_buffer(sealed.fd(), Guarantee::sealed, k1M)));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(must(verify_buffer(sealed.fd(), Guarantee::sealed, k1M)));
 }
 
 void BM_DecodeAndValidatePublish(benchmark::State& state) {

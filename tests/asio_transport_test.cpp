@@ -6,12 +6,12 @@
 #include <array>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/generic/seq_packet_protocol.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include "shmfd/memfd.hpp"
 #include "support/fd_count.hpp"
@@ -87,8 +87,8 @@ TEST_F(AsioTransportTest, CoroutineRoundTripWithAnFd) {
       [&]() -> asio::awaitable<void> {
         const int fd = memfd->get();
         const std::string text = "frame";
-        auto sent = co_await async_send_message(a_, as_bytes(text), std::span(&fd, 1),
-                                                asio::use_awaitable);
+        auto sent =
+            co_await async_send_message(a_, as_bytes(text), std::span(&fd, 1), asio::use_awaitable);
         EXPECT_TRUE(sent) << sent.error().message();
         got = co_await async_receive_message(b_, buf_, 4, asio::use_awaitable);
       },

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -44,7 +45,11 @@ INSTANTIATE_TEST_SUITE_P(
                       FormatCase{PixelFormat::i420, 5, 3, 15 + 3 * 2 * 2},
                       FormatCase{PixelFormat::yuyv, 1280, 720, 1280 * 720 * 2},
                       FormatCase{PixelFormat::gray8, 7, 5, 35},
-                      FormatCase{PixelFormat::gray16, 640, 480, 640 * 480 * 2}));
+                      FormatCase{PixelFormat::gray16, 640, 480, 640 * 480 * 2}),
+    [](const ::testing::TestParamInfo<FormatCase>& p) {
+      return std::string(to_string(p.param.format)) + "_" + std::to_string(p.param.width) +
+             "x" + std::to_string(p.param.height);
+    });
 
 TEST(ImageLayoutTest, RowAlignmentPadsStridesAndAlignsPlanes) {
   auto sut = image_layout(PixelFormat::nv12, 100, 10, 64);
@@ -226,8 +231,7 @@ TEST(TensorLayoutTest, RefusesOutOfBoundsOverflowAndRank) {
 TEST(BlobLayoutTest, BoundsAndOverflow) {
   EXPECT_EQ(*validate_layout(blob_layout(100), 100), 100U);
   EXPECT_TRUE(validate_layout(blob_layout(101), 100).error().is(Errc::layout_out_of_bounds));
-  EXPECT_TRUE(
-      validate_layout(BlobLayout{kMax, 2}, 100).error().is(Errc::layout_overflow));
+  EXPECT_TRUE(validate_layout(BlobLayout{kMax, 2}, 100).error().is(Errc::layout_overflow));
 }
 
 }  // namespace

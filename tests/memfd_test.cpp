@@ -185,8 +185,8 @@ TEST_F(MemfdTest, MappingAtUnalignedOffsetSeesTheRightBytes) {
   auto sut = Mapping::map(buffer->fd(), 100, Access::read_only, 4096 + 5);
   ASSERT_TRUE(sut) << sut.error().message();
   ASSERT_EQ(sut->size(), 100U);
-  EXPECT_TRUE(std::equal(sut->bytes().begin(), sut->bytes().end(),
-                         buffer->bytes().begin() + 4096 + 5));
+  EXPECT_TRUE(
+      std::equal(sut->bytes().begin(), sut->bytes().end(), buffer->bytes().begin() + 4096 + 5));
   EXPECT_THROW((void)sut->writable_bytes(), std::logic_error);
 }
 

@@ -77,7 +77,8 @@ class TransportTest : public testing::FdLeakTest {
     EXPECT_EQ(to_string(std::span(buf).first(sut->size)), "fds");
     ASSERT_EQ(sut->fds.size(), count);
     for (std::size_t i = 0; i < count; ++i) {
-      struct stat a {}, b {};
+      struct stat a {
+      }, b{};
       ASSERT_EQ(::fstat(raw[i], &a), 0);
       ASSERT_EQ(::fstat(sut->fds[i].get(), &b), 0);
       EXPECT_EQ(a.st_ino, b.st_ino) << "fd #" << i;
@@ -100,9 +101,15 @@ TEST_F(TransportTest, BytesWithoutFds) {
   EXPECT_TRUE(sut->fds.empty());
 }
 
-TEST_F(TransportTest, OneFdArrivesIntact) { round_trip_memfds(1); }
-TEST_F(TransportTest, SixteenFdsArriveIntact) { round_trip_memfds(16); }
-TEST_F(TransportTest, TheMaximumOf253FdsArriveIntact) { round_trip_memfds(kMaxFdsPerMessage); }
+TEST_F(TransportTest, OneFdArrivesIntact) {
+  round_trip_memfds(1);
+}
+TEST_F(TransportTest, SixteenFdsArriveIntact) {
+  round_trip_memfds(16);
+}
+TEST_F(TransportTest, TheMaximumOf253FdsArriveIntact) {
+  round_trip_memfds(kMaxFdsPerMessage);
+}
 
 TEST_F(TransportTest, MoreThan253FdsIsRefusedBeforeSending) {
   std::vector<int> fds(kMaxFdsPerMessage + 1, sender_.get());

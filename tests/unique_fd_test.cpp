@@ -11,9 +11,13 @@
 namespace shmfd {
 namespace {
 
-bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+  return ::fcntl(fd, F_GETFD) != -1;
+}
 
-int open_devnull() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+int open_devnull() {
+  return ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 class UniqueFdTest : public testing::FdLeakTest {};
 
@@ -27,7 +31,10 @@ TEST_F(UniqueFdTest, DefaultIsInvalid) {
 TEST_F(UniqueFdTest, ClosesOnDestruction) {
   int raw = open_devnull();
   ASSERT_GE(raw, 0);
-  { UniqueFd sut(raw); EXPECT_TRUE(is_open(raw)); }
+  {
+    UniqueFd sut(raw);
+    EXPECT_TRUE(is_open(raw));
+  }
   EXPECT_FALSE(is_open(raw));
 }
 
@@ -55,7 +62,11 @@ TEST_F(UniqueFdTest, MoveAssignClosesPreviousFd) {
 TEST_F(UniqueFdTest, ReleaseGivesUpOwnershipWithoutClosing) {
   int raw = open_devnull();
   int released = -1;
-  { UniqueFd sut(raw); released = sut.release(); EXPECT_FALSE(sut.valid()); }
+  {
+    UniqueFd sut(raw);
+    released = sut.release();
+    EXPECT_FALSE(sut.valid());
+  }
   EXPECT_EQ(released, raw);
   EXPECT_TRUE(is_open(raw));
   ::close(raw);
@@ -77,7 +88,8 @@ TEST_F(UniqueFdTest, DuplicateRefersToSameFileAndIsCloseOnExec) {
   auto dup = sut.duplicate();
   ASSERT_TRUE(dup) << dup.error().message();
   EXPECT_NE(dup->get(), sut.get());
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   ASSERT_EQ(::fstat(sut.get(), &a), 0);
   ASSERT_EQ(::fstat(dup->get(), &b), 0);
   EXPECT_EQ(a.st_ino, b.st_ino);

@@ -35,13 +35,14 @@ T as(const Result<Layout>& r) {
 
 // Reads every field a broker would read; a malformed message must fail, never crash.
 Result<std::uint64_t> read_everything(std::span<const std::byte> bytes) {
-  return decode_message<proto::Message>(bytes, [](proto::Message::Reader m) -> Result<std::uint64_t> {
-    if (m.which() != proto::Message::PUBLISH) return 0;
-    auto frame = m.getPublish().getFrame();
-    auto layout = layout_from_proto(frame.getLayout());
-    if (!layout) return fail(std::move(layout.error()));
-    return m.getPublish().getTopic().size() + frame.getSequence();
-  });
+  return decode_message<proto::Message>(
+      bytes, [](proto::Message::Reader m) -> Result<std::uint64_t> {
+        if (m.which() != proto::Message::PUBLISH) return 0;
+        auto frame = m.getPublish().getFrame();
+        auto layout = layout_from_proto(frame.getLayout());
+        if (!layout) return fail(std::move(layout.error()));
+        return m.getPublish().getTopic().size() + frame.getSequence();
+      });
 }
 
 kj::Array<capnp::word> tensor_message() {
@@ -203,12 +204,15 @@ TEST(WireTest, RandomBytesNeverCrashTheDecoder) {
     }
     auto r = read_everything(
         {reinterpret_cast<const std::byte*>(words.data()), words.size() * sizeof(capnp::word)});
-    if (r) ++accepted;
-    else EXPECT_TRUE(r.error().is(Errc::malformed_message) || r.error().message().find("layout") != std::string::npos ||
-                     r.error().message().find("image") != std::string::npos ||
-                     r.error().message().find("tensor") != std::string::npos ||
-                     r.error().message().find("audio") != std::string::npos)
-        << r.error().message();
+    if (r)
+      ++accepted;
+    else
+      EXPECT_TRUE(r.error().is(Errc::malformed_message) ||
+                  r.error().message().find("layout") != std::string::npos ||
+                  r.error().message().find("image") != std::string::npos ||
+                  r.error().message().find("tensor") != std::string::npos ||
+                  r.error().message().find("audio") != std::string::npos)
+          << r.error().message();
   }
   EXPECT_LT(accepted, 5000U);
 }

@@ -66,7 +66,9 @@ std::uint64_t count_wrong_pixels(std::span<const std::byte> bytes, const ImageLa
   return wrong;
 }
 
-double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
 
 std::uint64_t percentile(std::vector<std::uint64_t> v, double p) {
   if (v.empty()) return 0;
@@ -114,15 +116,16 @@ std::string consume(const ReceivedMessage& m, std::span<const std::byte> bytes, 
     Layout layout;
     std::uint64_t seq;
   };
-  auto parsed = decode_message<proto::Message>(bytes, [&](proto::Message::Reader msg) -> Result<Parsed> {
-    if (!msg.isPublish()) return fail(Errc::malformed_message, "expected a Publish message");
-    auto frame = msg.getPublish().getFrame();
-    auto index = fd_index(frame.getFd(), m.fds.size());
-    if (!index) return fail(std::move(index.error()));
-    auto layout = layout_from_proto(frame.getLayout());
-    if (!layout) return fail(std::move(layout.error()));
-    return Parsed{*index, *layout, frame.getSequence()};
-  });
+  auto parsed =
+      decode_message<proto::Message>(bytes, [&](proto::Message::Reader msg) -> Result<Parsed> {
+        if (!msg.isPublish()) return fail(Errc::malformed_message, "expected a Publish message");
+        auto frame = msg.getPublish().getFrame();
+        auto index = fd_index(frame.getFd(), m.fds.size());
+        if (!index) return fail(std::move(index.error()));
+        auto layout = layout_from_proto(frame.getLayout());
+        if (!layout) return fail(std::move(layout.error()));
+        return Parsed{*index, *layout, frame.getSequence()};
+      });
   if (!parsed) return parsed.error().message();
   seq = parsed->seq;
   const int fd = m.fds[parsed->fd].get();
@@ -140,11 +143,11 @@ std::string consume(const ReceivedMessage& m, std::span<const std::byte> bytes, 
   }
   if (first) {
     const char byte = 0;
-    std::printf("consumer: frame 0 verified (%s); write(2) into it: %s; a writable mapping: %s\n",
-                seal_names(verified->seals).c_str(),
-                ::pwrite(fd, &byte, 1, 0) < 0 ? std::strerror(errno) : "ALLOWED?!",
-                Mapping::map(fd, 4096, Access::read_write) ? "ALLOWED?!"
-                                                           : "Operation not permitted");
+    std::printf(
+        "consumer: frame 0 verified (%s); write(2) into it: %s; a writable mapping: %s\n",
+        seal_names(verified->seals).c_str(),
+        ::pwrite(fd, &byte, 1, 0) < 0 ? std::strerror(errno) : "ALLOWED?!",
+        Mapping::map(fd, 4096, Access::read_write) ? "ALLOWED?!" : "Operation not permitted");
   }
   return {};
 }
@@ -186,9 +189,8 @@ Result<bool> await_reply(int sock) {
   if (m->status != RecvStatus::message) {
     return fail(Errc::malformed_message, "consumer closed the connection");
   }
-  return decode_message<proto::Message>(buffer.bytes(m->size), [](proto::Message::Reader r) {
-    return Result<bool>(r.isRelease());
-  });
+  return decode_message<proto::Message>(
+      buffer.bytes(m->size), [](proto::Message::Reader r) { return Result<bool>(r.isRelease()); });
 }
 
 int run_producer(int sock, const Options& opt) {
@@ -203,7 +205,8 @@ int run_producer(int sock, const Options& opt) {
     const auto seq = static_cast<std::uint64_t>(i);
     const std::uint64_t t0 = now_ns();
     auto writable = WritableBuffer::create("demo/camera", size);
-    if (!writable) return std::fprintf(stderr, "producer: %s\n", writable.error().message().c_str()), 1;
+    if (!writable)
+      return std::fprintf(stderr, "producer: %s\n", writable.error().message().c_str()), 1;
     draw(writable->bytes(), *layout, seq);
     auto sealed = std::move(*writable).seal();
     if (!sealed) return std::fprintf(stderr, "producer: %s\n", sealed.error().message().c_str()), 1;
@@ -223,10 +226,11 @@ int run_producer(int sock, const Options& opt) {
   }
   std::printf("producer: %d frames of %ux%u rgba8 (%llu bytes), sealed memfd per frame\n",
               opt.frames, opt.width, opt.height, static_cast<unsigned long long>(size));
-  std::printf("producer: create+draw+seal p50 %.2f ms p99 %.2f ms; "
-              "handoff (send, verify, map, check every pixel, ack) p50 %.2f ms p99 %.2f ms\n",
-              ms(percentile(make_ns, 0.5)), ms(percentile(make_ns, 0.99)),
-              ms(percentile(handoff_ns, 0.5)), ms(percentile(handoff_ns, 0.99)));
+  std::printf(
+      "producer: create+draw+seal p50 %.2f ms p99 %.2f ms; "
+      "handoff (send, verify, map, check every pixel, ack) p50 %.2f ms p99 %.2f ms\n",
+      ms(percentile(make_ns, 0.5)), ms(percentile(make_ns, 0.99)), ms(percentile(handoff_ns, 0.5)),
+      ms(percentile(handoff_ns, 0.99)));
 
   // Now cheat three ways; each must be refused by the consumer.
   std::printf("producer: now sending an unsealed buffer, an oversized layout and a pipe\n");
@@ -300,7 +304,7 @@ int main(int argc, char** argv) {
   int status = 0;
   ::waitpid(child, &status, 0);
   const bool ok = producer_status == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  std::printf("%s\n", ok ? "OK: every frame arrived intact and every bad buffer was refused"
-                         : "FAILED");
+  std::printf("%s\n",
+              ok ? "OK: every frame arrived intact and every bad buffer was refused" : "FAILED");
   return ok ? 0 : 1;
 }

@@ -10,25 +10,44 @@ class Category final : public std::error_category {
   const char* name() const noexcept override { return "shmfd"; }
   std::string message(int ev) const override {
     switch (static_cast<Errc>(ev)) {
-      case Errc::not_memfd: return "not a memfd";
-      case Errc::missing_seals: return "memfd lacks required seals";
-      case Errc::buffer_too_small: return "buffer smaller than its layout";
-      case Errc::invalid_size: return "invalid buffer size";
-      case Errc::huge_pages_unavailable: return "no free huge pages";
-      case Errc::too_many_fds: return "too many file descriptors in one message";
-      case Errc::fds_truncated: return "file descriptors truncated (MSG_CTRUNC)";
-      case Errc::message_truncated: return "message truncated (MSG_TRUNC)";
-      case Errc::empty_message: return "empty message";
-      case Errc::layout_unknown_format: return "layout: unknown format";
-      case Errc::layout_bad_dimensions: return "layout: bad dimensions";
-      case Errc::layout_plane_count: return "layout: wrong plane count";
-      case Errc::layout_stride_too_small: return "layout: stride smaller than a row";
-      case Errc::layout_plane_too_small: return "layout: plane smaller than its rows";
-      case Errc::layout_planes_overlap: return "layout: planes overlap";
-      case Errc::layout_overflow: return "layout: size arithmetic overflows";
-      case Errc::layout_out_of_bounds: return "layout: extends past the buffer";
-      case Errc::malformed_message: return "malformed message";
-      case Errc::fd_index_out_of_range: return "fd index out of range";
+      case Errc::not_memfd:
+        return "not a memfd";
+      case Errc::missing_seals:
+        return "memfd lacks required seals";
+      case Errc::buffer_too_small:
+        return "buffer smaller than its layout";
+      case Errc::invalid_size:
+        return "invalid buffer size";
+      case Errc::huge_pages_unavailable:
+        return "no free huge pages";
+      case Errc::too_many_fds:
+        return "too many file descriptors in one message";
+      case Errc::fds_truncated:
+        return "file descriptors truncated (MSG_CTRUNC)";
+      case Errc::message_truncated:
+        return "message truncated (MSG_TRUNC)";
+      case Errc::empty_message:
+        return "empty message";
+      case Errc::layout_unknown_format:
+        return "layout: unknown format";
+      case Errc::layout_bad_dimensions:
+        return "layout: bad dimensions";
+      case Errc::layout_plane_count:
+        return "layout: wrong plane count";
+      case Errc::layout_stride_too_small:
+        return "layout: stride smaller than a row";
+      case Errc::layout_plane_too_small:
+        return "layout: plane smaller than its rows";
+      case Errc::layout_planes_overlap:
+        return "layout: planes overlap";
+      case Errc::layout_overflow:
+        return "layout: size arithmetic overflows";
+      case Errc::layout_out_of_bounds:
+        return "layout: extends past the buffer";
+      case Errc::malformed_message:
+        return "malformed message";
+      case Errc::fd_index_out_of_range:
+        return "fd index out of range";
     }
     return "unknown shmfd error " + std::to_string(ev);
   }

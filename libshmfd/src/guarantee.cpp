@@ -19,8 +19,10 @@ unsigned missing_seals(Guarantee level, unsigned seals) noexcept {
 
 std::string seal_names(unsigned seals) {
   static constexpr std::pair<unsigned, const char*> kNames[] = {
-      {F_SEAL_SEAL, "F_SEAL_SEAL"},   {F_SEAL_SHRINK, "F_SEAL_SHRINK"},
-      {F_SEAL_GROW, "F_SEAL_GROW"},   {F_SEAL_WRITE, "F_SEAL_WRITE"},
+      {F_SEAL_SEAL, "F_SEAL_SEAL"},
+      {F_SEAL_SHRINK, "F_SEAL_SHRINK"},
+      {F_SEAL_GROW, "F_SEAL_GROW"},
+      {F_SEAL_WRITE, "F_SEAL_WRITE"},
       {F_SEAL_FUTURE_WRITE, "F_SEAL_FUTURE_WRITE"},
       {0x0020 /* F_SEAL_EXEC, Linux 6.3 */, "F_SEAL_EXEC"},
   };

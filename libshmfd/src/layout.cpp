@@ -22,18 +22,27 @@ struct FormatSpec {
 FormatSpec format_spec(PixelFormat f) noexcept {
   switch (f) {
     case PixelFormat::rgba8:
-    case PixelFormat::bgra8: return {1, {{{4, 1, 1}}}};
-    case PixelFormat::rgb24: return {1, {{{3, 1, 1}}}};
-    case PixelFormat::gray8: return {1, {{{1, 1, 1}}}};
-    case PixelFormat::gray16: return {1, {{{2, 1, 1}}}};
-    case PixelFormat::yuyv: return {1, {{{4, 2, 1}}}};  // Y0 U Y1 V: 4 bytes per 2 pixels
-    case PixelFormat::nv12: return {2, {{{1, 1, 1}, {2, 2, 2}}}};  // Y, then interleaved UV
-    case PixelFormat::i420: return {3, {{{1, 1, 1}, {1, 2, 2}, {1, 2, 2}}}};  // Y, U, V
+    case PixelFormat::bgra8:
+      return {1, {{{4, 1, 1}}}};
+    case PixelFormat::rgb24:
+      return {1, {{{3, 1, 1}}}};
+    case PixelFormat::gray8:
+      return {1, {{{1, 1, 1}}}};
+    case PixelFormat::gray16:
+      return {1, {{{2, 1, 1}}}};
+    case PixelFormat::yuyv:
+      return {1, {{{4, 2, 1}}}};  // Y0 U Y1 V: 4 bytes per 2 pixels
+    case PixelFormat::nv12:
+      return {2, {{{1, 1, 1}, {2, 2, 2}}}};  // Y, then interleaved UV
+    case PixelFormat::i420:
+      return {3, {{{1, 1, 1}, {1, 2, 2}, {1, 2, 2}}}};  // Y, U, V
   }
   return {0, {}};
 }
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return a / b + (a % b != 0); }
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
+  return a / b + (a % b != 0);
+}
 
 // Checked arithmetic: false on overflow.
 bool mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
@@ -43,12 +52,16 @@ bool add(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
   return !__builtin_add_overflow(a, b, &out);
 }
 
-std::string n(std::uint64_t v) { return std::to_string(v); }
+std::string n(std::uint64_t v) {
+  return std::to_string(v);
+}
 
 std::uint64_t row_bytes(const PlaneSpec& p, std::uint32_t width) {
   return ceil_div(width, p.x_sub) * p.unit_bytes;  // width < 2^32: cannot overflow
 }
-std::uint64_t rows(const PlaneSpec& p, std::uint32_t height) { return ceil_div(height, p.y_sub); }
+std::uint64_t rows(const PlaneSpec& p, std::uint32_t height) {
+  return ceil_div(height, p.y_sub);
+}
 
 Status check_image_dimensions(PixelFormat format, std::uint32_t width, std::uint32_t height) {
   if (format_spec(format).planes == 0) {
@@ -57,8 +70,7 @@ Status check_image_dimensions(PixelFormat format, std::uint32_t width, std::uint
   }
   if (width == 0 || height == 0) {
     return fail(Errc::layout_bad_dimensions, "image: " + std::string(to_string(format)) + " " +
-                                                 n(width) + "x" + n(height) +
-                                                 " has no pixels");
+                                                 n(width) + "x" + n(height) + " has no pixels");
   }
   if (format == PixelFormat::yuyv && width % 2 != 0) {
     return fail(Errc::layout_bad_dimensions,
@@ -70,11 +82,11 @@ Status check_image_dimensions(PixelFormat format, std::uint32_t width, std::uint
 Result<std::uint64_t> image_extent(const ImageLayout& l) {
   if (auto ok = check_image_dimensions(l.format, l.width, l.height); !ok) return fail(ok.error());
   const FormatSpec spec = format_spec(l.format);
-  const std::string what = "image " + std::string(to_string(l.format)) + " " + n(l.width) + "x" +
-                           n(l.height);
+  const std::string what =
+      "image " + std::string(to_string(l.format)) + " " + n(l.width) + "x" + n(l.height);
   if (l.plane_count != spec.planes) {
-    return fail(Errc::layout_plane_count, what + ": has " + n(l.plane_count) +
-                                              " planes, the format has " + n(spec.planes));
+    return fail(Errc::layout_plane_count,
+                what + ": has " + n(l.plane_count) + " planes, the format has " + n(spec.planes));
   }
   std::array<std::uint64_t, kMaxPlanes> ends{};
   std::uint64_t extent = 0;
@@ -93,9 +105,9 @@ Result<std::uint64_t> image_extent(const ImageLayout& l) {
                   plane + " stride " + n(p.stride) + " x " + n(nrows) + " rows overflows");
     }
     if (p.size < needed) {
-      return fail(Errc::layout_plane_too_small, plane + " size " + n(p.size) + " is less than the " +
-                                                    n(needed) + " bytes its " + n(nrows) +
-                                                    " rows need");
+      return fail(Errc::layout_plane_too_small, plane + " size " + n(p.size) +
+                                                    " is less than the " + n(needed) +
+                                                    " bytes its " + n(nrows) + " rows need");
     }
     if (!add(p.offset, p.size, ends[i])) {
       return fail(Errc::layout_overflow,
@@ -118,9 +130,9 @@ Result<std::uint64_t> audio_extent(const AudioLayout& l) {
                 "audio: unknown sample format " + n(static_cast<std::uint64_t>(l.format)));
   }
   if (l.sample_rate == 0 || l.channels == 0 || l.channels > kMaxAudioChannels) {
-    return fail(Errc::layout_bad_dimensions,
-                "audio: " + n(l.channels) + " channels at " + n(l.sample_rate) +
-                    " Hz (need a rate > 0 and 1.." + n(kMaxAudioChannels) + " channels)");
+    return fail(Errc::layout_bad_dimensions, "audio: " + n(l.channels) + " channels at " +
+                                                 n(l.sample_rate) + " Hz (need a rate > 0 and 1.." +
+                                                 n(kMaxAudioChannels) + " channels)");
   }
   std::uint64_t channel_bytes = 0;
   std::uint64_t extent = 0;
@@ -244,21 +256,27 @@ Result<std::uint64_t> layout_extent(const Layout& layout) {
 Result<std::uint64_t> validate_layout(const Layout& layout, std::uint64_t buffer_size) {
   auto extent = layout_extent(layout);
   if (extent && *extent > buffer_size) {
-    return fail(Errc::layout_out_of_bounds, "layout describes " + n(*extent) +
-                                                " bytes but the buffer holds " + n(buffer_size));
+    return fail(Errc::layout_out_of_bounds,
+                "layout describes " + n(*extent) + " bytes but the buffer holds " + n(buffer_size));
   }
   return extent;
 }
 
-std::uint32_t plane_count(PixelFormat format) noexcept { return format_spec(format).planes; }
+std::uint32_t plane_count(PixelFormat format) noexcept {
+  return format_spec(format).planes;
+}
 
 std::uint32_t bytes_per_sample(SampleFormat format) noexcept {
   switch (format) {
-    case SampleFormat::u8: return 1;
-    case SampleFormat::s16: return 2;
+    case SampleFormat::u8:
+      return 1;
+    case SampleFormat::s16:
+      return 2;
     case SampleFormat::s32:
-    case SampleFormat::f32: return 4;
-    case SampleFormat::f64: return 8;
+    case SampleFormat::f32:
+      return 4;
+    case SampleFormat::f64:
+      return 8;
   }
   return 0;
 }
@@ -266,60 +284,89 @@ std::uint32_t bytes_per_sample(SampleFormat format) noexcept {
 std::uint32_t dtype_size(DType dtype) noexcept {
   switch (dtype) {
     case DType::u8:
-    case DType::i8: return 1;
+    case DType::i8:
+      return 1;
     case DType::u16:
     case DType::i16:
     case DType::f16:
-    case DType::bf16: return 2;
+    case DType::bf16:
+      return 2;
     case DType::u32:
     case DType::i32:
-    case DType::f32: return 4;
+    case DType::f32:
+      return 4;
     case DType::u64:
     case DType::i64:
-    case DType::f64: return 8;
+    case DType::f64:
+      return 8;
   }
   return 0;
 }
 
 std::string_view to_string(PixelFormat format) noexcept {
   switch (format) {
-    case PixelFormat::rgba8: return "rgba8";
-    case PixelFormat::bgra8: return "bgra8";
-    case PixelFormat::rgb24: return "rgb24";
-    case PixelFormat::nv12: return "nv12";
-    case PixelFormat::i420: return "i420";
-    case PixelFormat::yuyv: return "yuyv";
-    case PixelFormat::gray8: return "gray8";
-    case PixelFormat::gray16: return "gray16";
+    case PixelFormat::rgba8:
+      return "rgba8";
+    case PixelFormat::bgra8:
+      return "bgra8";
+    case PixelFormat::rgb24:
+      return "rgb24";
+    case PixelFormat::nv12:
+      return "nv12";
+    case PixelFormat::i420:
+      return "i420";
+    case PixelFormat::yuyv:
+      return "yuyv";
+    case PixelFormat::gray8:
+      return "gray8";
+    case PixelFormat::gray16:
+      return "gray16";
   }
   return "unknown";
 }
 
 std::string_view to_string(SampleFormat format) noexcept {
   switch (format) {
-    case SampleFormat::u8: return "u8";
-    case SampleFormat::s16: return "s16";
-    case SampleFormat::s32: return "s32";
-    case SampleFormat::f32: return "f32";
-    case SampleFormat::f64: return "f64";
+    case SampleFormat::u8:
+      return "u8";
+    case SampleFormat::s16:
+      return "s16";
+    case SampleFormat::s32:
+      return "s32";
+    case SampleFormat::f32:
+      return "f32";
+    case SampleFormat::f64:
+      return "f64";
   }
   return "unknown";
 }
 
 std::string_view to_string(DType dtype) noexcept {
   switch (dtype) {
-    case DType::u8: return "u8";
-    case DType::i8: return "i8";
-    case DType::u16: return "u16";
-    case DType::i16: return "i16";
-    case DType::u32: return "u32";
-    case DType::i32: return "i32";
-    case DType::u64: return "u64";
-    case DType::i64: return "i64";
-    case DType::f16: return "f16";
-    case DType::bf16: return "bf16";
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
+    case DType::u8:
+      return "u8";
+    case DType::i8:
+      return "i8";
+    case DType::u16:
+      return "u16";
+    case DType::i16:
+      return "i16";
+    case DType::u32:
+      return "u32";
+    case DType::i32:
+      return "i32";
+    case DType::u64:
+      return "u64";
+    case DType::i64:
+      return "i64";
+    case DType::f16:
+      return "f16";
+    case DType::bf16:
+      return "bf16";
+    case DType::f32:
+      return "f32";
+    case DType::f64:
+      return "f64";
   }
   return "unknown";
 }

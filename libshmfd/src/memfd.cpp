@@ -38,8 +38,8 @@ std::string meminfo_value(const std::string& key) {
 Error huge_pages_error(const std::string& context, std::size_t size, std::size_t huge_page) {
   return Error(Errc::huge_pages_unavailable,
                context + ": needs " + std::to_string(size / huge_page) + " free huge pages of " +
-                   std::to_string(huge_page / 1024) + " KiB, but /proc/meminfo has HugePages_Free " +
-                   meminfo_value("HugePages_Free") +
+                   std::to_string(huge_page / 1024) +
+                   " KiB, but /proc/meminfo has HugePages_Free " + meminfo_value("HugePages_Free") +
                    "; reserve some with `sysctl vm.nr_hugepages=N` or use normal pages");
 }
 
@@ -56,8 +56,8 @@ std::string memfd_name(std::string_view name, std::size_t size) {
 
 Result<UniqueFd> create_memfd(std::string_view name, std::size_t size, MemfdOptions options) {
   const std::string full_name = memfd_name(name, size);
-  const std::string context = "memfd_create(\"" + full_name + "\"" +
-                              (options.huge_pages ? ", MFD_HUGETLB" : "") + ")";
+  const std::string context =
+      "memfd_create(\"" + full_name + "\"" + (options.huge_pages ? ", MFD_HUGETLB" : "") + ")";
   if (size == 0) return fail(Errc::invalid_size, context + ": size must be at least 1 byte");
 
   unsigned flags = MFD_CLOEXEC | MFD_ALLOW_SEALING | (options.huge_pages ? MFD_HUGETLB : 0U);

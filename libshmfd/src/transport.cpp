@@ -7,7 +7,6 @@
 #include <cstring>
 #include <string>
 
-
 namespace shmfd {
 namespace {
 
@@ -46,8 +45,8 @@ Result<SendStatus> send_message(int socket, std::span<const std::byte> bytes,
     return fail(Errc::empty_message, context() + ": a message needs at least one byte");
   }
   if (fds.size() > kMaxFdsPerMessage) {
-    return fail(Errc::too_many_fds, context() + ": at most " +
-                                        std::to_string(kMaxFdsPerMessage) + " fds per message");
+    return fail(Errc::too_many_fds,
+                context() + ": at most " + std::to_string(kMaxFdsPerMessage) + " fds per message");
   }
 
   iovec iov{const_cast<std::byte*>(bytes.data()), bytes.size()};
@@ -123,8 +122,8 @@ Result<ReceivedMessage> receive_message(int socket, std::span<std::byte> buffer,
   if ((msg.msg_flags & MSG_TRUNC) != 0 || received > buffer.size()) {
     out.fds.clear();
     return fail(Errc::message_truncated, context() + ": datagram of " + std::to_string(received) +
-                                             " bytes exceeds the " +
-                                             std::to_string(buffer.size()) + "-byte limit");
+                                             " bytes exceeds the " + std::to_string(buffer.size()) +
+                                             "-byte limit");
   }
   if (received == 0) {
     if (!out.fds.empty()) {

@@ -23,14 +23,22 @@ std::string fd_target(int fd) {
 
 std::string file_kind(const struct stat& st) {
   switch (st.st_mode & S_IFMT) {
-    case S_IFIFO: return "a pipe";
-    case S_IFSOCK: return "a socket";
-    case S_IFDIR: return "a directory";
-    case S_IFCHR: return "a character device";
-    case S_IFBLK: return "a block device";
-    case S_IFLNK: return "a symlink";
-    case S_IFREG: return "a regular file";
-    default: return "an anonymous kernel object";
+    case S_IFIFO:
+      return "a pipe";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFLNK:
+      return "a symlink";
+    case S_IFREG:
+      return "a regular file";
+    default:
+      return "an anonymous kernel object";
   }
 }
 

@@ -5,20 +5,30 @@
 namespace shmfd {
 namespace {
 
-std::string n(std::uint64_t v) { return std::to_string(v); }
+std::string n(std::uint64_t v) {
+  return std::to_string(v);
+}
 
 // Wire enums are 16-bit and a peer may send values this build does not know; map them
 // explicitly so an unknown value can never alias a known one.
 Result<PixelFormat> from_proto(proto::PixelFormat f) {
   switch (f) {
-    case proto::PixelFormat::RGBA8: return PixelFormat::rgba8;
-    case proto::PixelFormat::BGRA8: return PixelFormat::bgra8;
-    case proto::PixelFormat::RGB24: return PixelFormat::rgb24;
-    case proto::PixelFormat::NV12: return PixelFormat::nv12;
-    case proto::PixelFormat::I420: return PixelFormat::i420;
-    case proto::PixelFormat::YUYV: return PixelFormat::yuyv;
-    case proto::PixelFormat::GRAY8: return PixelFormat::gray8;
-    case proto::PixelFormat::GRAY16: return PixelFormat::gray16;
+    case proto::PixelFormat::RGBA8:
+      return PixelFormat::rgba8;
+    case proto::PixelFormat::BGRA8:
+      return PixelFormat::bgra8;
+    case proto::PixelFormat::RGB24:
+      return PixelFormat::rgb24;
+    case proto::PixelFormat::NV12:
+      return PixelFormat::nv12;
+    case proto::PixelFormat::I420:
+      return PixelFormat::i420;
+    case proto::PixelFormat::YUYV:
+      return PixelFormat::yuyv;
+    case proto::PixelFormat::GRAY8:
+      return PixelFormat::gray8;
+    case proto::PixelFormat::GRAY16:
+      return PixelFormat::gray16;
   }
   return fail(Errc::layout_unknown_format,
               "image: unknown pixel format " + n(static_cast<std::uint16_t>(f)));
@@ -26,11 +36,16 @@ Result<PixelFormat> from_proto(proto::PixelFormat f) {
 
 Result<SampleFormat> from_proto(proto::SampleFormat f) {
   switch (f) {
-    case proto::SampleFormat::U8: return SampleFormat::u8;
-    case proto::SampleFormat::S16: return SampleFormat::s16;
-    case proto::SampleFormat::S32: return SampleFormat::s32;
-    case proto::SampleFormat::F32: return SampleFormat::f32;
-    case proto::SampleFormat::F64: return SampleFormat::f64;
+    case proto::SampleFormat::U8:
+      return SampleFormat::u8;
+    case proto::SampleFormat::S16:
+      return SampleFormat::s16;
+    case proto::SampleFormat::S32:
+      return SampleFormat::s32;
+    case proto::SampleFormat::F32:
+      return SampleFormat::f32;
+    case proto::SampleFormat::F64:
+      return SampleFormat::f64;
   }
   return fail(Errc::layout_unknown_format,
               "audio: unknown sample format " + n(static_cast<std::uint16_t>(f)));
@@ -38,18 +53,30 @@ Result<SampleFormat> from_proto(proto::SampleFormat f) {
 
 Result<DType> from_proto(proto::DType d) {
   switch (d) {
-    case proto::DType::U8: return DType::u8;
-    case proto::DType::I8: return DType::i8;
-    case proto::DType::U16: return DType::u16;
-    case proto::DType::I16: return DType::i16;
-    case proto::DType::U32: return DType::u32;
-    case proto::DType::I32: return DType::i32;
-    case proto::DType::U64: return DType::u64;
-    case proto::DType::I64: return DType::i64;
-    case proto::DType::F16: return DType::f16;
-    case proto::DType::BF16: return DType::bf16;
-    case proto::DType::F32: return DType::f32;
-    case proto::DType::F64: return DType::f64;
+    case proto::DType::U8:
+      return DType::u8;
+    case proto::DType::I8:
+      return DType::i8;
+    case proto::DType::U16:
+      return DType::u16;
+    case proto::DType::I16:
+      return DType::i16;
+    case proto::DType::U32:
+      return DType::u32;
+    case proto::DType::I32:
+      return DType::i32;
+    case proto::DType::U64:
+      return DType::u64;
+    case proto::DType::I64:
+      return DType::i64;
+    case proto::DType::F16:
+      return DType::f16;
+    case proto::DType::BF16:
+      return DType::bf16;
+    case proto::DType::F32:
+      return DType::f32;
+    case proto::DType::F64:
+      return DType::f64;
   }
   return fail(Errc::layout_unknown_format,
               "tensor: unknown dtype " + n(static_cast<std::uint16_t>(d)));
@@ -79,8 +106,8 @@ Result<Layout> image_from_proto(proto::ImageLayout::Reader r) {
 Result<Layout> audio_from_proto(proto::AudioLayout::Reader r) {
   auto format = from_proto(r.getFormat());
   if (!format) return fail(std::move(format.error()));
-  return AudioLayout{*format,     r.getSampleRate(), r.getChannels(),   r.getFrames(),
-                     r.getPlanar(), r.getOffset(),   r.getPlaneStride()};
+  return AudioLayout{*format,       r.getSampleRate(), r.getChannels(),   r.getFrames(),
+                     r.getPlanar(), r.getOffset(),     r.getPlaneStride()};
 }
 
 Result<Layout> tensor_from_proto(proto::TensorLayout::Reader r) {
@@ -138,7 +165,8 @@ Status check_flat_message(std::span<const std::byte> bytes) {
 }
 
 Error malformed(const kj::Exception& e) {
-  return Error(Errc::malformed_message, "malformed message: " + std::string(e.getDescription().cStr()));
+  return Error(Errc::malformed_message,
+               "malformed message: " + std::string(e.getDescription().cStr()));
 }
 
 }  // namespace detail
@@ -150,9 +178,12 @@ Result<Layout> layout_from_proto(proto::Layout::Reader reader) {
         auto b = reader.getBlob();
         return BlobLayout{b.getOffset(), b.getSize()};
       }
-      case proto::Layout::IMAGE: return image_from_proto(reader.getImage());
-      case proto::Layout::AUDIO: return audio_from_proto(reader.getAudio());
-      case proto::Layout::TENSOR: return tensor_from_proto(reader.getTensor());
+      case proto::Layout::IMAGE:
+        return image_from_proto(reader.getImage());
+      case proto::Layout::AUDIO:
+        return audio_from_proto(reader.getAudio());
+      case proto::Layout::TENSOR:
+        return tensor_from_proto(reader.getTensor());
     }
     return fail(Errc::layout_unknown_format,
                 "layout: unknown kind " + n(static_cast<std::uint16_t>(reader.which())));
@@ -208,9 +239,9 @@ void layout_to_proto(const Layout& layout, proto::Layout::Builder builder) {
 
 Result<std::size_t> fd_index(std::uint32_t index, std::size_t fd_count) {
   if (index >= fd_count) {
-    return fail(Errc::fd_index_out_of_range, "message refers to fd #" + n(index) +
-                                                 " but the datagram carried " + n(fd_count) +
-                                                 " fds");
+    return fail(
+        Errc::fd_index_out_of_range,
+        "message refers to fd #" + n(index) + " but the datagram carried " + n(fd_count) + " fds");
   }
   return index;
 }

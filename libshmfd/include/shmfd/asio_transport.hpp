@@ -84,8 +84,8 @@ auto async_receive_message(Socket& socket, std::span<std::byte> buffer, std::siz
 }
 
 template <typename Socket, typename Token>
-auto async_send_message(Socket& socket, std::span<const std::byte> bytes,
-                        std::span<const int> fds, Token&& token) {
+auto async_send_message(Socket& socket, std::span<const std::byte> bytes, std::span<const int> fds,
+                        Token&& token) {
   auto attempt = [bytes, fds](int fd) {
     return send_message(fd, bytes, fds, IoMode::non_blocking);
   };

@@ -83,7 +83,9 @@ inline tl::unexpected<Error> fail(Errc code, std::string message) {
 inline tl::unexpected<Error> fail_errno(int err, const std::string& context) {
   return tl::unexpected<Error>(Error::system(err, context));
 }
-inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+inline tl::unexpected<Error> fail(Error error) {
+  return tl::unexpected<Error>(std::move(error));
+}
 
 // Calls `syscall` until it stops failing with EINTR. Not for close(2): on Linux the fd is gone
 // even when close reports EINTR, and retrying could close an fd another thread just opened.

@@ -50,10 +50,10 @@ struct AudioLayout {
   SampleFormat format = SampleFormat::s16;
   std::uint32_t sample_rate = 0;
   std::uint32_t channels = 0;
-  std::uint64_t frames = 0;       // samples per channel
-  bool planar = false;            // one plane per channel, else interleaved
+  std::uint64_t frames = 0;  // samples per channel
+  bool planar = false;       // one plane per channel, else interleaved
   std::uint64_t offset = 0;
-  std::uint64_t plane_stride = 0; // planar only: bytes from one channel's plane to the next
+  std::uint64_t plane_stride = 0;  // planar only: bytes from one channel's plane to the next
 };
 
 struct TensorLayout {
@@ -74,7 +74,9 @@ Result<AudioLayout> audio_layout(SampleFormat format, std::uint32_t sample_rate,
                                  std::uint32_t channels, std::uint64_t frames, bool planar);
 // Row-major (C order), densely packed.
 Result<TensorLayout> tensor_layout(DType dtype, std::span<const std::uint64_t> shape);
-inline BlobLayout blob_layout(std::uint64_t size) { return BlobLayout{0, size}; }
+inline BlobLayout blob_layout(std::uint64_t size) {
+  return BlobLayout{0, size};
+}
 
 // Checks a layout's own rules (known format, sane dimensions, right plane count, strides that
 // hold a row, planes that hold their rows and do not overlap, no overflow) and returns the

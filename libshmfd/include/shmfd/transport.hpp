@@ -35,8 +35,8 @@ enum class RecvStatus { message, would_block, peer_closed };
 
 struct ReceivedMessage {
   RecvStatus status = RecvStatus::would_block;
-  std::size_t size = 0;        // bytes written to the buffer
-  std::vector<UniqueFd> fds;   // owned, close-on-exec (MSG_CMSG_CLOEXEC)
+  std::size_t size = 0;       // bytes written to the buffer
+  std::vector<UniqueFd> fds;  // owned, close-on-exec (MSG_CMSG_CLOEXEC)
 };
 
 // Receives one datagram into `buffer`, accepting at most `max_fds` fds (clamped to 253).

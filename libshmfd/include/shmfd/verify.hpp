@@ -11,9 +11,9 @@
 namespace shmfd {
 
 struct VerifiedBuffer {
-  std::uint64_t size = 0;  // bytes, fixed forever by the seals
-  unsigned seals = 0;      // F_SEAL_* bits as the kernel reports them
-  bool huge_pages = false; // backed by hugetlbfs
+  std::uint64_t size = 0;   // bytes, fixed forever by the seals
+  unsigned seals = 0;       // F_SEAL_* bits as the kernel reports them
+  bool huge_pages = false;  // backed by hugetlbfs
 };
 
 // Checks that `fd` is a memfd (Errc::not_memfd otherwise: pipes, sockets, regular and tmpfs

@@ -76,8 +76,7 @@ auto decode_message(std::span<const std::byte> bytes, F&& read)
                                           bytes.size() / sizeof(capnp::word));
     capnp::FlatArrayMessageReader reader(words, untrusted_reader_options());
     if (reader.getEnd() != words.end()) {
-      return fail(Errc::malformed_message, "message: " +
-                                               std::to_string(bytes.size()) +
+      return fail(Errc::malformed_message, "message: " + std::to_string(bytes.size()) +
                                                " bytes, but the message inside ends earlier");
     }
     return read(reader.getRoot<T>());
