@@ -14,16 +14,15 @@
 #include <asio/use_awaitable.hpp>
 
 #include "shmfd/memfd.hpp"
+#include "support/bytes.hpp"
 #include "support/fd_count.hpp"
 
 namespace shmfd {
 namespace {
 
-using Socket = asio::generic::seq_packet_protocol::socket;
+using testing::bytes_of;
 
-std::span<const std::byte> as_bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
+using Socket = asio::generic::seq_packet_protocol::socket;
 
 class AsioTransportTest : public testing::FdLeakTest {
  protected:
@@ -54,7 +53,7 @@ TEST_F(AsioTransportTest, ReceiveWaitsForDataAndNeverCompletesInline) {
   io_.poll();
   EXPECT_FALSE(got) << "completed with no data";
 
-  ASSERT_TRUE(send_message(a_.native_handle(), as_bytes("ping")));
+  ASSERT_TRUE(send_message(a_.native_handle(), bytes_of("ping")));
   io_.run();
   ASSERT_TRUE(got);
   ASSERT_TRUE(*got) << (*got).error().message();
@@ -63,7 +62,7 @@ TEST_F(AsioTransportTest, ReceiveWaitsForDataAndNeverCompletesInline) {
 }
 
 TEST_F(AsioTransportTest, ReadyDataStillCompletesThroughTheExecutor) {
-  ASSERT_TRUE(send_message(a_.native_handle(), as_bytes("ready")));
+  ASSERT_TRUE(send_message(a_.native_handle(), bytes_of("ready")));
   bool done = false;
   async_receive_message(b_, buf_, 4, [&](Result<ReceivedMessage> r) {
     ASSERT_TRUE(r);
@@ -88,7 +87,7 @@ TEST_F(AsioTransportTest, CoroutineRoundTripWithAnFd) {
         const int fd = memfd->get();
         const std::string text = "frame";
         auto sent =
-            co_await async_send_message(a_, as_bytes(text), std::span(&fd, 1), asio::use_awaitable);
+            co_await async_send_message(a_, bytes_of(text), std::span(&fd, 1), asio::use_awaitable);
         EXPECT_TRUE(sent) << sent.error().message();
         got = co_await async_receive_message(b_, buf_, 4, asio::use_awaitable);
       },
@@ -105,12 +104,12 @@ TEST_F(AsioTransportTest, CoroutineRoundTripWithAnFd) {
 TEST_F(AsioTransportTest, SendWaitsWhileTheSocketIsFull) {
   const std::string chunk(4096, 'x');
   std::size_t queued = 0;
-  while (*send_message(a_.native_handle(), as_bytes(chunk), {}, IoMode::non_blocking) ==
+  while (*send_message(a_.native_handle(), bytes_of(chunk), {}, IoMode::non_blocking) ==
          SendStatus::sent) {
     ++queued;
   }
   std::optional<Result<SendStatus>> sent;
-  async_send_message(a_, as_bytes(chunk), {}, [&](Result<SendStatus> r) { sent = std::move(r); });
+  async_send_message(a_, bytes_of(chunk), {}, [&](Result<SendStatus> r) { sent = std::move(r); });
   io_.poll();
   EXPECT_FALSE(sent) << "sent into a full socket";
 

@@ -13,18 +13,14 @@
 
 #include "shmfd/memfd.hpp"
 #include "shmfd/peer_credentials.hpp"
+#include "support/bytes.hpp"
 #include "support/fd_count.hpp"
 
 namespace shmfd {
 namespace {
 
-std::span<const std::byte> as_bytes(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
-
-std::string to_string(std::span<const std::byte> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
+using testing::bytes_of;
+using testing::string_of;
 
 struct Pipe {
   UniqueFd read, write;
@@ -67,14 +63,14 @@ class TransportTest : public testing::FdLeakTest {
       raw.push_back(fd->get());
       owned.push_back(std::move(*fd));
     }
-    auto sent = send_message(sender_.get(), as_bytes("fds"), raw);
+    auto sent = send_message(sender_.get(), bytes_of("fds"), raw);
     ASSERT_TRUE(sent) << sent.error().message();
 
     std::array<std::byte, 64> buf{};
     auto sut = receive_message(receiver_.get(), buf, kMaxFdsPerMessage);
     ASSERT_TRUE(sut) << sut.error().message();
     ASSERT_EQ(sut->status, RecvStatus::message);
-    EXPECT_EQ(to_string(std::span(buf).first(sut->size)), "fds");
+    EXPECT_EQ(string_of(std::span(buf).first(sut->size)), "fds");
     ASSERT_EQ(sut->fds.size(), count);
     for (std::size_t i = 0; i < count; ++i) {
       struct stat a {
@@ -92,12 +88,12 @@ class TransportTest : public testing::FdLeakTest {
 };
 
 TEST_F(TransportTest, BytesWithoutFds) {
-  ASSERT_TRUE(send_message(sender_.get(), as_bytes("hello")));
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of("hello")));
   std::array<std::byte, 16> buf{};
   auto sut = receive_message(receiver_.get(), buf, 4);
   ASSERT_TRUE(sut) << sut.error().message();
   EXPECT_EQ(sut->status, RecvStatus::message);
-  EXPECT_EQ(to_string(std::span(buf).first(sut->size)), "hello");
+  EXPECT_EQ(string_of(std::span(buf).first(sut->size)), "hello");
   EXPECT_TRUE(sut->fds.empty());
 }
 
@@ -113,7 +109,7 @@ TEST_F(TransportTest, TheMaximumOf253FdsArriveIntact) {
 
 TEST_F(TransportTest, MoreThan253FdsIsRefusedBeforeSending) {
   std::vector<int> fds(kMaxFdsPerMessage + 1, sender_.get());
-  auto sut = send_message(sender_.get(), as_bytes("x"), fds);
+  auto sut = send_message(sender_.get(), bytes_of("x"), fds);
   ASSERT_FALSE(sut);
   EXPECT_TRUE(sut.error().is(Errc::too_many_fds));
 }
@@ -127,7 +123,7 @@ TEST_F(TransportTest, SurplusFdsAreClosedAndReported) {
     pipes.push_back(make_pipe());
     write_ends.push_back(pipes.back().write.get());
   }
-  ASSERT_TRUE(send_message(sender_.get(), as_bytes("eight"), write_ends));
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of("eight"), write_ends));
   for (auto& p : pipes) p.write.reset();
 
   std::array<std::byte, 16> buf{};
@@ -142,7 +138,7 @@ TEST_F(TransportTest, SurplusFdsAreClosedAndReported) {
 TEST_F(TransportTest, FdsToAReceiverThatAcceptsNoneAreClosed) {
   Pipe p = make_pipe();
   const int fd = p.write.get();
-  ASSERT_TRUE(send_message(sender_.get(), as_bytes("one"), std::span(&fd, 1)));
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of("one"), std::span(&fd, 1)));
   p.write.reset();
   std::array<std::byte, 16> buf{};
   auto sut = receive_message(receiver_.get(), buf, 0);
@@ -155,7 +151,7 @@ TEST_F(TransportTest, OversizedDatagramIsAnErrorAndItsFdsAreClosed) {
   Pipe p = make_pipe();
   const int fd = p.write.get();
   const std::string big(100, 'b');
-  ASSERT_TRUE(send_message(sender_.get(), as_bytes(big), std::span(&fd, 1)));
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of(big), std::span(&fd, 1)));
   p.write.reset();
 
   std::array<std::byte, 10> buf{};
@@ -168,10 +164,10 @@ TEST_F(TransportTest, OversizedDatagramIsAnErrorAndItsFdsAreClosed) {
   EXPECT_TRUE(sees_eof(p));
 
   // The stream goes on: the next datagram is received whole.
-  ASSERT_TRUE(send_message(sender_.get(), as_bytes("next")));
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of("next")));
   auto next = receive_message(receiver_.get(), buf, 4);
   ASSERT_TRUE(next) << next.error().message();
-  EXPECT_EQ(to_string(std::span(buf).first(next->size)), "next");
+  EXPECT_EQ(string_of(std::span(buf).first(next->size)), "next");
 }
 
 TEST_F(TransportTest, PeerCloseIsItsOwnOutcome) {
@@ -193,7 +189,7 @@ TEST_F(TransportTest, FullSocketWouldBlockInNonBlockingMode) {
   const std::string chunk(4096, 'f');
   int sent = 0;
   for (;; ++sent) {
-    auto r = send_message(sender_.get(), as_bytes(chunk), {}, IoMode::non_blocking);
+    auto r = send_message(sender_.get(), bytes_of(chunk), {}, IoMode::non_blocking);
     ASSERT_TRUE(r) << r.error().message();
     if (*r == SendStatus::would_block) break;
     ASSERT_LT(sent, 100000) << "socket never filled";
@@ -209,7 +205,7 @@ TEST_F(TransportTest, EmptyMessageIsRefused) {
 
 TEST_F(TransportTest, SendingToAClosedPeerIsEpipeNotSigpipe) {
   receiver_.reset();
-  auto sut = send_message(sender_.get(), as_bytes("anyone?"));
+  auto sut = send_message(sender_.get(), bytes_of("anyone?"));
   ASSERT_FALSE(sut);  // and the process is still alive: MSG_NOSIGNAL
   EXPECT_TRUE(sut.error().is(std::errc::broken_pipe)) << sut.error().message();
   EXPECT_NE(sut.error().message().find("sendmsg"), std::string::npos);
@@ -217,7 +213,7 @@ TEST_F(TransportTest, SendingToAClosedPeerIsEpipeNotSigpipe) {
 
 TEST_F(TransportTest, SendingAnInvalidFdIsAnError) {
   const int bad = 9999;
-  auto sut = send_message(sender_.get(), as_bytes("x"), std::span(&bad, 1));
+  auto sut = send_message(sender_.get(), bytes_of("x"), std::span(&bad, 1));
   ASSERT_FALSE(sut);
   EXPECT_TRUE(sut.error().is(std::errc::bad_file_descriptor)) << sut.error().message();
 }
