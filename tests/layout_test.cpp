@@ -47,8 +47,8 @@ INSTANTIATE_TEST_SUITE_P(
                       FormatCase{PixelFormat::gray8, 7, 5, 35},
                       FormatCase{PixelFormat::gray16, 640, 480, 640 * 480 * 2}),
     [](const ::testing::TestParamInfo<FormatCase>& p) {
-      return std::string(to_string(p.param.format)) + "_" + std::to_string(p.param.width) +
-             "x" + std::to_string(p.param.height);
+      return std::string(to_string(p.param.format)) + "_" + std::to_string(p.param.width) + "x" +
+             std::to_string(p.param.height);
     });
 
 TEST(ImageLayoutTest, RowAlignmentPadsStridesAndAlignsPlanes) {

@@ -188,7 +188,8 @@ TEST(WireTest, AmplificationByAHugeListOfEmptyElementsIsStopped) {
   // A list of 2^29-1 zero-sized elements costs the sender nothing; reading it must hit the
   // traversal limit instead of looping half a billion times.
   expect_patched_shape_is_malformed([](std::uint64_t p) {
-    return (p & std::uint64_t{0xffffffff}) | (std::uint64_t{0x1fffffff} << 35);  // element size VOID
+    return (p & std::uint64_t{0xffffffff}) |
+           (std::uint64_t{0x1fffffff} << 35);  // element size VOID
   });
 }
 
