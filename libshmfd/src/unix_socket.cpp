@@ -14,8 +14,8 @@ Result<sockaddr_un> make_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return fail_errno(ENAMETOOLONG, "socket path \"" + path + "\" (" +
-                                        std::to_string(path.size()) + " bytes; 1 to " +
+    return fail_errno(ENAMETOOLONG, "socket path \"" + path + "\" (" + std::to_string(path.size()) +
+                                        " bytes; 1 to " +
                                         std::to_string(sizeof(addr.sun_path) - 1) + " allowed)");
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
@@ -29,9 +29,8 @@ Result<UniqueFd> new_socket() {
 }
 
 int connect_to(int fd, const sockaddr_un& addr) {
-  return retry_eintr([&] {
-    return ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-  });
+  return retry_eintr(
+      [&] { return ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)); });
 }
 
 // What is at `path` now: nothing, a live listener, a stale socket file, or something else.
@@ -58,7 +57,8 @@ Result<UniqueFd> listen_seqpacket(const std::string& path, ListenOptions options
     case Occupant::not_a_socket:
       return fail_errno(EEXIST, "listen on " + path + ": the path exists and is not a socket");
     case Occupant::none:
-    case Occupant::stale: break;  // a stale file is replaced by the rename below
+    case Occupant::stale:
+      break;  // a stale file is replaced by the rename below
   }
 
   const std::string temp = path + ".new." + std::to_string(::getpid());
