@@ -35,6 +35,18 @@ class VerifyTest : public testing::FdLeakTest {
     return std::move(*fd);
   }
 
+  // A kSize buffer, sealed (`sealed`) or made a pool.
+  static Result<SealedBuffer> sealed_buffer() {
+    return WritableBuffer::create("verify", kSize).and_then([](WritableBuffer b) {
+      return std::move(b).seal();
+    });
+  }
+  static Result<PoolBuffer> pool_buffer() {
+    return WritableBuffer::create("verify", kSize).and_then([](WritableBuffer b) {
+      return std::move(b).into_pool();
+    });
+  }
+
   static void expect_not_memfd(int fd, const std::string& kind) {
     auto r = verify_buffer(fd, Guarantee::sealed, 1);
     ASSERT_FALSE(r) << kind << " was accepted";
@@ -45,10 +57,8 @@ class VerifyTest : public testing::FdLeakTest {
 };
 
 TEST_F(VerifyTest, SealedBufferPassesBothLevels) {
-  auto buffer = WritableBuffer::create("ok", kSize);
-  ASSERT_TRUE(buffer);
-  auto sealed = std::move(*buffer).seal();
-  ASSERT_TRUE(sealed);
+  auto sealed = sealed_buffer();
+  ASSERT_TRUE(sealed) << sealed.error().message();
 
   auto sut = verify_buffer(sealed->fd(), Guarantee::sealed, kSize);
   ASSERT_TRUE(sut) << sut.error().message();
@@ -58,10 +68,8 @@ TEST_F(VerifyTest, SealedBufferPassesBothLevels) {
 }
 
 TEST_F(VerifyTest, PoolBufferPassesPoolLevelButNotSealed) {
-  auto buffer = WritableBuffer::create("pool", kSize);
-  ASSERT_TRUE(buffer);
-  auto pool = std::move(*buffer).into_pool();
-  ASSERT_TRUE(pool);
+  auto pool = pool_buffer();
+  ASSERT_TRUE(pool) << pool.error().message();
 
   EXPECT_TRUE(verify_buffer(pool->fd(), Guarantee::pool, kSize));
   auto sut = verify_buffer(pool->fd(), Guarantee::sealed, kSize);
@@ -157,10 +165,8 @@ TEST_F(VerifyTest, RefusesEachMissingSealOfEachLevel) {
 }
 
 TEST_F(VerifyTest, RefusesBufferSmallerThanTheExtent) {
-  auto buffer = WritableBuffer::create("small", kSize);
-  ASSERT_TRUE(buffer);
-  auto sealed = std::move(*buffer).seal();
-  ASSERT_TRUE(sealed);
+  auto sealed = sealed_buffer();
+  ASSERT_TRUE(sealed) << sealed.error().message();
 
   EXPECT_TRUE(verify_buffer(sealed->fd(), Guarantee::sealed, kSize));
   auto sut = verify_buffer(sealed->fd(), Guarantee::sealed, kSize + 1);
