@@ -22,6 +22,8 @@ struct Message {
     release @6 :Release;
     endOfStream @7 :EndOfStream;
     error @8 :Error;
+    advertised @9 :Advertised;
+    subscribed @10 :Subscribed;
   }
 }
 
@@ -63,11 +65,23 @@ enum Backpressure {
   blockProducer @1;  # no loss: the producer is told to wait
 }
 
-# Consumer -> broker.
+# Broker -> producer: the Advertise was accepted.
+struct Advertised {
+  topic @0 :Text;
+}
+
+# Consumer -> broker. queueDepth bounds both the frames the consumer holds (delivered, not
+# yet released) and the frames waiting for it in the broker; 0 asks for the broker's default.
 struct Subscribe {
   topic @0 :Text;
   queueDepth @1 :UInt32;
   backpressure @2 :Backpressure;
+}
+
+# Broker -> consumer: the Subscribe was accepted, with the depth granted (capped by the broker).
+struct Subscribed {
+  topic @0 :Text;
+  queueDepth @1 :UInt32;
 }
 
 struct Frame {
@@ -113,9 +127,12 @@ enum ErrorCode {
   unknownTopic @7;
   permissionDenied @8;
   internal @9;
+  topicTaken @10;  # another client already produces this topic
 }
 
 struct Error {
   code @0 :ErrorCode;
-  message @1 :Text;  # for people: names what was wrong
+  message @1 :Text;     # for people: names what was wrong
+  topic @2 :Text;       # the topic of the refused request, if any
+  sequence @3 :UInt64;  # the refused frame's sequence, for a refused Publish
 }

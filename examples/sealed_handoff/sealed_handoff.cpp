@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/test_pattern.hpp"
 #include "shmfd/memfd.hpp"
 #include "shmfd/verify.hpp"
 #include "shmfd/wire.hpp"
@@ -32,39 +33,9 @@ struct Options {
   std::uint32_t height = 1080;
 };
 
-std::uint64_t now_ns() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000U +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-// A moving gradient: every pixel depends on the frame number, so a stale or torn frame shows.
-std::uint32_t pixel(std::uint64_t seq, std::uint32_t x, std::uint32_t y) {
-  const auto r = static_cast<std::uint32_t>((x + seq * 8) & 0xff);
-  const auto g = static_cast<std::uint32_t>((y + seq * 4) & 0xff);
-  const auto b = static_cast<std::uint32_t>((x ^ y) & 0xff);
-  return r | g << 8 | b << 16 | 0xffU << 24;
-}
-
-void draw(std::span<std::byte> bytes, const ImageLayout& l, std::uint64_t seq) {
-  for (std::uint32_t y = 0; y < l.height; ++y) {
-    auto* row = reinterpret_cast<std::uint32_t*>(bytes.data() + l.planes[0].offset +
-                                                 y * l.planes[0].stride);
-    for (std::uint32_t x = 0; x < l.width; ++x) row[x] = pixel(seq, x, y);
-  }
-}
-
-std::uint64_t count_wrong_pixels(std::span<const std::byte> bytes, const ImageLayout& l,
-                                 std::uint64_t seq) {
-  std::uint64_t wrong = 0;
-  for (std::uint32_t y = 0; y < l.height; ++y) {
-    const auto* row = reinterpret_cast<const std::uint32_t*>(bytes.data() + l.planes[0].offset +
-                                                             y * l.planes[0].stride);
-    for (std::uint32_t x = 0; x < l.width; ++x) wrong += row[x] != pixel(seq, x, y);
-  }
-  return wrong;
-}
+using examples::count_wrong_pixels;
+using examples::draw;
+using examples::now_ns;
 
 double ms(std::uint64_t ns) {
   return static_cast<double>(ns) / 1e6;

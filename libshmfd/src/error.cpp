@@ -48,6 +48,12 @@ class Category final : public std::error_category {
         return "malformed message";
       case Errc::fd_index_out_of_range:
         return "fd index out of range";
+      case Errc::broker_refused:
+        return "refused by the broker";
+      case Errc::protocol_violation:
+        return "protocol violation";
+      case Errc::disconnected:
+        return "disconnected from the broker";
     }
     return "unknown shmfd error " + std::to_string(ev);
   }

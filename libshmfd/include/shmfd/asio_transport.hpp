@@ -24,14 +24,15 @@
 namespace shmfd {
 namespace detail {
 
-// One-shot I/O attempt plus readiness waits. The first attempt runs inside the initiating
-// function; if it finishes there, completion is posted so the handler never runs from within
-// the initiating call (Asio's rule for asynchronous operations).
-template <typename Socket, typename Attempt, typename Value>
+// Tries a non-blocking operation; while it would block (the attempt returns nullopt), waits
+// for readiness and tries again. The first attempt runs inside the initiating function; if it
+// finishes there, completion is posted so the handler never runs from within the initiating
+// call (Asio's rule for asynchronous operations).
+template <typename Waitable, typename Attempt, typename Value>
 class ReadinessOp {
  public:
-  ReadinessOp(Socket& socket, typename Socket::wait_type wait, Attempt attempt)
-      : socket_(socket), wait_(wait), attempt_(std::move(attempt)) {}
+  ReadinessOp(Waitable& waitable, typename Waitable::wait_type wait, Attempt attempt)
+      : waitable_(waitable), wait_(wait), attempt_(std::move(attempt)) {}
 
   template <typename Self>
   void operator()(Self& self, std::error_code ec = {}) {
@@ -40,58 +41,67 @@ class ReadinessOp {
       return;
     }
     if (ec) {
-      self.complete(Value(tl::unexpect, Error(ec, "async_wait on socket " +
-                                                      std::to_string(socket_.native_handle()) +
-                                                      ": " + ec.message())));
+      self.complete(Value(
+          tl::unexpect, Error(ec, "async_wait on fd " + std::to_string(waitable_.native_handle()) +
+                                      ": " + ec.message())));
       return;
     }
-    Value r = attempt_(socket_.native_handle());
-    if (r && would_block(*r)) {
+    std::optional<Value> r = attempt_(waitable_.native_handle());
+    if (!r) {
       started_ = true;
-      socket_.async_wait(wait_, std::move(self));
+      waitable_.async_wait(wait_, std::move(self));
       return;
     }
     if (!started_) {
-      result_.emplace(std::move(r));
+      result_.emplace(std::move(*r));
       asio::post(std::move(self));
       return;
     }
-    self.complete(std::move(r));
+    self.complete(std::move(*r));
   }
 
  private:
-  static bool would_block(const ReceivedMessage& m) { return m.status == RecvStatus::would_block; }
-  static bool would_block(SendStatus s) { return s == SendStatus::would_block; }
-
-  Socket& socket_;
-  typename Socket::wait_type wait_;
+  Waitable& waitable_;
+  typename Waitable::wait_type wait_;
   Attempt attempt_;
   bool started_ = false;
   std::optional<Value> result_;
 };
+
+// Runs `attempt` (returning std::optional<Value>, nullopt meaning "would block") until it
+// produces a value, waiting for `wait` readiness on `waitable` in between.
+template <typename Value, typename Waitable, typename Attempt, typename Token>
+auto async_when_ready(Waitable& waitable, typename Waitable::wait_type wait, Attempt attempt,
+                      Token&& token) {
+  using Op = ReadinessOp<Waitable, Attempt, Value>;
+  return asio::async_compose<Token, void(Value)>(Op(waitable, wait, std::move(attempt)), token,
+                                                 waitable);
+}
 
 }  // namespace detail
 
 template <typename Socket, typename Token>
 auto async_receive_message(Socket& socket, std::span<std::byte> buffer, std::size_t max_fds,
                            Token&& token) {
-  auto attempt = [buffer, max_fds](int fd) {
-    return receive_message(fd, buffer, max_fds, IoMode::non_blocking);
+  auto attempt = [buffer, max_fds](int fd) -> std::optional<Result<ReceivedMessage>> {
+    auto r = receive_message(fd, buffer, max_fds, IoMode::non_blocking);
+    if (r && r->status == RecvStatus::would_block) return std::nullopt;
+    return r;
   };
-  using Op = detail::ReadinessOp<Socket, decltype(attempt), Result<ReceivedMessage>>;
-  return asio::async_compose<Token, void(Result<ReceivedMessage>)>(
-      Op(socket, Socket::wait_read, std::move(attempt)), token, socket);
+  return detail::async_when_ready<Result<ReceivedMessage>>(socket, Socket::wait_read,
+                                                           std::move(attempt), token);
 }
 
 template <typename Socket, typename Token>
 auto async_send_message(Socket& socket, std::span<const std::byte> bytes, std::span<const int> fds,
                         Token&& token) {
-  auto attempt = [bytes, fds](int fd) {
-    return send_message(fd, bytes, fds, IoMode::non_blocking);
+  auto attempt = [bytes, fds](int fd) -> std::optional<Result<SendStatus>> {
+    auto r = send_message(fd, bytes, fds, IoMode::non_blocking);
+    if (r && *r == SendStatus::would_block) return std::nullopt;
+    return r;
   };
-  using Op = detail::ReadinessOp<Socket, decltype(attempt), Result<SendStatus>>;
-  return asio::async_compose<Token, void(Result<SendStatus>)>(
-      Op(socket, Socket::wait_write, std::move(attempt)), token, socket);
+  return detail::async_when_ready<Result<SendStatus>>(socket, Socket::wait_write,
+                                                      std::move(attempt), token);
 }
 
 }  // namespace shmfd

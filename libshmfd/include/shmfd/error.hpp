@@ -40,6 +40,10 @@ enum class Errc {
   // Wire decoding (wire.hpp).
   malformed_message,
   fd_index_out_of_range,
+  // Client library (producer.hpp, consumer.hpp).
+  broker_refused,      // the broker answered with an Error message
+  protocol_violation,  // the broker sent something the protocol does not allow here
+  disconnected,        // the broker closed the connection
 };
 
 }  // namespace shmfd

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -90,6 +91,11 @@ auto decode_message(std::span<const std::byte> bytes, F&& read)
 // not check the layout against a buffer: use validate_layout for that.
 Result<Layout> layout_from_proto(proto::Layout::Reader reader);
 void layout_to_proto(const Layout& layout, proto::Layout::Builder builder);
+
+// A Cap'n Proto text as a string_view (valid while the message is).
+inline std::string_view view(capnp::Text::Reader text) {
+  return {text.cStr(), text.size()};
+}
 
 // An fd index taken from a message, checked against the number of fds the datagram carried.
 Result<std::size_t> fd_index(std::uint32_t index, std::size_t fd_count);

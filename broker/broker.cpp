@@ -1,0 +1,142 @@
+#include "broker.hpp"
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "client.hpp"
+#include "shmfd/transport.hpp"
+#include "shmfd/wire.hpp"
+
+namespace shmfd::broker {
+namespace {
+
+// Fds the broker needs besides its clients: the listener, the signal pipe, stdio, epoll.
+constexpr std::size_t kReservedFds = 32;
+
+void refuse_connection(int fd, const std::string& why) {
+  capnp::MallocMessageBuilder message;
+  auto error = message.initRoot<proto::Message>().initError();
+  error.setCode(proto::ErrorCode::LIMIT_EXCEEDED);
+  error.setMessage(why);
+  const auto words = encode_message(message);
+  (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
+}
+
+}  // namespace
+
+std::string fit_limits_to_fd_budget(Limits& limits) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return "getrlimit(RLIMIT_NOFILE) failed";
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  // Per client: its socket, one message's fd being received, and its queue of frames. Each
+  // topic may also keep its last frame.
+  const std::size_t per_client = 2 + limits.max_queued_fds_per_client;
+  const std::size_t fixed = kReservedFds + limits.max_topics;
+  const auto budget = static_cast<std::size_t>(rl.rlim_cur);
+  if (budget <= fixed + per_client) {
+    limits.max_clients = 1;
+    return "RLIMIT_NOFILE " + std::to_string(budget) + " is too small for the limits; serving 1 client";
+  }
+  const std::size_t fit = (budget - fixed) / per_client;
+  if (fit >= limits.max_clients) return {};
+  const std::string line = "RLIMIT_NOFILE " + std::to_string(budget) + " fits " +
+                           std::to_string(fit) + " clients, not " +
+                           std::to_string(limits.max_clients) + "; lowering --max-clients";
+  limits.max_clients = fit;
+  return line;
+}
+
+Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
+    : io_(io), options_(std::move(options)), log_(options_.log_level), listener_(io) {
+  listener_.assign(listener.release());
+  listener_.non_blocking(true);
+}
+
+Broker::~Broker() { shutdown(); }
+
+void Broker::start() { accept_loop(); }
+
+void Broker::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  std::error_code ignored;
+  listener_.close(ignored);
+  auto clients = clients_;  // close() removes each from clients_
+  for (auto& [id, client] : clients) client->close("broker shutting down");
+}
+
+void Broker::accept_loop() {
+  listener_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
+    if (ec || stopped_) return;
+    accept_one();
+    accept_loop();
+  });
+}
+
+void Broker::accept_one() {
+  for (;;) {
+    const int fd = ::accept4(listener_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        log_.error(std::string("accept: ") + std::strerror(errno));
+      }
+      return;
+    }
+    UniqueFd owned(fd);
+    const auto credentials = peer_credentials(fd);
+    const PeerCredentials cred = credentials ? *credentials : PeerCredentials{};
+    if (clients_.size() >= options_.limits.max_clients) {
+      const std::string why = "the broker has reached its limit of " +
+                              std::to_string(options_.limits.max_clients) + " clients";
+      log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
+      refuse_connection(fd, why);
+      continue;
+    }
+    Client::Socket socket(io_);
+    std::error_code ec;
+    socket.assign(asio::generic::seq_packet_protocol(AF_UNIX, SOCK_SEQPACKET), owned.get(), ec);
+    if (ec) {
+      log_.error("cannot use an accepted socket: " + ec.message());
+      continue;
+    }
+    (void)owned.release();
+    const std::uint64_t id = next_client_id_++;
+    auto client = std::make_shared<Client>(*this, id, std::move(socket), cred);
+    clients_.emplace(id, client);
+    client->start();
+  }
+}
+
+Result<Topic*> Broker::topic(const std::string& name) {
+  if (Topic* t = find_topic(name)) return t;
+  if (topics_.size() >= options_.limits.max_topics) {
+    return fail(Errc::malformed_message, "the broker has reached its limit of " +
+                                             std::to_string(options_.limits.max_topics) +
+                                             " topics");
+  }
+  auto t = std::make_unique<Topic>();
+  t->name = name;
+  Topic* raw = t.get();
+  topics_.emplace(name, std::move(t));
+  return raw;
+}
+
+Topic* Broker::find_topic(const std::string& name) {
+  auto it = topics_.find(name);
+  return it == topics_.end() ? nullptr : it->second.get();
+}
+
+void Broker::release_topic(Topic* topic) {
+  if (topic->producer == nullptr && topic->subscribers.empty()) topics_.erase(topic->name);
+}
+
+void Broker::remove_client(Client& client) { clients_.erase(client.id()); }
+
+}  // namespace shmfd::broker

@@ -1,0 +1,74 @@
+// shmfd-broker's core: accepts clients on a SOCK_SEQPACKET listener and owns the topic
+// registry. Everything runs on one io_context thread; each client is a pair of coroutines
+// (client.hpp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "log.hpp"
+#include "options.hpp"
+#include "shmfd/unique_fd.hpp"
+#include "topic.hpp"
+
+namespace shmfd::broker {
+
+class Client;
+
+struct Stats {
+  std::size_t clients = 0;
+  std::size_t topics = 0;
+};
+
+class Broker {
+ public:
+  // `listener` is a listening SOCK_SEQPACKET socket (listen_seqpacket). The effective limits
+  // may be lowered so the worst case fits RLIMIT_NOFILE (see fit_limits_to_fd_budget).
+  Broker(asio::io_context& io, Options options, UniqueFd listener);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  void start();
+  // Closes the listener and every client. Idempotent. Does not remove the socket file.
+  void shutdown();
+
+  Stats stats() const { return {clients_.size(), topics_.size()}; }
+  const Options& options() const { return options_; }
+  const Logger& log() const { return log_; }
+  asio::io_context& io() { return io_; }
+
+  // The topic called `name`, created if needed (Errc::... limit error past max_topics).
+  Result<Topic*> topic(const std::string& name);
+  Topic* find_topic(const std::string& name);
+  // Forgets a topic that has neither producer nor subscribers.
+  void release_topic(Topic* topic);
+  void remove_client(Client& client);
+
+ private:
+  void accept_loop();
+  void accept_one();
+
+  asio::io_context& io_;
+  Options options_;
+  Logger log_;
+  asio::posix::stream_descriptor listener_;
+  bool stopped_ = false;
+  std::uint64_t next_client_id_ = 1;
+  std::map<std::uint64_t, std::shared_ptr<Client>> clients_;
+  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
+};
+
+// Raises RLIMIT_NOFILE's soft limit to the hard limit and lowers max_clients so that every
+// client holding its socket, one message's fd in transit and its whole queue of frames still
+// fits. Returns a line for the log when it had to lower anything.
+std::string fit_limits_to_fd_budget(Limits& limits);
+
+}  // namespace shmfd::broker

@@ -1,0 +1,488 @@
+#include "client.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <asio/co_spawn.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "broker.hpp"
+#include "shmfd/asio_transport.hpp"
+#include "shmfd/verify.hpp"
+#include "shmfd/wire.hpp"
+
+namespace shmfd::broker {
+namespace {
+
+using Code = proto::ErrorCode;
+constexpr std::size_t kMaxClientName = 64;
+constexpr auto kLinger = std::chrono::seconds(2);
+
+std::string message_name(proto::Message::Which which) {
+  using M = proto::Message;
+  switch (which) {
+    case M::HELLO: return "Hello";
+    case M::WELCOME: return "Welcome";
+    case M::ADVERTISE: return "Advertise";
+    case M::SUBSCRIBE: return "Subscribe";
+    case M::PUBLISH: return "Publish";
+    case M::DELIVER: return "Deliver";
+    case M::RELEASE: return "Release";
+    case M::END_OF_STREAM: return "EndOfStream";
+    case M::ERROR: return "Error";
+    case M::ADVERTISED: return "Advertised";
+    case M::SUBSCRIBED: return "Subscribed";
+  }
+  return "message type " + std::to_string(static_cast<unsigned>(which));
+}
+
+std::string printable(std::string_view text) {
+  std::string out(text.substr(0, kMaxClientName));
+  for (char& c : out) {
+    if (c < ' ' || c > '~') c = '?';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::size_t Subscription::queued_frames() const {
+  return static_cast<std::size_t>(std::count_if(
+      pending.begin(), pending.end(), [](const Pending& p) { return p.frame != nullptr; }));
+}
+
+Client::Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials credentials)
+    : broker_(broker),
+      id_(id),
+      socket_(std::move(socket)),
+      credentials_(credentials),
+      reader_wake_(broker.io()),
+      writer_wake_(broker.io()),
+      linger_(broker.io()) {}
+
+std::string Client::describe() const {
+  return "client " + std::to_string(id_) + " (pid " + std::to_string(credentials_.pid) +
+         ", uid " + std::to_string(credentials_.uid) +
+         (name_.empty() ? std::string() : ", '" + name_ + "'") + ")";
+}
+
+void Client::start() {
+  auto self = shared_from_this();
+  const auto on_exit = [self](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      self->broker_.log().error(self->describe() + ": internal error: " + ex.what());
+    }
+    self->close("internal error");
+  };
+  asio::co_spawn(broker_.io(), [self] { return self->read_loop(); }, on_exit);
+  asio::co_spawn(broker_.io(), [self] { return self->write_loop(); }, on_exit);
+}
+
+void Client::close(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  broker_.log().info(describe() + " disconnected: " + why);
+  leave_topics();
+  replies_.clear();
+  std::error_code ignored;
+  socket_.close(ignored);
+  reader_wake_.cancel();
+  writer_wake_.cancel();
+  linger_.cancel();
+  broker_.remove_client(*this);
+}
+
+void Client::wake_reader() { reader_wake_.cancel(); }
+void Client::wake_writer() { writer_wake_.cancel(); }
+
+asio::awaitable<void> Client::read_loop() {
+  MessageBuffer buffer(broker_.options().limits.max_message_bytes);
+  while (!closed_ && !close_after_replies_) {
+    // Block-producer backpressure: while a subscriber of one of our topics is full, leave our
+    // messages in the socket; the producer's sends then block in its own process.
+    while (!closed_ && must_hold_producer()) {
+      reader_wake_.expires_at(asio::steady_timer::time_point::max());
+      std::error_code ec;
+      co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (closed_) break;
+    auto received =
+        co_await async_receive_message(socket_, buffer.bytes(), 1, asio::use_awaitable);
+    if (closed_) break;
+    if (!received) {
+      const Error& e = received.error();
+      if (e.is(Errc::fds_truncated) || e.is(Errc::message_truncated) ||
+          e.is(Errc::empty_message)) {
+        refuse(Code::LIMIT_EXCEEDED, e.message());  // every fd it carried is closed already
+        continue;
+      }
+      close("receive failed: " + e.message());
+      break;
+    }
+    if (received->status == RecvStatus::peer_closed) {
+      close("connection closed by the client");
+      break;
+    }
+    handle(buffer.bytes(received->size), std::move(received->fds));
+  }
+}
+
+asio::awaitable<void> Client::write_loop() {
+  while (!closed_) {
+    kj::Array<capnp::word> words;
+    FramePtr frame;
+    if (!next_outgoing(words, frame)) {
+      if (close_after_replies_) {
+        close("disconnected by the broker");
+        break;
+      }
+      writer_wake_.expires_at(asio::steady_timer::time_point::max());
+      std::error_code ec;
+      co_await writer_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    const int fd = frame ? frame->fd.get() : -1;
+    const auto fds = frame ? std::span<const int>(&fd, 1) : std::span<const int>();
+    auto sent = co_await async_send_message(socket_, as_bytes(words), fds, asio::use_awaitable);
+    if (closed_) break;
+    if (!sent) {
+      close("send failed: " + sent.error().message());
+      break;
+    }
+  }
+}
+
+void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds) {
+  using M = proto::Message;
+  auto handled = decode_message<proto::Message>(bytes, [&](M::Reader m) -> Status {
+    const auto which = m.which();
+    if (!greeted_ && which != M::HELLO) {
+      close_after_replies_ = true;
+      refuse(Code::MALFORMED_MESSAGE, "the first message must be Hello, not " + message_name(which));
+      return {};
+    }
+    if (which != M::PUBLISH && !fds.empty()) {
+      refuse(Code::MALFORMED_MESSAGE,
+             message_name(which) + " takes no fds; the " + std::to_string(fds.size()) +
+                 " attached were closed");
+      return {};  // `fds` closes them
+    }
+    switch (which) {
+      case M::HELLO: on_hello(m.getHello()); break;
+      case M::ADVERTISE: on_advertise(m.getAdvertise()); break;
+      case M::SUBSCRIBE: on_subscribe(m.getSubscribe()); break;
+      case M::PUBLISH: on_publish(m.getPublish(), fds); break;
+      case M::RELEASE: on_release(m.getRelease()); break;
+      default:
+        refuse(Code::MALFORMED_MESSAGE, "clients do not send " + message_name(which));
+        break;
+    }
+    return {};
+  });
+  if (!handled) refuse(wire_error_code(handled.error()), handled.error().message());
+}
+
+void Client::on_hello(proto::Hello::Reader hello) {
+  if (greeted_) {
+    refuse(Code::MALFORMED_MESSAGE, "Hello sent twice");
+    return;
+  }
+  const std::uint32_t version = hello.getVersion();
+  if (version != kProtocolVersion) {
+    close_after_replies_ = true;
+    refuse(Code::PROTOCOL_VERSION, "client speaks protocol version " + std::to_string(version) +
+                                       ", this broker speaks version " +
+                                       std::to_string(kProtocolVersion));
+    return;
+  }
+  name_ = printable(hello.getClientName().cStr());
+  greeted_ = true;
+  capnp::MallocMessageBuilder message;
+  auto welcome = message.initRoot<proto::Message>().initWelcome();
+  welcome.setVersion(kProtocolVersion);
+  welcome.setMaxMessageBytes(static_cast<std::uint32_t>(broker_.options().limits.max_message_bytes));
+  welcome.setMaxFdsPerMessage(1);
+  reply(message);
+  broker_.log().info(describe() + " connected");
+}
+
+void Client::on_advertise(proto::Advertise::Reader advertise) {
+  const std::string name = advertise.getTopic().cStr();
+  const auto kind = advertise.getKind();
+  auto guarantee = guarantee_from_proto(advertise.getGuarantee());
+  if (auto ok = check_topic_name(name); !ok) return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+  if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
+  if (static_cast<unsigned>(kind) > static_cast<unsigned>(LayoutKind::TENSOR)) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "unknown layout kind " + std::to_string(static_cast<unsigned>(kind)), name);
+  }
+  auto topic = broker_.topic(name);
+  if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
+  Topic* t = *topic;
+  if (t->producer != nullptr && t->producer != this) {
+    return refuse(Code::TOPIC_TAKEN,
+                  "topic '" + name + "' already has a producer: " + t->producer->describe(), name);
+  }
+  t->producer = this;
+  t->kind = kind;
+  t->guarantee = *guarantee;
+  produced_.insert(t);
+  capnp::MallocMessageBuilder message;
+  message.initRoot<proto::Message>().initAdvertised().setTopic(name);
+  reply(message);
+  broker_.log().info(describe() + " produces '" + name + "' (" + std::string(to_string(kind)) +
+                     ", " + std::string(to_string(*guarantee)) + ")");
+}
+
+void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
+  const std::string name = subscribe.getTopic().cStr();
+  const auto policy = subscribe.getBackpressure();
+  const Limits& limits = broker_.options().limits;
+  if (auto ok = check_topic_name(name); !ok) return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+  if (policy != Backpressure::DROP_OLDEST && policy != Backpressure::BLOCK_PRODUCER) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)), name);
+  }
+  if (subscriptions_.count(name) != 0) {
+    return refuse(Code::MALFORMED_MESSAGE, "already subscribed to '" + name + "'", name);
+  }
+  if (subscriptions_.size() >= limits.max_subscriptions_per_client) {
+    return refuse(Code::LIMIT_EXCEEDED, "a client may hold at most " +
+                                            std::to_string(limits.max_subscriptions_per_client) +
+                                            " subscriptions", name);
+  }
+  const std::uint32_t requested = subscribe.getQueueDepth();
+  const std::uint32_t depth =
+      requested == 0 ? limits.default_queue_depth : std::min(requested, limits.max_queue_depth);
+  // A block-producer queue can hold one frame past its depth (the one read before it filled).
+  std::size_t queued = depth + 1;
+  for (const auto& [_, sub] : subscriptions_) queued += sub->depth + 1;
+  if (queued > limits.max_queued_fds_per_client) {
+    return refuse(Code::LIMIT_EXCEEDED, "queue depth " + std::to_string(depth) +
+                                            " would let this client have " +
+                                            std::to_string(queued) +
+                                            " frames queued in the broker; the limit is " +
+                                            std::to_string(limits.max_queued_fds_per_client),
+                  name);
+  }
+  auto topic = broker_.topic(name);
+  if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
+
+  auto sub = std::make_unique<Subscription>();
+  sub->topic = *topic;
+  sub->client = this;
+  sub->depth = depth;
+  sub->policy = policy;
+  Subscription& s = *sub;
+  (*topic)->subscribers.push_back(sub.get());
+  subscriptions_.emplace(name, std::move(sub));
+
+  capnp::MallocMessageBuilder message;
+  auto subscribed = message.initRoot<proto::Message>().initSubscribed();
+  subscribed.setTopic(name);
+  subscribed.setQueueDepth(depth);
+  reply(message);
+  broker_.log().info(describe() + " subscribes to '" + name + "' (depth " +
+                     std::to_string(depth) +
+                     (policy == Backpressure::DROP_OLDEST ? ", drop-oldest)" : ", block-producer)"));
+  if (broker_.options().keep_last_frame && s.topic->last) enqueue(s, Pending{s.topic->last, {}});
+}
+
+void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds) {
+  const std::string name = publish.getTopic().cStr();
+  const auto frame = publish.getFrame();
+  const std::uint64_t sequence = frame.getSequence();
+  const std::uint64_t timestamp = frame.getTimestampNs();
+  const std::uint32_t fd_number = frame.getFd();
+  auto layout = layout_from_proto(frame.getLayout());
+
+  Topic* t = broker_.find_topic(name);
+  if (t == nullptr || t->producer != this) {
+    return refuse(Code::UNKNOWN_TOPIC, "publish on '" + name + "' without advertising it", name,
+                  sequence);
+  }
+  if (fds.size() != 1) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()),
+                  name, sequence);
+  }
+  auto index = fd_index(fd_number, fds.size());
+  if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name, sequence);
+  if (!layout) return refuse(Code::INVALID_LAYOUT, layout.error().message(), name, sequence);
+  if (layout_kind(*layout) != t->kind) {
+    return refuse(Code::INVALID_LAYOUT,
+                  "topic '" + name + "' carries " + std::string(to_string(t->kind)) +
+                      " layouts, this frame has a " +
+                      std::string(to_string(layout_kind(*layout))) + " layout",
+                  name, sequence);
+  }
+  auto extent = layout_extent(*layout);
+  if (!extent) return refuse(Code::INVALID_LAYOUT, extent.error().message(), name, sequence);
+  auto verified = verify_buffer(fds[*index].get(), t->guarantee, *extent);
+  if (!verified) {
+    return refuse(wire_error_code(verified.error()), verified.error().message(), name, sequence);
+  }
+
+  auto record = std::make_shared<FrameRecord>();
+  record->fd = std::move(fds[*index]);
+  record->layout = *layout;
+  record->sequence = sequence;
+  record->timestamp_ns = timestamp;
+  FramePtr shared = std::move(record);
+  if (broker_.options().keep_last_frame) t->last = shared;
+  for (Subscription* sub : t->subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
+}
+
+void Client::on_release(proto::Release::Reader release) {
+  const std::string name = release.getTopic().cStr();
+  const std::uint64_t sequence = release.getSequence();
+  auto it = subscriptions_.find(name);
+  if (it == subscriptions_.end()) {
+    return refuse(Code::UNKNOWN_TOPIC, "release on '" + name + "', which is not subscribed", name,
+                  sequence);
+  }
+  auto& in_flight = it->second->in_flight;
+  auto frame = std::find(in_flight.begin(), in_flight.end(), sequence);
+  if (frame == in_flight.end()) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "release of frame " + std::to_string(sequence) + " on '" + name +
+                      "', which this client does not hold",
+                  name, sequence);
+  }
+  in_flight.erase(frame);
+  wake_writer();
+}
+
+void Client::enqueue(Subscription& sub, Pending entry) {
+  if (entry.frame != nullptr && sub.policy == Backpressure::DROP_OLDEST) {
+    while (sub.queued_frames() >= sub.depth) {
+      auto oldest = std::find_if(sub.pending.begin(), sub.pending.end(),
+                                 [](const Pending& p) { return p.frame != nullptr; });
+      sub.pending.erase(oldest);  // its fd closes here unless another queue still holds it
+      ++sub.dropped;
+    }
+  }
+  sub.pending.push_back(std::move(entry));
+  wake_writer();
+}
+
+bool Client::must_hold_producer() const {
+  for (const Topic* t : produced_) {
+    for (const Subscription* s : t->subscribers) {
+      if (s->blocks_producer()) return true;
+    }
+  }
+  return false;
+}
+
+bool Client::next_outgoing(kj::Array<capnp::word>& words, FramePtr& frame) {
+  if (!replies_.empty()) {
+    words = std::move(replies_.front());
+    replies_.pop_front();
+    return true;
+  }
+  if (close_after_replies_ || subscriptions_.empty()) return false;
+  // Round-robin over subscriptions so one busy topic cannot starve the others.
+  const std::size_t n = subscriptions_.size();
+  auto it = subscriptions_.begin();
+  std::advance(it, static_cast<std::ptrdiff_t>(next_subscription_ % n));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (it == subscriptions_.end()) it = subscriptions_.begin();
+    Subscription& sub = *it->second;
+    ++it;
+    if (!sub.can_send()) continue;
+    next_subscription_ = (next_subscription_ + i + 1) % n;
+
+    Pending entry = std::move(sub.pending.front());
+    sub.pending.pop_front();
+    capnp::MallocMessageBuilder message;
+    auto root = message.initRoot<proto::Message>();
+    if (entry.frame) {
+      auto deliver = root.initDeliver();
+      deliver.setTopic(sub.topic->name);
+      deliver.setDropped(sub.dropped);
+      auto f = deliver.initFrame();
+      f.setFd(0);
+      f.setSequence(entry.frame->sequence);
+      f.setTimestampNs(entry.frame->timestamp_ns);
+      layout_to_proto(entry.frame->layout, f.initLayout());
+      sub.in_flight.push_back(entry.frame->sequence);
+      frame = std::move(entry.frame);
+    } else {
+      auto end = root.initEndOfStream();
+      end.setTopic(sub.topic->name);
+      end.setReason(entry.end_reason);
+    }
+    words = encode_message(message);
+    if (sub.topic->producer != nullptr) sub.topic->producer->wake_reader();
+    return true;
+  }
+  return false;
+}
+
+void Client::refuse(proto::ErrorCode code, const std::string& message, const std::string& topic,
+                    std::uint64_t sequence) {
+  ++errors_;
+  broker_.log().warn(describe() + ": refused [" + std::string(to_string(code)) + "]: " + message);
+  capnp::MallocMessageBuilder builder;
+  auto error = builder.initRoot<proto::Message>().initError();
+  error.setCode(code);
+  error.setMessage(message);
+  if (!topic.empty()) error.setTopic(topic);
+  error.setSequence(sequence);
+  reply(builder);
+  const std::size_t max_errors = broker_.options().limits.max_errors_per_client;
+  if (errors_ > max_errors && !close_after_replies_) {
+    capnp::MallocMessageBuilder last;
+    auto bye = last.initRoot<proto::Message>().initError();
+    bye.setCode(Code::LIMIT_EXCEEDED);
+    bye.setMessage("more than " + std::to_string(max_errors) +
+                   " refused requests; disconnecting");
+    reply(last);
+    close_after_replies_ = true;
+  }
+  if (close_after_replies_ && !closed_) {
+    // Stop routing at once; give the client a moment to read why before the socket closes.
+    leave_topics();
+    wake_writer();
+    linger_.expires_after(kLinger);
+    linger_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->close("did not read its final error in time");
+    });
+  }
+}
+
+void Client::reply(capnp::MessageBuilder& message) {
+  if (closed_) return;
+  if (replies_.size() >= broker_.options().limits.max_pending_replies) {
+    close("does not read the broker's replies");
+    return;
+  }
+  replies_.push_back(encode_message(message));
+  wake_writer();
+}
+
+void Client::leave_topics() {
+  for (Topic* t : produced_) {
+    t->producer = nullptr;
+    t->last.reset();
+    for (Subscription* s : t->subscribers) {
+      s->client->enqueue(*s, Pending{nullptr, "the producer, " + describe() + ", left"});
+    }
+    broker_.release_topic(t);
+  }
+  produced_.clear();
+  for (auto& [name, sub] : subscriptions_) {
+    Topic* t = sub->topic;
+    std::erase(t->subscribers, sub.get());
+    if (t->producer != nullptr) t->producer->wake_reader();
+    broker_.release_topic(t);
+  }
+  subscriptions_.clear();
+}
+
+}  // namespace shmfd::broker

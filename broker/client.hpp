@@ -1,0 +1,87 @@
+// One connected client of the broker: a reader coroutine that decodes, validates and routes its
+// requests, and a writer coroutine that sends its replies and frame deliveries without ever
+// blocking the broker (a client that does not read only fills its own queues).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/generic/seq_packet_protocol.hpp>
+#include <asio/steady_timer.hpp>
+#include <capnp/message.h>
+
+#include "shmfd/peer_credentials.hpp"
+#include "shmfd/transport.hpp"
+#include "topic.hpp"
+
+namespace shmfd::broker {
+
+class Broker;
+
+class Client : public std::enable_shared_from_this<Client> {
+ public:
+  using Socket = asio::generic::seq_packet_protocol::socket;
+
+  Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials credentials);
+
+  void start();
+  // Leaves every topic and closes the socket; the coroutines end on their own. Idempotent.
+  void close(const std::string& why);
+
+  // Called when a subscription of a topic this client produces has drained, so a producer held
+  // back by a block-producer subscriber can read on.
+  void wake_reader();
+  void wake_writer();
+  // Queues a frame (or the end of stream) for one of this client's subscriptions.
+  void enqueue(Subscription& sub, Pending entry);
+
+  std::string describe() const;  // "client 3 (pid 1234, uid 0, 'cam')"
+  std::uint64_t id() const { return id_; }
+
+ private:
+  asio::awaitable<void> read_loop();
+  asio::awaitable<void> write_loop();
+
+  void handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds);
+  void on_hello(proto::Hello::Reader hello);
+  void on_advertise(proto::Advertise::Reader advertise);
+  void on_subscribe(proto::Subscribe::Reader subscribe);
+  void on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
+  void on_release(proto::Release::Reader release);
+
+  // A refused request: an Error to the client, a log line, and a strike towards the limit.
+  void refuse(proto::ErrorCode code, const std::string& message, const std::string& topic = {},
+              std::uint64_t sequence = 0);
+  void reply(capnp::MessageBuilder& message);
+  bool must_hold_producer() const;
+  // The next message for the writer: a reply, else a frame or end of stream of a subscription.
+  bool next_outgoing(kj::Array<capnp::word>& words, FramePtr& frame);
+  void leave_topics();
+  void released(Subscription& sub);
+
+  Broker& broker_;
+  std::uint64_t id_;
+  Socket socket_;
+  PeerCredentials credentials_;
+  std::string name_;
+  bool greeted_ = false;
+  bool closed_ = false;
+  bool close_after_replies_ = false;
+  std::size_t errors_ = 0;
+  std::deque<kj::Array<capnp::word>> replies_;
+  std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;
+  std::size_t next_subscription_ = 0;  // round-robin position for fairness between topics
+  std::set<Topic*> produced_;
+  asio::steady_timer reader_wake_;
+  asio::steady_timer writer_wake_;
+  asio::steady_timer linger_;  // bounds how long a client being disconnected may take to read
+};
+
+}  // namespace shmfd::broker

@@ -1,0 +1,123 @@
+#include "options.hpp"
+
+#include <cstdio>
+#include <limits>
+
+#include "shmfd/protocol.hpp"
+
+namespace shmfd::broker {
+namespace {
+
+Result<std::uint64_t> parse_number(const std::string& flag, const std::string& value,
+                                   std::uint64_t min, std::uint64_t max, int base = 10) {
+  std::size_t used = 0;
+  std::uint64_t n = 0;
+  try {
+    n = std::stoull(value, &used, base);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || n < min || n > max) {
+    return fail(Errc::malformed_message, flag + ": '" + value + "' is not a number from " +
+                                             std::to_string(min) + " to " + std::to_string(max));
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string usage(const std::string& program) {
+  const Limits d;
+  return "usage: " + program + R"( [options]
+
+Routes sealed memfd frames from producers to consumers by topic, verifying every fd and
+layout before a consumer sees it.
+
+  --socket PATH              listening socket (default: )" +
+         default_socket_path() + R"()
+  --socket-mode MODE         octal mode of the socket file (default: 0660)
+  --log-level LEVEL          error, warn, info or debug (default: info)
+  --keep-last-frame          give late subscribers the topic's latest frame
+  --max-clients N            (default: )" +
+         std::to_string(d.max_clients) + R"()
+  --max-topics N             (default: )" +
+         std::to_string(d.max_topics) + R"()
+  --max-subscriptions N      per client (default: )" +
+         std::to_string(d.max_subscriptions_per_client) + R"()
+  --max-message-bytes N      largest message accepted (default: )" +
+         std::to_string(d.max_message_bytes) + R"()
+  --max-queued-fds N         frames queued in the broker per client (default: )" +
+         std::to_string(d.max_queued_fds_per_client) + R"()
+  --default-queue-depth N    for subscribers that ask for 0 (default: )" +
+         std::to_string(d.default_queue_depth) + R"()
+  --max-queue-depth N        cap on a subscriber's queue depth (default: )" +
+         std::to_string(d.max_queue_depth) + R"()
+  --max-errors N             refused requests before a client is disconnected (default: )" +
+         std::to_string(d.max_errors_per_client) + R"()
+  --help                     this text
+
+Stops cleanly on SIGINT or SIGTERM, removing its socket file.
+)";
+}
+
+Result<std::optional<Options>> parse_options(const std::vector<std::string>& args) {
+  Options o;
+  o.socket_path = default_socket_path();
+  constexpr std::uint64_t kBig = 1U << 30;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(usage(args[0]).c_str(), stdout);
+      return std::optional<Options>();
+    }
+    if (flag == "--keep-last-frame") {
+      o.keep_last_frame = true;
+      continue;
+    }
+    if (i + 1 >= args.size()) {
+      return fail(Errc::malformed_message, "unknown option or missing value: " + flag + " (see --help)");
+    }
+    const std::string& value = args[++i];
+    const auto number = [&](std::uint64_t min, std::uint64_t max) {
+      return parse_number(flag, value, min, max);
+    };
+    Result<std::uint64_t> n = std::uint64_t{0};
+    if (flag == "--socket") {
+      o.socket_path = value;
+    } else if (flag == "--socket-mode") {
+      n = parse_number(flag, value, 0, 0777, 8);
+      if (n) o.socket_mode = static_cast<mode_t>(*n);
+    } else if (flag == "--log-level") {
+      if (value == "error") o.log_level = LogLevel::error;
+      else if (value == "warn") o.log_level = LogLevel::warn;
+      else if (value == "info") o.log_level = LogLevel::info;
+      else if (value == "debug") o.log_level = LogLevel::debug;
+      else return fail(Errc::malformed_message, "--log-level: '" + value + "' is not error, warn, info or debug");
+    } else if (flag == "--max-clients") {
+      if ((n = number(1, kBig))) o.limits.max_clients = *n;
+    } else if (flag == "--max-topics") {
+      if ((n = number(1, kBig))) o.limits.max_topics = *n;
+    } else if (flag == "--max-subscriptions") {
+      if ((n = number(1, kBig))) o.limits.max_subscriptions_per_client = *n;
+    } else if (flag == "--max-message-bytes") {
+      if ((n = number(256, 16U << 20))) o.limits.max_message_bytes = *n;
+    } else if (flag == "--max-queued-fds") {
+      if ((n = number(1, kBig))) o.limits.max_queued_fds_per_client = *n;
+    } else if (flag == "--default-queue-depth") {
+      if ((n = number(1, 1U << 16))) o.limits.default_queue_depth = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--max-queue-depth") {
+      if ((n = number(1, 1U << 16))) o.limits.max_queue_depth = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--max-errors") {
+      if ((n = number(0, kBig))) o.limits.max_errors_per_client = *n;
+    } else {
+      return fail(Errc::malformed_message, "unknown option: " + flag + " (see --help)");
+    }
+    if (!n) return fail(std::move(n.error()));
+  }
+  if (o.limits.default_queue_depth > o.limits.max_queue_depth) {
+    o.limits.default_queue_depth = o.limits.max_queue_depth;
+  }
+  return std::optional<Options>(std::move(o));
+}
+
+}  // namespace shmfd::broker

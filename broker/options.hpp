@@ -1,0 +1,46 @@
+// shmfd-broker's configuration: every limit has a default and a command-line flag.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "shmfd/error.hpp"
+
+namespace shmfd::broker {
+
+enum class LogLevel { error, warn, info, debug };
+
+struct Limits {
+  std::size_t max_clients = 256;
+  std::size_t max_topics = 256;
+  std::size_t max_subscriptions_per_client = 64;
+  std::size_t max_message_bytes = 64 * 1024;
+  // Frames the broker may hold queued for one client, summed over its subscriptions: each is
+  // an open fd in the broker.
+  std::size_t max_queued_fds_per_client = 64;
+  std::uint32_t default_queue_depth = 4;
+  std::uint32_t max_queue_depth = 32;
+  // Refused requests a client may make before it is disconnected.
+  std::size_t max_errors_per_client = 16;
+  // Replies waiting for a client that does not read them before it is disconnected.
+  std::size_t max_pending_replies = 256;
+};
+
+struct Options {
+  std::string socket_path;
+  mode_t socket_mode = 0660;
+  LogLevel log_level = LogLevel::info;
+  bool keep_last_frame = false;  // deliver a topic's latest frame to late subscribers
+  Limits limits;
+};
+
+std::string usage(const std::string& program);
+
+// Parses argv. Returns nullopt after printing --help; errors name the flag and the value.
+Result<std::optional<Options>> parse_options(const std::vector<std::string>& args);
+
+}  // namespace shmfd::broker

@@ -1,0 +1,102 @@
+// Asio forms of Producer and Consumer, for programs built around an io_context. Completion
+// handlers receive a Result (errors are values), with any completion token: a callback,
+// asio::use_awaitable, asio::use_future, ...
+//
+//   auto consumer = shmfd::AsyncConsumer::create(io.get_executor(), std::move(*blocking));
+//   auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
+#pragma once
+
+#include <fcntl.h>
+
+#include <memory>
+#include <string_view>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "shmfd/asio_transport.hpp"
+#include "shmfd/consumer.hpp"
+#include "shmfd/producer.hpp"
+
+namespace shmfd {
+
+namespace detail {
+// An Asio readiness watcher on a duplicate of `fd`: Asio owns (and closes) the duplicate, the
+// client keeps its own fd.
+inline Result<asio::posix::stream_descriptor> watcher(const asio::any_io_executor& executor,
+                                                      int fd) {
+  const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return fail_errno(errno, "fcntl(" + std::to_string(fd) + ", F_DUPFD_CLOEXEC)");
+  return asio::posix::stream_descriptor(executor, dup);
+}
+}  // namespace detail
+
+// The objects must stay in place (not moved) while an operation is in progress.
+class AsyncConsumer {
+ public:
+  static Result<AsyncConsumer> create(const asio::any_io_executor& executor, Consumer consumer) {
+    auto readiness = detail::watcher(executor, consumer.native_handle());
+    if (!readiness) return fail(std::move(readiness.error()));
+    return AsyncConsumer(std::move(consumer), std::move(*readiness));
+  }
+
+  Consumer& consumer() noexcept { return consumer_; }
+
+  // Completes with Result<Event> once a frame or end of stream has arrived.
+  template <typename Token>
+  auto async_receive(Token&& token) {
+    auto attempt = [this](int) -> std::optional<Result<Event>> {
+      auto r = consumer_.try_receive();
+      if (!r) return Result<Event>(tl::unexpect, std::move(r.error()));
+      if (!*r) return std::nullopt;
+      return Result<Event>(std::move(**r));
+    };
+    return detail::async_when_ready<Result<Event>>(
+        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+  }
+
+ private:
+  AsyncConsumer(Consumer consumer, asio::posix::stream_descriptor readiness)
+      : consumer_(std::move(consumer)), readiness_(std::move(readiness)) {}
+
+  Consumer consumer_;
+  asio::posix::stream_descriptor readiness_;
+};
+
+class AsyncProducer {
+ public:
+  static Result<AsyncProducer> create(const asio::any_io_executor& executor, Producer producer) {
+    auto readiness = detail::watcher(executor, producer.native_handle());
+    if (!readiness) return fail(std::move(readiness.error()));
+    return AsyncProducer(std::move(producer), std::move(*readiness));
+  }
+
+  Producer& producer() noexcept { return producer_; }
+
+  // Seals and publishes `buffer`; completes with Result<std::uint64_t> (the sequence) once the
+  // frame is sent, waiting without blocking the thread while backpressure holds the socket.
+  template <typename Token>
+  auto async_publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
+                     Token&& token) {
+    auto prepared = producer_.prepare(topic, std::move(buffer), layout);
+    auto frame = std::make_shared<Result<PreparedFrame>>(std::move(prepared));
+    auto attempt = [this, frame](int) -> std::optional<Result<std::uint64_t>> {
+      if (!*frame) return Result<std::uint64_t>(tl::unexpect, frame->error());
+      auto r = producer_.try_send(**frame);
+      if (!r) return Result<std::uint64_t>(tl::unexpect, std::move(r.error()));
+      if (!*r) return std::nullopt;
+      return Result<std::uint64_t>(**r);
+    };
+    return detail::async_when_ready<Result<std::uint64_t>>(
+        readiness_, asio::posix::stream_descriptor::wait_write, std::move(attempt), token);
+  }
+
+ private:
+  AsyncProducer(Producer producer, asio::posix::stream_descriptor readiness)
+      : producer_(std::move(producer)), readiness_(std::move(readiness)) {}
+
+  Producer producer_;
+  asio::posix::stream_descriptor readiness_;
+};
+
+}  // namespace shmfd

@@ -1,0 +1,45 @@
+// A client's connection to shmfd-broker: connect, say Hello, get Welcome. Producer and Consumer
+// are built on it; most programs use those instead.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "shmfd/error.hpp"
+#include "shmfd/transport.hpp"
+#include "shmfd/unique_fd.hpp"
+#include "shmfd/wire.hpp"
+
+namespace shmfd {
+
+class Connection {
+ public:
+  // Connects to the broker at `socket_path` and completes the handshake (blocking). Errors:
+  // the socket's (ENOENT: no broker there), Errc::broker_refused (version mismatch, client
+  // limit), Errc::disconnected.
+  static Result<Connection> open(const std::string& socket_path, std::string_view client_name);
+
+  int fd() const noexcept { return fd_.get(); }
+  std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
+
+  Result<SendStatus> send(capnp::MessageBuilder& message, std::span<const int> fds = {},
+                          IoMode mode = IoMode::blocking);
+  // Receives one message (accepting at most one fd) into this connection's buffer. A closed
+  // connection is Errc::disconnected.
+  Result<ReceivedMessage> receive(IoMode mode = IoMode::blocking);
+  // The bytes of the last message received.
+  std::span<const std::byte> message(const ReceivedMessage& m) const {
+    return buffer_.bytes(m.size);
+  }
+
+ private:
+  explicit Connection(UniqueFd fd) : fd_(std::move(fd)) {}
+
+  UniqueFd fd_;
+  MessageBuffer buffer_;
+  std::uint32_t max_message_bytes_ = 0;
+};
+
+}  // namespace shmfd

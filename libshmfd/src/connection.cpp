@@ -1,0 +1,48 @@
+#include "shmfd/connection.hpp"
+
+#include "shmfd/protocol.hpp"
+#include "shmfd/unix_socket.hpp"
+
+namespace shmfd {
+
+Result<Connection> Connection::open(const std::string& socket_path, std::string_view client_name) {
+  auto fd = connect_seqpacket(socket_path);
+  if (!fd) return fail(std::move(fd.error()));
+  Connection conn(std::move(*fd));
+
+  capnp::MallocMessageBuilder hello;
+  auto h = hello.initRoot<proto::Message>().initHello();
+  h.setVersion(kProtocolVersion);
+  h.setClientName(std::string(client_name));
+  if (auto sent = conn.send(hello); !sent) return fail(std::move(sent.error()));
+
+  auto reply = conn.receive();
+  if (!reply) return fail(std::move(reply.error()));
+  auto welcome = decode_message<proto::Message>(
+      conn.message(*reply), [&](proto::Message::Reader m) -> Result<std::uint32_t> {
+        if (m.isError()) return fail(broker_error(m.getError()));
+        if (!m.isWelcome()) {
+          return fail(Errc::protocol_violation, "the broker answered Hello with something else");
+        }
+        return m.getWelcome().getMaxMessageBytes();
+      });
+  if (!welcome) return fail(std::move(welcome.error()).prefixed("connect to " + socket_path));
+  conn.max_message_bytes_ = *welcome;
+  return conn;
+}
+
+Result<SendStatus> Connection::send(capnp::MessageBuilder& message, std::span<const int> fds,
+                                    IoMode mode) {
+  const auto words = encode_message(message);
+  return send_message(fd_.get(), as_bytes(words), fds, mode);
+}
+
+Result<ReceivedMessage> Connection::receive(IoMode mode) {
+  auto m = receive_message(fd_.get(), buffer_.bytes(), 1, mode);
+  if (m && m->status == RecvStatus::peer_closed) {
+    return fail(Errc::disconnected, "the broker closed the connection");
+  }
+  return m;
+}
+
+}  // namespace shmfd

@@ -1,0 +1,178 @@
+#include "shmfd/consumer.hpp"
+
+#include "shmfd/verify.hpp"
+
+namespace shmfd {
+namespace detail {
+
+// What a Consumer and its Frames share: the connection (so a Frame can release itself after
+// the Consumer moved) and the releases that found the socket full.
+struct ConsumerLink {
+  explicit ConsumerLink(Connection c) : connection(std::move(c)) {}
+
+  void send_release(const std::string& topic, std::uint64_t sequence) noexcept {
+    try {
+      capnp::MallocMessageBuilder message;
+      auto release = message.initRoot<proto::Message>().initRelease();
+      release.setTopic(topic);
+      release.setSequence(sequence);
+      auto words = encode_message(message);
+      if (unsent.empty()) {
+        auto sent = send_message(connection.fd(), as_bytes(words), {}, IoMode::non_blocking);
+        if (!sent || *sent == SendStatus::sent) return;  // an error means the broker is gone
+      }
+      unsent.push_back(std::move(words));
+    } catch (...) {
+      // Out of memory while building a 40-byte message: the broker frees the slot when this
+      // consumer disconnects.
+    }
+  }
+
+  Status flush() {
+    while (!unsent.empty()) {
+      auto sent = send_message(connection.fd(), as_bytes(unsent.front()));
+      if (!sent) return fail(std::move(sent.error()));
+      unsent.pop_front();
+    }
+    return {};
+  }
+
+  Connection connection;
+  std::deque<kj::Array<capnp::word>> unsent;
+  std::deque<Event> early;  // frames that arrived while subscribe() waited for its answer
+};
+
+}  // namespace detail
+
+Frame& Frame::operator=(Frame&& other) noexcept {
+  if (this != &other) {
+    release();
+    link_ = std::move(other.link_);
+    topic_ = std::move(other.topic_);
+    sequence_ = other.sequence_;
+    timestamp_ns_ = other.timestamp_ns_;
+    dropped_ = other.dropped_;
+    layout_ = other.layout_;
+    mapping_ = std::move(other.mapping_);
+  }
+  return *this;
+}
+
+Frame::~Frame() { release(); }
+
+void Frame::release() noexcept {
+  mapping_.reset();
+  if (link_) link_->send_release(topic_, sequence_);
+  link_.reset();
+}
+
+Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name) {
+  auto connection = Connection::open(socket_path, client_name);
+  if (!connection) return fail(std::move(connection.error()));
+  return Consumer(std::make_shared<detail::ConsumerLink>(std::move(*connection)));
+}
+
+int Consumer::native_handle() const noexcept { return link_->connection.fd(); }
+
+Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
+                                          Backpressure policy) {
+  if (auto ok = check_topic_name(topic); !ok) return fail(std::move(ok.error()));
+  capnp::MallocMessageBuilder message;
+  auto subscribe = message.initRoot<proto::Message>().initSubscribe();
+  subscribe.setTopic(std::string(topic));
+  subscribe.setQueueDepth(depth);
+  subscribe.setBackpressure(policy);
+  if (auto ok = link_->flush(); !ok) return fail(std::move(ok.error()));
+  if (auto sent = link_->connection.send(message); !sent) return fail(std::move(sent.error()));
+
+  // Frames of other topics may arrive first; keep them for receive().
+  for (;;) {
+    auto incoming = read_one(IoMode::blocking);
+    if (!incoming) return fail(std::move(incoming.error()));
+    if (incoming->subscribed && incoming->topic == topic) return incoming->depth;
+    if (incoming->error) return fail(std::move(*incoming->error));
+    if (incoming->event) link_->early.push_back(std::move(*incoming->event));
+  }
+}
+
+Result<Event> Consumer::receive() {
+  for (;;) {
+    auto event = next(IoMode::blocking);
+    if (!event) return fail(std::move(event.error()));
+    if (*event) return std::move(**event);
+  }
+}
+
+Result<std::optional<Event>> Consumer::try_receive() { return next(IoMode::non_blocking); }
+
+Result<std::optional<Event>> Consumer::next(IoMode mode) {
+  if (!link_->early.empty()) {
+    Event e = std::move(link_->early.front());
+    link_->early.pop_front();
+    return std::optional<Event>(std::move(e));
+  }
+  auto incoming = read_one(mode);
+  if (!incoming) return fail(std::move(incoming.error()));
+  if (incoming->error) return fail(std::move(*incoming->error));
+  return std::move(incoming->event);
+}
+
+Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
+  if (auto ok = link_->flush(); !ok) return fail(std::move(ok.error()));
+  Connection& conn = link_->connection;
+  auto m = conn.receive(mode);
+  if (!m) return fail(std::move(m.error()));
+  if (m->status == RecvStatus::would_block) return Incoming{};
+
+  return decode_message<proto::Message>(
+      conn.message(*m), [&](proto::Message::Reader r) -> Result<Incoming> {
+        Incoming in;
+        if (r.isSubscribed()) {
+          in.subscribed = true;
+          in.topic = r.getSubscribed().getTopic().cStr();
+          in.depth = r.getSubscribed().getQueueDepth();
+          return in;
+        }
+        if (r.isEndOfStream()) {
+          auto end = r.getEndOfStream();
+          in.event = EndOfStream{end.getTopic().cStr(), end.getReason().cStr()};
+          return in;
+        }
+        if (r.isError()) {
+          in.topic = r.getError().getTopic().cStr();
+          in.error = broker_error(r.getError());
+          return in;
+        }
+        if (!r.isDeliver()) {
+          return fail(Errc::protocol_violation, "the broker sent a message consumers never get");
+        }
+        auto deliver = r.getDeliver();
+        auto frame = deliver.getFrame();
+        Frame out;
+        out.topic_ = deliver.getTopic().cStr();
+        out.sequence_ = frame.getSequence();
+        out.timestamp_ns_ = frame.getTimestampNs();
+        out.dropped_ = deliver.getDropped();
+        // From here on the broker counts this frame as ours: it is released on every path.
+        out.link_ = link_;
+        auto index = fd_index(frame.getFd(), m->fds.size());
+        if (!index) return fail(std::move(index.error()));
+        auto layout = layout_from_proto(frame.getLayout());
+        if (!layout) return fail(std::move(layout.error()));
+        out.layout_ = *layout;
+        auto extent = layout_extent(out.layout_);
+        if (!extent) return fail(std::move(extent.error()));
+        // The broker verified it; checking again costs ~0.4 us and guards against a broker bug.
+        const int fd = m->fds[*index].get();
+        auto verified = verify_buffer(fd, Guarantee::pool, *extent);
+        if (!verified) return fail(std::move(verified.error()));
+        auto mapping =
+            Mapping::map(fd, static_cast<std::size_t>(verified->size), Access::read_only);
+        if (!mapping) return fail(std::move(mapping.error()));
+        out.mapping_ = std::move(*mapping);
+        in.event = std::move(out);  // the fd closes with `m`; the mapping keeps the pages
+        return in;
+      });
+}
+
+}  // namespace shmfd
