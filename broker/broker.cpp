@@ -15,6 +15,8 @@ namespace {
 // Fds the broker needs besides its clients: the listener, the signal pipe, stdio, epoll.
 constexpr std::size_t kReservedFds = 32;
 
+// Tells a client it cannot be served, then drains what it already sent: closing a unix socket
+// with unread data makes the peer's next recv fail with ECONNRESET instead of reading why.
 void refuse_connection(int fd, const std::string& why) {
   capnp::MallocMessageBuilder message;
   auto error = message.initRoot<proto::Message>().initError();
@@ -22,6 +24,11 @@ void refuse_connection(int fd, const std::string& why) {
   error.setMessage(why);
   const auto words = encode_message(message);
   (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
+  MessageBuffer sink(256);
+  for (int i = 0; i < 8; ++i) {
+    auto m = receive_message(fd, sink.bytes(), 0, IoMode::non_blocking);  // fds: closed
+    if (m && m->status != RecvStatus::message) break;
+  }
 }
 
 }  // namespace
@@ -41,7 +48,8 @@ std::string fit_limits_to_fd_budget(Limits& limits) {
   const auto budget = static_cast<std::size_t>(rl.rlim_cur);
   if (budget <= fixed + per_client) {
     limits.max_clients = 1;
-    return "RLIMIT_NOFILE " + std::to_string(budget) + " is too small for the limits; serving 1 client";
+    return "RLIMIT_NOFILE " + std::to_string(budget) +
+           " is too small for the limits; serving 1 client";
   }
   const std::size_t fit = (budget - fixed) / per_client;
   if (fit >= limits.max_clients) return {};
@@ -58,9 +66,13 @@ Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
   listener_.non_blocking(true);
 }
 
-Broker::~Broker() { shutdown(); }
+Broker::~Broker() {
+  shutdown();
+}
 
-void Broker::start() { accept_loop(); }
+void Broker::start() {
+  accept_loop();
+}
 
 void Broker::shutdown() {
   if (stopped_) return;
@@ -137,6 +149,8 @@ void Broker::release_topic(Topic* topic) {
   if (topic->producer == nullptr && topic->subscribers.empty()) topics_.erase(topic->name);
 }
 
-void Broker::remove_client(Client& client) { clients_.erase(client.id()); }
+void Broker::remove_client(Client& client) {
+  clients_.erase(client.id());
+}
 
 }  // namespace shmfd::broker

@@ -22,17 +22,28 @@ constexpr auto kLinger = std::chrono::seconds(2);
 std::string message_name(proto::Message::Which which) {
   using M = proto::Message;
   switch (which) {
-    case M::HELLO: return "Hello";
-    case M::WELCOME: return "Welcome";
-    case M::ADVERTISE: return "Advertise";
-    case M::SUBSCRIBE: return "Subscribe";
-    case M::PUBLISH: return "Publish";
-    case M::DELIVER: return "Deliver";
-    case M::RELEASE: return "Release";
-    case M::END_OF_STREAM: return "EndOfStream";
-    case M::ERROR: return "Error";
-    case M::ADVERTISED: return "Advertised";
-    case M::SUBSCRIBED: return "Subscribed";
+    case M::HELLO:
+      return "Hello";
+    case M::WELCOME:
+      return "Welcome";
+    case M::ADVERTISE:
+      return "Advertise";
+    case M::SUBSCRIBE:
+      return "Subscribe";
+    case M::PUBLISH:
+      return "Publish";
+    case M::DELIVER:
+      return "Deliver";
+    case M::RELEASE:
+      return "Release";
+    case M::END_OF_STREAM:
+      return "EndOfStream";
+    case M::ERROR:
+      return "Error";
+    case M::ADVERTISED:
+      return "Advertised";
+    case M::SUBSCRIBED:
+      return "Subscribed";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
@@ -62,9 +73,9 @@ Client::Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials 
       linger_(broker.io()) {}
 
 std::string Client::describe() const {
-  return "client " + std::to_string(id_) + " (pid " + std::to_string(credentials_.pid) +
-         ", uid " + std::to_string(credentials_.uid) +
-         (name_.empty() ? std::string() : ", '" + name_ + "'") + ")";
+  return "client " + std::to_string(id_) + " (pid " + std::to_string(credentials_.pid) + ", uid " +
+         std::to_string(credentials_.uid) + (name_.empty() ? std::string() : ", '" + name_ + "'") +
+         ")";
 }
 
 void Client::start() {
@@ -78,8 +89,10 @@ void Client::start() {
     }
     self->close("internal error");
   };
-  asio::co_spawn(broker_.io(), [self] { return self->read_loop(); }, on_exit);
-  asio::co_spawn(broker_.io(), [self] { return self->write_loop(); }, on_exit);
+  asio::co_spawn(
+      broker_.io(), [self] { return self->read_loop(); }, on_exit);
+  asio::co_spawn(
+      broker_.io(), [self] { return self->write_loop(); }, on_exit);
 }
 
 void Client::close(const std::string& why) {
@@ -96,8 +109,12 @@ void Client::close(const std::string& why) {
   broker_.remove_client(*this);
 }
 
-void Client::wake_reader() { reader_wake_.cancel(); }
-void Client::wake_writer() { writer_wake_.cancel(); }
+void Client::wake_reader() {
+  reader_wake_.cancel();
+}
+void Client::wake_writer() {
+  writer_wake_.cancel();
+}
 
 asio::awaitable<void> Client::read_loop() {
   MessageBuffer buffer(broker_.options().limits.max_message_bytes);
@@ -110,13 +127,11 @@ asio::awaitable<void> Client::read_loop() {
       co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
     if (closed_) break;
-    auto received =
-        co_await async_receive_message(socket_, buffer.bytes(), 1, asio::use_awaitable);
+    auto received = co_await async_receive_message(socket_, buffer.bytes(), 1, asio::use_awaitable);
     if (closed_) break;
     if (!received) {
       const Error& e = received.error();
-      if (e.is(Errc::fds_truncated) || e.is(Errc::message_truncated) ||
-          e.is(Errc::empty_message)) {
+      if (e.is(Errc::fds_truncated) || e.is(Errc::message_truncated) || e.is(Errc::empty_message)) {
         refuse(Code::LIMIT_EXCEEDED, e.message());  // every fd it carried is closed already
         continue;
       }
@@ -162,21 +177,31 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
     const auto which = m.which();
     if (!greeted_ && which != M::HELLO) {
       close_after_replies_ = true;
-      refuse(Code::MALFORMED_MESSAGE, "the first message must be Hello, not " + message_name(which));
+      refuse(Code::MALFORMED_MESSAGE,
+             "the first message must be Hello, not " + message_name(which));
       return {};
     }
     if (which != M::PUBLISH && !fds.empty()) {
-      refuse(Code::MALFORMED_MESSAGE,
-             message_name(which) + " takes no fds; the " + std::to_string(fds.size()) +
-                 " attached were closed");
+      refuse(Code::MALFORMED_MESSAGE, message_name(which) + " takes no fds; the " +
+                                          std::to_string(fds.size()) + " attached were closed");
       return {};  // `fds` closes them
     }
     switch (which) {
-      case M::HELLO: on_hello(m.getHello()); break;
-      case M::ADVERTISE: on_advertise(m.getAdvertise()); break;
-      case M::SUBSCRIBE: on_subscribe(m.getSubscribe()); break;
-      case M::PUBLISH: on_publish(m.getPublish(), fds); break;
-      case M::RELEASE: on_release(m.getRelease()); break;
+      case M::HELLO:
+        on_hello(m.getHello());
+        break;
+      case M::ADVERTISE:
+        on_advertise(m.getAdvertise());
+        break;
+      case M::SUBSCRIBE:
+        on_subscribe(m.getSubscribe());
+        break;
+      case M::PUBLISH:
+        on_publish(m.getPublish(), fds);
+        break;
+      case M::RELEASE:
+        on_release(m.getRelease());
+        break;
       default:
         refuse(Code::MALFORMED_MESSAGE, "clients do not send " + message_name(which));
         break;
@@ -204,7 +229,8 @@ void Client::on_hello(proto::Hello::Reader hello) {
   capnp::MallocMessageBuilder message;
   auto welcome = message.initRoot<proto::Message>().initWelcome();
   welcome.setVersion(kProtocolVersion);
-  welcome.setMaxMessageBytes(static_cast<std::uint32_t>(broker_.options().limits.max_message_bytes));
+  welcome.setMaxMessageBytes(
+      static_cast<std::uint32_t>(broker_.options().limits.max_message_bytes));
   welcome.setMaxFdsPerMessage(1);
   reply(message);
   broker_.log().info(describe() + " connected");
@@ -214,7 +240,8 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
   const std::string name = advertise.getTopic().cStr();
   const auto kind = advertise.getKind();
   auto guarantee = guarantee_from_proto(advertise.getGuarantee());
-  if (auto ok = check_topic_name(name); !ok) return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+  if (auto ok = check_topic_name(name); !ok)
+    return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
   if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
   if (static_cast<unsigned>(kind) > static_cast<unsigned>(LayoutKind::TENSOR)) {
     return refuse(Code::MALFORMED_MESSAGE,
@@ -242,18 +269,21 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   const std::string name = subscribe.getTopic().cStr();
   const auto policy = subscribe.getBackpressure();
   const Limits& limits = broker_.options().limits;
-  if (auto ok = check_topic_name(name); !ok) return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+  if (auto ok = check_topic_name(name); !ok)
+    return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
   if (policy != Backpressure::DROP_OLDEST && policy != Backpressure::BLOCK_PRODUCER) {
     return refuse(Code::MALFORMED_MESSAGE,
-                  "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)), name);
+                  "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)),
+                  name);
   }
   if (subscriptions_.count(name) != 0) {
     return refuse(Code::MALFORMED_MESSAGE, "already subscribed to '" + name + "'", name);
   }
   if (subscriptions_.size() >= limits.max_subscriptions_per_client) {
-    return refuse(Code::LIMIT_EXCEEDED, "a client may hold at most " +
-                                            std::to_string(limits.max_subscriptions_per_client) +
-                                            " subscriptions", name);
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "a client may hold at most " +
+                      std::to_string(limits.max_subscriptions_per_client) + " subscriptions",
+                  name);
   }
   const std::uint32_t requested = subscribe.getQueueDepth();
   const std::uint32_t depth =
@@ -262,11 +292,10 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   std::size_t queued = depth + 1;
   for (const auto& [_, sub] : subscriptions_) queued += sub->depth + 1;
   if (queued > limits.max_queued_fds_per_client) {
-    return refuse(Code::LIMIT_EXCEEDED, "queue depth " + std::to_string(depth) +
-                                            " would let this client have " +
-                                            std::to_string(queued) +
-                                            " frames queued in the broker; the limit is " +
-                                            std::to_string(limits.max_queued_fds_per_client),
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "queue depth " + std::to_string(depth) + " would let this client have " +
+                      std::to_string(queued) + " frames queued in the broker; the limit is " +
+                      std::to_string(limits.max_queued_fds_per_client),
                   name);
   }
   auto topic = broker_.topic(name);
@@ -286,9 +315,9 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   subscribed.setTopic(name);
   subscribed.setQueueDepth(depth);
   reply(message);
-  broker_.log().info(describe() + " subscribes to '" + name + "' (depth " +
-                     std::to_string(depth) +
-                     (policy == Backpressure::DROP_OLDEST ? ", drop-oldest)" : ", block-producer)"));
+  broker_.log().info(
+      describe() + " subscribes to '" + name + "' (depth " + std::to_string(depth) +
+      (policy == Backpressure::DROP_OLDEST ? ", drop-oldest)" : ", block-producer)"));
   if (broker_.options().keep_last_frame && s.topic->last) enqueue(s, Pending{s.topic->last, {}});
 }
 
@@ -306,9 +335,10 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
                   sequence);
   }
   if (fds.size() != 1) {
-    return refuse(Code::MALFORMED_MESSAGE,
-                  "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()),
-                  name, sequence);
+    return refuse(
+        Code::MALFORMED_MESSAGE,
+        "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()), name,
+        sequence);
   }
   auto index = fd_index(fd_number, fds.size());
   if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name, sequence);
@@ -316,8 +346,8 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   if (layout_kind(*layout) != t->kind) {
     return refuse(Code::INVALID_LAYOUT,
                   "topic '" + name + "' carries " + std::string(to_string(t->kind)) +
-                      " layouts, this frame has a " +
-                      std::string(to_string(layout_kind(*layout))) + " layout",
+                      " layouts, this frame has a " + std::string(to_string(layout_kind(*layout))) +
+                      " layout",
                   name, sequence);
   }
   auto extent = layout_extent(*layout);
@@ -440,8 +470,7 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
     capnp::MallocMessageBuilder last;
     auto bye = last.initRoot<proto::Message>().initError();
     bye.setCode(Code::LIMIT_EXCEEDED);
-    bye.setMessage("more than " + std::to_string(max_errors) +
-                   " refused requests; disconnecting");
+    bye.setMessage("more than " + std::to_string(max_errors) + " refused requests; disconnecting");
     reply(last);
     close_after_replies_ = true;
   }

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include <capnp/message.h>
 #include <asio/awaitable.hpp>
 #include <asio/generic/seq_packet_protocol.hpp>
 #include <asio/steady_timer.hpp>
-#include <capnp/message.h>
 
 #include "shmfd/peer_credentials.hpp"
 #include "shmfd/transport.hpp"

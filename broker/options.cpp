@@ -75,7 +75,8 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       continue;
     }
     if (i + 1 >= args.size()) {
-      return fail(Errc::malformed_message, "unknown option or missing value: " + flag + " (see --help)");
+      return fail(Errc::malformed_message,
+                  "unknown option or missing value: " + flag + " (see --help)");
     }
     const std::string& value = args[++i];
     const auto number = [&](std::uint64_t min, std::uint64_t max) {
@@ -88,11 +89,17 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       n = parse_number(flag, value, 0, 0777, 8);
       if (n) o.socket_mode = static_cast<mode_t>(*n);
     } else if (flag == "--log-level") {
-      if (value == "error") o.log_level = LogLevel::error;
-      else if (value == "warn") o.log_level = LogLevel::warn;
-      else if (value == "info") o.log_level = LogLevel::info;
-      else if (value == "debug") o.log_level = LogLevel::debug;
-      else return fail(Errc::malformed_message, "--log-level: '" + value + "' is not error, warn, info or debug");
+      if (value == "error")
+        o.log_level = LogLevel::error;
+      else if (value == "warn")
+        o.log_level = LogLevel::warn;
+      else if (value == "info")
+        o.log_level = LogLevel::info;
+      else if (value == "debug")
+        o.log_level = LogLevel::debug;
+      else
+        return fail(Errc::malformed_message,
+                    "--log-level: '" + value + "' is not error, warn, info or debug");
     } else if (flag == "--max-clients") {
       if ((n = number(1, kBig))) o.limits.max_clients = *n;
     } else if (flag == "--max-topics") {

@@ -40,8 +40,8 @@ struct Subscription {
   Client* client = nullptr;
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::DROP_OLDEST;
-  std::deque<Pending> pending;           // waiting in the broker
-  std::deque<std::uint64_t> in_flight;   // delivered, not yet released by the consumer
+  std::deque<Pending> pending;          // waiting in the broker
+  std::deque<std::uint64_t> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
 
   std::size_t queued_frames() const;

@@ -135,6 +135,23 @@ TEST_F(TransportTest, SurplusFdsAreClosedAndReported) {
   for (std::size_t i = 0; i < pipes.size(); ++i) EXPECT_TRUE(sees_eof(pipes[i])) << "pipe " << i;
 }
 
+TEST_F(TransportTest, OneFdTooManyIsCaughtThoughTheControlBufferHasRoomForIt) {
+  // CMSG_SPACE(1 fd) is 24 bytes, which also holds 2 fds: the kernel sets no MSG_CTRUNC.
+  std::vector<Pipe> pipes;
+  std::vector<int> write_ends;
+  for (int i = 0; i < 2; ++i) {
+    pipes.push_back(make_pipe());
+    write_ends.push_back(pipes.back().write.get());
+  }
+  ASSERT_TRUE(send_message(sender_.get(), bytes_of("two"), write_ends));
+  for (auto& p : pipes) p.write.reset();
+  std::array<std::byte, 16> buf{};
+  auto sut = receive_message(receiver_.get(), buf, 1);
+  ASSERT_FALSE(sut);
+  EXPECT_TRUE(sut.error().is(Errc::fds_truncated));
+  for (const auto& p : pipes) EXPECT_TRUE(sees_eof(p));
+}
+
 TEST_F(TransportTest, FdsToAReceiverThatAcceptsNoneAreClosed) {
   Pipe p = make_pipe();
   const int fd = p.write.get();

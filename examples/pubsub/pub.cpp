@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   auto layout = image_layout(PixelFormat::rgba8, width, height);
   if (!layout) return std::fprintf(stderr, "shmfd-pub: %s\n", layout.error().message().c_str()), 2;
   auto producer = Producer::connect(socket, "shmfd-pub");
-  if (!producer) return std::fprintf(stderr, "shmfd-pub: %s\n", producer.error().message().c_str()), 1;
+  if (!producer)
+    return std::fprintf(stderr, "shmfd-pub: %s\n", producer.error().message().c_str()), 1;
   if (auto ok = producer->advertise(topic, LayoutKind::IMAGE); !ok) {
     return std::fprintf(stderr, "shmfd-pub: %s\n", ok.error().message().c_str()), 1;
   }
@@ -37,7 +38,8 @@ int main(int argc, char** argv) {
   auto next = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; frames == 0 || i < frames; ++i) {
     auto buffer = producer->allocate(topic, *layout);
-    if (!buffer) return std::fprintf(stderr, "shmfd-pub: %s\n", buffer.error().message().c_str()), 1;
+    if (!buffer)
+      return std::fprintf(stderr, "shmfd-pub: %s\n", buffer.error().message().c_str()), 1;
     // Sequence numbers start at 1; the pattern is drawn for the number publish will assign.
     examples::draw(buffer->bytes(), *layout, i + 1);
     auto sequence = producer->publish(topic, std::move(*buffer), *layout);
@@ -45,7 +47,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "shmfd-pub: %s\n", sequence.error().message().c_str());
       return 1;
     }
-    if (*sequence % 100 == 0) std::fprintf(stderr, "shmfd-pub: %llu frames\n", static_cast<unsigned long long>(*sequence));
+    if (*sequence % 100 == 0)
+      std::fprintf(stderr, "shmfd-pub: %llu frames\n", static_cast<unsigned long long>(*sequence));
     next += period;
     std::this_thread::sleep_until(next);
   }

@@ -23,10 +23,12 @@ int main(int argc, char** argv) {
   const auto depth = static_cast<std::uint32_t>(args.number("--depth", 0));
 
   auto consumer = Consumer::connect(socket, "shmfd-sub");
-  if (!consumer) return std::fprintf(stderr, "shmfd-sub: %s\n", consumer.error().message().c_str()), 1;
+  if (!consumer)
+    return std::fprintf(stderr, "shmfd-sub: %s\n", consumer.error().message().c_str()), 1;
   auto granted = consumer->subscribe(
       topic, depth, args.has("--block") ? Backpressure::BLOCK_PRODUCER : Backpressure::DROP_OLDEST);
-  if (!granted) return std::fprintf(stderr, "shmfd-sub: %s\n", granted.error().message().c_str()), 1;
+  if (!granted)
+    return std::fprintf(stderr, "shmfd-sub: %s\n", granted.error().message().c_str()), 1;
   std::fprintf(stderr, "shmfd-sub: subscribed to '%s' (queue depth %u)\n", topic.c_str(), *granted);
 
   std::uint64_t received = 0, wrong = 0, dropped = 0;
@@ -39,7 +41,8 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (auto* end = std::get_if<EndOfStream>(&*event)) {
-      std::fprintf(stderr, "shmfd-sub: end of stream on '%s': %s\n", end->topic.c_str(), end->reason.c_str());
+      std::fprintf(stderr, "shmfd-sub: end of stream on '%s': %s\n", end->topic.c_str(),
+                   end->reason.c_str());
       break;
     }
     const Frame& frame = std::get<Frame>(*event);
@@ -55,12 +58,14 @@ int main(int argc, char** argv) {
   const auto pct = [&](double p) {
     return latency_ns.empty() ? 0.0
                               : static_cast<double>(latency_ns[static_cast<std::size_t>(
-                                    p * static_cast<double>(latency_ns.size() - 1))]) / 1e3;
+                                    p * static_cast<double>(latency_ns.size() - 1))]) /
+                                    1e3;
   };
-  std::printf("shmfd-sub: %llu frames in %.1f s (%.1f fps), latency p50 %.0f us p99 %.0f us, "
-              "%llu dropped, %llu wrong pixels\n",
-              static_cast<unsigned long long>(received), seconds,
-              seconds > 0 ? static_cast<double>(received) / seconds : 0.0, pct(0.5), pct(0.99),
-              static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(wrong));
+  std::printf(
+      "shmfd-sub: %llu frames in %.1f s (%.1f fps), latency p50 %.0f us p99 %.0f us, "
+      "%llu dropped, %llu wrong pixels\n",
+      static_cast<unsigned long long>(received), seconds,
+      seconds > 0 ? static_cast<double>(received) / seconds : 0.0, pct(0.5), pct(0.99),
+      static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(wrong));
   return wrong == 0 ? 0 : 1;
 }

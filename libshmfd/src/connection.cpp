@@ -14,7 +14,9 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   auto h = hello.initRoot<proto::Message>().initHello();
   h.setVersion(kProtocolVersion);
   h.setClientName(std::string(client_name));
-  if (auto sent = conn.send(hello); !sent) return fail(std::move(sent.error()));
+  auto sent = conn.send(hello);
+  if (!sent && !sent.error().is(std::errc::broken_pipe)) return fail(std::move(sent.error()));
+  // On EPIPE the broker hung up at once; its reason, if any, is waiting to be read.
 
   auto reply = conn.receive();
   if (!reply) return fail(std::move(reply.error()));

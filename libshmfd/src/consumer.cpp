@@ -58,7 +58,9 @@ Frame& Frame::operator=(Frame&& other) noexcept {
   return *this;
 }
 
-Frame::~Frame() { release(); }
+Frame::~Frame() {
+  release();
+}
 
 void Frame::release() noexcept {
   mapping_.reset();
@@ -72,7 +74,9 @@ Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_v
   return Consumer(std::make_shared<detail::ConsumerLink>(std::move(*connection)));
 }
 
-int Consumer::native_handle() const noexcept { return link_->connection.fd(); }
+int Consumer::native_handle() const noexcept {
+  return link_->connection.fd();
+}
 
 Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
                                           Backpressure policy) {
@@ -103,7 +107,9 @@ Result<Event> Consumer::receive() {
   }
 }
 
-Result<std::optional<Event>> Consumer::try_receive() { return next(IoMode::non_blocking); }
+Result<std::optional<Event>> Consumer::try_receive() {
+  return next(IoMode::non_blocking);
+}
 
 Result<std::optional<Event>> Consumer::next(IoMode mode) {
   if (!link_->early.empty()) {

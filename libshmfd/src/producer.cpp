@@ -124,7 +124,8 @@ Status Producer::drain() {
     if (m->status == RecvStatus::would_block) return {};
     auto ok = decode_message<proto::Message>(connection_.message(*m),
                                              [&](proto::Message::Reader r) -> Status {
-                                               if (r.isError()) errors_.push_back(broker_error(r.getError()));
+                                               if (r.isError())
+                                                 errors_.push_back(broker_error(r.getError()));
                                                return {};
                                              });
     if (!ok) return ok;

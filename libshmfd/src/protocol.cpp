@@ -8,19 +8,27 @@ namespace shmfd {
 
 LayoutKind layout_kind(const Layout& layout) noexcept {
   switch (layout.index()) {
-    case 0: return LayoutKind::BLOB;
-    case 1: return LayoutKind::IMAGE;
-    case 2: return LayoutKind::AUDIO;
-    default: return LayoutKind::TENSOR;
+    case 0:
+      return LayoutKind::BLOB;
+    case 1:
+      return LayoutKind::IMAGE;
+    case 2:
+      return LayoutKind::AUDIO;
+    default:
+      return LayoutKind::TENSOR;
   }
 }
 
 std::string_view to_string(LayoutKind kind) noexcept {
   switch (kind) {
-    case LayoutKind::BLOB: return "blob";
-    case LayoutKind::IMAGE: return "image";
-    case LayoutKind::AUDIO: return "audio";
-    case LayoutKind::TENSOR: return "tensor";
+    case LayoutKind::BLOB:
+      return "blob";
+    case LayoutKind::IMAGE:
+      return "image";
+    case LayoutKind::AUDIO:
+      return "audio";
+    case LayoutKind::TENSOR:
+      return "tensor";
   }
   return "unknown";
 }
@@ -28,17 +36,28 @@ std::string_view to_string(LayoutKind kind) noexcept {
 std::string_view to_string(proto::ErrorCode code) noexcept {
   using C = proto::ErrorCode;
   switch (code) {
-    case C::PROTOCOL_VERSION: return "protocol-version";
-    case C::MALFORMED_MESSAGE: return "malformed-message";
-    case C::NOT_MEMFD: return "not-memfd";
-    case C::MISSING_SEALS: return "missing-seals";
-    case C::BUFFER_TOO_SMALL: return "buffer-too-small";
-    case C::INVALID_LAYOUT: return "invalid-layout";
-    case C::LIMIT_EXCEEDED: return "limit-exceeded";
-    case C::UNKNOWN_TOPIC: return "unknown-topic";
-    case C::PERMISSION_DENIED: return "permission-denied";
-    case C::INTERNAL: return "internal";
-    case C::TOPIC_TAKEN: return "topic-taken";
+    case C::PROTOCOL_VERSION:
+      return "protocol-version";
+    case C::MALFORMED_MESSAGE:
+      return "malformed-message";
+    case C::NOT_MEMFD:
+      return "not-memfd";
+    case C::MISSING_SEALS:
+      return "missing-seals";
+    case C::BUFFER_TOO_SMALL:
+      return "buffer-too-small";
+    case C::INVALID_LAYOUT:
+      return "invalid-layout";
+    case C::LIMIT_EXCEEDED:
+      return "limit-exceeded";
+    case C::UNKNOWN_TOPIC:
+      return "unknown-topic";
+    case C::PERMISSION_DENIED:
+      return "permission-denied";
+    case C::INTERNAL:
+      return "internal";
+    case C::TOPIC_TAKEN:
+      return "topic-taken";
   }
   return "unknown-error";
 }
@@ -49,8 +68,10 @@ proto::Guarantee to_proto(Guarantee level) noexcept {
 
 Result<Guarantee> guarantee_from_proto(proto::Guarantee level) {
   switch (level) {
-    case proto::Guarantee::SEALED: return Guarantee::sealed;
-    case proto::Guarantee::POOL: return Guarantee::pool;
+    case proto::Guarantee::SEALED:
+      return Guarantee::sealed;
+    case proto::Guarantee::POOL:
+      return Guarantee::pool;
   }
   return fail(Errc::malformed_message,
               "unknown guarantee level " + std::to_string(static_cast<unsigned>(level)));
@@ -60,9 +81,12 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
   using C = proto::ErrorCode;
   if (error.code().category() != error_category()) return C::INTERNAL;
   switch (static_cast<Errc>(error.code().value())) {
-    case Errc::not_memfd: return C::NOT_MEMFD;
-    case Errc::missing_seals: return C::MISSING_SEALS;
-    case Errc::buffer_too_small: return C::BUFFER_TOO_SMALL;
+    case Errc::not_memfd:
+      return C::NOT_MEMFD;
+    case Errc::missing_seals:
+      return C::MISSING_SEALS;
+    case Errc::buffer_too_small:
+      return C::BUFFER_TOO_SMALL;
     case Errc::layout_unknown_format:
     case Errc::layout_bad_dimensions:
     case Errc::layout_plane_count:
@@ -70,11 +94,14 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
     case Errc::layout_plane_too_small:
     case Errc::layout_planes_overlap:
     case Errc::layout_overflow:
-    case Errc::layout_out_of_bounds: return C::INVALID_LAYOUT;
+    case Errc::layout_out_of_bounds:
+      return C::INVALID_LAYOUT;
     case Errc::too_many_fds:
     case Errc::fds_truncated:
-    case Errc::message_truncated: return C::LIMIT_EXCEEDED;
-    default: return C::MALFORMED_MESSAGE;
+    case Errc::message_truncated:
+      return C::LIMIT_EXCEEDED;
+    default:
+      return C::MALFORMED_MESSAGE;
   }
 }
 

@@ -119,6 +119,15 @@ Result<ReceivedMessage> receive_message(int socket, std::span<std::byte> buffer,
                                          std::to_string(max_fds) + " fds; closed all " +
                                          std::to_string(got) + " that arrived");
   }
+  if (out.fds.size() > max_fds) {
+    // CMSG_SPACE rounds up, so the kernel can fit one fd more than asked for without
+    // MSG_CTRUNC: the limit is enforced here.
+    const std::size_t got = out.fds.size();
+    out.fds.clear();
+    return fail(Errc::fds_truncated, context() + ": the message carried more than " +
+                                         std::to_string(max_fds) + " fds; closed all " +
+                                         std::to_string(got) + " that arrived");
+  }
   if ((msg.msg_flags & MSG_TRUNC) != 0 || received > buffer.size()) {
     out.fds.clear();
     return fail(Errc::message_truncated, context() + ": datagram of " + std::to_string(received) +

@@ -50,13 +50,13 @@ class Producer {
   // Seals `buffer` and publishes it with `layout`. timestamp_ns 0 means now (CLOCK_MONOTONIC).
   // Returns the frame's sequence number. The broker refuses bad frames asynchronously: such a
   // refusal is returned by the next publish() (or poll_errors()), and names the sequence.
-  Result<std::uint64_t> publish(std::string_view topic, WritableBuffer buffer,
-                                const Layout& layout, std::uint64_t timestamp_ns = 0);
+  Result<std::uint64_t> publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
+                                std::uint64_t timestamp_ns = 0);
 
   // The two halves of publish(), for event loops: seal + encode, then a non-blocking send
   // (nullopt: the socket is full, wait until it is writable and call again).
-  Result<PreparedFrame> prepare(std::string_view topic, WritableBuffer buffer,
-                                const Layout& layout, std::uint64_t timestamp_ns = 0);
+  Result<PreparedFrame> prepare(std::string_view topic, WritableBuffer buffer, const Layout& layout,
+                                std::uint64_t timestamp_ns = 0);
   Result<std::optional<std::uint64_t>> try_send(PreparedFrame& frame);
 
   // Refusals the broker has sent so far (non-blocking).

@@ -1,0 +1,329 @@
+// Every bad request gets an Error naming what was wrong, its fds are closed, and the client
+// stays connected (until it keeps misbehaving past the limit).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "shmfd/connection.hpp"
+#include "shmfd/consumer.hpp"
+#include "shmfd/memfd.hpp"
+#include "shmfd/producer.hpp"
+#include "support/broker_harness.hpp"
+#include "support/fd_count.hpp"
+#include "support/frames.hpp"
+
+namespace shmfd {
+namespace {
+
+using Code = proto::ErrorCode;
+
+struct Refusal {
+  Code code;
+  std::string message;
+  std::string topic;
+  std::uint64_t sequence;
+};
+
+class BrokerRefusalTest : public testing::FdLeakTest {
+ protected:
+  void SetUp() override {
+    FdLeakTest::SetUp();
+    broker::Options options;
+    options.limits.max_message_bytes = 4096;
+    options.limits.max_errors_per_client = 100;
+    broker_ = std::make_unique<testing::InProcessBroker>(options);
+    auto c = Connection::open(broker_->path(), "raw");
+    ASSERT_TRUE(c) << c.error().message();
+    conn_ = std::make_unique<Connection>(std::move(*c));
+    advertise("cam", LayoutKind::BLOB, Guarantee::sealed);
+  }
+  void TearDown() override {
+    conn_.reset();
+    broker_.reset();
+    FdLeakTest::TearDown();
+  }
+
+  void advertise(const std::string& topic, LayoutKind kind, Guarantee level) {
+    capnp::MallocMessageBuilder m;
+    auto a = m.initRoot<proto::Message>().initAdvertise();
+    a.setTopic(topic);
+    a.setKind(kind);
+    a.setGuarantee(to_proto(level));
+    ASSERT_TRUE(conn_->send(m));
+    auto reply = next();
+    ASSERT_TRUE(reply.is_advertised) << reply.refusal.message;
+  }
+
+  void send_publish(const std::vector<int>& fds, const Layout& layout, std::uint64_t seq,
+                    const std::string& topic = "cam", std::uint32_t fd_index = 0) {
+    capnp::MallocMessageBuilder m;
+    auto p = m.initRoot<proto::Message>().initPublish();
+    p.setTopic(topic);
+    auto f = p.initFrame();
+    f.setFd(fd_index);
+    f.setSequence(seq);
+    layout_to_proto(layout, f.initLayout());
+    ASSERT_TRUE(conn_->send(m, fds));
+  }
+
+  struct Reply {
+    bool is_advertised = false;
+    bool is_error = false;
+    bool disconnected = false;
+    Refusal refusal{};
+  };
+  Reply next() {
+    Reply out;
+    auto r = conn_->receive();
+    if (!r) {
+      out.disconnected = r.error().is(Errc::disconnected);
+      return out;
+    }
+    (void)decode_message<proto::Message>(conn_->message(*r), [&](proto::Message::Reader m) -> Status {
+      out.is_advertised = m.isAdvertised();
+      if (m.isError()) {
+        out.is_error = true;
+        auto e = m.getError();
+        out.refusal = {e.getCode(), e.getMessage().cStr(), e.getTopic().cStr(), e.getSequence()};
+      }
+      return {};
+    });
+    return out;
+  }
+  Refusal refusal() {
+    Reply r = next();
+    EXPECT_TRUE(r.is_error) << "expected an Error";
+    return r.refusal;
+  }
+
+  // After a refusal the connection still works: a good frame reaches a subscriber.
+  void expect_still_served() {
+    auto consumer = Consumer::connect(broker_->path(), "check");
+    ASSERT_TRUE(consumer);
+    ASSERT_TRUE(consumer->subscribe("cam"));
+    auto buffer = WritableBuffer::create("good", 64);
+    ASSERT_TRUE(buffer);
+    auto sealed = std::move(*buffer).seal();
+    ASSERT_TRUE(sealed);
+    send_publish({sealed->fd()}, blob_layout(64), 77);
+    auto event = consumer->receive();
+    ASSERT_TRUE(event) << event.error().message();
+    ASSERT_TRUE(std::holds_alternative<Frame>(*event));
+    EXPECT_EQ(std::get<Frame>(*event).sequence(), 77U);
+  }
+
+  std::unique_ptr<testing::InProcessBroker> broker_;
+  std::unique_ptr<Connection> conn_;
+};
+
+UniqueFd memfd_with_seals(std::size_t size, unsigned seals) {
+  auto fd = create_memfd("refusal", size);
+  EXPECT_TRUE(fd);
+  if (seals != 0) {
+    EXPECT_EQ(::fcntl(fd->get(), F_ADD_SEALS, seals), 0);
+  }
+  return std::move(*fd);
+}
+
+TEST_F(BrokerRefusalTest, UnsealedMemfd) {
+  UniqueFd fd = memfd_with_seals(64, 0);
+  send_publish({fd.get()}, blob_layout(64), 5);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::MISSING_SEALS);
+  EXPECT_NE(r.message.find("lacks"), std::string::npos) << r.message;
+  EXPECT_EQ(r.topic, "cam");
+  EXPECT_EQ(r.sequence, 5U);
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, ShrinkableMemfd) {
+  UniqueFd fd = memfd_with_seals(64, F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  send_publish({fd.get()}, blob_layout(64), 6);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::MISSING_SEALS);
+  EXPECT_NE(r.message.find("F_SEAL_SHRINK"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, NonMemfd) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+  UniqueFd read_end(p[0]), write_end(p[1]);
+  send_publish({write_end.get()}, blob_layout(64), 7);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::NOT_MEMFD);
+  EXPECT_NE(r.message.find("is a pipe, not a memfd"), std::string::npos) << r.message;
+  // The broker closed its copy: with ours gone, the read end sees EOF.
+  write_end.reset();
+  char c;
+  EXPECT_EQ(::read(read_end.get(), &c, 1), 0);
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, LayoutBiggerThanTheBuffer) {
+  UniqueFd fd = memfd_with_seals(64, required_seals(Guarantee::sealed));
+  send_publish({fd.get()}, blob_layout(65), 8);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::BUFFER_TOO_SMALL);
+  EXPECT_NE(r.message.find("holds 64 bytes but its layout needs 65"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, InvalidLayoutAndWrongKind) {
+  UniqueFd fd = memfd_with_seals(1 << 20, required_seals(Guarantee::sealed));
+  send_publish({fd.get()}, BlobLayout{~0ULL, 2}, 9);
+  EXPECT_EQ(refusal().code, Code::INVALID_LAYOUT);
+  send_publish({fd.get()}, *image_layout(PixelFormat::gray8, 16, 16), 10);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::INVALID_LAYOUT);
+  EXPECT_NE(r.message.find("carries blob layouts"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, PublishWithoutAdvertising) {
+  UniqueFd fd = memfd_with_seals(64, required_seals(Guarantee::sealed));
+  send_publish({fd.get()}, blob_layout(64), 11, "other");
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::UNKNOWN_TOPIC);
+  EXPECT_EQ(r.topic, "other");
+}
+
+TEST_F(BrokerRefusalTest, MoreFdsThanAllowed) {
+  UniqueFd a = memfd_with_seals(64, required_seals(Guarantee::sealed));
+  UniqueFd b = memfd_with_seals(64, required_seals(Guarantee::sealed));
+  send_publish({a.get(), b.get()}, blob_layout(64), 12);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::LIMIT_EXCEEDED);
+  EXPECT_NE(r.message.find("more than 1 fds"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, FdIndexOutOfRange) {
+  UniqueFd fd = memfd_with_seals(64, required_seals(Guarantee::sealed));
+  send_publish({fd.get()}, blob_layout(64), 13, "cam", 3);
+  EXPECT_EQ(refusal().code, Code::MALFORMED_MESSAGE);
+}
+
+TEST_F(BrokerRefusalTest, FdsOnAMessageThatTakesNone) {
+  UniqueFd fd = memfd_with_seals(64, 0);
+  capnp::MallocMessageBuilder m;
+  m.initRoot<proto::Message>().initSubscribe().setTopic("cam");
+  const int raw = fd.get();
+  ASSERT_TRUE(conn_->send(m, std::span(&raw, 1)));
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::MALFORMED_MESSAGE);
+  EXPECT_NE(r.message.find("Subscribe takes no fds"), std::string::npos) << r.message;
+}
+
+TEST_F(BrokerRefusalTest, MessageOverTheSizeLimit) {
+  std::vector<std::byte> big(8192, std::byte{0});
+  ASSERT_TRUE(send_message(conn_->fd(), big));
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::LIMIT_EXCEEDED);
+  EXPECT_NE(r.message.find("8192 bytes exceeds"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, GarbageIsMalformed) {
+  std::vector<std::byte> junk(64, std::byte{0xff});
+  ASSERT_TRUE(send_message(conn_->fd(), junk));
+  EXPECT_EQ(refusal().code, Code::MALFORMED_MESSAGE);
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, AnotherClientCannotTakeAProducedTopic) {
+  auto other = Producer::connect(broker_->path(), "intruder");
+  ASSERT_TRUE(other);
+  auto ok = other->advertise("cam", LayoutKind::BLOB);
+  ASSERT_FALSE(ok);
+  EXPECT_TRUE(ok.error().is(Errc::broker_refused));
+  EXPECT_NE(ok.error().message().find("topic-taken"), std::string::npos) << ok.error().message();
+}
+
+TEST(BrokerLimitTest, ProtocolVersionMismatchNamesBothVersions) {
+  testing::InProcessBroker broker;
+  auto fd = connect_seqpacket(broker.path());
+  ASSERT_TRUE(fd);
+  capnp::MallocMessageBuilder m;
+  m.initRoot<proto::Message>().initHello().setVersion(kProtocolVersion + 1);
+  ASSERT_TRUE(send_capnp(fd->get(), m));
+  MessageBuffer buf;
+  auto reply = receive_message(fd->get(), buf.bytes(), 0);
+  ASSERT_TRUE(reply && reply->status == RecvStatus::message);
+  auto text = decode_message<proto::Message>(buf.bytes(reply->size), [](proto::Message::Reader r) {
+    return Result<std::string>(r.isError() ? r.getError().getMessage().cStr() : "");
+  });
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("protocol version " + std::to_string(kProtocolVersion + 1)),
+            std::string::npos) << *text;
+  EXPECT_NE(text->find("speaks version " + std::to_string(kProtocolVersion)), std::string::npos);
+  // ... and the broker hangs up.
+  auto closed = receive_message(fd->get(), buf.bytes(), 0);
+  ASSERT_TRUE(closed);
+  EXPECT_EQ(closed->status, RecvStatus::peer_closed);
+}
+
+TEST(BrokerLimitTest, RepeatedMisbehaviourDisconnects) {
+  broker::Options options;
+  options.limits.max_errors_per_client = 3;
+  testing::InProcessBroker broker(options);
+  auto conn = Connection::open(broker.path(), "noisy");
+  ASSERT_TRUE(conn);
+  std::vector<std::byte> junk(64, std::byte{0xff});
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(send_message(conn->fd(), junk));
+  int errors = 0;
+  for (;;) {
+    auto r = conn->receive();
+    if (!r) {
+      EXPECT_TRUE(r.error().is(Errc::disconnected)) << r.error().message();
+      break;
+    }
+    ++errors;
+    ASSERT_LT(errors, 10);
+  }
+  EXPECT_EQ(errors, 5);  // 4 refusals and the final "disconnecting"
+  EXPECT_TRUE(broker.wait_until([](broker::Broker& b) { return b.stats().clients == 0; }));
+}
+
+TEST(BrokerLimitTest, ClientLimitRefusesCleanly) {
+  broker::Options options;
+  options.limits.max_clients = 2;
+  testing::InProcessBroker broker(options);
+  auto a = Connection::open(broker.path(), "a");
+  auto b = Connection::open(broker.path(), "b");
+  ASSERT_TRUE(a && b);
+  auto c = Connection::open(broker.path(), "c");
+  ASSERT_FALSE(c);
+  EXPECT_TRUE(c.error().is(Errc::broker_refused)) << c.error().message();
+  EXPECT_NE(c.error().message().find("limit of 2 clients"), std::string::npos);
+}
+
+TEST(BrokerLimitTest, SubscriptionTopicAndQueueLimits) {
+  broker::Options options;
+  options.limits.max_subscriptions_per_client = 2;
+  options.limits.max_topics = 3;
+  options.limits.max_queue_depth = 8;
+  options.limits.max_queued_fds_per_client = 15;
+  testing::InProcessBroker broker(options);
+  auto consumer = Consumer::connect(broker.path());
+  ASSERT_TRUE(consumer);
+  EXPECT_EQ(*consumer->subscribe("a", 100), 8U);  // capped
+  auto too_deep = consumer->subscribe("b", 100);  // (8 + 1) + (8 + 1) > 15
+  ASSERT_FALSE(too_deep);
+  EXPECT_NE(too_deep.error().message().find("the limit is 15"), std::string::npos);
+  EXPECT_TRUE(consumer->subscribe("b", 2));
+  auto third = consumer->subscribe("c", 1);
+  ASSERT_FALSE(third);
+  EXPECT_NE(third.error().message().find("at most 2 subscriptions"), std::string::npos);
+
+  auto other = Consumer::connect(broker.path());
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(other->subscribe("c", 1));
+  auto fourth_topic = other->subscribe("d", 1);
+  ASSERT_FALSE(fourth_topic);
+  EXPECT_NE(fourth_topic.error().message().find("limit of 3 topics"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shmfd
