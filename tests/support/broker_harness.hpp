@@ -100,8 +100,9 @@ class InProcessBroker {
 // shmfd-broker as a child process; its stderr is read until "listening on".
 class SubprocessBroker {
  public:
-  explicit SubprocessBroker(std::vector<std::string> extra = {}) {
-    path_ = dir_.path() + "/broker.sock";
+  // On `path`, or on a socket in a fresh temporary directory.
+  explicit SubprocessBroker(std::vector<std::string> extra = {}, std::string path = {}) {
+    path_ = path.empty() ? dir_.path() + "/broker.sock" : std::move(path);
     int err[2];
     if (::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
     pid_ = ::fork();
@@ -137,6 +138,13 @@ class SubprocessBroker {
   pid_t pid() const { return pid_; }
   bool listening() const { return output_.find("listening on " + path_) != std::string::npos; }
   const std::string& output() const { return output_; }
+  // Waits for the process to exit on its own; returns the waitpid status.
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
 
   std::size_t fd_count() const {
     std::size_t n = 0;
