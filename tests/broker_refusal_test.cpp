@@ -80,7 +80,8 @@ class BrokerRefusalTest : public testing::FdLeakTest {
       out.disconnected = r.error().is(Errc::disconnected);
       return out;
     }
-    (void)decode_message<proto::Message>(conn_->message(*r), [&](proto::Message::Reader m) -> Status {
+    (void)decode_message<
+        proto::Message>(conn_->message(*r), [&](proto::Message::Reader m) -> Status {
       out.is_advertised = m.isAdvertised();
       if (m.isError()) {
         out.is_error = true;
@@ -166,7 +167,8 @@ TEST_F(BrokerRefusalTest, LayoutBiggerThanTheBuffer) {
   send_publish({fd.get()}, blob_layout(65), 8);
   Refusal r = refusal();
   EXPECT_EQ(r.code, Code::BUFFER_TOO_SMALL);
-  EXPECT_NE(r.message.find("holds 64 bytes but its layout needs 65"), std::string::npos) << r.message;
+  EXPECT_NE(r.message.find("holds 64 bytes but its layout needs 65"), std::string::npos)
+      << r.message;
   expect_still_served();
 }
 
@@ -256,7 +258,8 @@ TEST(BrokerLimitTest, ProtocolVersionMismatchNamesBothVersions) {
   });
   ASSERT_TRUE(text);
   EXPECT_NE(text->find("protocol version " + std::to_string(kProtocolVersion + 1)),
-            std::string::npos) << *text;
+            std::string::npos)
+      << *text;
   EXPECT_NE(text->find("speaks version " + std::to_string(kProtocolVersion)), std::string::npos);
   // ... and the broker hangs up.
   auto closed = receive_message(fd->get(), buf.bytes(), 0);

@@ -172,7 +172,8 @@ class SubprocessBroker {
     pid_ = -1;
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(stderr_fd_, buf, sizeof buf)) > 0) output_.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(stderr_fd_, buf, sizeof buf)) > 0)
+      output_.append(buf, static_cast<std::size_t>(n));
     return status;
   }
 
