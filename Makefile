@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan demo bench format clean
+.PHONY: all deps build test test-asan demo demo-handoff bench format clean
 
 all: build
 
@@ -32,7 +32,12 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# The broker demo: shmfd-broker, a producer and two consumers for five seconds.
 demo: build
+	examples/pubsub/demo.sh $(BUILD)/bin
+
+# Two processes, no broker: sealed frames over a socketpair, and the refusals.
+demo-handoff: build
 	$(BUILD)/bin/shmfd-sealed-handoff
 
 bench: build

@@ -3,11 +3,11 @@
 
 #include <sys/socket.h>
 
+#include <gtest/gtest.h>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"
@@ -36,7 +36,8 @@ TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
   // A tiny send buffer: once the broker stops reading, the producer's socket is full after a
   // few frames and async_publish must wait for writability instead of blocking the thread.
   const int small = 4096;
-  ASSERT_EQ(::setsockopt(producer->native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  ASSERT_EQ(::setsockopt(producer->native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small),
+            0);
   auto async_producer = AsyncProducer::create(io.get_executor(), std::move(*producer));
   ASSERT_TRUE(async_producer) << async_producer.error().message();
 
