@@ -60,14 +60,14 @@ ConsumerReport drain(Consumer& consumer, const std::vector<std::size_t>& sizes) 
 
 class BrokerTest : public testing::FdLeakTest {};
 
-TEST_F(BrokerTest, EveryConsumerGetsEveryFrameIntactUnderBlockPolicy) {
-  InProcessBroker broker;
+// 1 producer, 3 block-policy consumers, 1000 frames of four sizes through the broker at `path`.
+void expect_fan_out_intact(const std::string& path) {
   const std::vector<std::size_t> sizes{64, 4096, 100 * 1000, 1 << 20};
   constexpr std::uint64_t kFrames = 1000;
 
   std::vector<Consumer> consumers;
   for (int i = 0; i < 3; ++i) {
-    auto c = Consumer::connect(broker.path(), "consumer" + std::to_string(i));
+    auto c = Consumer::connect(path, "consumer" + std::to_string(i));
     ASSERT_TRUE(c) << c.error().message();
     auto depth = c->subscribe("fanout", 4, Backpressure::BLOCK_PRODUCER);
     ASSERT_TRUE(depth) << depth.error().message();
@@ -80,7 +80,7 @@ TEST_F(BrokerTest, EveryConsumerGetsEveryFrameIntactUnderBlockPolicy) {
     threads.emplace_back([&, i] { reports[i] = drain(consumers[i], sizes); });
   }
   {
-    auto producer = Producer::connect(broker.path(), "producer");
+    auto producer = Producer::connect(path, "producer");
     ASSERT_TRUE(producer) << producer.error().message();
     ASSERT_TRUE(producer->advertise("fanout", LayoutKind::BLOB));
     for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
@@ -99,6 +99,17 @@ TEST_F(BrokerTest, EveryConsumerGetsEveryFrameIntactUnderBlockPolicy) {
     EXPECT_EQ(r.wrong_size, 0U);
     EXPECT_EQ(r.last_dropped, 0U);
   }
+}
+
+TEST_F(BrokerTest, EveryConsumerGetsEveryFrameIntactUnderBlockPolicy) {
+  InProcessBroker broker;
+  expect_fan_out_intact(broker.path());
+}
+
+TEST_F(BrokerTest, EveryConsumerGetsEveryFrameIntactThroughTheBrokerProgram) {
+  testing::SubprocessBroker broker;
+  ASSERT_TRUE(broker.listening()) << broker.output();
+  expect_fan_out_intact(broker.path());
 }
 
 TEST_F(BrokerTest, DropOldestLosesOnlyOldFramesOfTheSlowConsumerAndCountsExactly) {
