@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "client.hpp"
@@ -43,7 +44,7 @@ std::string fit_limits_to_fd_budget(Limits& limits) {
   }
   // Per client: its socket, one message's fd being received, and its queue of frames. Each
   // topic may also keep its last frame.
-  const std::size_t per_client = 2 + limits.max_queued_fds_per_client;
+  const std::size_t per_client = 2 + limits.max_queued_fds_per_client + limits.max_pools_per_client;
   const std::size_t fixed = kReservedFds + limits.max_topics;
   const auto budget = static_cast<std::size_t>(rl.rlim_cur);
   if (budget <= fixed + per_client) {
@@ -61,7 +62,11 @@ std::string fit_limits_to_fd_budget(Limits& limits) {
 }
 
 Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
-    : io_(io), options_(std::move(options)), log_(options_.log_level), listener_(io) {
+    : io_(io),
+      options_(std::move(options)),
+      log_(options_.log_level),
+      listener_(io),
+      hold_check_(io) {
   listener_.assign(listener.release());
   listener_.non_blocking(true);
 }
@@ -79,6 +84,7 @@ void Broker::shutdown() {
   stopped_ = true;
   std::error_code ignored;
   listener_.close(ignored);
+  hold_check_.cancel();
   auto clients = clients_;  // close() removes each from clients_
   for (auto& [id, client] : clients) client->close("broker shutting down");
 }

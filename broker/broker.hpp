@@ -12,6 +12,7 @@
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "log.hpp"
 #include "options.hpp"
@@ -51,10 +52,12 @@ class Broker {
   // Forgets a topic that has neither producer nor subscribers.
   void release_topic(Topic* topic);
   void remove_client(Client& client);
+  std::uint32_t next_pool_id() { return next_pool_id_++; }
 
  private:
   void accept_loop();
   void accept_one();
+  void schedule_hold_check();
 
   asio::io_context& io_;
   Options options_;
@@ -62,6 +65,8 @@ class Broker {
   asio::posix::stream_descriptor listener_;
   bool stopped_ = false;
   std::uint64_t next_client_id_ = 1;
+  std::uint32_t next_pool_id_ = 1;  // 0 means "no pool" on the wire
+  asio::steady_timer hold_check_;
   std::map<std::uint64_t, std::shared_ptr<Client>> clients_;
   std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
 };

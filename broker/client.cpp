@@ -44,6 +44,14 @@ std::string message_name(proto::Message::Which which) {
       return "Advertised";
     case M::SUBSCRIBED:
       return "Subscribed";
+    case M::REGISTER_POOL:
+      return "RegisterPool";
+    case M::POOL_REGISTERED:
+      return "PoolRegistered";
+    case M::POOL_ATTACH:
+      return "PoolAttach";
+    case M::SLOT_FREE:
+      return "SlotFree";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
@@ -149,8 +157,9 @@ asio::awaitable<void> Client::read_loop() {
 asio::awaitable<void> Client::write_loop() {
   while (!closed_) {
     kj::Array<capnp::word> words;
-    FramePtr frame;
-    if (!next_outgoing(words, frame)) {
+    int fd = -1;
+    std::shared_ptr<const void> keep;  // holds `fd` open until the send completes
+    if (!next_outgoing(words, fd, keep)) {
       if (close_after_replies_) {
         close("disconnected by the broker");
         break;
@@ -160,8 +169,7 @@ asio::awaitable<void> Client::write_loop() {
       co_await writer_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    const int fd = frame ? frame->fd.get() : -1;
-    const auto fds = frame ? std::span<const int>(&fd, 1) : std::span<const int>();
+    const auto fds = fd >= 0 ? std::span<const int>(&fd, 1) : std::span<const int>();
     auto sent = co_await async_send_message(socket_, as_bytes(words), fds, asio::use_awaitable);
     if (closed_) break;
     if (!sent) {
@@ -181,7 +189,7 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
              "the first message must be Hello, not " + message_name(which));
       return {};
     }
-    if (which != M::PUBLISH && !fds.empty()) {
+    if (which != M::PUBLISH && which != M::REGISTER_POOL && !fds.empty()) {
       refuse(Code::MALFORMED_MESSAGE, message_name(which) + " takes no fds; the " +
                                           std::to_string(fds.size()) + " attached were closed");
       return {};  // `fds` closes them
@@ -201,6 +209,9 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
         break;
       case M::RELEASE:
         on_release(m.getRelease());
+        break;
+      case M::REGISTER_POOL:
+        on_register_pool(m.getRegisterPool(), fds);
         break;
       default:
         refuse(Code::MALFORMED_MESSAGE, "clients do not send " + message_name(which));
@@ -334,6 +345,14 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
     return refuse(Code::UNKNOWN_TOPIC, "publish on '" + name + "' without advertising it", name,
                   sequence);
   }
+  if (frame.getPool() != 0) {
+    if (!fds.empty()) {
+      return refuse(Code::MALFORMED_MESSAGE, "a frame in a pool slot carries no fd", name,
+                    sequence);
+    }
+    if (!layout) return refuse(Code::INVALID_LAYOUT, layout.error().message(), name, sequence);
+    return publish_slot(*t, frame, *layout);
+  }
   if (fds.size() != 1) {
     return refuse(
         Code::MALFORMED_MESSAGE,
@@ -363,7 +382,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   record->sequence = sequence;
   record->timestamp_ns = timestamp;
   FramePtr shared = std::move(record);
-  if (broker_.options().keep_last_frame) t->last = shared;
+  if (broker_.options().keep_last_frame) t->last = shared;  // fd frames only: never a pool slot
   for (Subscription* sub : t->subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
 }
 
@@ -376,15 +395,166 @@ void Client::on_release(proto::Release::Reader release) {
                   sequence);
   }
   auto& in_flight = it->second->in_flight;
-  auto frame = std::find(in_flight.begin(), in_flight.end(), sequence);
+  auto frame = std::find_if(in_flight.begin(), in_flight.end(),
+                            [sequence](const InFlight& f) { return f.sequence == sequence; });
   if (frame == in_flight.end()) {
     return refuse(Code::MALFORMED_MESSAGE,
                   "release of frame " + std::to_string(sequence) + " on '" + name +
                       "', which this client does not hold",
                   name, sequence);
   }
-  in_flight.erase(frame);
+  in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
   wake_writer();
+}
+
+void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<UniqueFd>& fds) {
+  const std::string name = reg.getTopic().cStr();
+  const std::uint32_t slots = reg.getSlotCount();
+  const std::uint64_t slot_size = reg.getSlotSize();
+  const Limits& limits = broker_.options().limits;
+  Topic* t = broker_.find_topic(name);
+  if (t == nullptr || t->producer != this) {
+    return refuse(Code::UNKNOWN_TOPIC, "pool for '" + name + "' without advertising it", name);
+  }
+  if (t->guarantee != Guarantee::pool) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "topic '" + name +
+                      "' was advertised with the sealed guarantee; "
+                      "pools need the pool guarantee",
+                  name);
+  }
+  if (pools_.size() >= limits.max_pools_per_client) {
+    return refuse(
+        Code::LIMIT_EXCEEDED,
+        "a client may register at most " + std::to_string(limits.max_pools_per_client) + " pools",
+        name);
+  }
+  auto index = fd_index(reg.getFd(), fds.size());
+  if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name);
+  if (slots == 0 || slots > limits.max_pool_slots) {
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "a pool has 1 to " + std::to_string(limits.max_pool_slots) + " slots, not " +
+                      std::to_string(slots),
+                  name);
+  }
+  std::uint64_t total = 0;
+  if (slot_size == 0 || __builtin_mul_overflow(slot_size, std::uint64_t{slots}, &total)) {
+    return refuse(Code::INVALID_LAYOUT,
+                  "slot size " + std::to_string(slot_size) + " x " + std::to_string(slots) +
+                      " slots is not a size",
+                  name);
+  }
+  auto verified = verify_buffer(fds[*index].get(), Guarantee::pool, total);
+  if (!verified) return refuse(wire_error_code(verified.error()), verified.error().message(), name);
+  if (slot_size % verified->page_size != 0) {
+    return refuse(Code::INVALID_LAYOUT,
+                  "slot size " + std::to_string(slot_size) +
+                      " is not a multiple of the pool's page size " +
+                      std::to_string(verified->page_size),
+                  name);
+  }
+  auto pool = std::make_shared<PoolRecord>();
+  pool->id = broker_.next_pool_id();
+  pool->topic = name;
+  pool->fd = std::move(fds[*index]);
+  pool->slot_count = slots;
+  pool->slot_size = slot_size;
+  pool->owner = this;
+  pool->busy.assign(slots, false);
+  pools_.emplace(pool->id, pool);
+
+  capnp::MallocMessageBuilder message;
+  auto registered = message.initRoot<proto::Message>().initPoolRegistered();
+  registered.setTopic(name);
+  registered.setPool(pool->id);
+  reply(message);
+  broker_.log().info(describe() + " registered pool " + std::to_string(pool->id) + " for '" + name +
+                     "': " + std::to_string(slots) + " slots of " + std::to_string(slot_size) +
+                     " bytes" + (verified->huge_pages ? " (huge pages)" : ""));
+}
+
+void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& layout) {
+  const std::uint64_t sequence = frame.getSequence();
+  const std::uint32_t id = frame.getPool();
+  const std::uint32_t slot = frame.getSlot();
+  auto it = pools_.find(id);
+  if (it == pools_.end() || it->second->topic != t.name) {
+    return refuse(
+        Code::UNKNOWN_TOPIC,
+        "pool " + std::to_string(id) + " is not one of this client's pools for '" + t.name + "'",
+        t.name, sequence);
+  }
+  PoolRecord& pool = *it->second;
+  if (slot >= pool.slot_count) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "slot " + std::to_string(slot) + " of a pool of " +
+                      std::to_string(pool.slot_count) + " slots",
+                  t.name, sequence);
+  }
+  if (pool.busy[slot]) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "slot " + std::to_string(slot) + " of pool " + std::to_string(id) +
+                      " is still held by a consumer; publish it again only after SlotFree",
+                  t.name, sequence);
+  }
+  if (layout_kind(layout) != t.kind) {
+    return refuse(Code::INVALID_LAYOUT,
+                  "topic '" + t.name + "' carries " + std::string(to_string(t.kind)) +
+                      " layouts, this frame has a " + std::string(to_string(layout_kind(layout))) +
+                      " layout",
+                  t.name, sequence);
+  }
+  auto extent = validate_layout(layout, pool.slot_size);
+  if (!extent) {
+    return refuse(
+        Code::INVALID_LAYOUT,
+        "slot of " + std::to_string(pool.slot_size) + " bytes: " + extent.error().message(), t.name,
+        sequence);
+  }
+  pool.busy[slot] = true;
+  auto record = std::make_shared<FrameRecord>();
+  record->layout = layout;
+  record->sequence = sequence;
+  record->timestamp_ns = frame.getTimestampNs();
+  record->pool = it->second;
+  record->slot = slot;
+  FramePtr shared = std::move(record);
+  for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
+  // With no subscriber, `shared` is the last reference: the slot is free again right here.
+}
+
+void PoolRecord::release_slot(std::uint32_t slot) {
+  busy[slot] = false;
+  if (owner != nullptr) owner->slot_free(id, slot);
+}
+
+void Client::slot_free(std::uint32_t pool, std::uint32_t slot) {
+  capnp::MallocMessageBuilder message;
+  auto free = message.initRoot<proto::Message>().initSlotFree();
+  free.setPool(pool);
+  free.setSlot(slot);
+  reply(message, /*bounded=*/false);
+}
+
+void Client::check_holds(std::chrono::steady_clock::time_point now) {
+  const Limits& limits = broker_.options().limits;
+  const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
+  for (auto& [name, sub] : subscriptions_) {
+    for (InFlight& f : sub->in_flight) {
+      if (!f.pool_frame || f.reported || now - f.since < deadline) continue;
+      f.reported = true;
+      const std::string what = describe() + " has held frame " + std::to_string(f.sequence) +
+                               " of '" + name + "' (slot " + std::to_string(f.pool_frame->slot) +
+                               " of pool " + std::to_string(f.pool_frame->pool->id) +
+                               ") for more than " + std::to_string(limits.hold_deadline_ms) + " ms";
+      broker_.log().warn(what);
+      if (limits.disconnect_stuck) {
+        close_after_replies_ = true;
+        refuse(Code::LIMIT_EXCEEDED, what + "; disconnecting", name, f.sequence);
+        return;
+      }
+    }
+  }
 }
 
 void Client::enqueue(Subscription& sub, Pending entry) {
@@ -409,7 +579,8 @@ bool Client::must_hold_producer() const {
   return false;
 }
 
-bool Client::next_outgoing(kj::Array<capnp::word>& words, FramePtr& frame) {
+bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
+                           std::shared_ptr<const void>& keep) {
   if (!replies_.empty()) {
     words = std::move(replies_.front());
     replies_.pop_front();
@@ -427,21 +598,47 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, FramePtr& frame) {
     if (!sub.can_send()) continue;
     next_subscription_ = (next_subscription_ + i + 1) % n;
 
-    Pending entry = std::move(sub.pending.front());
-    sub.pending.pop_front();
     capnp::MallocMessageBuilder message;
     auto root = message.initRoot<proto::Message>();
+    const FramePtr& head = sub.pending.front().frame;
+    if (head && head->pool && attached_pools_.count(head->pool->id) == 0) {
+      // First frame of this pool for this client: send the pool's fd; the frame follows.
+      const PoolRecord& pool = *head->pool;
+      auto attach = root.initPoolAttach();
+      attach.setTopic(pool.topic);
+      attach.setPool(pool.id);
+      attach.setSlotCount(pool.slot_count);
+      attach.setSlotSize(pool.slot_size);
+      attach.setFd(0);
+      attached_pools_.insert(pool.id);
+      fd = pool.fd.get();
+      keep = head->pool;
+      words = encode_message(message);
+      return true;
+    }
+
+    Pending entry = std::move(sub.pending.front());
+    sub.pending.pop_front();
     if (entry.frame) {
+      const FrameRecord& f = *entry.frame;
       auto deliver = root.initDeliver();
       deliver.setTopic(sub.topic->name);
       deliver.setDropped(sub.dropped);
-      auto f = deliver.initFrame();
-      f.setFd(0);
-      f.setSequence(entry.frame->sequence);
-      f.setTimestampNs(entry.frame->timestamp_ns);
-      layout_to_proto(entry.frame->layout, f.initLayout());
-      sub.in_flight.push_back(entry.frame->sequence);
-      frame = std::move(entry.frame);
+      auto out = deliver.initFrame();
+      out.setSequence(f.sequence);
+      out.setTimestampNs(f.timestamp_ns);
+      layout_to_proto(f.layout, out.initLayout());
+      InFlight held{f.sequence, nullptr, std::chrono::steady_clock::now(), false};
+      if (f.pool) {
+        out.setPool(f.pool->id);
+        out.setSlot(f.slot);
+        held.pool_frame = entry.frame;  // the slot stays busy until this consumer releases
+      } else {
+        out.setFd(0);
+        fd = f.fd.get();
+        keep = entry.frame;
+      }
+      sub.in_flight.push_back(std::move(held));
     } else {
       auto end = root.initEndOfStream();
       end.setTopic(sub.topic->name);
@@ -485,9 +682,9 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
   }
 }
 
-void Client::reply(capnp::MessageBuilder& message) {
+void Client::reply(capnp::MessageBuilder& message, bool bounded) {
   if (closed_) return;
-  if (replies_.size() >= broker_.options().limits.max_pending_replies) {
+  if (bounded && replies_.size() >= broker_.options().limits.max_pending_replies) {
     close("does not read the broker's replies");
     return;
   }
@@ -505,6 +702,9 @@ void Client::leave_topics() {
     broker_.release_topic(t);
   }
   produced_.clear();
+  // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
+  for (auto& [id, pool] : pools_) pool->owner = nullptr;
+  pools_.clear();
   for (auto& [name, sub] : subscriptions_) {
     Topic* t = sub->topic;
     std::erase(t->subscribers, sub.get());

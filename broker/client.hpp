@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <capnp/message.h>
+#include <chrono>
+
 #include <asio/awaitable.hpp>
 #include <asio/generic/seq_packet_protocol.hpp>
 #include <asio/steady_timer.hpp>
@@ -42,6 +44,11 @@ class Client : public std::enable_shared_from_this<Client> {
   // Queues a frame (or the end of stream) for one of this client's subscriptions.
   void enqueue(Subscription& sub, Pending entry);
 
+  // Tells this producer that `slot` of its pool is free again.
+  void slot_free(std::uint32_t pool, std::uint32_t slot);
+  // Reports (and with --disconnect-stuck disconnects) a consumer holding a pool slot too long.
+  void check_holds(std::chrono::steady_clock::time_point now);
+
   std::string describe() const;  // "client 3 (pid 1234, uid 0, 'cam')"
   std::uint64_t id() const { return id_; }
 
@@ -55,14 +62,21 @@ class Client : public std::enable_shared_from_this<Client> {
   void on_subscribe(proto::Subscribe::Reader subscribe);
   void on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   void on_release(proto::Release::Reader release);
+  void on_register_pool(proto::RegisterPool::Reader reg, std::vector<UniqueFd>& fds);
+  // The checks and routing of a frame in a pool slot (on_publish's pool half).
+  void publish_slot(Topic& topic, proto::Frame::Reader frame, const Layout& layout);
 
   // A refused request: an Error to the client, a log line, and a strike towards the limit.
   void refuse(proto::ErrorCode code, const std::string& message, const std::string& topic = {},
               std::uint64_t sequence = 0);
-  void reply(capnp::MessageBuilder& message);
+  // Queues a message for the client. Bounded replies count against max_pending_replies (a
+  // client that does not read is cut off); SlotFree is bounded by the pool's slots instead.
+  void reply(capnp::MessageBuilder& message, bool bounded = true);
   bool must_hold_producer() const;
-  // The next message for the writer: a reply, else a frame or end of stream of a subscription.
-  bool next_outgoing(kj::Array<capnp::word>& words, FramePtr& frame);
+  // The next message for the writer: a reply, else a frame or end of stream of a subscription
+  // (preceded, the first time a pool is used, by its PoolAttach). `fd` is -1 or the fd to
+  // send, kept open by `keep`.
+  bool next_outgoing(kj::Array<capnp::word>& words, int& fd, std::shared_ptr<const void>& keep);
   void leave_topics();
   void released(Subscription& sub);
 
@@ -79,6 +93,8 @@ class Client : public std::enable_shared_from_this<Client> {
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;
   std::size_t next_subscription_ = 0;  // round-robin position for fairness between topics
   std::set<Topic*> produced_;
+  std::map<std::uint32_t, PoolPtr> pools_;  // registered by this client as producer
+  std::set<std::uint32_t> attached_pools_;  // pools whose fd this client has received
   asio::steady_timer reader_wake_;
   asio::steady_timer writer_wake_;
   asio::steady_timer linger_;  // bounds how long a client being disconnected may take to read

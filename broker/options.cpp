@@ -54,6 +54,13 @@ layout before a consumer sees it.
          std::to_string(d.max_queue_depth) + R"()
   --max-errors N             refused requests before a client is disconnected (default: )" +
          std::to_string(d.max_errors_per_client) + R"()
+  --max-pools N              pools per producer (default: )" +
+         std::to_string(d.max_pools_per_client) + R"()
+  --max-pool-slots N         slots per pool (default: )" +
+         std::to_string(d.max_pool_slots) + R"()
+  --hold-deadline-ms N       report a consumer holding a pool slot longer (0: never; default: )" +
+         std::to_string(d.hold_deadline_ms) + R"()
+  --disconnect-stuck         also disconnect it, freeing all it held
   --help                     this text
 
 Stops cleanly on SIGINT or SIGTERM, removing its socket file.
@@ -72,6 +79,10 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
     }
     if (flag == "--keep-last-frame") {
       o.keep_last_frame = true;
+      continue;
+    }
+    if (flag == "--disconnect-stuck") {
+      o.limits.disconnect_stuck = true;
       continue;
     }
     if (i + 1 >= args.size()) {
@@ -116,6 +127,12 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       if ((n = number(1, 1U << 16))) o.limits.max_queue_depth = static_cast<std::uint32_t>(*n);
     } else if (flag == "--max-errors") {
       if ((n = number(0, kBig))) o.limits.max_errors_per_client = *n;
+    } else if (flag == "--max-pools") {
+      if ((n = number(0, 1024))) o.limits.max_pools_per_client = *n;
+    } else if (flag == "--max-pool-slots") {
+      if ((n = number(1, 1U << 16))) o.limits.max_pool_slots = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--hold-deadline-ms") {
+      if ((n = number(0, 1ULL << 40))) o.limits.hold_deadline_ms = *n;
     } else {
       return fail(Errc::malformed_message, "unknown option: " + flag + " (see --help)");
     }

@@ -28,6 +28,12 @@ struct Limits {
   std::size_t max_errors_per_client = 16;
   // Replies waiting for a client that does not read them before it is disconnected.
   std::size_t max_pending_replies = 256;
+  std::size_t max_pools_per_client = 16;
+  std::uint32_t max_pool_slots = 1024;
+  // A consumer holding a pool slot longer than this is reported (0: never); with
+  // disconnect_stuck it is also disconnected, which frees everything it held.
+  std::uint64_t hold_deadline_ms = 5000;
+  bool disconnect_stuck = false;
 };
 
 struct Options {

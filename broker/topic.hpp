@@ -1,6 +1,7 @@
 // The broker's routing state: topics, their subscriptions and the frames queued for them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -16,15 +17,52 @@ namespace shmfd::broker {
 
 class Client;
 
-// One published, verified frame. Shared by every subscriber queue it is in: the broker holds
-// one fd per frame, whatever the fan-out, and closes it when the last queue lets go.
+// A producer's registered pool: one memfd of slot_count slots, verified once. Kept alive by
+// its producer and by every frame of it still queued or held, so a consumer that attaches
+// late still gets the fd, and slots freed after the producer left go nowhere.
+struct PoolRecord {
+  std::uint32_t id = 0;
+  std::string topic;
+  UniqueFd fd;
+  std::uint32_t slot_count = 0;
+  std::uint64_t slot_size = 0;
+  Client* owner = nullptr;  // the producer; null once it has gone
+  std::vector<bool> busy;   // published, and not yet let go by every subscriber
+
+  // The last subscriber let go of `slot`: it is free, and the producer is told.
+  void release_slot(std::uint32_t slot);
+};
+using PoolPtr = std::shared_ptr<PoolRecord>;
+
+// One published, verified frame: its own fd, or a slot of a pool. Shared by every subscriber
+// queue and window it is in, so the broker holds one fd per frame whatever the fan-out, and a
+// pool slot is free exactly when the last subscriber lets go: the shared_ptr count is the
+// release count across fan-out.
 struct FrameRecord {
+  FrameRecord() = default;
+  FrameRecord(const FrameRecord&) = delete;
+  FrameRecord& operator=(const FrameRecord&) = delete;
+  ~FrameRecord() {
+    if (pool) pool->release_slot(slot);
+  }
+
   UniqueFd fd;
   Layout layout;
   std::uint64_t sequence = 0;
   std::uint64_t timestamp_ns = 0;
+  PoolPtr pool;
+  std::uint32_t slot = 0;
 };
 using FramePtr = std::shared_ptr<const FrameRecord>;
+
+// A frame delivered to a consumer and not yet released. A pool frame keeps its FramePtr (the
+// slot stays busy); an fd frame keeps only its sequence (the broker holds no fd for it).
+struct InFlight {
+  std::uint64_t sequence = 0;
+  FramePtr pool_frame;
+  std::chrono::steady_clock::time_point since;
+  bool reported = false;  // past the hold deadline, already logged
+};
 
 // An entry of a subscriber's queue: a frame, or (frame == nullptr) the end of the stream, kept
 // in order so a consumer sees every frame before the end.
@@ -40,8 +78,8 @@ struct Subscription {
   Client* client = nullptr;
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::DROP_OLDEST;
-  std::deque<Pending> pending;          // waiting in the broker
-  std::deque<std::uint64_t> in_flight;  // delivered, not yet released by the consumer
+  std::deque<Pending> pending;     // waiting in the broker
+  std::deque<InFlight> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
 
   std::size_t queued_frames() const;

@@ -24,6 +24,10 @@ struct Message {
     error @8 :Error;
     advertised @9 :Advertised;
     subscribed @10 :Subscribed;
+    registerPool @11 :RegisterPool;
+    poolRegistered @12 :PoolRegistered;
+    poolAttach @13 :PoolAttach;
+    slotFree @14 :SlotFree;
   }
 }
 
@@ -84,11 +88,46 @@ struct Subscribed {
   queueDepth @1 :UInt32;
 }
 
+# A frame is either a buffer of its own (an fd travels with the message) or a slot of a pool
+# registered earlier (pool != 0; no fd). A pool frame's layout offsets are relative to the
+# start of its slot, and the layout must fit inside the slot.
 struct Frame {
-  fd @0 :UInt32;        # index into the datagram's fd list
+  fd @0 :UInt32;           # fd frames: index into the datagram's fd list
   layout @1 :Layout;
   sequence @2 :UInt64;
   timestampNs @3 :UInt64;  # CLOCK_MONOTONIC at capture
+  pool @4 :UInt32;         # pool frames: the broker-assigned pool id
+  slot @5 :UInt32;         # pool frames: the slot index
+}
+
+# Producer -> broker, with the pool's memfd: N slots of slotSize bytes each (a multiple of the
+# page size, so every slot starts on a page boundary). Sealed at the pool level.
+struct RegisterPool {
+  topic @0 :Text;
+  slotCount @1 :UInt32;
+  slotSize @2 :UInt64;
+  fd @3 :UInt32;  # index into the datagram's fd list
+}
+
+# Broker -> producer: the pool is verified; frames name it by this id.
+struct PoolRegistered {
+  topic @0 :Text;
+  pool @1 :UInt32;
+}
+
+# Broker -> consumer, with the pool's fd, once, before the first frame of that pool.
+struct PoolAttach {
+  topic @0 :Text;
+  pool @1 :UInt32;
+  slotCount @2 :UInt32;
+  slotSize @3 :UInt64;
+  fd @4 :UInt32;
+}
+
+# Broker -> producer: every subscriber has let go of this slot; it may be written again.
+struct SlotFree {
+  pool @0 :UInt32;
+  slot @1 :UInt32;
 }
 
 # Producer -> broker.

@@ -1,9 +1,18 @@
 #include "shmfd/consumer.hpp"
 
+#include <map>
+
 #include "shmfd/verify.hpp"
 
 namespace shmfd {
 namespace detail {
+
+struct PoolView {
+  std::string topic;
+  Mapping mapping;
+  std::uint64_t slot_size = 0;
+  std::uint32_t slot_count = 0;
+};
 
 // What a Consumer and its Frames share: the connection (so a Frame can release itself after
 // the Consumer moved) and the releases that found the socket full.
@@ -40,6 +49,7 @@ struct ConsumerLink {
   Connection connection;
   std::deque<kj::Array<capnp::word>> unsent;
   std::deque<Event> early;  // frames that arrived while subscribe() waited for its answer
+  std::map<std::uint32_t, std::shared_ptr<const PoolView>> pools;
 };
 
 }  // namespace detail
@@ -54,6 +64,8 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     dropped_ = other.dropped_;
     layout_ = other.layout_;
     mapping_ = std::move(other.mapping_);
+    pool_ = std::move(other.pool_);
+    view_ = other.view_;
   }
   return *this;
 }
@@ -63,9 +75,34 @@ Frame::~Frame() {
 }
 
 void Frame::release() noexcept {
+  view_ = {};
   mapping_.reset();
+  pool_.reset();
   if (link_) link_->send_release(topic_, sequence_);
   link_.reset();
+}
+
+Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
+    proto::PoolAttach::Reader attach, const std::vector<UniqueFd>& fds) {
+  auto index = fd_index(attach.getFd(), fds.size());
+  if (!index) return fail(std::move(index.error()));
+  std::uint64_t total = 0;
+  if (__builtin_mul_overflow(attach.getSlotSize(), std::uint64_t{attach.getSlotCount()}, &total) ||
+      total == 0) {
+    return fail(Errc::protocol_violation, "pool attach with an impossible size");
+  }
+  // As for every fd from outside: verify before mapping. The pool level is what a pool needs.
+  auto verified = verify_buffer(fds[*index].get(), Guarantee::pool, total);
+  if (!verified) return fail(std::move(verified.error()));
+  auto mapping =
+      Mapping::map(fds[*index].get(), static_cast<std::size_t>(total), Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()));
+  auto view = std::make_shared<detail::PoolView>();
+  view->topic = attach.getTopic().cStr();
+  view->mapping = std::move(*mapping);
+  view->slot_size = attach.getSlotSize();
+  view->slot_count = attach.getSlotCount();
+  return std::shared_ptr<const detail::PoolView>(std::move(view));
 }
 
 Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name) {
@@ -142,6 +179,16 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         if (r.isEndOfStream()) {
           auto end = r.getEndOfStream();
           in.event = EndOfStream{end.getTopic().cStr(), end.getReason().cStr()};
+          // The topic's pools get no new frames: forget them (held frames keep their mapping).
+          std::erase_if(link_->pools,
+                        [&](const auto& p) { return p.second->topic == view(end.getTopic()); });
+          return in;
+        }
+        if (r.isPoolAttach()) {
+          auto attach = r.getPoolAttach();
+          auto pool = attach_pool(attach, m->fds);
+          if (!pool) return fail(std::move(pool.error()));
+          link_->pools[attach.getPool()] = std::move(*pool);
           return in;
         }
         if (r.isError()) {
@@ -161,11 +208,27 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         out.dropped_ = deliver.getDropped();
         // From here on the broker counts this frame as ours: it is released on every path.
         out.link_ = link_;
-        auto index = fd_index(frame.getFd(), m->fds.size());
-        if (!index) return fail(std::move(index.error()));
         auto layout = layout_from_proto(frame.getLayout());
         if (!layout) return fail(std::move(layout.error()));
         out.layout_ = *layout;
+        if (frame.getPool() != 0) {
+          auto pool = link_->pools.find(frame.getPool());
+          if (pool == link_->pools.end() || frame.getSlot() >= pool->second->slot_count) {
+            return fail(Errc::protocol_violation,
+                        "frame in slot " + std::to_string(frame.getSlot()) + " of pool " +
+                            std::to_string(frame.getPool()) + ", which was never attached");
+          }
+          const detail::PoolView& p = *pool->second;
+          if (auto fits = validate_layout(out.layout_, p.slot_size); !fits) {
+            return fail(std::move(fits.error()));
+          }
+          out.view_ = p.mapping.bytes().subspan(frame.getSlot() * p.slot_size, p.slot_size);
+          out.pool_ = pool->second;
+          in.event = std::move(out);
+          return in;
+        }
+        auto index = fd_index(frame.getFd(), m->fds.size());
+        if (!index) return fail(std::move(index.error()));
         auto extent = layout_extent(out.layout_);
         if (!extent) return fail(std::move(extent.error()));
         // The broker verified it; checking again costs ~0.4 us and guards against a broker bug.
@@ -176,6 +239,7 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
             Mapping::map(fd, static_cast<std::size_t>(verified->size), Access::read_only);
         if (!mapping) return fail(std::move(mapping.error()));
         out.mapping_ = std::move(*mapping);
+        out.view_ = out.mapping_.bytes();
         in.event = std::move(out);  // the fd closes with `m`; the mapping keeps the pages
         return in;
       });

@@ -54,6 +54,8 @@ class Category final : public std::error_category {
         return "protocol violation";
       case Errc::disconnected:
         return "disconnected from the broker";
+      case Errc::no_free_slot:
+        return "no free slot in the pool";
     }
     return "unknown shmfd error " + std::to_string(ev);
   }

@@ -90,6 +90,15 @@ Result<UniqueFd> create_memfd(std::string_view name, std::size_t size, MemfdOpti
   return owned;
 }
 
+Result<std::size_t> page_size(MemfdOptions options) {
+  if (!options.huge_pages) return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  UniqueFd probe(::memfd_create("shmfd:page-size-probe", MFD_CLOEXEC | MFD_HUGETLB));
+  if (!probe) return fail_errno(errno, "memfd_create(\"shmfd:page-size-probe\", MFD_HUGETLB)");
+  struct stat st {};
+  if (::fstat(probe.get(), &st) != 0) return fail_errno(errno, "fstat(hugetlbfs memfd)");
+  return static_cast<std::size_t>(st.st_blksize);
+}
+
 Result<WritableBuffer> WritableBuffer::create(std::string_view name, std::size_t size,
                                               MemfdOptions options) {
   auto fd = create_memfd(name, size, options);

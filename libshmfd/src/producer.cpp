@@ -2,6 +2,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 namespace shmfd {
 namespace {
 
@@ -12,12 +14,81 @@ std::uint64_t monotonic_ns() {
          static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64_t timestamp_ns,
+                const Layout& layout) {
+  frame.setSequence(sequence);
+  frame.setTimestampNs(timestamp_ns != 0 ? timestamp_ns : monotonic_ns());
+  layout_to_proto(layout, frame.initLayout());
+}
+
 }  // namespace
 
 Result<Producer> Producer::connect(const std::string& socket_path, std::string_view client_name) {
   auto connection = Connection::open(socket_path, client_name);
   if (!connection) return fail(std::move(connection.error()));
   return Producer(std::move(*connection));
+}
+
+void Producer::handle(proto::Message::Reader message) {
+  if (message.isError()) {
+    auto error = message.getError();
+    errors_.push_back(broker_error(error));
+    // A refused pool frame never made its slot busy in the broker: it is free again.
+    for (auto& [id, pool] : pools_) {
+      if (view(error.getTopic()) != pool.topic) continue;
+      for (std::size_t i = 0; i < pool.slots.size(); ++i) {
+        if (pool.slots[i] == SlotState::published && pool.sequence[i] == error.getSequence()) {
+          pool.slots[i] = SlotState::free;
+        }
+      }
+    }
+  } else if (message.isSlotFree()) {
+    auto freed = message.getSlotFree();
+    auto pool = pools_.find(freed.getPool());
+    if (pool != pools_.end() && freed.getSlot() < pool->second.slots.size()) {
+      pool->second.slots[freed.getSlot()] = SlotState::free;
+    }
+  }
+}
+
+template <typename Done>
+Status Producer::wait_for(Done done) {
+  for (;;) {
+    auto m = connection_.receive();
+    if (!m) return fail(std::move(m.error()));
+    auto finished = decode_message<proto::Message>(connection_.message(*m),
+                                                   [&](proto::Message::Reader r) -> Result<bool> {
+                                                     handle(r);
+                                                     return done(r);
+                                                   });
+    if (!finished) return fail(std::move(finished.error()));
+    if (*finished) return {};
+  }
+}
+
+Status Producer::drain() {
+  for (;;) {
+    auto m = connection_.receive(IoMode::non_blocking);
+    if (!m) return fail(std::move(m.error()));
+    if (m->status == RecvStatus::would_block) return {};
+    auto ok = decode_message<proto::Message>(connection_.message(*m),
+                                             [&](proto::Message::Reader r) -> Status {
+                                               handle(r);
+                                               return {};
+                                             });
+    if (!ok) return ok;
+  }
+}
+
+// A refusal for `topic` that answers a request (sequence 0) ends the wait as an error.
+static Result<bool> answered(std::deque<Error>& errors, proto::Message::Reader r,
+                             std::string_view topic, bool matched) {
+  if (r.isError() && view(r.getError().getTopic()) == topic && r.getError().getSequence() == 0) {
+    Error e = std::move(errors.back());
+    errors.pop_back();
+    return fail(std::move(e));
+  }
+  return matched;
 }
 
 Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
@@ -28,25 +99,10 @@ Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee le
   advertise.setKind(kind);
   advertise.setGuarantee(to_proto(level));
   if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
-
-  // Wait for the answer about this topic; refusals of earlier frames are kept for later.
-  for (;;) {
-    auto reply = connection_.receive();
-    if (!reply) return fail(std::move(reply.error()));
-    auto done = decode_message<proto::Message>(
-        connection_.message(*reply), [&](proto::Message::Reader m) -> Result<bool> {
-          if (m.isAdvertised()) return view(m.getAdvertised().getTopic()) == topic;
-          if (!m.isError()) return false;
-          auto error = m.getError();
-          if (view(error.getTopic()) == topic && error.getSequence() == 0) {
-            return fail(broker_error(error));
-          }
-          errors_.push_back(broker_error(error));
-          return false;
-        });
-    if (!done) return fail(std::move(done.error()));
-    if (*done) return {};
-  }
+  return wait_for([&](proto::Message::Reader r) {
+    return answered(errors_, r, topic,
+                    r.isAdvertised() && view(r.getAdvertised().getTopic()) == topic);
+  });
 }
 
 Result<WritableBuffer> Producer::allocate(std::string_view topic, const Layout& layout,
@@ -56,25 +112,37 @@ Result<WritableBuffer> Producer::allocate(std::string_view topic, const Layout& 
   return WritableBuffer::create(topic, static_cast<std::size_t>(*extent), options);
 }
 
+std::uint64_t Producer::next_sequence(std::string_view topic) {
+  auto it = next_sequence_.find(topic);
+  if (it == next_sequence_.end()) it = next_sequence_.emplace(std::string(topic), 1).first;
+  return it->second++;
+}
+
 Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer buffer,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
   auto extent = validate_layout(layout, buffer.size());
   if (!extent) return fail(std::move(extent.error()));
   auto sealed = std::move(buffer).seal();
   if (!sealed) return fail(std::move(sealed.error()));
-  auto it = next_sequence_.find(topic);
-  if (it == next_sequence_.end()) it = next_sequence_.emplace(std::string(topic), 1).first;
-  const std::uint64_t sequence = it->second++;
+  const std::uint64_t sequence = next_sequence(topic);
 
   capnp::MallocMessageBuilder message;
   auto publish = message.initRoot<proto::Message>().initPublish();
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();
   frame.setFd(0);
-  frame.setSequence(sequence);
-  frame.setTimestampNs(timestamp_ns != 0 ? timestamp_ns : monotonic_ns());
-  layout_to_proto(layout, frame.initLayout());
+  fill_frame(frame, sequence, timestamp_ns, layout);
   return PreparedFrame{std::string(topic), sequence, std::move(*sealed), encode_message(message)};
+}
+
+Result<std::uint64_t> Producer::sent_or_refused(std::uint64_t sequence) {
+  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+  if (!errors_.empty()) {
+    Error first = std::move(errors_.front());
+    errors_.pop_front();
+    return fail(std::move(first));
+  }
+  return sequence;
 }
 
 Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
@@ -83,13 +151,9 @@ Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
                            IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
-  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
-  if (!errors_.empty()) {
-    Error first = std::move(errors_.front());
-    errors_.pop_front();
-    return fail(std::move(first));
-  }
-  return std::optional<std::uint64_t>(frame.sequence);
+  auto done = sent_or_refused(frame.sequence);
+  if (!done) return fail(std::move(done.error()));
+  return std::optional<std::uint64_t>(*done);
 }
 
 Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer buffer,
@@ -100,13 +164,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
   // Blocking: under block-producer backpressure this waits for the broker to read again.
   auto sent = send_message(connection_.fd(), as_bytes(frame->message), std::span(&fd, 1));
   if (!sent) return fail(std::move(sent.error()));
-  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
-  if (!errors_.empty()) {
-    Error first = std::move(errors_.front());
-    errors_.pop_front();
-    return fail(std::move(first));
-  }
-  return frame->sequence;
+  return sent_or_refused(frame->sequence);
 }
 
 Result<std::vector<Error>> Producer::poll_errors() {
@@ -117,19 +175,124 @@ Result<std::vector<Error>> Producer::poll_errors() {
   return out;
 }
 
-Status Producer::drain() {
-  for (;;) {
-    auto m = connection_.receive(IoMode::non_blocking);
-    if (!m) return fail(std::move(m.error()));
-    if (m->status == RecvStatus::would_block) return {};
-    auto ok = decode_message<proto::Message>(connection_.message(*m),
-                                             [&](proto::Message::Reader r) -> Status {
-                                               if (r.isError())
-                                                 errors_.push_back(broker_error(r.getError()));
-                                               return {};
-                                             });
-    if (!ok) return ok;
+Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t slot_bytes,
+                                            std::uint32_t slot_count, MemfdOptions options) {
+  if (slot_bytes == 0 || slot_count == 0) {
+    return fail(Errc::invalid_size, "create_pool(\"" + std::string(topic) +
+                                        "\"): slot size and slot count must be positive");
   }
+  auto page = page_size(options);
+  if (!page) return fail(std::move(page.error()));
+  const std::size_t slot_size = (slot_bytes + *page - 1) / *page * *page;
+  std::size_t total = 0;
+  if (__builtin_mul_overflow(slot_size, std::size_t{slot_count}, &total)) {
+    return fail(Errc::invalid_size, "create_pool: " + std::to_string(slot_count) + " slots of " +
+                                        std::to_string(slot_size) + " bytes overflow");
+  }
+  auto writable = WritableBuffer::create(std::string(topic) + "/pool", total, options);
+  if (!writable) return fail(std::move(writable.error()));
+  auto buffer = std::move(*writable).into_pool();
+  if (!buffer) return fail(std::move(buffer.error()));
+
+  capnp::MallocMessageBuilder message;
+  auto reg = message.initRoot<proto::Message>().initRegisterPool();
+  reg.setTopic(std::string(topic));
+  reg.setSlotCount(slot_count);
+  reg.setSlotSize(slot_size);
+  reg.setFd(0);
+  const int fd = buffer->fd();
+  if (auto sent = connection_.send(message, std::span(&fd, 1)); !sent) {
+    return fail(std::move(sent.error()));
+  }
+  std::uint32_t id = 0;
+  auto ok = wait_for([&](proto::Message::Reader r) {
+    if (r.isPoolRegistered() && view(r.getPoolRegistered().getTopic()) == topic) {
+      id = r.getPoolRegistered().getPool();
+      return Result<bool>(true);
+    }
+    return answered(errors_, r, topic, false);
+  });
+  if (!ok) return fail(std::move(ok.error()));
+  pools_.emplace(id, PoolState{std::string(topic), std::move(*buffer), slot_size,
+                               std::vector<SlotState>(slot_count, SlotState::free),
+                               std::vector<std::uint64_t>(slot_count, 0)});
+  return id;
+}
+
+Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
+  auto it = pools_.find(pool);
+  if (it == pools_.end()) {
+    return fail(Errc::malformed_message, "acquire: no pool " + std::to_string(pool));
+  }
+  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+  PoolState& p = it->second;
+  auto free = std::find(p.slots.begin(), p.slots.end(), SlotState::free);
+  if (free == p.slots.end()) return std::optional<Slot>();
+  *free = SlotState::acquired;
+  const auto index = static_cast<std::uint32_t>(free - p.slots.begin());
+  return std::optional<Slot>(
+      Slot{pool, index, p.buffer.bytes().subspan(index * p.slot_size, p.slot_size)});
+}
+
+Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
+  for (;;) {
+    auto slot = try_acquire(pool);
+    if (!slot) return fail(std::move(slot.error()));
+    if (*slot) return **slot;
+    if (wait == Wait::fail_fast) {
+      return fail(Errc::no_free_slot, "pool " + std::to_string(pool) + ": all " +
+                                          std::to_string(pools_.at(pool).slots.size()) +
+                                          " slots are held by consumers");
+    }
+    // Block until the broker frees a slot of this pool.
+    auto ok = wait_for([&](proto::Message::Reader r) {
+      return Result<bool>(r.isSlotFree() && r.getSlotFree().getPool() == pool);
+    });
+    if (!ok) return fail(std::move(ok.error()));
+  }
+}
+
+Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
+                                        const Layout& layout, std::uint64_t timestamp_ns) {
+  auto it = pools_.find(slot.pool);
+  if (it == pools_.end() || slot.index >= it->second.slots.size() ||
+      it->second.slots[slot.index] != SlotState::acquired) {
+    return fail(Errc::malformed_message, "publish: slot " + std::to_string(slot.index) +
+                                             " of pool " + std::to_string(slot.pool) +
+                                             " is not acquired");
+  }
+  PoolState& p = it->second;
+  if (p.topic != topic) {
+    return fail(Errc::malformed_message,
+                "publish: pool " + std::to_string(slot.pool) + " belongs to '" + p.topic + "'");
+  }
+  if (auto extent = validate_layout(layout, p.slot_size); !extent) {
+    return fail(std::move(extent.error()));
+  }
+  const std::uint64_t sequence = next_sequence(topic);
+  capnp::MallocMessageBuilder message;
+  auto publish = message.initRoot<proto::Message>().initPublish();
+  publish.setTopic(std::string(topic));
+  auto frame = publish.initFrame();
+  frame.setPool(slot.pool);
+  frame.setSlot(slot.index);
+  fill_frame(frame, sequence, timestamp_ns, layout);
+  if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
+  p.slots[slot.index] = SlotState::published;
+  p.sequence[slot.index] = sequence;
+  return sent_or_refused(sequence);
+}
+
+std::size_t Producer::slot_size(std::uint32_t pool) const {
+  auto it = pools_.find(pool);
+  return it == pools_.end() ? 0 : it->second.slot_size;
+}
+
+std::size_t Producer::free_slots(std::uint32_t pool) const {
+  auto it = pools_.find(pool);
+  if (it == pools_.end()) return 0;
+  return static_cast<std::size_t>(
+      std::count(it->second.slots.begin(), it->second.slots.end(), SlotState::free));
 }
 
 }  // namespace shmfd

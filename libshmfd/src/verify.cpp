@@ -95,7 +95,7 @@ Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t exte
                                             " bytes but its layout needs " +
                                             std::to_string(extent));
   }
-  return VerifiedBuffer{size, have, huge};
+  return VerifiedBuffer{size, have, huge, static_cast<std::uint64_t>(st.st_blksize)};
 }
 
 }  // namespace shmfd

@@ -10,7 +10,9 @@
 //   }
 //
 // A Frame owns a read-only mapping and its layout; dropping it unmaps and tells the broker the
-// frame is released, which makes room in this subscriber's queue.
+// frame is released, which makes room in this subscriber's queue. Frames from a pool share one
+// mapping of the whole pool, made once when the pool is first seen and kept for its life
+// (also after the producer left, for as long as a frame of it is held).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "shmfd/connection.hpp"
 #include "shmfd/layout.hpp"
@@ -30,7 +33,8 @@ namespace shmfd {
 
 namespace detail {
 struct ConsumerLink;
-}
+struct PoolView;
+}  // namespace detail
 
 class Frame {
  public:
@@ -46,8 +50,10 @@ class Frame {
   // Frames the broker dropped for this subscriber so far (drop-oldest policy).
   std::uint64_t dropped() const noexcept { return dropped_; }
   const Layout& layout() const noexcept { return layout_; }
-  // The whole buffer, read-only; the layout says where the data lies in it.
-  std::span<const std::byte> bytes() const noexcept { return mapping_.bytes(); }
+  // The frame's buffer (or pool slot), read-only; the layout says where the data lies in it.
+  std::span<const std::byte> bytes() const noexcept { return view_; }
+  // Whether the frame is a slot of a pool (else a buffer of its own).
+  bool in_pool() const noexcept { return pool_ != nullptr; }
 
  private:
   friend class Consumer;
@@ -60,7 +66,9 @@ class Frame {
   std::uint64_t timestamp_ns_ = 0;
   std::uint64_t dropped_ = 0;
   Layout layout_;
-  Mapping mapping_;
+  Mapping mapping_;                               // a frame with its own buffer
+  std::shared_ptr<const detail::PoolView> pool_;  // a pool frame: the pool's mapping
+  std::span<const std::byte> view_;
 };
 
 struct EndOfStream {
@@ -100,6 +108,8 @@ class Consumer {
   explicit Consumer(std::shared_ptr<detail::ConsumerLink> link) : link_(std::move(link)) {}
   Result<std::optional<Event>> next(IoMode mode);
   Result<Incoming> read_one(IoMode mode);
+  static Result<std::shared_ptr<const detail::PoolView>> attach_pool(
+      proto::PoolAttach::Reader attach, const std::vector<UniqueFd>& fds);
 
   std::shared_ptr<detail::ConsumerLink> link_;
 };

@@ -44,6 +44,7 @@ enum class Errc {
   broker_refused,      // the broker answered with an Error message
   protocol_violation,  // the broker sent something the protocol does not allow here
   disconnected,        // the broker closed the connection
+  no_free_slot,        // every slot of a pool is held (acquire with Wait::fail_fast)
 };
 
 }  // namespace shmfd

@@ -31,6 +31,10 @@ struct MemfdOptions {
 // "/memfd:shmfd:cam0,size=8294400 (deleted)". Truncated to the kernel's 249-byte limit.
 std::string memfd_name(std::string_view name, std::size_t size);
 
+// The page size buffers created with `options` have: the system page size, or the default
+// huge page size with huge_pages (found from a hugetlbfs memfd, which reserves nothing).
+Result<std::size_t> page_size(MemfdOptions options = {});
+
 // Creates a sealable memfd of `size` bytes: MFD_CLOEXEC | MFD_ALLOW_SEALING, plus MFD_NOEXEC_SEAL
 // where the kernel has it (6.3+; older kernels fall back without it).
 Result<UniqueFd> create_memfd(std::string_view name, std::size_t size, MemfdOptions options = {});

@@ -15,6 +15,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,15 @@
 #include "shmfd/protocol.hpp"
 
 namespace shmfd {
+
+enum class Wait { block, fail_fast };
+
+// A pool slot acquired for writing: fill `bytes`, then publish it.
+struct Slot {
+  std::uint32_t pool = 0;
+  std::uint32_t index = 0;
+  std::span<std::byte> bytes;
+};
 
 // A frame sealed and encoded, ready to send; what try_send and the Asio form retry with.
 struct PreparedFrame {
@@ -62,14 +72,52 @@ class Producer {
   // Refusals the broker has sent so far (non-blocking).
   Result<std::vector<Error>> poll_errors();
 
+  // --- Pools: the fast path. One memfd of N slots is registered once; each frame is then one
+  // small message and no fd, and consumers keep the pool mapped. ---
+
+  // Creates a pool of `slot_count` slots of at least `slot_bytes` each (rounded up to whole
+  // pages, or huge pages, so every slot starts on a page boundary), seals it at the pool level
+  // and registers it for `topic`, which must be advertised with Guarantee::pool.
+  // Returns the pool's id.
+  Result<std::uint32_t> create_pool(std::string_view topic, std::size_t slot_bytes,
+                                    std::uint32_t slot_count, MemfdOptions options = {});
+  // A free slot to write into. A slot is free again only once every subscriber has released
+  // the frame last published in it. Wait::block waits for that; Wait::fail_fast returns
+  // Errc::no_free_slot.
+  Result<Slot> acquire(std::uint32_t pool, Wait wait = Wait::block);
+  // Non-blocking acquire for event loops: nullopt when no slot is free yet.
+  Result<std::optional<Slot>> try_acquire(std::uint32_t pool);
+  // Publishes an acquired slot; `layout` is relative to the slot and must fit in it.
+  Result<std::uint64_t> publish(std::string_view topic, const Slot& slot, const Layout& layout,
+                                std::uint64_t timestamp_ns = 0);
+  std::size_t slot_size(std::uint32_t pool) const;
+  std::size_t free_slots(std::uint32_t pool) const;
+
   int native_handle() const noexcept { return connection_.fd(); }
 
  private:
+  enum class SlotState { free, acquired, published };
+  struct PoolState {
+    std::string topic;
+    PoolBuffer buffer;
+    std::size_t slot_size = 0;
+    std::vector<SlotState> slots;
+    std::vector<std::uint64_t> sequence;  // of the frame last published in each slot
+  };
+
   explicit Producer(Connection connection) : connection_(std::move(connection)) {}
-  // Reads whatever the broker has sent, non-blocking, keeping refusals in errors_.
+  // Reads whatever the broker has sent, non-blocking (see handle).
   Status drain();
+  // Reads messages (blocking) until `done` holds for one; each goes through handle first.
+  template <typename Done>
+  Status wait_for(Done done);
+  // Keeps refusals in errors_ and marks freed slots.
+  void handle(proto::Message::Reader message);
+  std::uint64_t next_sequence(std::string_view topic);
+  Result<std::uint64_t> sent_or_refused(std::uint64_t sequence);
 
   Connection connection_;
+  std::map<std::uint32_t, PoolState> pools_;
   std::map<std::string, std::uint64_t, std::less<>> next_sequence_;
   std::deque<Error> errors_;
 };

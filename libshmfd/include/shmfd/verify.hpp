@@ -11,9 +11,10 @@
 namespace shmfd {
 
 struct VerifiedBuffer {
-  std::uint64_t size = 0;   // bytes, fixed forever by the seals
-  unsigned seals = 0;       // F_SEAL_* bits as the kernel reports them
-  bool huge_pages = false;  // backed by hugetlbfs
+  std::uint64_t size = 0;       // bytes, fixed forever by the seals
+  unsigned seals = 0;           // F_SEAL_* bits as the kernel reports them
+  bool huge_pages = false;      // backed by hugetlbfs
+  std::uint64_t page_size = 0;  // st_blksize: 4096, or the huge page size
 };
 
 // Checks that `fd` is a memfd (Errc::not_memfd otherwise: pipes, sockets, regular and tmpfs
