@@ -77,6 +77,21 @@ Broker::~Broker() {
 
 void Broker::start() {
   accept_loop();
+  schedule_hold_check();
+}
+
+void Broker::schedule_hold_check() {
+  const std::uint64_t deadline = options_.limits.hold_deadline_ms;
+  if (deadline == 0 || stopped_) return;
+  // Checking four times per deadline reports a stuck consumer at most 25% late.
+  hold_check_.expires_after(std::chrono::milliseconds(std::max<std::uint64_t>(deadline / 4, 1)));
+  hold_check_.async_wait([this](std::error_code ec) {
+    if (ec || stopped_) return;
+    const auto now = std::chrono::steady_clock::now();
+    auto clients = clients_;  // check_holds may disconnect
+    for (auto& [id, client] : clients) client->check_holds(now);
+    schedule_hold_check();
+  });
 }
 
 void Broker::shutdown() {

@@ -173,7 +173,17 @@ asio::awaitable<void> Client::write_loop() {
     auto sent = co_await async_send_message(socket_, as_bytes(words), fds, asio::use_awaitable);
     if (closed_) break;
     if (!sent) {
-      close("send failed: " + sent.error().message());
+      const Error& e = sent.error();
+      if (e.is(std::errc::broken_pipe) || e.is(std::errc::connection_reset)) {
+        // The client has gone, but messages it sent before may still wait in its socket
+        // (frames of a block-producer topic must not be lost): the reader drains them and
+        // closes at end of file.
+        writer_gone_ = true;
+        replies_.clear();
+        reader_wake_.cancel();
+        break;
+      }
+      close("send failed: " + e.message());
       break;
     }
   }
@@ -549,8 +559,11 @@ void Client::check_holds(std::chrono::steady_clock::time_point now) {
                                ") for more than " + std::to_string(limits.hold_deadline_ms) + " ms";
       broker_.log().warn(what);
       if (limits.disconnect_stuck) {
+        // Disconnecting clears subscriptions_: leave the loops first.
+        const std::string topic = name;
+        const std::uint64_t sequence = f.sequence;
         close_after_replies_ = true;
-        refuse(Code::LIMIT_EXCEEDED, what + "; disconnecting", name, f.sequence);
+        refuse(Code::LIMIT_EXCEEDED, what + "; disconnecting", topic, sequence);
         return;
       }
     }
@@ -683,7 +696,7 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
 }
 
 void Client::reply(capnp::MessageBuilder& message, bool bounded) {
-  if (closed_) return;
+  if (closed_ || writer_gone_) return;
   if (bounded && replies_.size() >= broker_.options().limits.max_pending_replies) {
     close("does not read the broker's replies");
     return;

@@ -88,6 +88,7 @@ class Client : public std::enable_shared_from_this<Client> {
   bool greeted_ = false;
   bool closed_ = false;
   bool close_after_replies_ = false;
+  bool writer_gone_ = false;  // the peer stopped reading for good (EPIPE)
   std::size_t errors_ = 0;
   std::deque<kj::Array<capnp::word>> replies_;
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;

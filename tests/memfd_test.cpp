@@ -14,7 +14,6 @@
 
 #include "shmfd/verify.hpp"
 #include "support/fd_count.hpp"
-#include "support/hugepages.hpp"
 
 namespace shmfd {
 namespace {
@@ -188,37 +187,6 @@ TEST_F(MemfdTest, MappingAtUnalignedOffsetSeesTheRightBytes) {
   EXPECT_TRUE(
       std::equal(sut->bytes().begin(), sut->bytes().end(), buffer->bytes().begin() + 4096 + 5));
   EXPECT_THROW((void)sut->writable_bytes(), std::logic_error);
-}
-
-// One test for both cases: vm.nr_hugepages is machine-wide, and ctest runs tests in parallel
-// processes, so two tests changing it could race.
-TEST_F(MemfdTest, HugePagesFailClearlyWhenNoneAreFreeAndWorkWhenReserved) {
-  {
-    testing::HugePageReservation none(0);
-    if (none.ok() || testing::read_nr_hugepages() == 0) {
-      auto sut = WritableBuffer::create("huge", 4096, MemfdOptions{.huge_pages = true});
-      ASSERT_FALSE(sut);
-      EXPECT_TRUE(sut.error().is(Errc::huge_pages_unavailable)) << sut.error().message();
-      EXPECT_NE(sut.error().message().find("vm.nr_hugepages"), std::string::npos);
-    } else {
-      std::cout << "[ NOTE     ] huge pages are reserved and this process cannot release them "
-                   "(not root): the no-huge-pages error is not exercised\n";
-    }
-  }
-  testing::HugePageReservation two(2);
-  if (!two.ok()) GTEST_SKIP() << "cannot reserve 2 huge pages (needs root and free memory)";
-  auto writable = WritableBuffer::create("huge", 4096, MemfdOptions{.huge_pages = true});
-  ASSERT_TRUE(writable) << writable.error().message();
-  EXPECT_EQ(writable->size(), 2U << 20);
-  fill(writable->bytes(), 5);
-  auto sut = std::move(*writable).seal();
-  ASSERT_TRUE(sut) << sut.error().message();
-  auto verified = verify_buffer(sut->fd(), Guarantee::sealed, 4096);
-  ASSERT_TRUE(verified) << verified.error().message();
-  EXPECT_TRUE(verified->huge_pages);
-  auto view = sut->map();
-  ASSERT_TRUE(view) << view.error().message();
-  EXPECT_TRUE(holds_pattern(view->bytes(), 5));
 }
 
 }  // namespace

@@ -1,0 +1,307 @@
+// Pools end to end: slots are reused only when every subscriber has let go, and nothing a
+// consumer holds is ever rewritten.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <deque>
+#include <future>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "shmfd/consumer.hpp"
+#include "shmfd/producer.hpp"
+#include "support/broker_harness.hpp"
+#include "support/fd_count.hpp"
+#include "support/stamped_slots.hpp"
+
+namespace shmfd {
+namespace {
+
+using testing::stamp;
+using testing::stamped_with;
+
+constexpr std::size_t kSlotBytes = 16 * 1024;
+
+// A producer with an advertised pool topic and a pool of `slots` slots.
+struct PoolProducer {
+  Producer producer;
+  std::uint32_t pool;
+};
+
+Result<PoolProducer> pool_producer(const std::string& path, const std::string& topic,
+                                   std::uint32_t slots, std::size_t slot_bytes = kSlotBytes) {
+  auto producer = Producer::connect(path, "pool-producer");
+  if (!producer) return fail(std::move(producer.error()));
+  if (auto ok = producer->advertise(topic, LayoutKind::BLOB, Guarantee::pool); !ok) {
+    return fail(std::move(ok.error()));
+  }
+  auto pool = producer->create_pool(topic, slot_bytes, slots);
+  if (!pool) return fail(std::move(pool.error()));
+  return PoolProducer{std::move(*producer), *pool};
+}
+
+// Acquires a slot, stamps it for the next sequence and publishes it.
+Result<std::uint64_t> publish_stamped(PoolProducer& p, const std::string& topic,
+                                      std::uint64_t sequence, Wait wait = Wait::block) {
+  auto slot = p.producer.acquire(p.pool, wait);
+  if (!slot) return fail(std::move(slot.error()));
+  stamp(slot->bytes, sequence);
+  return p.producer.publish(topic, *slot, blob_layout(slot->bytes.size()));
+}
+
+Frame receive_frame(Consumer& consumer) {
+  auto event = consumer.receive();
+  EXPECT_TRUE(event) << event.error().message();
+  EXPECT_TRUE(event && std::holds_alternative<Frame>(*event));
+  return std::move(std::get<Frame>(*event));
+}
+
+class PoolTest : public testing::FdLeakTest {};
+
+TEST_F(PoolTest, ReuseIsSafeUnderFanOutWithConsumersHoldingFramesForRandomTimes) {
+  testing::InProcessBroker broker;
+  constexpr std::uint64_t kFrames = 10000;
+  constexpr std::uint32_t kDepth = 4;
+  std::vector<Consumer> consumers;
+  for (int i = 0; i < 3; ++i) {
+    auto c = Consumer::connect(broker.path(), "verifier" + std::to_string(i));
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->subscribe("reuse", kDepth, Backpressure::BLOCK_PRODUCER));
+    consumers.push_back(std::move(*c));
+  }
+  struct Report {
+    std::uint64_t frames = 0, corrupt = 0, in_pool = 0;
+    std::string error;
+  };
+  std::vector<Report> reports(consumers.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < consumers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      std::mt19937 rng(static_cast<unsigned>(i) + 7);
+      std::deque<Frame> held;  // released in random order, after random numbers of frames
+      Report& r = reports[i];
+      for (;;) {
+        // Holding `depth` frames would stop delivery to us: keep at most depth - 1.
+        while (held.size() >= kDepth - 1 || (!held.empty() && rng() % 3 == 0)) {
+          for (const Frame& f : held) r.corrupt += !stamped_with(f.bytes(), f.sequence());
+          held.erase(held.begin() + static_cast<std::ptrdiff_t>(rng() % held.size()));
+        }
+        auto event = consumers[i].receive();
+        if (!event) {
+          r.error = event.error().message();
+          return;
+        }
+        if (std::holds_alternative<EndOfStream>(*event)) break;
+        Frame& frame = std::get<Frame>(*event);
+        ++r.frames;
+        r.in_pool += frame.in_pool();
+        r.corrupt += !stamped_with(frame.bytes(), frame.sequence());
+        held.push_back(std::move(frame));
+      }
+      for (const Frame& f : held) r.corrupt += !stamped_with(f.bytes(), f.sequence());
+    });
+  }
+  {
+    // Each consumer may pin depth - 1 = 3 frames it holds while waiting for the next one, and
+    // they can be at different positions: 3 x 3 distinct slots, plus one to make progress.
+    auto p = pool_producer(broker.path(), "reuse", 10);
+    ASSERT_TRUE(p) << p.error().message();
+    for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
+      auto sent = publish_stamped(*p, "reuse", seq);
+      ASSERT_TRUE(sent) << sent.error().message();
+    }
+  }
+  for (auto& t : threads) t.join();
+  for (const Report& r : reports) {
+    EXPECT_EQ(r.error, "");
+    EXPECT_EQ(r.frames, kFrames);
+    EXPECT_EQ(r.in_pool, kFrames);
+    EXPECT_EQ(r.corrupt, 0U);
+  }
+}
+
+TEST_F(PoolTest, ASlotComesBackOnlyAfterEverySubscriberReleasedIt) {
+  testing::InProcessBroker broker;
+  auto a = Consumer::connect(broker.path(), "a");
+  auto b = Consumer::connect(broker.path(), "b");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->subscribe("one-slot"));
+  ASSERT_TRUE(b->subscribe("one-slot"));
+  auto p = pool_producer(broker.path(), "one-slot", 1);
+  ASSERT_TRUE(p) << p.error().message();
+
+  // Round 1: A lets go first; round 2: B does. Either way the slot stays busy until both have.
+  for (std::uint64_t seq = 1; seq <= 2; ++seq) {
+    ASSERT_TRUE(publish_stamped(*p, "one-slot", seq));  // waits for the slot from the last round
+    std::optional<Frame> from_a(receive_frame(*a));
+    std::optional<Frame> from_b(receive_frame(*b));
+    auto& first = seq == 1 ? from_a : from_b;
+    auto& second = seq == 1 ? from_b : from_a;
+    first.reset();
+    auto early = p->producer.acquire(p->pool, Wait::fail_fast);
+    ASSERT_FALSE(early) << "slot handed out while a subscriber still holds it";
+    EXPECT_TRUE(early.error().is(Errc::no_free_slot));
+    EXPECT_TRUE(stamped_with(second->bytes(), seq));
+    second.reset();
+  }
+  auto slot = p->producer.acquire(p->pool, Wait::block);
+  ASSERT_TRUE(slot) << slot.error().message();
+  EXPECT_EQ(slot->index, 0U);
+}
+
+TEST_F(PoolTest, ExhaustionFailsFastOrWaitsAndResumesOnRelease) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path());
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("full", 4));
+  auto p = pool_producer(broker.path(), "full", 2);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(publish_stamped(*p, "full", 1));
+  ASSERT_TRUE(publish_stamped(*p, "full", 2));
+  std::optional<Frame> one(receive_frame(*consumer));
+  std::optional<Frame> two(receive_frame(*consumer));
+
+  auto none = p->producer.acquire(p->pool, Wait::fail_fast);
+  ASSERT_FALSE(none);
+  EXPECT_TRUE(none.error().is(Errc::no_free_slot));
+  EXPECT_NE(none.error().message().find("all 2 slots are held"), std::string::npos);
+
+  auto waiting = std::async(std::launch::async, [&] { return p->producer.acquire(p->pool); });
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)
+      << "acquire returned while every slot was held";
+  one.reset();
+  auto slot = waiting.get();
+  ASSERT_TRUE(slot) << slot.error().message();
+  EXPECT_TRUE(stamped_with(two->bytes(), 2));
+}
+
+TEST_F(PoolTest, DropOldestReleasesTheSlotsItDrops) {
+  testing::InProcessBroker broker;
+  auto slow = Consumer::connect(broker.path(), "slow");
+  ASSERT_TRUE(slow);
+  ASSERT_TRUE(slow->subscribe("drop", 1, Backpressure::DROP_OLDEST));
+  auto p = pool_producer(broker.path(), "drop", 3);
+  ASSERT_TRUE(p);
+  for (std::uint64_t seq = 1; seq <= 50; ++seq) {
+    // The slow consumer holds at most 2 slots (1 delivered, 1 queued); dropped ones come back.
+    auto sent = publish_stamped(*p, "drop", seq);
+    ASSERT_TRUE(sent) << sent.error().message();
+  }
+  ASSERT_TRUE(p->producer.advertise("sync", LayoutKind::BLOB));  // all 50 routed
+  {
+    Frame first = receive_frame(*slow);  // delivered before the queue filled
+    EXPECT_EQ(first.sequence(), 1U);
+    EXPECT_TRUE(stamped_with(first.bytes(), 1));
+  }  // released: the window of 1 has room for the newest frame
+  Frame last = receive_frame(*slow);
+  EXPECT_EQ(last.sequence(), 50U);
+  EXPECT_TRUE(stamped_with(last.bytes(), 50));
+  EXPECT_EQ(last.dropped(), 48U);
+}
+
+TEST_F(PoolTest, MappingsOutliveTheProducer) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path());
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("gone"));
+  std::optional<Frame> held;
+  {
+    auto p = pool_producer(broker.path(), "gone", 2);
+    ASSERT_TRUE(p);
+    ASSERT_TRUE(publish_stamped(*p, "gone", 1));
+    held.emplace(receive_frame(*consumer));
+  }  // the producer disconnects
+  auto end = consumer->receive();
+  ASSERT_TRUE(end && std::holds_alternative<EndOfStream>(*end));
+  EXPECT_TRUE(stamped_with(held->bytes(), 1)) << "the kernel keeps the pages while mapped";
+}
+
+TEST_F(PoolTest, LayoutMustFitTheSlotAndPoolsNeedThePoolGuarantee) {
+  testing::InProcessBroker broker;
+  auto p = pool_producer(broker.path(), "fit", 1, 4096);
+  ASSERT_TRUE(p);
+  auto slot = p->producer.acquire(p->pool);
+  ASSERT_TRUE(slot);
+  auto too_big = p->producer.publish("fit", *slot, blob_layout(4097));
+  ASSERT_FALSE(too_big);
+  EXPECT_TRUE(too_big.error().is(Errc::layout_out_of_bounds));
+
+  auto sealed_topic = Producer::connect(broker.path());
+  ASSERT_TRUE(sealed_topic);
+  ASSERT_TRUE(sealed_topic->advertise("immutable", LayoutKind::BLOB, Guarantee::sealed));
+  auto refused = sealed_topic->create_pool("immutable", 4096, 2);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("pools need the pool guarantee"), std::string::npos)
+      << refused.error().message();
+}
+
+TEST_F(PoolTest, AConsumerHoldingASlotPastTheDeadlineIsDisconnectedAndTheSlotReturns) {
+  broker::Options options;
+  options.limits.hold_deadline_ms = 50;
+  options.limits.disconnect_stuck = true;
+  testing::InProcessBroker broker(options);
+  auto stuck = Consumer::connect(broker.path(), "stuck");
+  ASSERT_TRUE(stuck);
+  ASSERT_TRUE(stuck->subscribe("deadline"));
+  auto p = pool_producer(broker.path(), "deadline", 1);
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(publish_stamped(*p, "deadline", 1));
+  Frame held = receive_frame(*stuck);
+
+  // Keep holding; the broker reports it, then cuts the consumer off, which frees the slot.
+  auto event = stuck->receive();
+  ASSERT_FALSE(event);
+  EXPECT_TRUE(event.error().is(Errc::broker_refused)) << event.error().message();
+  EXPECT_NE(event.error().message().find("for more than 50 ms"), std::string::npos)
+      << event.error().message();
+  auto slot = p->producer.acquire(p->pool, Wait::block);
+  ASSERT_TRUE(slot) << slot.error().message();
+  EXPECT_TRUE(stamped_with(held.bytes(), 1)) << "our mapping stays valid after the cut";
+}
+
+// kill -9 needs a real process; forking a process that runs an in-process broker thread is
+// unsafe, so this one uses the broker program.
+TEST(PoolProcessTest, AConsumerKilledWhileHoldingSlotsGivesThemBack) {
+  testing::SubprocessBroker broker;
+  ASSERT_TRUE(broker.listening()) << broker.output();
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto consumer = Consumer::connect(broker.path(), "hoarder");
+    if (!consumer || !consumer->subscribe("hoard", 4)) ::_exit(1);
+    (void)!::write(ready[1], "s", 1);  // subscribed
+    std::vector<Frame> hoard;
+    for (int i = 0; i < 2; ++i) {
+      auto event = consumer->receive();
+      if (!event || !std::holds_alternative<Frame>(*event)) ::_exit(2);
+      hoard.push_back(std::move(std::get<Frame>(*event)));
+    }
+    (void)!::write(ready[1], "h", 1);  // holding both slots
+    for (;;) ::pause();
+  }
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  auto p = pool_producer(broker.path(), "hoard", 2);
+  ASSERT_TRUE(p) << p.error().message();
+  ASSERT_TRUE(publish_stamped(*p, "hoard", 1));
+  ASSERT_TRUE(publish_stamped(*p, "hoard", 2));
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  EXPECT_FALSE(p->producer.acquire(p->pool, Wait::fail_fast));
+
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  // Both slots come back, and the producer keeps going.
+  for (std::uint64_t seq = 3; seq <= 20; ++seq) {
+    auto sent = publish_stamped(*p, "hoard", seq);
+    ASSERT_TRUE(sent) << sent.error().message();
+  }
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
+}  // namespace
+}  // namespace shmfd
