@@ -42,6 +42,8 @@ demo-handoff: build
 
 bench: build
 	$(BUILD)/bin/shmfd-bench-core
+	$(BUILD)/bin/shmfd-bench-frames
+	$(BUILD)/bin/shmfd-bench-frames --read-all
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -85,5 +85,70 @@ TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
   EXPECT_EQ(intact, kFrames);
 }
 
+TEST_F(AsioClientTest, PoolSlotsAreAcquiredAndPublishedWithoutBlockingTheThread) {
+  testing::InProcessBroker broker;
+  asio::io_context io;
+  constexpr std::uint64_t kFrames = 300;
+  auto consumer = Consumer::connect(broker.path(), "async-consumer");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("async-pool", 2, Backpressure::BLOCK_PRODUCER));
+  auto async_consumer = AsyncConsumer::create(io.get_executor(), std::move(*consumer));
+  ASSERT_TRUE(async_consumer);
+  auto producer = Producer::connect(broker.path(), "async-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("async-pool", LayoutKind::BLOB, Guarantee::pool));
+  auto pool = producer->create_pool("async-pool", 4096, 3);
+  ASSERT_TRUE(pool) << pool.error().message();
+  auto async_producer = AsyncProducer::create(io.get_executor(), std::move(*producer));
+  ASSERT_TRUE(async_producer);
+
+  std::uint64_t published = 0, received = 0, intact = 0;
+  std::string error;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
+          // With 3 slots and a consumer on the same thread, this has to wait for SlotFree.
+          auto slot = co_await async_producer->async_acquire(*pool, asio::use_awaitable);
+          if (!slot) {
+            error = slot.error().message();
+            co_return;
+          }
+          for (std::size_t i = 0; i < slot->bytes.size(); ++i) {
+            slot->bytes[i] = testing::pattern_byte(seq, i);
+          }
+          auto sent = co_await async_producer->async_publish(
+              "async-pool", *slot, blob_layout(slot->bytes.size()), asio::use_awaitable);
+          if (!sent) {
+            error = sent.error().message();
+            co_return;
+          }
+          ++published;
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        while (received < kFrames) {
+          auto event = co_await async_consumer->async_receive(asio::use_awaitable);
+          if (!event || !std::holds_alternative<Frame>(*event)) {
+            error = event ? "unexpected end of stream" : event.error().message();
+            co_return;
+          }
+          const Frame& frame = std::get<Frame>(*event);
+          intact += frame.in_pool() && testing::holds_pattern(frame);
+          ++received;
+        }
+      },
+      asio::detached);
+  io.run();
+
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(published, kFrames);
+  EXPECT_EQ(received, kFrames);
+  EXPECT_EQ(intact, kFrames);
+}
+
 }  // namespace
 }  // namespace shmfd

@@ -146,9 +146,10 @@ Result<std::uint64_t> Producer::sent_or_refused(std::uint64_t sequence) {
 }
 
 Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
-  const int fd = frame.buffer.fd();
-  auto sent = send_message(connection_.fd(), as_bytes(frame.message), std::span(&fd, 1),
-                           IoMode::non_blocking);
+  const int fd = frame.buffer ? frame.buffer->fd() : -1;
+  auto sent =
+      send_message(connection_.fd(), as_bytes(frame.message),
+                   fd >= 0 ? std::span(&fd, 1) : std::span<const int>(), IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
   auto done = sent_or_refused(frame.sequence);
@@ -160,7 +161,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
                                         const Layout& layout, std::uint64_t timestamp_ns) {
   auto frame = prepare(topic, std::move(buffer), layout, timestamp_ns);
   if (!frame) return fail(std::move(frame.error()));
-  const int fd = frame->buffer.fd();
+  const int fd = frame->buffer->fd();
   // Blocking: under block-producer backpressure this waits for the broker to read again.
   auto sent = send_message(connection_.fd(), as_bytes(frame->message), std::span(&fd, 1));
   if (!sent) return fail(std::move(sent.error()));
@@ -252,7 +253,7 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
   }
 }
 
-Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
+Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
   auto it = pools_.find(slot.pool);
   if (it == pools_.end() || slot.index >= it->second.slots.size() ||
@@ -277,10 +278,19 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
   frame.setPool(slot.pool);
   frame.setSlot(slot.index);
   fill_frame(frame, sequence, timestamp_ns, layout);
-  if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
   p.slots[slot.index] = SlotState::published;
   p.sequence[slot.index] = sequence;
-  return sent_or_refused(sequence);
+  return PreparedFrame{std::string(topic), sequence, std::nullopt, encode_message(message)};
+}
+
+Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
+                                        const Layout& layout, std::uint64_t timestamp_ns) {
+  auto frame = prepare(topic, slot, layout, timestamp_ns);
+  if (!frame) return fail(std::move(frame.error()));
+  // Blocking: under block-producer backpressure this waits for the broker to read again.
+  auto sent = send_message(connection_.fd(), as_bytes(frame->message));
+  if (!sent) return fail(std::move(sent.error()));
+  return sent_or_refused(frame->sequence);
 }
 
 std::size_t Producer::slot_size(std::uint32_t pool) const {

@@ -78,8 +78,35 @@ class AsyncProducer {
   template <typename Token>
   auto async_publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
                      Token&& token) {
-    auto prepared = producer_.prepare(topic, std::move(buffer), layout);
-    auto frame = std::make_shared<Result<PreparedFrame>>(std::move(prepared));
+    auto frame = std::make_shared<Result<PreparedFrame>>(
+        producer_.prepare(topic, std::move(buffer), layout));
+    return send_prepared(std::move(frame), std::forward<Token>(token));
+  }
+
+  // A free slot of `pool`, waiting without blocking the thread while all are held.
+  template <typename Token>
+  auto async_acquire(std::uint32_t pool, Token&& token) {
+    auto attempt = [this, pool](int) -> std::optional<Result<Slot>> {
+      auto r = producer_.try_acquire(pool);
+      if (!r) return Result<Slot>(tl::unexpect, std::move(r.error()));
+      if (!*r) return std::nullopt;  // wait for the broker's SlotFree
+      return Result<Slot>(**r);
+    };
+    return detail::async_when_ready<Result<Slot>>(
+        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+  }
+
+  // Publishes an acquired slot; completes with Result<std::uint64_t> once sent.
+  template <typename Token>
+  auto async_publish(std::string_view topic, const Slot& slot, const Layout& layout,
+                     Token&& token) {
+    auto frame = std::make_shared<Result<PreparedFrame>>(producer_.prepare(topic, slot, layout));
+    return send_prepared(std::move(frame), std::forward<Token>(token));
+  }
+
+ private:
+  template <typename Token>
+  auto send_prepared(std::shared_ptr<Result<PreparedFrame>> frame, Token&& token) {
     auto attempt = [this, frame](int) -> std::optional<Result<std::uint64_t>> {
       if (!*frame) return Result<std::uint64_t>(tl::unexpect, frame->error());
       auto r = producer_.try_send(**frame);
@@ -91,7 +118,6 @@ class AsyncProducer {
         readiness_, asio::posix::stream_descriptor::wait_write, std::move(attempt), token);
   }
 
- private:
   AsyncProducer(Producer producer, asio::posix::stream_descriptor readiness)
       : producer_(std::move(producer)), readiness_(std::move(readiness)) {}
 

@@ -41,7 +41,7 @@ struct Slot {
 struct PreparedFrame {
   std::string topic;
   std::uint64_t sequence = 0;
-  SealedBuffer buffer;
+  std::optional<SealedBuffer> buffer;  // empty for a pool slot: no fd travels
   kj::Array<capnp::word> message;
 };
 
@@ -89,6 +89,9 @@ class Producer {
   Result<std::optional<Slot>> try_acquire(std::uint32_t pool);
   // Publishes an acquired slot; `layout` is relative to the slot and must fit in it.
   Result<std::uint64_t> publish(std::string_view topic, const Slot& slot, const Layout& layout,
+                                std::uint64_t timestamp_ns = 0);
+  // The encoding half of publish(slot), for try_send.
+  Result<PreparedFrame> prepare(std::string_view topic, const Slot& slot, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
   std::size_t slot_size(std::uint32_t pool) const;
   std::size_t free_slots(std::uint32_t pool) const;
