@@ -3,7 +3,8 @@
 // two for the socket copy. Each transport gets the same producer work (none, or with
 // --producer-touch one byte written per page) and the same consumer work: it touches one byte
 // per page, or with --read-all reads every byte (a checksum), so a copy that merely moves to
-// first access is not hidden. Medians of --runs runs, and ratios to the socket copy from the same run.
+// first access is not hidden. Medians of --runs runs, and ratios to the socket copy from the same
+// run.
 //
 //   build/bin/shmfd-bench-frames [--runs 5] [--frames 600] [--read-all] [--producer-touch]
 //
@@ -48,7 +49,8 @@ std::uint64_t consume(std::span<const std::byte> bytes) {
       sum += w;
     }
   } else {
-    for (std::size_t i = 0; i < bytes.size(); i += kPage) sum += std::to_integer<unsigned>(bytes[i]);
+    for (std::size_t i = 0; i < bytes.size(); i += kPage)
+      sum += std::to_integer<unsigned>(bytes[i]);
   }
   return sum;
 }
@@ -241,7 +243,8 @@ int main(int argc, char** argv) {
               g_read_all ? "reads every byte" : "touches one byte per page",
               static_cast<unsigned long long>(runs));
   std::printf("| transport | frames/s | vs socket copy |\n| --- | ---: | ---: |\n");
-  std::printf("| shmfd pool (4 slots) via broker | %.1f | %.1fx |\n", median(pool), median(pool) / c);
+  std::printf("| shmfd pool (4 slots) via broker | %.1f | %.1fx |\n", median(pool),
+              median(pool) / c);
   std::printf("| shmfd sealed memfd per frame via broker | %.1f | %.2fx |\n", median(sealed),
               median(sealed) / c);
   std::printf("| Unix stream socket copy | %.1f | 1.00x |\n", c);

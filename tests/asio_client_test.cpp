@@ -16,6 +16,23 @@
 namespace shmfd {
 namespace {
 
+// Receives `frames` frames, counting those whose bytes hold their pattern (and, with
+// `from_pool`, that came from a pool slot).
+asio::awaitable<void> receive_frames(AsyncConsumer& consumer, std::uint64_t frames, bool from_pool,
+                                     std::uint64_t& received, std::uint64_t& intact,
+                                     std::string& error) {
+  while (received < frames) {
+    auto event = co_await consumer.async_receive(asio::use_awaitable);
+    if (!event || !std::holds_alternative<Frame>(*event)) {
+      error = event ? "unexpected end of stream" : event.error().message();
+      co_return;
+    }
+    const Frame& frame = std::get<Frame>(*event);
+    intact += frame.in_pool() == from_pool && testing::holds_pattern(frame);
+    ++received;
+  }
+}
+
 class AsioClientTest : public testing::FdLeakTest {};
 
 TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
@@ -63,20 +80,8 @@ TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
         }
       },
       asio::detached);
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        while (received < kFrames) {
-          auto event = co_await async_consumer->async_receive(asio::use_awaitable);
-          if (!event || !std::holds_alternative<Frame>(*event)) {
-            error = event ? "unexpected end of stream" : event.error().message();
-            co_return;
-          }
-          intact += testing::holds_pattern(std::get<Frame>(*event));
-          ++received;
-        }
-      },
-      asio::detached);
+  asio::co_spawn(io, receive_frames(*async_consumer, kFrames, false, received, intact, error),
+                 asio::detached);
   io.run();
 
   EXPECT_EQ(error, "");
@@ -127,21 +132,8 @@ TEST_F(AsioClientTest, PoolSlotsAreAcquiredAndPublishedWithoutBlockingTheThread)
         }
       },
       asio::detached);
-  asio::co_spawn(
-      io,
-      [&]() -> asio::awaitable<void> {
-        while (received < kFrames) {
-          auto event = co_await async_consumer->async_receive(asio::use_awaitable);
-          if (!event || !std::holds_alternative<Frame>(*event)) {
-            error = event ? "unexpected end of stream" : event.error().message();
-            co_return;
-          }
-          const Frame& frame = std::get<Frame>(*event);
-          intact += frame.in_pool() && testing::holds_pattern(frame);
-          ++received;
-        }
-      },
-      asio::detached);
+  asio::co_spawn(io, receive_frames(*async_consumer, kFrames, true, received, intact, error),
+                 asio::detached);
   io.run();
 
   EXPECT_EQ(error, "");

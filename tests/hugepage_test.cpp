@@ -11,6 +11,7 @@
 #include "shmfd/producer.hpp"
 #include "shmfd/verify.hpp"
 #include "support/broker_harness.hpp"
+#include "support/bytes.hpp"
 #include "support/fd_count.hpp"
 #include "support/hugepages.hpp"
 #include "support/stamped_slots.hpp"
@@ -20,18 +21,8 @@ namespace {
 
 class HugePageTest : public testing::FdLeakTest {};
 
-void fill(std::span<std::byte> bytes, unsigned char seed) {
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    bytes[i] = static_cast<std::byte>((i * 31 + seed) & 0xff);
-  }
-}
-
-bool holds_pattern(std::span<const std::byte> bytes, unsigned char seed) {
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (bytes[i] != static_cast<std::byte>((i * 31 + seed) & 0xff)) return false;
-  }
-  return true;
-}
+using testing::fill;
+using testing::holds_pattern;
 
 // One test for both cases: vm.nr_hugepages is machine-wide, and ctest runs tests in parallel
 // processes, so two tests changing it could race.

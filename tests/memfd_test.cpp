@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "shmfd/verify.hpp"
+#include "support/bytes.hpp"
 #include "support/fd_count.hpp"
 
 namespace shmfd {
@@ -26,18 +27,8 @@ std::string fd_link(int fd) {
   return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string();
 }
 
-void fill(std::span<std::byte> bytes, unsigned char seed) {
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    bytes[i] = static_cast<std::byte>((i * 31 + seed) & 0xff);
-  }
-}
-
-bool holds_pattern(std::span<const std::byte> bytes, unsigned char seed) {
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (bytes[i] != static_cast<std::byte>((i * 31 + seed) & 0xff)) return false;
-  }
-  return true;
-}
+using testing::fill;
+using testing::holds_pattern;
 
 class MemfdTest : public testing::FdLeakTest {};
 

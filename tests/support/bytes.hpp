@@ -15,4 +15,18 @@ inline std::string string_of(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
+// A byte pattern that depends on `seed` and the position, and its check.
+inline void fill(std::span<std::byte> bytes, unsigned char seed) {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<std::byte>((i * 31 + seed) & 0xff);
+  }
+}
+
+inline bool holds_pattern(std::span<const std::byte> bytes, unsigned char seed) {
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (bytes[i] != static_cast<std::byte>((i * 31 + seed) & 0xff)) return false;
+  }
+  return true;
+}
+
 }  // namespace shmfd::testing
