@@ -88,7 +88,7 @@ std::string Client::describe() const {
 
 void Client::start() {
   auto self = shared_from_this();
-  const auto on_exit = [self](std::exception_ptr e) {
+  const auto on_exit = [self](const std::exception_ptr& e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
