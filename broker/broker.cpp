@@ -72,7 +72,11 @@ Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
 }
 
 Broker::~Broker() {
-  shutdown();
+  try {
+    shutdown();
+  } catch (...) {
+    // Only logging can throw (allocation); the sockets close in their destructors anyway.
+  }
 }
 
 void Broker::start() {
