@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -176,6 +177,70 @@ void Broker::release_topic(Topic* topic) {
 
 void Broker::remove_client(Client& client) {
   clients_.erase(client.id());
+}
+
+void Broker::fill_state(proto::BrokerState::Builder state) const {
+  const auto now = std::chrono::steady_clock::now();
+  state.setBrokerPid(static_cast<std::uint32_t>(::getpid()));
+  state.setUptimeNs(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_at_).count()));
+
+  auto topics = state.initTopics(static_cast<unsigned>(topics_.size()));
+  unsigned i = 0;
+  for (const auto& [name, topic] : topics_) {
+    auto t = topics[i++];
+    t.setName(name);
+    t.setKind(topic->kind);
+    t.setGuarantee(to_proto(topic->guarantee));
+    t.setProducer(topic->producer != nullptr ? topic->producer->id() : 0);
+    t.setFrames(topic->frames);
+    t.setBytes(topic->bytes);
+    auto subs = t.initSubscribers(static_cast<unsigned>(topic->subscribers.size()));
+    unsigned j = 0;
+    for (const Subscription* sub : topic->subscribers) {
+      auto s = subs[j++];
+      s.setClient(sub->client->id());
+      s.setQueueDepth(sub->depth);
+      s.setBackpressure(sub->policy);
+      s.setQueued(static_cast<std::uint32_t>(sub->queued_frames()));
+      s.setInFlight(static_cast<std::uint32_t>(sub->in_flight.size()));
+      s.setDelivered(sub->delivered);
+      s.setDropped(sub->dropped);
+    }
+  }
+
+  auto clients = state.initClients(static_cast<unsigned>(clients_.size()));
+  i = 0;
+  // Pools are found through their producers and through the frames subscribers hold.
+  std::map<std::uint32_t, std::map<std::uint64_t, std::uint32_t>> holders;
+  std::map<std::uint32_t, const PoolRecord*> pools;
+  for (const auto& [id, client] : clients_) {
+    client->describe_into(clients[i++], now);
+    std::map<std::uint32_t, std::uint32_t> slots;
+    client->count_pool_slots(slots);
+    for (auto [pool, n] : slots) holders[pool][id] = n;
+    client->collect_pools(pools);
+  }
+  auto out = state.initPools(static_cast<unsigned>(pools.size()));
+  i = 0;
+  for (const auto& [id, pool] : pools) {
+    auto p = out[i++];
+    p.setId(id);
+    p.setTopic(pool->topic);
+    p.setOwner(pool->owner != nullptr ? pool->owner->id() : 0);
+    p.setSlotCount(pool->slot_count);
+    p.setSlotSize(pool->slot_size);
+    p.setSlotsBusy(
+        static_cast<std::uint32_t>(std::count(pool->busy.begin(), pool->busy.end(), true)));
+    const auto& h = holders[id];
+    auto list = p.initHolders(static_cast<unsigned>(h.size()));
+    unsigned k = 0;
+    for (auto [client, n] : h) {
+      list[k].setClient(client);
+      list[k].setSlots(n);
+      ++k;
+    }
+  }
 }
 
 }  // namespace shmfd::broker

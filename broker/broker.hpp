@@ -53,6 +53,8 @@ class Broker {
   void release_topic(Topic* topic);
   void remove_client(Client& client);
   std::uint32_t next_pool_id() { return next_pool_id_++; }
+  // The whole registry, for shmfdctl.
+  void fill_state(proto::BrokerState::Builder state) const;
 
  private:
   void accept_loop();
@@ -67,6 +69,7 @@ class Broker {
   std::uint64_t next_client_id_ = 1;
   std::uint32_t next_pool_id_ = 1;  // 0 means "no pool" on the wire
   asio::steady_timer hold_check_;
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
   std::map<std::uint64_t, std::shared_ptr<Client>> clients_;
   std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
 };

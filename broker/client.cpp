@@ -1,7 +1,10 @@
 #include "client.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 
 #include <asio/co_spawn.hpp>
 #include <asio/redirect_error.hpp>
@@ -52,6 +55,10 @@ std::string message_name(proto::Message::Which which) {
       return "PoolAttach";
     case M::SLOT_FREE:
       return "SlotFree";
+    case M::INTROSPECT:
+      return "Introspect";
+    case M::BROKER_STATE:
+      return "BrokerState";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
@@ -78,7 +85,11 @@ Client::Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials 
       credentials_(credentials),
       reader_wake_(broker.io()),
       writer_wake_(broker.io()),
-      linger_(broker.io()) {}
+      linger_(broker.io()) {
+  connected_at_ = std::chrono::steady_clock::now();
+  std::ifstream comm("/proc/" + std::to_string(credentials_.pid) + "/comm");
+  std::getline(comm, command_);
+}
 
 std::string Client::describe() const {
   return "client " + std::to_string(id_) + " (pid " + std::to_string(credentials_.pid) + ", uid " +
@@ -222,6 +233,9 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
         break;
       case M::REGISTER_POOL:
         on_register_pool(m.getRegisterPool(), fds);
+        break;
+      case M::INTROSPECT:
+        on_introspect();
         break;
       default:
         refuse(Code::MALFORMED_MESSAGE, "clients do not send " + message_name(which));
@@ -391,6 +405,9 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   record->layout = *layout;
   record->sequence = sequence;
   record->timestamp_ns = timestamp;
+  record->bytes = verified->size;
+  ++t->frames;
+  t->bytes += *extent;
   FramePtr shared = std::move(record);
   if (broker_.options().keep_last_frame) t->last = shared;  // fd frames only: never a pool slot
   for (Subscription* sub : t->subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
@@ -528,9 +545,66 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
   record->timestamp_ns = frame.getTimestampNs();
   record->pool = it->second;
   record->slot = slot;
+  record->bytes = pool.slot_size;
+  ++t.frames;
+  t.bytes += *extent;
   FramePtr shared = std::move(record);
   for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
   // With no subscriber, `shared` is the last reference: the slot is free again right here.
+}
+
+void Client::on_introspect() {
+  // Only the broker's own user and root may see everyone's topics and processes.
+  if (credentials_.uid != 0 && credentials_.uid != ::geteuid()) {
+    return refuse(Code::PERMISSION_DENIED,
+                  "introspection is for uid " + std::to_string(::geteuid()) + " and root");
+  }
+  capnp::MallocMessageBuilder message;
+  broker_.fill_state(message.initRoot<proto::Message>().initBrokerState());
+  reply(message);
+}
+
+void Client::describe_into(proto::ClientInfo::Builder info,
+                           std::chrono::steady_clock::time_point now) const {
+  info.setId(id_);
+  info.setPid(credentials_.pid);
+  info.setUid(credentials_.uid);
+  info.setGid(credentials_.gid);
+  info.setName(name_);
+  info.setCommand(command_);
+  info.setConnectedNs(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now - connected_at_).count()));
+  info.setProduces(static_cast<std::uint32_t>(produced_.size()));
+  info.setSubscribes(static_cast<std::uint32_t>(subscriptions_.size()));
+  std::uint64_t pinned = 0;
+  for (const auto& [name, sub] : subscriptions_) {
+    for (const Pending& p : sub->pending) pinned += p.frame ? p.frame->bytes : 0;
+    for (const InFlight& f : sub->in_flight) pinned += f.pool_frame ? f.pool_frame->bytes : 0;
+  }
+  info.setBytesPinned(pinned);
+}
+
+void Client::count_pool_slots(std::map<std::uint32_t, std::uint32_t>& slots) const {
+  for (const auto& [name, sub] : subscriptions_) {
+    for (const Pending& p : sub->pending) {
+      if (p.frame && p.frame->pool) ++slots[p.frame->pool->id];
+    }
+    for (const InFlight& f : sub->in_flight) {
+      if (f.pool_frame) ++slots[f.pool_frame->pool->id];
+    }
+  }
+}
+
+void Client::collect_pools(std::map<std::uint32_t, const PoolRecord*>& pools) const {
+  for (const auto& [id, pool] : pools_) pools[id] = pool.get();
+  for (const auto& [name, sub] : subscriptions_) {
+    for (const Pending& p : sub->pending) {
+      if (p.frame && p.frame->pool) pools[p.frame->pool->id] = p.frame->pool.get();
+    }
+    for (const InFlight& f : sub->in_flight) {
+      if (f.pool_frame) pools[f.pool_frame->pool->id] = f.pool_frame->pool.get();
+    }
+  }
 }
 
 void PoolRecord::release_slot(std::uint32_t slot) {
@@ -652,6 +726,7 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
         keep = entry.frame;
       }
       sub.in_flight.push_back(std::move(held));
+      ++sub.delivered;
     } else {
       auto end = root.initEndOfStream();
       end.setTopic(sub.topic->name);

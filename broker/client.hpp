@@ -50,6 +50,12 @@ class Client : public std::enable_shared_from_this<Client> {
   void check_holds(std::chrono::steady_clock::time_point now);
 
   std::string describe() const;  // "client 3 (pid 1234, uid 0, 'cam')"
+  // Introspection: this client's row, and the pool slots it holds (pool id -> slots).
+  void describe_into(proto::ClientInfo::Builder info,
+                     std::chrono::steady_clock::time_point now) const;
+  void count_pool_slots(std::map<std::uint32_t, std::uint32_t>& slots) const;
+  // The pools this client registered, and those of frames it holds (their producer may be gone).
+  void collect_pools(std::map<std::uint32_t, const PoolRecord*>& pools) const;
   std::uint64_t id() const { return id_; }
 
  private:
@@ -62,6 +68,7 @@ class Client : public std::enable_shared_from_this<Client> {
   void on_subscribe(proto::Subscribe::Reader subscribe);
   void on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   void on_release(proto::Release::Reader release);
+  void on_introspect();
   void on_register_pool(proto::RegisterPool::Reader reg, std::vector<UniqueFd>& fds);
   // The checks and routing of a frame in a pool slot (on_publish's pool half).
   void publish_slot(Topic& topic, proto::Frame::Reader frame, const Layout& layout);
@@ -85,6 +92,8 @@ class Client : public std::enable_shared_from_this<Client> {
   Socket socket_;
   PeerCredentials credentials_;
   std::string name_;
+  std::string command_;  // /proc/PID/comm at connect
+  std::chrono::steady_clock::time_point connected_at_;
   bool greeted_ = false;
   bool closed_ = false;
   bool close_after_replies_ = false;

@@ -52,6 +52,7 @@ struct FrameRecord {
   std::uint64_t timestamp_ns = 0;
   PoolPtr pool;
   std::uint32_t slot = 0;
+  std::uint64_t bytes = 0;  // the buffer's (or slot's) size, for introspection
 };
 using FramePtr = std::shared_ptr<const FrameRecord>;
 
@@ -81,6 +82,7 @@ struct Subscription {
   std::deque<Pending> pending;     // waiting in the broker
   std::deque<InFlight> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
+  std::uint64_t delivered = 0;
 
   std::size_t queued_frames() const;
   // True when a block-producer subscriber cannot take another frame.
@@ -99,7 +101,9 @@ struct Topic {
   Guarantee guarantee = Guarantee::sealed;
   Client* producer = nullptr;
   std::vector<Subscription*> subscribers;
-  FramePtr last;  // only with --keep-last-frame
+  FramePtr last;             // only with --keep-last-frame
+  std::uint64_t frames = 0;  // published so far
+  std::uint64_t bytes = 0;
 };
 
 }  // namespace shmfd::broker

@@ -28,6 +28,8 @@ struct Message {
     poolRegistered @12 :PoolRegistered;
     poolAttach @13 :PoolAttach;
     slotFree @14 :SlotFree;
+    introspect @15 :Introspect;
+    brokerState @16 :BrokerState;
   }
 }
 
@@ -174,4 +176,64 @@ struct Error {
   message @1 :Text;     # for people: names what was wrong
   topic @2 :Text;       # the topic of the refused request, if any
   sequence @3 :UInt64;  # the refused frame's sequence, for a refused Publish
+}
+
+# shmfdctl -> broker: what is in flight? Allowed for the broker's own uid and root.
+struct Introspect {}
+
+# Broker -> shmfdctl.
+struct BrokerState {
+  brokerPid @0 :UInt32;
+  uptimeNs @1 :UInt64;
+  topics @2 :List(TopicInfo);
+  clients @3 :List(ClientInfo);
+  pools @4 :List(PoolInfo);
+}
+
+struct TopicInfo {
+  name @0 :Text;
+  kind @1 :LayoutKind;
+  guarantee @2 :Guarantee;
+  producer @3 :UInt64;     # client id, 0 when none
+  frames @4 :UInt64;       # published so far
+  bytes @5 :UInt64;        # sum of the published layouts' extents
+  subscribers @6 :List(SubscriberInfo);
+}
+
+struct SubscriberInfo {
+  client @0 :UInt64;
+  queueDepth @1 :UInt32;
+  backpressure @2 :Backpressure;
+  queued @3 :UInt32;       # frames waiting in the broker
+  inFlight @4 :UInt32;     # delivered, not yet released
+  delivered @5 :UInt64;
+  dropped @6 :UInt64;
+}
+
+struct ClientInfo {
+  id @0 :UInt64;
+  pid @1 :Int32;
+  uid @2 :UInt32;
+  gid @3 :UInt32;
+  name @4 :Text;           # from Hello
+  command @5 :Text;        # /proc/PID/comm at connect
+  connectedNs @6 :UInt64;  # how long ago it connected
+  produces @7 :UInt32;     # topics it produces
+  subscribes @8 :UInt32;   # topics it subscribes to
+  bytesPinned @9 :UInt64;  # bytes of the buffers the broker holds queued for it
+}
+
+struct PoolInfo {
+  id @0 :UInt32;
+  topic @1 :Text;
+  owner @2 :UInt64;        # producer's client id, 0 once it has gone
+  slotCount @3 :UInt32;
+  slotSize @4 :UInt64;
+  slotsBusy @5 :UInt32;    # published and not yet released by every subscriber
+  holders @6 :List(PoolHolder);
+}
+
+struct PoolHolder {
+  client @0 :UInt64;
+  slots @1 :UInt32;        # slots of this pool queued for or held by the client
 }

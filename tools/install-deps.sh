@@ -12,6 +12,7 @@ packages=(
   libexpected-dev        # tl::expected: errors as values
   libgtest-dev           # GoogleTest
   libbenchmark-dev       # Google Benchmark
+  nlohmann-json3-dev     # JSON for shmfdctl --json and its tests
   "$@"
 )
 

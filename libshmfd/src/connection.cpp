@@ -5,10 +5,11 @@
 
 namespace shmfd {
 
-Result<Connection> Connection::open(const std::string& socket_path, std::string_view client_name) {
+Result<Connection> Connection::open(const std::string& socket_path, std::string_view client_name,
+                                    std::size_t max_message_bytes) {
   auto fd = connect_seqpacket(socket_path);
   if (!fd) return fail(std::move(fd.error()));
-  Connection conn(std::move(*fd));
+  Connection conn(std::move(*fd), max_message_bytes);
 
   capnp::MallocMessageBuilder hello;
   auto h = hello.initRoot<proto::Message>().initHello();

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,7 +51,9 @@ class InProcessBroker {
     options.socket_path = dir_.path() + "/broker.sock";
     options.log_level = broker::LogLevel::error;
     path_ = options.socket_path;
-    auto listener = listen_seqpacket(path_);
+    // Others may need to reach the socket (tests of access control): open the directory too.
+    if ((options.socket_mode & 0007) != 0) ::chmod(dir_.path().c_str(), 0711);
+    auto listener = listen_seqpacket(path_, ListenOptions{options.socket_mode, 128});
     if (!listener) throw std::runtime_error(listener.error().message());
     broker_ = std::make_unique<broker::Broker>(io_, options, std::move(*listener));
     broker_->start();

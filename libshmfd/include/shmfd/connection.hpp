@@ -19,7 +19,9 @@ class Connection {
   // Connects to the broker at `socket_path` and completes the handshake (blocking). Errors:
   // the socket's (ENOENT: no broker there), Errc::broker_refused (version mismatch, client
   // limit), Errc::disconnected.
-  static Result<Connection> open(const std::string& socket_path, std::string_view client_name);
+  // `max_message_bytes` bounds what this side accepts (shmfdctl reads large BrokerStates).
+  static Result<Connection> open(const std::string& socket_path, std::string_view client_name,
+                                 std::size_t max_message_bytes = kMaxMessageBytes);
 
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
@@ -35,7 +37,8 @@ class Connection {
   }
 
  private:
-  explicit Connection(UniqueFd fd) : fd_(std::move(fd)) {}
+  Connection(UniqueFd fd, std::size_t max_message_bytes)
+      : fd_(std::move(fd)), buffer_(max_message_bytes) {}
 
   UniqueFd fd_;
   MessageBuffer buffer_;

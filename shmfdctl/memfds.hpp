@@ -1,0 +1,31 @@
+// Finds every memfd on the machine (or of given processes) through /proc, without the broker:
+// who holds an fd to it and who maps it. The tool that finds a leak.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shmfd::ctl {
+
+struct MemfdHolder {
+  pid_t pid = 0;
+  std::string command;
+  std::vector<int> fds;  // its fds to the memfd
+  bool maps = false;     // it has the memfd mapped
+};
+
+struct MemfdInfo {
+  std::uint64_t inode = 0;
+  std::string name;   // without the "memfd:" prefix, e.g. "shmfd:cam0/pool,size=33554432"
+  std::uint64_t size = 0;
+  int seals = -1;     // F_SEAL_* bits, -1 when no fd to it could be opened
+  std::vector<MemfdHolder> holders;
+};
+
+// All processes when `pids` is empty. Processes that vanish or deny access are skipped.
+std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids);
+
+}  // namespace shmfd::ctl

@@ -1,0 +1,216 @@
+// shmfdctl against a live broker and real clients: its JSON must say what the test set up.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "shmfd/consumer.hpp"
+#include "shmfd/producer.hpp"
+#include "support/broker_harness.hpp"
+#include "support/stamped_slots.hpp"
+
+namespace shmfd {
+namespace {
+
+using nlohmann::json;
+
+struct CtlRun {
+  int status = -1;
+  std::string out;  // stdout and stderr
+};
+
+// Runs shmfdctl with `args`, optionally as `uid` (dropped in the child before exec).
+CtlRun shmfdctl(const std::vector<std::string>& args, uid_t uid = 0) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    if (uid != 0 && (::setgid(uid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
+    std::vector<std::string> argv_s{SHMFDCTL_BIN};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  CtlRun r;
+  std::array<char, 4096> buf{};
+  ssize_t n;
+  while ((n = ::read(out[0], buf.data(), buf.size())) > 0) r.out.append(buf.data(), static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+json json_of(const CtlRun& r) {
+  EXPECT_EQ(r.status, 0) << r.out;
+  return json::parse(r.out, nullptr, false);
+}
+
+TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path(), "ctl-consumer");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("ctl/cam", 4));
+  auto producer = Producer::connect(broker.path(), "ctl-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("ctl/cam", LayoutKind::BLOB, Guarantee::pool));
+  auto pool = producer->create_pool("ctl/cam", 8192, 4);
+  ASSERT_TRUE(pool) << pool.error().message();
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    auto slot = producer->acquire(*pool);
+    ASSERT_TRUE(slot);
+    testing::stamp(slot->bytes, seq);
+    ASSERT_TRUE(producer->publish("ctl/cam", *slot, blob_layout(8192)));
+  }
+  // Hold two frames; release the third.
+  std::vector<Frame> held;
+  for (int i = 0; i < 3; ++i) {
+    auto event = consumer->receive();
+    ASSERT_TRUE(event && std::holds_alternative<Frame>(*event));
+    if (i < 2) held.push_back(std::move(std::get<Frame>(*event)));
+  }
+  ASSERT_TRUE(producer->advertise("ctl/other", LayoutKind::IMAGE));  // a second topic, and a sync
+
+  const json topics = json_of(shmfdctl({"--socket", broker.path(), "--json", "topics"}));
+  ASSERT_TRUE(topics.is_array()) << topics;
+  ASSERT_EQ(topics.size(), 2U);
+  const json& cam = topics[0]["name"] == "ctl/cam" ? topics[0] : topics[1];
+  EXPECT_EQ(cam["kind"], "blob");
+  EXPECT_EQ(cam["guarantee"], "pool");
+  EXPECT_EQ(cam["frames"], 3);
+  EXPECT_EQ(cam["bytes"], 3 * 8192);
+  ASSERT_EQ(cam["subscribers"].size(), 1U);
+  EXPECT_EQ(cam["subscribers"][0]["delivered"], 3);
+  EXPECT_EQ(cam["subscribers"][0]["dropped"], 0);
+  EXPECT_EQ(cam["subscribers"][0]["queue_depth"], 4);
+
+  const json clients = json_of(shmfdctl({"--socket", broker.path(), "--json", "clients"}));
+  std::map<std::string, json> by_name;
+  for (const auto& c : clients) by_name[c["name"]] = c;
+  ASSERT_EQ(by_name.count("ctl-consumer"), 1U) << clients;
+  ASSERT_EQ(by_name.count("ctl-producer"), 1U);
+  EXPECT_EQ(by_name["ctl-consumer"]["pid"], ::getpid());
+  EXPECT_EQ(by_name["ctl-consumer"]["role"], "consumer");
+  EXPECT_EQ(by_name["ctl-producer"]["role"], "producer");
+  EXPECT_EQ(by_name["ctl-consumer"]["bytes_pinned"], 2 * 8192);  // the two held slots
+  EXPECT_EQ(cam["producer"], by_name["ctl-producer"]["id"]);
+
+  const json pools = json_of(shmfdctl({"--socket", broker.path(), "--json", "pools"}));
+  ASSERT_EQ(pools.size(), 1U) << pools;
+  EXPECT_EQ(pools[0]["topic"], "ctl/cam");
+  EXPECT_EQ(pools[0]["slot_count"], 4);
+  EXPECT_EQ(pools[0]["slot_size"], 8192);
+  EXPECT_EQ(pools[0]["slots_busy"], 2);
+  ASSERT_EQ(pools[0]["holders"].size(), 1U);
+  EXPECT_EQ(pools[0]["holders"][0]["client"], by_name["ctl-consumer"]["id"]);
+  EXPECT_EQ(pools[0]["holders"][0]["slots"], 2);
+
+  const json status = json_of(shmfdctl({"--socket", broker.path(), "--json", "status"}));
+  EXPECT_EQ(status["topics"], 2);
+  EXPECT_EQ(status["pools"], 1);
+  EXPECT_EQ(status["broker_pid"], ::getpid());
+
+  // The table forms print the same things for people.
+  const CtlRun table = shmfdctl({"--socket", broker.path(), "pools"});
+  EXPECT_EQ(table.status, 0);
+  EXPECT_NE(table.out.find("ctl/cam"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("8.0 KiB"), std::string::npos) << table.out;
+
+  // top refreshes (twice here, without a terminal) with a rate column per topic.
+  const CtlRun top = shmfdctl({"--socket", broker.path(), "top", "--count", "2", "--interval", "0.1"});
+  EXPECT_EQ(top.status, 0) << top.out;
+  EXPECT_NE(top.out.find("FRAMES/S"), std::string::npos) << top.out;
+  EXPECT_NE(top.out.find("ctl/cam"), std::string::npos) << top.out;
+}
+
+TEST(ShmfdctlTest, ClearErrorsWhenNoBrokerRunsOrAccessIsDenied) {
+  const CtlRun missing = shmfdctl({"--socket", "/tmp/shmfd-no-such-dir/broker.sock", "status"});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.out.find("no broker is running"), std::string::npos) << missing.out;
+
+  broker::Options options;
+  options.socket_mode = 0666;  // let another user connect, so the broker itself must say no
+  testing::InProcessBroker broker(options);
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run shmfdctl as another uid";
+  const CtlRun denied = shmfdctl({"--socket", broker.path(), "status"}, 65534);
+  EXPECT_EQ(denied.status, 3) << denied.out;
+  EXPECT_NE(denied.out.find("permission-denied"), std::string::npos) << denied.out;
+}
+
+TEST(ShmfdctlTest, MemfdsFindsAPoolMappedByAConsumerAndNobodyAfterItExits) {
+  testing::SubprocessBroker broker;
+  ASSERT_TRUE(broker.listening()) << broker.output();
+  auto producer = Producer::connect(broker.path(), "ctl-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("leak/hunt", LayoutKind::BLOB, Guarantee::pool));
+  auto pool = producer->create_pool("leak/hunt", 4096, 2);
+  ASSERT_TRUE(pool);
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    auto consumer = Consumer::connect(broker.path(), "mapper");
+    if (!consumer || !consumer->subscribe("leak/hunt")) ::_exit(1);
+    (void)!::write(ready[1], "s", 1);
+    auto event = consumer->receive();  // attaches (maps) the pool
+    if (!event) ::_exit(2);
+    (void)!::write(ready[1], "m", 1);
+    for (;;) ::pause();
+  }
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  auto slot = producer->acquire(*pool);
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(producer->publish("leak/hunt", *slot, blob_layout(4096)));
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+
+  const auto find_pool = [](const json& memfds) -> json {
+    for (const auto& m : memfds) {
+      if (m["name"].get<std::string>().rfind("shmfd:leak/hunt/pool,", 0) == 0) return m;
+    }
+    return json();
+  };
+  const auto holder_pids = [](const json& m) {
+    std::set<int> pids;
+    for (const auto& h : m["holders"]) pids.insert(h["pid"].get<int>());
+    return pids;
+  };
+  const json mapped = find_pool(json_of(shmfdctl({"--json", "memfds", std::to_string(child)})));
+  ASSERT_FALSE(mapped.is_null()) << "the consumer's mapping of the pool was not found";
+  EXPECT_EQ(mapped["size"], 2 * 4096);
+  EXPECT_EQ(mapped["seals"], "F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_FUTURE_WRITE|F_SEAL_EXEC")
+      << mapped;
+  ASSERT_EQ(mapped["holders"].size(), 1U);
+  EXPECT_EQ(mapped["holders"][0]["pid"], child);
+  EXPECT_TRUE(mapped["holders"][0]["maps"].get<bool>());
+
+  const json everyone = find_pool(json_of(shmfdctl({"--json", "memfds"})));
+  ASSERT_FALSE(everyone.is_null());
+  EXPECT_EQ(holder_pids(everyone).count(child), 1U);
+  EXPECT_EQ(holder_pids(everyone).count(::getpid()), 1U) << "the producer holds it too";
+  EXPECT_EQ(holder_pids(everyone).count(broker.pid()), 1U) << "and the broker";
+
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  const json after = find_pool(json_of(shmfdctl({"--json", "memfds"})));
+  ASSERT_FALSE(after.is_null());
+  EXPECT_EQ(holder_pids(after).count(child), 0U) << after;
+  ::close(ready[0]);
+  ::close(ready[1]);
+}
+
+}  // namespace
+}  // namespace shmfd
