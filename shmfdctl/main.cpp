@@ -68,65 +68,69 @@ json fetch_state(const std::string& socket) {
   auto reply = conn->receive();
   if (!reply) die(1, reply.error().message());
   json out;
-  auto ok = decode_message<proto::Message>(conn->message(*reply), [&](proto::Message::Reader m) -> Status {
-    if (m.isError()) return fail(broker_error(m.getError()));
-    if (!m.isBrokerState()) return fail(Errc::protocol_violation, "unexpected answer to Introspect");
-    auto s = m.getBrokerState();
-    out["broker_pid"] = s.getBrokerPid();
-    out["uptime_s"] = static_cast<double>(s.getUptimeNs()) / 1e9;
-    out["topics"] = json::array();
-    for (auto t : s.getTopics()) {
-      json subs = json::array();
-      for (auto sub : t.getSubscribers()) {
-        subs.push_back({{"client", sub.getClient()},
-                        {"queue_depth", sub.getQueueDepth()},
-                        {"backpressure", sub.getBackpressure() == Backpressure::DROP_OLDEST
-                                             ? "drop-oldest"
-                                             : "block-producer"},
-                        {"queued", sub.getQueued()},
-                        {"in_flight", sub.getInFlight()},
-                        {"delivered", sub.getDelivered()},
-                        {"dropped", sub.getDropped()}});
-      }
-      auto guarantee = guarantee_from_proto(t.getGuarantee());
-      out["topics"].push_back({{"name", t.getName().cStr()},
-                               {"kind", std::string(to_string(t.getKind()))},
-                               {"guarantee", guarantee ? std::string(to_string(*guarantee)) : "?"},
-                               {"producer", t.getProducer()},
-                               {"frames", t.getFrames()},
-                               {"bytes", t.getBytes()},
-                               {"subscribers", subs}});
-    }
-    out["clients"] = json::array();
-    for (auto c : s.getClients()) {
-      const char* role = c.getProduces() > 0 && c.getSubscribes() > 0 ? "producer+consumer"
-                         : c.getProduces() > 0                        ? "producer"
-                         : c.getSubscribes() > 0                      ? "consumer"
-                                                                      : "idle";
-      out["clients"].push_back({{"id", c.getId()},
-                                {"pid", c.getPid()},
-                                {"uid", c.getUid()},
-                                {"gid", c.getGid()},
-                                {"name", c.getName().cStr()},
-                                {"command", c.getCommand().cStr()},
-                                {"role", role},
-                                {"connected_s", static_cast<double>(c.getConnectedNs()) / 1e9},
-                                {"bytes_pinned", c.getBytesPinned()}});
-    }
-    out["pools"] = json::array();
-    for (auto p : s.getPools()) {
-      json holders = json::array();
-      for (auto h : p.getHolders()) holders.push_back({{"client", h.getClient()}, {"slots", h.getSlots()}});
-      out["pools"].push_back({{"id", p.getId()},
-                              {"topic", p.getTopic().cStr()},
-                              {"owner", p.getOwner()},
-                              {"slot_count", p.getSlotCount()},
-                              {"slot_size", p.getSlotSize()},
-                              {"slots_busy", p.getSlotsBusy()},
-                              {"holders", holders}});
-    }
-    return {};
-  });
+  auto ok = decode_message<proto::Message>(
+      conn->message(*reply), [&](proto::Message::Reader m) -> Status {
+        if (m.isError()) return fail(broker_error(m.getError()));
+        if (!m.isBrokerState())
+          return fail(Errc::protocol_violation, "unexpected answer to Introspect");
+        auto s = m.getBrokerState();
+        out["broker_pid"] = s.getBrokerPid();
+        out["uptime_s"] = static_cast<double>(s.getUptimeNs()) / 1e9;
+        out["topics"] = json::array();
+        for (auto t : s.getTopics()) {
+          json subs = json::array();
+          for (auto sub : t.getSubscribers()) {
+            subs.push_back({{"client", sub.getClient()},
+                            {"queue_depth", sub.getQueueDepth()},
+                            {"backpressure", sub.getBackpressure() == Backpressure::DROP_OLDEST
+                                                 ? "drop-oldest"
+                                                 : "block-producer"},
+                            {"queued", sub.getQueued()},
+                            {"in_flight", sub.getInFlight()},
+                            {"delivered", sub.getDelivered()},
+                            {"dropped", sub.getDropped()}});
+          }
+          auto guarantee = guarantee_from_proto(t.getGuarantee());
+          out["topics"].push_back(
+              {{"name", t.getName().cStr()},
+               {"kind", std::string(to_string(t.getKind()))},
+               {"guarantee", guarantee ? std::string(to_string(*guarantee)) : "?"},
+               {"producer", t.getProducer()},
+               {"frames", t.getFrames()},
+               {"bytes", t.getBytes()},
+               {"subscribers", subs}});
+        }
+        out["clients"] = json::array();
+        for (auto c : s.getClients()) {
+          const char* role = c.getProduces() > 0 && c.getSubscribes() > 0 ? "producer+consumer"
+                             : c.getProduces() > 0                        ? "producer"
+                             : c.getSubscribes() > 0                      ? "consumer"
+                                                                          : "idle";
+          out["clients"].push_back({{"id", c.getId()},
+                                    {"pid", c.getPid()},
+                                    {"uid", c.getUid()},
+                                    {"gid", c.getGid()},
+                                    {"name", c.getName().cStr()},
+                                    {"command", c.getCommand().cStr()},
+                                    {"role", role},
+                                    {"connected_s", static_cast<double>(c.getConnectedNs()) / 1e9},
+                                    {"bytes_pinned", c.getBytesPinned()}});
+        }
+        out["pools"] = json::array();
+        for (auto p : s.getPools()) {
+          json holders = json::array();
+          for (auto h : p.getHolders())
+            holders.push_back({{"client", h.getClient()}, {"slots", h.getSlots()}});
+          out["pools"].push_back({{"id", p.getId()},
+                                  {"topic", p.getTopic().cStr()},
+                                  {"owner", p.getOwner()},
+                                  {"slot_count", p.getSlotCount()},
+                                  {"slot_size", p.getSlotSize()},
+                                  {"slots_busy", p.getSlotsBusy()},
+                                  {"holders", holders}});
+        }
+        return {};
+      });
   if (!ok) {
     die(ok.error().message().find("permission-denied") != std::string::npos ? 3 : 1,
         ok.error().message());
@@ -135,7 +139,8 @@ json fetch_state(const std::string& socket) {
 }
 
 // Prints rows as columns aligned to their widest cell.
-void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+void print_table(const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> width(header.size());
   for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
   for (const auto& r : rows) {
@@ -166,12 +171,15 @@ std::string human_bytes(std::uint64_t n) {
   return buf;
 }
 
-std::string str(const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
+std::string str(const json& j) {
+  return j.is_string() ? j.get<std::string>() : j.dump();
+}
 
 std::string client_label(const json& state, std::uint64_t id) {
   if (id == 0) return "-";
   for (const auto& c : state["clients"]) {
-    if (c["id"] == id) return std::to_string(id) + " (pid " + str(c["pid"]) + " " + str(c["command"]) + ")";
+    if (c["id"] == id)
+      return std::to_string(id) + " (pid " + str(c["pid"]) + " " + str(c["command"]) + ")";
   }
   return std::to_string(id);
 }
@@ -204,7 +212,9 @@ void show_topics(const json& s) {
                     human_bytes(t["bytes"].get<std::uint64_t>()), std::to_string(dropped),
                     subs.empty() ? "-" : subs});
   }
-  print_table({"TOPIC", "KIND", "GUARANTEE", "PRODUCER", "FRAMES", "BYTES", "DROPPED", "SUBSCRIBERS"}, rows);
+  print_table(
+      {"TOPIC", "KIND", "GUARANTEE", "PRODUCER", "FRAMES", "BYTES", "DROPPED", "SUBSCRIBERS"},
+      rows);
 }
 
 void show_clients(const json& s) {
@@ -212,9 +222,8 @@ void show_clients(const json& s) {
   for (const auto& c : s["clients"]) {
     char since[32];
     std::snprintf(since, sizeof since, "%.0f s", c["connected_s"].get<double>());
-    rows.push_back({str(c["id"]), str(c["pid"]), str(c["uid"]), str(c["command"]),
-                    str(c["name"]), str(c["role"]), since,
-                    human_bytes(c["bytes_pinned"].get<std::uint64_t>())});
+    rows.push_back({str(c["id"]), str(c["pid"]), str(c["uid"]), str(c["command"]), str(c["name"]),
+                    str(c["role"]), since, human_bytes(c["bytes_pinned"].get<std::uint64_t>())});
   }
   print_table({"ID", "PID", "UID", "COMMAND", "NAME", "ROLE", "CONNECTED", "PINNED"}, rows);
 }
@@ -241,11 +250,12 @@ json memfds_json(const std::vector<ctl::MemfdInfo>& found) {
     for (const auto& h : m.holders) {
       holders.push_back({{"pid", h.pid}, {"command", h.command}, {"fds", h.fds}, {"maps", h.maps}});
     }
-    out.push_back({{"inode", m.inode},
-                   {"name", m.name},
-                   {"size", m.size},
-                   {"seals", m.seals < 0 ? json(nullptr) : json(seal_names(static_cast<unsigned>(m.seals)))},
-                   {"holders", holders}});
+    out.push_back(
+        {{"inode", m.inode},
+         {"name", m.name},
+         {"size", m.size},
+         {"seals", m.seals < 0 ? json(nullptr) : json(seal_names(static_cast<unsigned>(m.seals)))},
+         {"holders", holders}});
   }
   return out;
 }
@@ -347,17 +357,22 @@ int main(int argc, char** argv) {
       pids.push_back(static_cast<pid_t>(pid));
     }
     const auto found = ctl::scan_memfds(pids);
-    if (as_json) std::printf("%s\n", memfds_json(found).dump(2).c_str());
-    else show_memfds(found);
+    if (as_json)
+      std::printf("%s\n", memfds_json(found).dump(2).c_str());
+    else
+      show_memfds(found);
     return 0;
   }
   if (command == "top") {
     double interval = 1.0;
     std::uint64_t count = 0;
     for (std::size_t i = 1; i + 1 < args.size(); i += 2) {
-      if (args[i] == "--interval") interval = std::max(0.1, std::atof(args[i + 1].c_str()));
-      else if (args[i] == "--count") count = std::strtoull(args[i + 1].c_str(), nullptr, 10);
-      else die(2, "top: unknown option " + args[i]);
+      if (args[i] == "--interval")
+        interval = std::max(0.1, std::atof(args[i + 1].c_str()));
+      else if (args[i] == "--count")
+        count = std::strtoull(args[i + 1].c_str(), nullptr, 10);
+      else
+        die(2, "top: unknown option " + args[i]);
     }
     return top(socket, interval, count);
   }
@@ -368,8 +383,10 @@ int main(int argc, char** argv) {
   if (as_json) {
     json out;
     if (command == "status") {
-      out = {{"broker_pid", state["broker_pid"]}, {"uptime_s", state["uptime_s"]},
-             {"topics", state["topics"].size()}, {"clients", state["clients"].size()},
+      out = {{"broker_pid", state["broker_pid"]},
+             {"uptime_s", state["uptime_s"]},
+             {"topics", state["topics"].size()},
+             {"clients", state["clients"].size()},
              {"pools", state["pools"].size()}};
     } else {
       out = state[command];

@@ -46,7 +46,8 @@ CtlRun shmfdctl(const std::vector<std::string>& args, uid_t uid = 0) {
   CtlRun r;
   std::array<char, 4096> buf{};
   ssize_t n;
-  while ((n = ::read(out[0], buf.data(), buf.size())) > 0) r.out.append(buf.data(), static_cast<std::size_t>(n));
+  while ((n = ::read(out[0], buf.data(), buf.size())) > 0)
+    r.out.append(buf.data(), static_cast<std::size_t>(n));
   ::close(out[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -130,7 +131,8 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
   EXPECT_NE(table.out.find("8.0 KiB"), std::string::npos) << table.out;
 
   // top refreshes (twice here, without a terminal) with a rate column per topic.
-  const CtlRun top = shmfdctl({"--socket", broker.path(), "top", "--count", "2", "--interval", "0.1"});
+  const CtlRun top =
+      shmfdctl({"--socket", broker.path(), "top", "--count", "2", "--interval", "0.1"});
   EXPECT_EQ(top.status, 0) << top.out;
   EXPECT_NE(top.out.find("FRAMES/S"), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("ctl/cam"), std::string::npos) << top.out;
@@ -191,7 +193,8 @@ TEST(ShmfdctlTest, MemfdsFindsAPoolMappedByAConsumerAndNobodyAfterItExits) {
   const json mapped = find_pool(json_of(shmfdctl({"--json", "memfds", std::to_string(child)})));
   ASSERT_FALSE(mapped.is_null()) << "the consumer's mapping of the pool was not found";
   EXPECT_EQ(mapped["size"], 2 * 4096);
-  EXPECT_EQ(mapped["seals"], "F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_FUTURE_WRITE|F_SEAL_EXEC")
+  EXPECT_EQ(mapped["seals"],
+            "F_SEAL_SEAL|F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_FUTURE_WRITE|F_SEAL_EXEC")
       << mapped;
   ASSERT_EQ(mapped["holders"].size(), 1U);
   EXPECT_EQ(mapped["holders"][0]["pid"], child);

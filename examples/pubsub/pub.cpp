@@ -1,7 +1,8 @@
-// shmfd-pub: publishes a moving RGBA test pattern on a topic through shmfd-broker, one sealed
-// memfd per frame.
+// shmfd-pub: publishes a moving RGBA test pattern on a topic through shmfd-broker: one sealed
+// memfd per frame, or with --pool N from a pool of N slots (the fast path).
 //
 //   shmfd-pub [--socket PATH] [--topic NAME] [--width W] [--height H] [--fps N] [--frames N]
+//             [--pool SLOTS]
 #include <cstdio>
 #include <thread>
 
@@ -12,9 +13,10 @@
 int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
-      argc, argv, {"--socket", "--topic", "--width", "--height", "--fps", "--frames"}, {},
+      argc, argv, {"--socket", "--topic", "--width", "--height", "--fps", "--frames", "--pool"}, {},
       "usage: shmfd-pub [--socket PATH] [--topic NAME] [--width W] [--height H] [--fps N] "
-      "[--frames N]\n  defaults: the broker's default socket, topic demo/camera, 640x480, 30 fps, "
+      "[--frames N] [--pool SLOTS]\n  defaults: the broker's default socket, topic demo/camera, "
+      "640x480, 30 fps, "
       "frames until killed (0)\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
@@ -22,27 +24,44 @@ int main(int argc, char** argv) {
   const auto height = static_cast<std::uint32_t>(args.number("--height", 480));
   const auto fps = args.number("--fps", 30);
   const auto frames = args.number("--frames", 0);
+  const auto pool_slots = static_cast<std::uint32_t>(args.number("--pool", 0));
 
   auto layout = image_layout(PixelFormat::rgba8, width, height);
   if (!layout) return std::fprintf(stderr, "shmfd-pub: %s\n", layout.error().message().c_str()), 2;
   auto producer = Producer::connect(socket, "shmfd-pub");
   if (!producer)
     return std::fprintf(stderr, "shmfd-pub: %s\n", producer.error().message().c_str()), 1;
-  if (auto ok = producer->advertise(topic, LayoutKind::IMAGE); !ok) {
+  const Guarantee level = pool_slots > 0 ? Guarantee::pool : Guarantee::sealed;
+  if (auto ok = producer->advertise(topic, LayoutKind::IMAGE, level); !ok) {
     return std::fprintf(stderr, "shmfd-pub: %s\n", ok.error().message().c_str()), 1;
   }
-  std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' at %llu fps\n", width, height,
-               topic.c_str(), fps);
+  std::uint32_t pool = 0;
+  if (pool_slots > 0) {
+    auto created = producer->create_pool(topic, layout->planes[0].size, pool_slots);
+    if (!created)
+      return std::fprintf(stderr, "shmfd-pub: %s\n", created.error().message().c_str()), 1;
+    pool = *created;
+  }
+  std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' at %llu fps%s\n", width, height,
+               topic.c_str(), fps, pool_slots > 0 ? " from a pool" : "");
 
   const auto period = std::chrono::nanoseconds(fps == 0 ? 0 : 1'000'000'000ULL / fps);
   auto next = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; frames == 0 || i < frames; ++i) {
-    auto buffer = producer->allocate(topic, *layout);
-    if (!buffer)
-      return std::fprintf(stderr, "shmfd-pub: %s\n", buffer.error().message().c_str()), 1;
     // Sequence numbers start at 1; the pattern is drawn for the number publish will assign.
-    examples::draw(buffer->bytes(), *layout, i + 1);
-    auto sequence = producer->publish(topic, std::move(*buffer), *layout);
+    Result<std::uint64_t> sequence = std::uint64_t{0};
+    if (pool_slots > 0) {
+      auto slot = producer->acquire(pool);  // waits while consumers hold every slot
+      if (!slot) return std::fprintf(stderr, "shmfd-pub: %s\n", slot.error().message().c_str()), 1;
+      examples::draw(slot->bytes, *layout, i + 1);
+      sequence = producer->publish(topic, *slot, *layout);
+    } else {
+      auto buffer = producer->allocate(topic, *layout);
+      if (!buffer)
+        return std::fprintf(stderr, "shmfd-pub: %s\n", buffer.error().message().c_str()), 1;
+      examples::draw(buffer->bytes(), *layout, i + 1);
+      sequence = producer->publish(topic, std::move(*buffer), *layout);
+    }
     if (!sequence) {
       std::fprintf(stderr, "shmfd-pub: %s\n", sequence.error().message().c_str());
       return 1;
