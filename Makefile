@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan demo demo-handoff bench format clean
+.PHONY: all deps build test test-asan demo demo-pubsub demo-handoff bench format clean
 
 all: build
 
@@ -32,8 +32,13 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-# The broker demo: shmfd-broker, a producer and two consumers for five seconds.
+# The camera pipeline: shmfd-broker, a synthetic camera, a PNG snapshot consumer and a frame
+# analyser on the same pages, for ten seconds.
 demo: build
+	examples/camera/demo.sh $(BUILD)/bin
+
+# shmfd-pub and two shmfd-sub consumers (drop-oldest and block-producer) for five seconds.
+demo-pubsub: build
 	examples/pubsub/demo.sh $(BUILD)/bin
 
 # Two processes, no broker: sealed frames over a socketpair, and the refusals.

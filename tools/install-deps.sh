@@ -13,6 +13,7 @@ packages=(
   libgtest-dev           # GoogleTest
   libbenchmark-dev       # Google Benchmark
   nlohmann-json3-dev     # JSON for shmfdctl --json and its tests
+  libpng-dev             # PNG snapshots in the camera example
   "$@"
 )
 

@@ -7,36 +7,9 @@
 set -euo pipefail
 bin=${1:-build/bin}
 frames=${2:-150}
-dir=$(mktemp -d /tmp/shmfd-demo.XXXXXX)
-sock=$dir/broker.sock
-pids=()
-
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Starts a program whose stderr goes to $dir/NAME.log and waits until that stderr shows
-# PATTERN (read through a fifo, so there is no polling); the rest is drained in the background.
-start() {
-  local name=$1 pattern=$2
-  shift 2
-  mkfifo "$dir/$name.fifo"
-  "$@" 2> "$dir/$name.fifo" > "$dir/$name.out" &
-  pids+=($!)
-  exec {fd}< "$dir/$name.fifo"
-  local line
-  while IFS= read -r line <&"$fd"; do
-    echo "$line" >> "$dir/$name.log"
-    [[ $line == *"$pattern"* ]] && break
-  done
-  cat <&"$fd" >> "$dir/$name.log" &
-  exec {fd}<&-
-  [[ $line == *"$pattern"* ]] || { echo "demo: $name did not start:"; cat "$dir/$name.log"; exit 1; }
-}
+sock_name=broker.sock
+source "$(dirname "$0")/../common/demo_lib.sh"
+sock=$dir/$sock_name
 
 start broker "listening on" "$bin/shmfd-broker" --socket "$sock"
 broker_pid=${pids[0]}
