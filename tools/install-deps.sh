@@ -14,6 +14,7 @@ packages=(
   libbenchmark-dev       # Google Benchmark
   nlohmann-json3-dev     # JSON for shmfdctl --json and its tests
   libpng-dev             # PNG snapshots in the camera example
+  libseccomp-dev         # the sandboxed worker example locks itself down with seccomp-bpf
   "$@"
 )
 

@@ -27,9 +27,10 @@ Analysis analyze(std::span<const std::byte> bytes, const ImageLayout& l) {
   for (std::uint32_t y = 0; y < l.height; ++y) {
     const std::uint8_t* row = base + l.planes[0].offset + y * l.planes[0].stride;
     for (std::uint32_t x = 0; x < l.width; ++x) {
-      const std::uint32_t v = l.format == PixelFormat::nv12
-                                  ? row[x]
-                                  : (77U * row[4 * x] + 150U * row[4 * x + 1] + 29U * row[4 * x + 2]) >> 8;
+      const std::uint32_t v =
+          l.format == PixelFormat::nv12
+              ? row[x]
+              : (77U * row[4 * x] + 150U * row[4 * x + 1] + 29U * row[4 * x + 2]) >> 8;
       ++a.histogram[v];
       sum += v;
     }
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
   const std::string topic = args.get("--topic", "camera/0");
   const auto frames = args.number("--frames", 0);
   auto consumer = Consumer::connect(args.get("--socket", default_socket_path()), "shmfd-analyze");
-  if (!consumer) return std::fprintf(stderr, "shmfd-analyze: %s\n", consumer.error().message().c_str()), 1;
+  if (!consumer)
+    return std::fprintf(stderr, "shmfd-analyze: %s\n", consumer.error().message().c_str()), 1;
   if (auto ok = consumer->subscribe(topic, 4); !ok) {
     return std::fprintf(stderr, "shmfd-analyze: %s\n", ok.error().message().c_str()), 1;
   }
@@ -57,7 +59,8 @@ int main(int argc, char** argv) {
   double mean = 0;
   while (frames == 0 || stats.frames() < frames) {
     auto event = consumer->receive();
-    if (!event) return std::fprintf(stderr, "shmfd-analyze: %s\n", event.error().message().c_str()), 1;
+    if (!event)
+      return std::fprintf(stderr, "shmfd-analyze: %s\n", event.error().message().c_str()), 1;
     if (std::holds_alternative<EndOfStream>(*event)) break;
     const Frame& frame = std::get<Frame>(*event);
     stats.add(frame.timestamp_ns(), frame.dropped());

@@ -32,11 +32,13 @@ int main(int argc, char** argv) {
   auto layout = image_layout(format == "nv12" ? PixelFormat::nv12 : PixelFormat::rgba8,
                              static_cast<std::uint32_t>(args.number("--width", 1920)),
                              static_cast<std::uint32_t>(args.number("--height", 1080)));
-  if (!layout) return std::fprintf(stderr, "shmfd-camera: %s\n", layout.error().message().c_str()), 2;
+  if (!layout)
+    return std::fprintf(stderr, "shmfd-camera: %s\n", layout.error().message().c_str()), 2;
   const std::size_t frame_bytes = *layout_extent(*layout);
 
   auto producer = Producer::connect(socket, "shmfd-camera");
-  if (!producer) return std::fprintf(stderr, "shmfd-camera: %s\n", producer.error().message().c_str()), 1;
+  if (!producer)
+    return std::fprintf(stderr, "shmfd-camera: %s\n", producer.error().message().c_str()), 1;
   if (auto ok = producer->advertise(topic, LayoutKind::IMAGE, Guarantee::pool); !ok) {
     return std::fprintf(stderr, "shmfd-camera: %s\n", ok.error().message().c_str()), 1;
   }

@@ -18,7 +18,9 @@ namespace {
 
 using namespace shmfd;
 
-std::uint8_t clamp(double v) { return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v); }
+std::uint8_t clamp(double v) {
+  return static_cast<std::uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
 
 // One row of the image as 8-bit RGB.
 void rgb_row(std::span<const std::byte> bytes, const ImageLayout& l, std::uint32_t y,
@@ -29,7 +31,8 @@ void rgb_row(std::span<const std::byte> bytes, const ImageLayout& l, std::uint32
     if (l.format == PixelFormat::nv12) {
       // BT.601 limited range.
       const double Y = base[l.planes[0].offset + y * l.planes[0].stride + x] - 16.0;
-      const std::uint8_t* uv = base + l.planes[1].offset + (y / 2) * l.planes[1].stride + (x / 2) * 2;
+      const std::uint8_t* uv =
+          base + l.planes[1].offset + (y / 2) * l.planes[1].stride + (x / 2) * 2;
       const double U = uv[0] - 128.0, V = uv[1] - 128.0;
       r = clamp(1.164 * Y + 1.596 * V);
       g = clamp(1.164 * Y - 0.392 * U - 0.813 * V);
@@ -47,7 +50,8 @@ void rgb_row(std::span<const std::byte> bytes, const ImageLayout& l, std::uint32
 }
 
 // Writes the frame as an 8-bit RGB PNG. Returns an error message, or "".
-std::string write_png(const std::string& path, std::span<const std::byte> bytes, const ImageLayout& l) {
+std::string write_png(const std::string& path, std::span<const std::byte> bytes,
+                      const ImageLayout& l) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
   if (!file) return "cannot create " + path;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
@@ -90,7 +94,8 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir, ec);
 
   auto consumer = Consumer::connect(args.get("--socket", default_socket_path()), "shmfd-snapshot");
-  if (!consumer) return std::fprintf(stderr, "shmfd-snapshot: %s\n", consumer.error().message().c_str()), 1;
+  if (!consumer)
+    return std::fprintf(stderr, "shmfd-snapshot: %s\n", consumer.error().message().c_str()), 1;
   if (auto ok = consumer->subscribe(topic, 4); !ok) {
     return std::fprintf(stderr, "shmfd-snapshot: %s\n", ok.error().message().c_str()), 1;
   }
@@ -100,7 +105,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> written;
   while (frames == 0 || stats.frames() < frames) {
     auto event = consumer->receive();
-    if (!event) return std::fprintf(stderr, "shmfd-snapshot: %s\n", event.error().message().c_str()), 1;
+    if (!event)
+      return std::fprintf(stderr, "shmfd-snapshot: %s\n", event.error().message().c_str()), 1;
     if (std::holds_alternative<EndOfStream>(*event)) break;
     const Frame& frame = std::get<Frame>(*event);
     stats.add(frame.timestamp_ns(), frame.dropped());

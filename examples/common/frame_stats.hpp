@@ -14,7 +14,8 @@ namespace shmfd::examples {
 
 class FrameStats {
  public:
-  explicit FrameStats(std::string who) : who_(std::move(who)), start_(now_ns()), last_print_(start_) {}
+  explicit FrameStats(std::string who)
+      : who_(std::move(who)), start_(now_ns()), last_print_(start_) {}
 
   void add(std::uint64_t timestamp_ns, std::uint64_t dropped) {
     const std::uint64_t now = now_ns();
@@ -36,11 +37,13 @@ class FrameStats {
     const auto pct = [&](double p) {
       return sorted.empty() ? 0.0
                             : static_cast<double>(sorted[static_cast<std::size_t>(
-                                  p * static_cast<double>(sorted.size() - 1))]) / 1e3;
+                                  p * static_cast<double>(sorted.size() - 1))]) /
+                                  1e3;
     };
     const double seconds = static_cast<double>(now_ns() - start_) / 1e9;
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%llu frames, %.1f fps, latency p50 %.0f us p99 %.0f us, %llu dropped",
+    std::snprintf(buf, sizeof buf,
+                  "%llu frames, %.1f fps, latency p50 %.0f us p99 %.0f us, %llu dropped",
                   static_cast<unsigned long long>(frames_),
                   seconds > 0 ? static_cast<double>(frames_) / seconds : 0.0, pct(0.5), pct(0.99),
                   static_cast<unsigned long long>(dropped_));

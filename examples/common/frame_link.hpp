@@ -1,0 +1,73 @@
+// A direct producer-to-worker link without a broker: frames (one fd + layout + sequence) over a
+// SOCK_SEQPACKET socketpair, as the sandbox and plugin examples use between a host and its
+// child processes. Every received fd is verified before use, like the broker does.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "shmfd/verify.hpp"
+#include "shmfd/wire.hpp"
+
+namespace shmfd::examples {
+
+struct LinkFrame {
+  UniqueFd fd;
+  Layout layout;
+  std::uint64_t sequence = 0;
+  std::uint64_t size = 0;  // verified buffer size
+};
+
+// A frame, a message text (an Error sent by the other side), or the other side closing.
+struct LinkClosed {};
+using LinkEvent = std::variant<LinkFrame, std::string, LinkClosed>;
+
+inline Status send_link_frame(int sock, int fd, const Layout& layout, std::uint64_t sequence) {
+  capnp::MallocMessageBuilder message;
+  auto publish = message.initRoot<proto::Message>().initPublish();
+  publish.setTopic("link");
+  auto frame = publish.initFrame();
+  frame.setFd(0);
+  frame.setSequence(sequence);
+  layout_to_proto(layout, frame.initLayout());
+  auto sent = send_capnp(sock, message, std::span(&fd, 1));
+  if (!sent) return fail(std::move(sent.error()));
+  return {};
+}
+
+inline Status send_link_text(int sock, const std::string& text) {
+  capnp::MallocMessageBuilder message;
+  auto error = message.initRoot<proto::Message>().initError();
+  error.setCode(proto::ErrorCode::INTERNAL);
+  error.setMessage(text);
+  auto sent = send_capnp(sock, message);
+  if (!sent) return fail(std::move(sent.error()));
+  return {};
+}
+
+// Receives one message; a frame is verified as immutable (`sealed`) and its layout checked
+// against the buffer before it is returned.
+inline Result<LinkEvent> receive_link(int sock, MessageBuffer& buffer) {
+  auto m = receive_message(sock, buffer.bytes(), 1);
+  if (!m) return fail(std::move(m.error()));
+  if (m->status == RecvStatus::peer_closed) return LinkEvent(LinkClosed{});
+  return decode_message<proto::Message>(
+      buffer.bytes(m->size), [&](proto::Message::Reader r) -> Result<LinkEvent> {
+        if (r.isError()) return LinkEvent(std::string(r.getError().getMessage().cStr()));
+        if (!r.isPublish()) return fail(Errc::protocol_violation, "expected a frame");
+        auto frame = r.getPublish().getFrame();
+        auto index = fd_index(frame.getFd(), m->fds.size());
+        if (!index) return fail(std::move(index.error()));
+        auto layout = layout_from_proto(frame.getLayout());
+        if (!layout) return fail(std::move(layout.error()));
+        auto extent = layout_extent(*layout);
+        if (!extent) return fail(std::move(extent.error()));
+        auto verified = verify_buffer(m->fds[*index].get(), Guarantee::sealed, *extent);
+        if (!verified) return fail(std::move(verified.error()));
+        return LinkEvent(LinkFrame{std::move(m->fds[*index]), *layout, frame.getSequence(),
+                                   verified->size});
+      });
+}
+
+}  // namespace shmfd::examples
