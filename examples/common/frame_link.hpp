@@ -65,8 +65,8 @@ inline Result<LinkEvent> receive_link(int sock, MessageBuffer& buffer) {
         if (!extent) return fail(std::move(extent.error()));
         auto verified = verify_buffer(m->fds[*index].get(), Guarantee::sealed, *extent);
         if (!verified) return fail(std::move(verified.error()));
-        return LinkEvent(LinkFrame{std::move(m->fds[*index]), *layout, frame.getSequence(),
-                                   verified->size});
+        return LinkEvent(
+            LinkFrame{std::move(m->fds[*index]), *layout, frame.getSequence(), verified->size});
       });
 }
 

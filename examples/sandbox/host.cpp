@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../common/args.hpp"
+#include "../common/child_process.hpp"
 #include "../common/frame_link.hpp"
 #include "../common/test_pattern.hpp"
 #include "gray_blur.hpp"
@@ -26,36 +27,10 @@ namespace {
 
 using namespace shmfd;
 
-struct Worker {
-  pid_t pid = -1;
-  UniqueFd sock;
-};
-
-// Starts the worker with its end of a socketpair as fd 3.
-Result<Worker> spawn_worker(const std::string& binary, std::uint64_t misbehave_on) {
-  auto pair = make_seqpacket_pair();
-  if (!pair) return fail(std::move(pair.error()));
-  const std::string misbehave = std::to_string(misbehave_on);
-  const pid_t pid = ::fork();
-  if (pid < 0) return fail_errno(errno, "fork");
-  if (pid == 0) {
-    ::dup2(pair->second.get(), 3);  // dup2 clears close-on-exec on fd 3
-    if (misbehave_on != 0) {
-      ::execl(binary.c_str(), binary.c_str(), "--misbehave-on", misbehave.c_str(), nullptr);
-    } else {
-      ::execl(binary.c_str(), binary.c_str(), nullptr);
-    }
-    ::_exit(127);
-  }
-  return Worker{pid, std::move(pair->first)};
-}
-
-std::string describe_exit(int status) {
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    return std::string("killed by ") + (sig == SIGSYS ? "SIGSYS (a forbidden system call)" : strsignal(sig));
-  }
-  return "exited with status " + std::to_string(WEXITSTATUS(status));
+Result<examples::Child> spawn_worker(std::uint64_t misbehave_on) {
+  std::vector<std::string> args;
+  if (misbehave_on != 0) args = {"--misbehave-on", std::to_string(misbehave_on)};
+  return examples::spawn_child(examples::sibling_program("shmfd-sandbox-worker"), args);
 }
 
 }  // namespace
@@ -66,16 +41,15 @@ int main(int argc, char** argv) {
                             "[--height H]\n  defaults: 20 frames, the worker misbehaves on frame 7 "
                             "(0: never), 320x240\n");
   const auto frames = args.number("--frames", 20);
-  std::uint64_t misbehave_on = args.number("--misbehave-on", 7);
-  auto layout = image_layout(PixelFormat::rgba8, static_cast<std::uint32_t>(args.number("--width", 320)),
-                             static_cast<std::uint32_t>(args.number("--height", 240)));
+  const std::uint64_t misbehave_on = args.number("--misbehave-on", 7);
+  auto layout =
+      image_layout(PixelFormat::rgba8, static_cast<std::uint32_t>(args.number("--width", 320)),
+                   static_cast<std::uint32_t>(args.number("--height", 240)));
   if (!layout) return std::fprintf(stderr, "%s\n", layout.error().message().c_str()), 2;
-  const std::string binary =
-      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "shmfd-sandbox-worker").string();
-
-  auto worker = spawn_worker(binary, misbehave_on);
+  auto worker = spawn_worker(misbehave_on);
   if (!worker) return std::fprintf(stderr, "%s\n", worker.error().message().c_str()), 1;
-  std::printf("host: worker pid %d started (seccomp: no files, no sockets, no exec)\n", worker->pid);
+  std::printf("host: worker pid %d started (seccomp: no files, no sockets, no exec)\n",
+              worker->pid);
   MessageBuffer buffer;
   std::uint64_t verified = 0, wrong = 0, restarts = 0;
   std::vector<std::uint8_t> expected(static_cast<std::size_t>(layout->width) * layout->height);
@@ -96,14 +70,12 @@ int main(int argc, char** argv) {
         continue;
       }
       if (!event || std::holds_alternative<examples::LinkClosed>(*event)) {
-        if (!event) std::printf("host: refused the worker's output: %s\n", event.error().message().c_str());
-        int status = 0;
-        ::kill(worker->pid, SIGKILL);  // if it was merely misbehaving, make sure it is gone
-        ::waitpid(worker->pid, &status, 0);
+        if (!event)
+          std::printf("host: refused the worker's output: %s\n", event.error().message().c_str());
+        const std::string how = examples::reap(worker->pid);  // killed if merely misbehaving
         std::printf("host: worker pid %d %s on frame %llu; starting a new one\n", worker->pid,
-                    describe_exit(status).c_str(), static_cast<unsigned long long>(seq));
-        misbehave_on = 0;  // the replacement behaves
-        worker = spawn_worker(binary, 0);
+                    how.c_str(), static_cast<unsigned long long>(seq));
+        worker = spawn_worker(0);  // the replacement behaves
         if (!worker) return std::fprintf(stderr, "%s\n", worker.error().message().c_str()), 1;
         ++restarts;
         break;  // send this frame again
@@ -118,7 +90,8 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(seq));
         ++wrong;
       } else {
-        auto view = Mapping::map(out.fd.get(), static_cast<std::size_t>(out.size), Access::read_only);
+        auto view =
+            Mapping::map(out.fd.get(), static_cast<std::size_t>(out.size), Access::read_only);
         const bool same = view && std::memcmp(view->bytes().data() + image->planes[0].offset,
                                               expected.data(), expected.size()) == 0;
         same ? ++verified : ++wrong;

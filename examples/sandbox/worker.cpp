@@ -32,12 +32,12 @@ bool lock_down() {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
   if (ctx == nullptr) return false;
   const int allowed[] = {
-      SCMP_SYS(recvmsg),  SCMP_SYS(sendmsg),      SCMP_SYS(read),         SCMP_SYS(write),
-      SCMP_SYS(close),    SCMP_SYS(mmap),         SCMP_SYS(munmap),       SCMP_SYS(mremap),
-      SCMP_SYS(brk),      SCMP_SYS(madvise),      SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
-      SCMP_SYS(fcntl),    SCMP_SYS(fstat),        SCMP_SYS(newfstatat),   SCMP_SYS(fstatfs),
-      SCMP_SYS(readlink), SCMP_SYS(pwrite64),     SCMP_SYS(futex),        SCMP_SYS(getpid),
-      SCMP_SYS(exit),     SCMP_SYS(exit_group),   SCMP_SYS(rt_sigreturn), SCMP_SYS(clock_gettime),
+      SCMP_SYS(recvmsg),  SCMP_SYS(sendmsg),    SCMP_SYS(read),         SCMP_SYS(write),
+      SCMP_SYS(close),    SCMP_SYS(mmap),       SCMP_SYS(munmap),       SCMP_SYS(mremap),
+      SCMP_SYS(brk),      SCMP_SYS(madvise),    SCMP_SYS(memfd_create), SCMP_SYS(ftruncate),
+      SCMP_SYS(fcntl),    SCMP_SYS(fstat),      SCMP_SYS(newfstatat),   SCMP_SYS(fstatfs),
+      SCMP_SYS(readlink), SCMP_SYS(pwrite64),   SCMP_SYS(futex),        SCMP_SYS(getpid),
+      SCMP_SYS(exit),     SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(clock_gettime),
   };
   for (int sys : allowed) {
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sys, 0) != 0) {
@@ -61,8 +61,9 @@ Result<SealedBuffer> transform(std::span<const std::byte> in, const ImageLayout&
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::uint64_t misbehave_on =
-      argc == 3 && std::strcmp(argv[1], "--misbehave-on") == 0 ? std::strtoull(argv[2], nullptr, 10) : 0;
+  const std::uint64_t misbehave_on = argc == 3 && std::strcmp(argv[1], "--misbehave-on") == 0
+                                         ? std::strtoull(argv[2], nullptr, 10)
+                                         : 0;
   if (!lock_down()) {
     std::fprintf(stderr, "shmfd-sandbox-worker: cannot install the seccomp filter\n");
     return 1;
@@ -95,7 +96,8 @@ int main(int argc, char** argv) {
       (void)examples::send_link_text(kSocket, "refused input: not an rgba8 image");
       continue;
     }
-    auto view = Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
+    auto view =
+        Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
     if (!view) {
       (void)examples::send_link_text(kSocket, view.error().message());
       continue;
