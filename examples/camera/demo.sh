@@ -19,8 +19,11 @@ broker_pid=${pids[0]}
 start snapshot "subscribed" "$bin/shmfd-snapshot" --socket "$sock" --every 60 --dir "$snapshots"
 start analyze "subscribed" "$bin/shmfd-analyze" --socket "$sock"
 echo "demo: 1920x1080 $format at $fps fps for $seconds s through $sock"
+# In the background and waited for, so Ctrl+C reaches the clean-up at once.
 "$bin/shmfd-camera" --socket "$sock" --format "$format" --fps "$fps" \
-  --frames $((seconds * fps)) > "$dir/camera.out" 2> "$dir/camera.log"
+  --frames $((seconds * fps)) > "$dir/camera.out" 2> "$dir/camera.log" &
+pids+=($!)
+wait "${pids[3]}"
 wait "${pids[1]}" "${pids[2]}"  # both consumers stop at the camera's end of stream
 kill -TERM "$broker_pid"
 wait "$broker_pid"

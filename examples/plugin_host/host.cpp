@@ -40,20 +40,27 @@ int main(int argc, char** argv) {
   std::vector<Plugin> plugins;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--frames" && i + 1 < argc) frames = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--width" && i + 1 < argc) width = static_cast<std::uint32_t>(std::atoi(argv[++i]));
-    else if (a == "--height" && i + 1 < argc) height = static_cast<std::uint32_t>(std::atoi(argv[++i]));
-    else if (a.rfind("--", 0) == 0) return std::fprintf(stderr, "unknown option %s\n", a.c_str()), 2;
-    else plugins.push_back(Plugin{a, std::filesystem::path(a).stem().string(), {}, 0, 0, 0});
+    if (a == "--frames" && i + 1 < argc)
+      frames = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--width" && i + 1 < argc)
+      width = static_cast<std::uint32_t>(std::atoi(argv[++i]));
+    else if (a == "--height" && i + 1 < argc)
+      height = static_cast<std::uint32_t>(std::atoi(argv[++i]));
+    else if (a.rfind("--", 0) == 0)
+      return std::fprintf(stderr, "unknown option %s\n", a.c_str()), 2;
+    else
+      plugins.push_back(Plugin{a, std::filesystem::path(a).stem().string(), {}, 0, 0, 0});
   }
   if (plugins.empty()) {
-    std::fprintf(stderr, "usage: shmfd-plugin-host [--frames N] [--width W] [--height H] PLUGIN.so...\n");
+    std::fprintf(stderr,
+                 "usage: shmfd-plugin-host [--frames N] [--width W] [--height H] PLUGIN.so...\n");
     return 2;
   }
   auto layout = image_layout(PixelFormat::rgba8, width, height);
   if (!layout) return std::fprintf(stderr, "%s\n", layout.error().message().c_str()), 2;
   for (auto& p : plugins) {
-    if (auto ok = start(p); !ok) return std::fprintf(stderr, "%s\n", ok.error().message().c_str()), 1;
+    if (auto ok = start(p); !ok)
+      return std::fprintf(stderr, "%s\n", ok.error().message().c_str()), 1;
     std::printf("host: plugin %s runs in pid %d\n", p.name.c_str(), p.runner.pid);
   }
 
@@ -65,7 +72,8 @@ int main(int argc, char** argv) {
     auto sealed = std::move(*input).seal();
     if (!sealed) return std::fprintf(stderr, "%s\n", sealed.error().message().c_str()), 1;
     // The same pages to every plugin.
-    for (auto& p : plugins) (void)examples::send_link_frame(p.runner.sock.get(), sealed->fd(), *layout, seq);
+    for (auto& p : plugins)
+      (void)examples::send_link_frame(p.runner.sock.get(), sealed->fd(), *layout, seq);
     for (auto& p : plugins) {
       auto event = examples::receive_link(p.runner.sock.get(), buffer);
       if (event && std::holds_alternative<examples::LinkFrame>(*event)) {
@@ -82,22 +90,26 @@ int main(int argc, char** argv) {
         ++p.refused;
         continue;
       }
-      if (!event) std::printf("host: refused output of %s: %s\n", p.name.c_str(), event.error().message().c_str());
+      if (!event)
+        std::printf("host: refused output of %s: %s\n", p.name.c_str(),
+                    event.error().message().c_str());
       // The runner is gone (or sent garbage): report, restart, skip this frame for it.
       const std::string how = examples::reap(p.runner.pid);
       std::printf("host: plugin %s %s on frame %llu; restarting it\n", p.name.c_str(), how.c_str(),
                   static_cast<unsigned long long>(seq));
       ++p.crashes;
-      if (auto ok = start(p); !ok) return std::fprintf(stderr, "%s\n", ok.error().message().c_str()), 1;
+      if (auto ok = start(p); !ok)
+        return std::fprintf(stderr, "%s\n", ok.error().message().c_str()), 1;
     }
   }
   bool all_ok = true;
   for (auto& p : plugins) {
     p.runner.sock.reset();
     examples::reap(p.runner.pid);
-    std::printf("host: %s processed %llu of %llu frames, %llu crashes, %llu refused\n", p.name.c_str(),
-                static_cast<unsigned long long>(p.processed), static_cast<unsigned long long>(frames),
-                static_cast<unsigned long long>(p.crashes), static_cast<unsigned long long>(p.refused));
+    std::printf("host: %s processed %llu of %llu frames, %llu crashes, %llu refused\n",
+                p.name.c_str(), static_cast<unsigned long long>(p.processed),
+                static_cast<unsigned long long>(frames), static_cast<unsigned long long>(p.crashes),
+                static_cast<unsigned long long>(p.refused));
     all_ok = all_ok && p.processed + p.crashes == frames;
   }
   return all_ok ? 0 : 1;

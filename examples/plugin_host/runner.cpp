@@ -21,9 +21,10 @@ int main(int argc, char** argv) {
   using Entry = const shmfd_plugin* (*)();
   auto entry = reinterpret_cast<Entry>(::dlsym(lib, "shmfd_plugin_entry"));
   const shmfd_plugin* plugin = entry != nullptr ? entry() : nullptr;
-  if (plugin == nullptr || plugin->abi_version != SHMFD_PLUGIN_ABI_VERSION || plugin->process == nullptr) {
-    std::fprintf(stderr, "shmfd-plugin-runner: %s is not a shmfd plugin of ABI version %d\n", argv[1],
-                 SHMFD_PLUGIN_ABI_VERSION);
+  if (plugin == nullptr || plugin->abi_version != SHMFD_PLUGIN_ABI_VERSION ||
+      plugin->process == nullptr) {
+    std::fprintf(stderr, "shmfd-plugin-runner: %s is not a shmfd plugin of ABI version %d\n",
+                 argv[1], SHMFD_PLUGIN_ABI_VERSION);
     return 1;
   }
 
@@ -41,15 +42,18 @@ int main(int argc, char** argv) {
       (void)examples::send_link_text(kSocket, "refused input: not an rgba8 image");
       continue;
     }
-    auto view = Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
+    auto view =
+        Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
     auto out = WritableBuffer::create(std::string("plugin/") + plugin->name, image->planes[0].size);
     if (!view || !out) {
-      (void)examples::send_link_text(kSocket, !view ? view.error().message() : out.error().message());
+      (void)examples::send_link_text(kSocket,
+                                     !view ? view.error().message() : out.error().message());
       continue;
     }
     const auto stride = static_cast<std::uint32_t>(image->planes[0].stride);
-    const shmfd_plugin_input in{reinterpret_cast<const std::uint8_t*>(view->bytes().data() + image->planes[0].offset),
-                                image->width, image->height, stride, frame->sequence};
+    const shmfd_plugin_input in{
+        reinterpret_cast<const std::uint8_t*>(view->bytes().data() + image->planes[0].offset),
+        image->width, image->height, stride, frame->sequence};
     shmfd_plugin_output result{reinterpret_cast<std::uint8_t*>(out->bytes().data()), image->width,
                                image->height, stride};
     if (plugin->process(&in, &result) != 0) {
@@ -59,6 +63,7 @@ int main(int argc, char** argv) {
     }
     auto sealed = std::move(*out).seal();
     auto out_layout = image_layout(PixelFormat::rgba8, image->width, image->height);
-    if (!sealed || !examples::send_link_frame(kSocket, sealed->fd(), *out_layout, frame->sequence)) return 1;
+    if (!sealed || !examples::send_link_frame(kSocket, sealed->fd(), *out_layout, frame->sequence))
+      return 1;
   }
 }

@@ -17,7 +17,9 @@ start viewer "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera
 start recorder "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera --block
 echo "demo: broker on $sock; publishing $frames frames of 1280x720 rgba8 at 30 fps from a 4-slot pool"
 "$bin/shmfd-pub" --socket "$sock" --topic demo/camera --frames "$frames" --fps 30 \
-  --width 1280 --height 720 --pool 4 2> "$dir/pub.log"
+  --width 1280 --height 720 --pool 4 2> "$dir/pub.log" &
+pids+=($!)
+wait "${pids[3]}"
 wait "${pids[1]}" "${pids[2]}"  # the consumers stop at end of stream
 kill -TERM "$broker_pid"
 wait "$broker_pid"

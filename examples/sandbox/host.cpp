@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   std::printf("host: worker pid %d started (seccomp: no files, no sockets, no exec)\n",
               worker->pid);
   MessageBuffer buffer;
-  std::uint64_t verified = 0, wrong = 0, restarts = 0;
+  std::uint64_t verified = 0, wrong = 0, restarts = 0, failures_on_frame = 0;
   std::vector<std::uint8_t> expected(static_cast<std::size_t>(layout->width) * layout->height);
 
   for (std::uint64_t seq = 1; seq <= frames;) {
@@ -75,6 +75,12 @@ int main(int argc, char** argv) {
         const std::string how = examples::reap(worker->pid);  // killed if merely misbehaving
         std::printf("host: worker pid %d %s on frame %llu; starting a new one\n", worker->pid,
                     how.c_str(), static_cast<unsigned long long>(seq));
+        if (++failures_on_frame > 3) {
+          std::printf("host: the worker failed on frame %llu %llu times; giving up\n",
+                      static_cast<unsigned long long>(seq),
+                      static_cast<unsigned long long>(failures_on_frame));
+          return 1;
+        }
         worker = spawn_worker(0);  // the replacement behaves
         if (!worker) return std::fprintf(stderr, "%s\n", worker.error().message().c_str()), 1;
         ++restarts;
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
         same ? ++verified : ++wrong;
       }
       ++seq;
+      failures_on_frame = 0;
       break;
     }
   }
