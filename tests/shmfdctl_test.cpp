@@ -29,16 +29,18 @@ struct CtlRun {
 CtlRun shmfdctl(const std::vector<std::string>& args, uid_t uid = 0) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return {};
+  // Built before fork: the child of a multi-threaded process may only make async-signal-safe
+  // calls, and allocating is not one.
+  std::vector<std::string> argv_s{SHMFDCTL_BIN};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
     if (uid != 0 && (::setgid(uid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
-    std::vector<std::string> argv_s{SHMFDCTL_BIN};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

@@ -108,14 +108,15 @@ class SubprocessBroker {
     path_ = path.empty() ? dir_.path() + "/broker.sock" : std::move(path);
     int err[2];
     if (::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    // Built before fork: after fork only async-signal-safe calls are safe.
+    std::vector<std::string> args{SHMFD_BROKER_BIN, "--socket", path_, "--log-level", "error"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(err[1], 2);
-      std::vector<std::string> args{SHMFD_BROKER_BIN, "--socket", path_, "--log-level", "error"};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
