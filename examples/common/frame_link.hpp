@@ -7,6 +7,7 @@
 #include <string>
 #include <variant>
 
+#include "shmfd/memfd.hpp"
 #include "shmfd/verify.hpp"
 #include "shmfd/wire.hpp"
 
@@ -68,6 +69,46 @@ inline Result<LinkEvent> receive_link(int sock, MessageBuffer& buffer) {
         return LinkEvent(
             LinkFrame{std::move(m->fds[*index]), *layout, frame.getSequence(), verified->size});
       });
+}
+
+// A processed frame to send back.
+struct LinkReply {
+  SealedBuffer buffer;
+  Layout layout;
+};
+
+// The worker side of a link: receives frames until the other side closes, refuses what is not
+// an rgba8 image, maps each one read-only and passes it to `process(frame, image, bytes)`,
+// which returns the reply or an error (sent back as text). Returns the exit status.
+template <typename Process>
+int serve_rgba_frames(int sock, Process&& process) {
+  MessageBuffer buffer;
+  for (;;) {
+    auto event = receive_link(sock, buffer);
+    if (!event) {
+      (void)send_link_text(sock, "refused input: " + event.error().message());
+      continue;
+    }
+    if (std::holds_alternative<LinkClosed>(*event)) return 0;
+    auto* frame = std::get_if<LinkFrame>(&*event);
+    const auto* image = frame ? std::get_if<ImageLayout>(&frame->layout) : nullptr;
+    if (image == nullptr || image->format != PixelFormat::rgba8) {
+      (void)send_link_text(sock, "refused input: not an rgba8 image");
+      continue;
+    }
+    auto view =
+        Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
+    if (!view) {
+      (void)send_link_text(sock, view.error().message());
+      continue;
+    }
+    Result<LinkReply> reply = process(*frame, *image, view->bytes());
+    if (!reply) {
+      (void)send_link_text(sock, reply.error().message());
+      continue;
+    }
+    if (!send_link_frame(sock, reply->buffer.fd(), reply->layout, frame->sequence)) return 1;
+  }
 }
 
 }  // namespace shmfd::examples

@@ -28,42 +28,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  MessageBuffer buffer;
-  for (;;) {
-    auto event = examples::receive_link(kSocket, buffer);
-    if (!event) {
-      (void)examples::send_link_text(kSocket, "refused input: " + event.error().message());
-      continue;
-    }
-    if (std::holds_alternative<examples::LinkClosed>(*event)) return 0;
-    auto* frame = std::get_if<examples::LinkFrame>(&*event);
-    const auto* image = frame ? std::get_if<ImageLayout>(&frame->layout) : nullptr;
-    if (image == nullptr || image->format != PixelFormat::rgba8) {
-      (void)examples::send_link_text(kSocket, "refused input: not an rgba8 image");
-      continue;
-    }
-    auto view =
-        Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
-    auto out = WritableBuffer::create(std::string("plugin/") + plugin->name, image->planes[0].size);
-    if (!view || !out) {
-      (void)examples::send_link_text(kSocket,
-                                     !view ? view.error().message() : out.error().message());
-      continue;
-    }
-    const auto stride = static_cast<std::uint32_t>(image->planes[0].stride);
-    const shmfd_plugin_input in{
-        reinterpret_cast<const std::uint8_t*>(view->bytes().data() + image->planes[0].offset),
-        image->width, image->height, stride, frame->sequence};
-    shmfd_plugin_output result{reinterpret_cast<std::uint8_t*>(out->bytes().data()), image->width,
-                               image->height, stride};
-    if (plugin->process(&in, &result) != 0) {
-      (void)examples::send_link_text(kSocket, std::string(plugin->name) + " rejected frame " +
-                                                  std::to_string(frame->sequence));
-      continue;
-    }
-    auto sealed = std::move(*out).seal();
-    auto out_layout = image_layout(PixelFormat::rgba8, image->width, image->height);
-    if (!sealed || !examples::send_link_frame(kSocket, sealed->fd(), *out_layout, frame->sequence))
-      return 1;
-  }
+  return examples::serve_rgba_frames(
+      kSocket,
+      [&](const examples::LinkFrame& frame, const ImageLayout& image,
+          std::span<const std::byte> bytes) -> Result<examples::LinkReply> {
+        auto out =
+            WritableBuffer::create(std::string("plugin/") + plugin->name, image.planes[0].size);
+        if (!out) return fail(std::move(out.error()));
+        const auto stride = static_cast<std::uint32_t>(image.planes[0].stride);
+        const shmfd_plugin_input in{
+            reinterpret_cast<const std::uint8_t*>(bytes.data() + image.planes[0].offset),
+            image.width, image.height, stride, frame.sequence};
+        shmfd_plugin_output result{reinterpret_cast<std::uint8_t*>(out->bytes().data()),
+                                   image.width, image.height, stride};
+        if (plugin->process(&in, &result) != 0) {
+          return fail(Errc::malformed_message, std::string(plugin->name) + " rejected frame " +
+                                                   std::to_string(frame.sequence));
+        }
+        auto sealed = std::move(*out).seal();
+        if (!sealed) return fail(std::move(sealed.error()));
+        return examples::LinkReply{std::move(*sealed),
+                                   *image_layout(PixelFormat::rgba8, image.width, image.height)};
+      });
 }

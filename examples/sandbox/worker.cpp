@@ -80,46 +80,26 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shmfd-sandbox-worker: cannot install the seccomp filter\n");
     return 1;
   }
-  MessageBuffer buffer;
   bool reported_write = false;
-  for (;;) {
-    auto event = examples::receive_link(kSocket, buffer);
-    if (!event) {
-      (void)examples::send_link_text(kSocket, "refused input: " + event.error().message());
-      continue;
-    }
-    if (std::holds_alternative<examples::LinkClosed>(*event)) return 0;
-    auto* frame = std::get_if<examples::LinkFrame>(&*event);
-    if (frame == nullptr) continue;
-    if (frame->sequence == misbehave_on) {
-      // Forbidden after lock-down: the kernel kills this process with SIGSYS right here.
-      ::openat(AT_FDCWD, "/etc/passwd", O_RDONLY);
-    }
-    if (!reported_write) {
-      // Show the guarantee: the input is sealed, so even its holder cannot change it.
-      const char byte = 0;
-      const bool refused = ::pwrite(frame->fd.get(), &byte, 1, 0) < 0;
-      (void)examples::send_link_text(kSocket, std::string("write to the input frame: ") +
-                                                  (refused ? std::strerror(errno) : "ALLOWED"));
-      reported_write = true;
-    }
-    const auto* image = std::get_if<ImageLayout>(&frame->layout);
-    if (image == nullptr || image->format != PixelFormat::rgba8) {
-      (void)examples::send_link_text(kSocket, "refused input: not an rgba8 image");
-      continue;
-    }
-    auto view =
-        Mapping::map(frame->fd.get(), static_cast<std::size_t>(frame->size), Access::read_only);
-    if (!view) {
-      (void)examples::send_link_text(kSocket, view.error().message());
-      continue;
-    }
-    auto result = transform(view->bytes(), *image);
-    if (!result) {
-      (void)examples::send_link_text(kSocket, result.error().message());
-      continue;
-    }
-    auto out_layout = image_layout(PixelFormat::gray8, image->width, image->height);
-    if (!examples::send_link_frame(kSocket, result->fd(), *out_layout, frame->sequence)) return 1;
-  }
+  return examples::serve_rgba_frames(
+      kSocket,
+      [&](const examples::LinkFrame& frame, const ImageLayout& image,
+          std::span<const std::byte> bytes) -> Result<examples::LinkReply> {
+        if (frame.sequence == misbehave_on) {
+          // Forbidden after lock-down: the kernel kills this process with SIGSYS right here.
+          ::openat(AT_FDCWD, "/etc/passwd", O_RDONLY);
+        }
+        if (!reported_write) {
+          // Show the guarantee: the input is sealed, so even its holder cannot change it.
+          const char byte = 0;
+          const bool refused = ::pwrite(frame.fd.get(), &byte, 1, 0) < 0;
+          (void)examples::send_link_text(kSocket, std::string("write to the input frame: ") +
+                                                      (refused ? std::strerror(errno) : "ALLOWED"));
+          reported_write = true;
+        }
+        auto result = transform(bytes, image);
+        if (!result) return fail(std::move(result.error()));
+        return examples::LinkReply{std::move(*result),
+                                   *image_layout(PixelFormat::gray8, image.width, image.height)};
+      });
 }
