@@ -108,6 +108,14 @@ void Client::start() {
     }
     self->close("internal error");
   };
+  // A connection that never says Hello must not hold its slot forever.
+  linger_.expires_after(std::chrono::milliseconds(broker_.options().limits.hello_timeout_ms));
+  linger_.async_wait([self](std::error_code ec) {
+    if (!ec && !self->greeted_) {
+      self->close("no Hello within " +
+                  std::to_string(self->broker_.options().limits.hello_timeout_ms) + " ms");
+    }
+  });
   asio::co_spawn(
       broker_.io(), [self] { return self->read_loop(); }, on_exit);
   asio::co_spawn(
@@ -261,6 +269,7 @@ void Client::on_hello(proto::Hello::Reader hello) {
   }
   name_ = printable(hello.getClientName().cStr());
   greeted_ = true;
+  linger_.cancel();  // the Hello deadline
   capnp::MallocMessageBuilder message;
   auto welcome = message.initRoot<proto::Message>().initWelcome();
   welcome.setVersion(kProtocolVersion);

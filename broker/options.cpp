@@ -61,6 +61,8 @@ layout before a consumer sees it.
   --hold-deadline-ms N       report a consumer holding a pool slot longer (0: never; default: )" +
          std::to_string(d.hold_deadline_ms) + R"()
   --disconnect-stuck         also disconnect it, freeing all it held
+  --hello-timeout-ms N       close connections that say no Hello in time (default: )" +
+         std::to_string(d.hello_timeout_ms) + R"()
   --help                     this text
 
 Stops cleanly on SIGINT or SIGTERM, removing its socket file.
@@ -131,6 +133,8 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       if ((n = number(0, 1024))) o.limits.max_pools_per_client = *n;
     } else if (flag == "--max-pool-slots") {
       if ((n = number(1, 1U << 16))) o.limits.max_pool_slots = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--hello-timeout-ms") {
+      if ((n = number(1, 1ULL << 40))) o.limits.hello_timeout_ms = *n;
     } else if (flag == "--hold-deadline-ms") {
       if ((n = number(0, 1ULL << 40))) o.limits.hold_deadline_ms = *n;
     } else {

@@ -33,6 +33,8 @@ struct Limits {
   // A consumer holding a pool slot longer than this is reported (0: never); with
   // disconnect_stuck it is also disconnected, which frees everything it held.
   std::uint64_t hold_deadline_ms = 5000;
+  // A connection that has not said Hello by then is closed (it holds a client slot and an fd).
+  std::uint64_t hello_timeout_ms = 5000;
   bool disconnect_stuck = false;
 };
 
