@@ -19,10 +19,10 @@ constexpr std::size_t kReservedFds = 32;
 
 // Tells a client it cannot be served, then drains what it already sent: closing a unix socket
 // with unread data makes the peer's next recv fail with ECONNRESET instead of reading why.
-void refuse_connection(int fd, const std::string& why) {
+void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
   capnp::MallocMessageBuilder message;
   auto error = message.initRoot<proto::Message>().initError();
-  error.setCode(proto::ErrorCode::LIMIT_EXCEEDED);
+  error.setCode(code);
   error.setMessage(why);
   const auto words = encode_message(message);
   (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
@@ -130,11 +130,19 @@ void Broker::accept_one() {
     UniqueFd owned(fd);
     const auto credentials = peer_credentials(fd);
     const PeerCredentials cred = credentials ? *credentials : PeerCredentials{};
+    if (!options_.policy && cred.uid != 0 && cred.uid != ::geteuid()) {
+      const std::string why = "only uid " + std::to_string(::geteuid()) +
+                              " and root may use this broker; it needs --policy to admit uid " +
+                              std::to_string(cred.uid);
+      log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
+      refuse_connection(fd, proto::ErrorCode::PERMISSION_DENIED, why);
+      continue;
+    }
     if (clients_.size() >= options_.limits.max_clients) {
       const std::string why = "the broker has reached its limit of " +
                               std::to_string(options_.limits.max_clients) + " clients";
       log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
-      refuse_connection(fd, why);
+      refuse_connection(fd, proto::ErrorCode::LIMIT_EXCEEDED, why);
       continue;
     }
     Client::Socket socket(io_);

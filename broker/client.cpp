@@ -1,5 +1,6 @@
 #include "client.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +88,15 @@ Client::Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials 
       writer_wake_(broker.io()),
       linger_(broker.io()) {
   connected_at_ = std::chrono::steady_clock::now();
+  identity_.uid = credentials_.uid;
+  identity_.gids.push_back(credentials_.gid);
+  // Supplementary groups as the kernel recorded them at connect (Linux 4.13).
+  std::vector<gid_t> groups(64);
+  socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+  if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) == 0) {
+    groups.resize(len / sizeof(gid_t));
+    identity_.gids.insert(identity_.gids.end(), groups.begin(), groups.end());
+  }
   std::ifstream comm("/proc/" + std::to_string(credentials_.pid) + "/comm");
   std::getline(comm, command_);
 }
@@ -291,6 +301,7 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
     return refuse(Code::MALFORMED_MESSAGE,
                   "unknown layout kind " + std::to_string(static_cast<unsigned>(kind)), name);
   }
+  if (!permitted(Right::publish, name)) return;
   auto topic = broker_.topic(name);
   if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
   Topic* t = *topic;
@@ -320,6 +331,7 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
                   "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)),
                   name);
   }
+  if (!permitted(Right::subscribe, name)) return;
   if (subscriptions_.count(name) != 0) {
     return refuse(Code::MALFORMED_MESSAGE, "already subscribed to '" + name + "'", name);
   }
@@ -564,13 +576,25 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
 
 void Client::on_introspect() {
   // Only the broker's own user and root may see everyone's topics and processes.
-  if (credentials_.uid != 0 && credentials_.uid != ::geteuid()) {
-    return refuse(Code::PERMISSION_DENIED,
-                  "introspection is for uid " + std::to_string(::geteuid()) + " and root");
-  }
+  if (!permitted(Right::introspect, "")) return;
   capnp::MallocMessageBuilder message;
   broker_.fill_state(message.initRoot<proto::Message>().initBrokerState());
   reply(message);
+}
+
+bool Client::permitted(Right right, const std::string& topic) {
+  if (credentials_.uid == 0 || credentials_.uid == ::geteuid()) return true;
+  const auto& policy = broker_.options().policy;
+  if (policy && policy->allows(identity_, right, topic)) return true;
+  const std::string what = right == Right::introspect
+                               ? "introspect the broker"
+                               : std::string(to_string(right)) + " on '" + topic + "'";
+  refuse(
+      Code::PERMISSION_DENIED,
+      "uid " + std::to_string(credentials_.uid) + " may not " + what +
+          (policy ? " (no rule of the broker's policy grants it)" : " (the broker has no policy)"),
+      topic);
+  return false;
 }
 
 void Client::describe_into(proto::ClientInfo::Builder info,

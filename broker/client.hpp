@@ -19,6 +19,7 @@
 #include <asio/generic/seq_packet_protocol.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "policy.hpp"
 #include "shmfd/peer_credentials.hpp"
 #include "shmfd/transport.hpp"
 #include "topic.hpp"
@@ -69,6 +70,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   void on_release(proto::Release::Reader release);
   void on_introspect();
+  // Whether the policy lets this client use `right` on `topic` (root and the broker's uid may
+  // do anything); refuses with PERMISSION_DENIED when not.
+  bool permitted(Right right, const std::string& topic);
   void on_register_pool(proto::RegisterPool::Reader reg, std::vector<UniqueFd>& fds);
   // The checks and routing of a frame in a pool slot (on_publish's pool half).
   void publish_slot(Topic& topic, proto::Frame::Reader frame, const Layout& layout);
@@ -91,6 +95,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::uint64_t id_;
   Socket socket_;
   PeerCredentials credentials_;
+  Identity identity_;  // uid and all groups, for the policy
   std::string name_;
   std::string command_;  // /proc/PID/comm at connect
   std::chrono::steady_clock::time_point connected_at_;

@@ -12,6 +12,7 @@
 #include <asio/signal_set.hpp>
 
 #include "broker.hpp"
+#include "policy.hpp"
 #include "shmfd/unix_socket.hpp"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,14 @@ int main(int argc, char** argv) {
   if (!*parsed) return 0;  // --help
   Options options = std::move(**parsed);
   const Logger log(options.log_level);
+  if (!options.policy_path.empty()) {
+    auto policy = Policy::load(options.policy_path);
+    if (!policy) {
+      std::fprintf(stderr, "shmfd-broker: %s\n", policy.error().message().c_str());
+      return 2;
+    }
+    options.policy = std::make_shared<const Policy>(std::move(*policy));
+  }
   if (auto note = fit_limits_to_fd_budget(options.limits); !note.empty()) log.warn(note);
   ::signal(SIGPIPE, SIG_IGN);  // sends use MSG_NOSIGNAL; this covers anything else
 

@@ -36,6 +36,8 @@ layout before a consumer sees it.
   --socket PATH              listening socket (default: )" +
          default_socket_path() + R"()
   --socket-mode MODE         octal mode of the socket file (default: 0660)
+  --policy FILE              who may publish, subscribe, introspect (default: only root
+                             and the broker's own uid may connect; see README, Security)
   --log-level LEVEL          error, warn, info or debug (default: info)
   --keep-last-frame          give late subscribers the topic's latest frame
   --max-clients N            (default: )" +
@@ -98,6 +100,8 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
     Result<std::uint64_t> n = std::uint64_t{0};
     if (flag == "--socket") {
       o.socket_path = value;
+    } else if (flag == "--policy") {
+      o.policy_path = value;
     } else if (flag == "--socket-mode") {
       n = parse_number(flag, value, 0, 0777, 8);
       if (n) o.socket_mode = static_cast<mode_t>(*n);

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,8 +39,14 @@ struct Limits {
   bool disconnect_stuck = false;
 };
 
+class Policy;
+
 struct Options {
   std::string socket_path;
+  // Who may publish, subscribe and introspect (policy.hpp). Without one, only root and the
+  // broker's own uid may connect.
+  std::string policy_path;
+  std::shared_ptr<const Policy> policy;
   mode_t socket_mode = 0660;
   LogLevel log_level = LogLevel::info;
   bool keep_last_frame = false;  // deliver a topic's latest frame to late subscribers

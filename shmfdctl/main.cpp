@@ -56,6 +56,9 @@ json fetch_state(const std::string& socket) {
       die(1, "no broker is running at " + socket + " (" + conn.error().message() +
                  "); start shmfd-broker or pass --socket");
     }
+    if (conn.error().message().find("[permission-denied]") != std::string::npos) {
+      die(3, conn.error().message());
+    }
     if (conn.error().is(std::errc::permission_denied)) {
       die(3, "permission denied: cannot connect to " + socket + " (" + conn.error().message() +
                  "); the broker's socket mode and user decide who may");

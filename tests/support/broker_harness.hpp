@@ -139,7 +139,10 @@ class SubprocessBroker {
   }
 
   const std::string& path() const { return path_; }
+  const std::string& directory() const { return dir_.path(); }
   pid_t pid() const { return pid_; }
+  // Lets other users reach the socket's directory (tests of access control).
+  void open_directory() const { ::chmod(dir_.path().c_str(), 0711); }
   bool listening() const { return output_.find("listening on " + path_) != std::string::npos; }
   const std::string& output() const { return output_; }
   // Waits for the process to exit on its own; returns the waitpid status.
