@@ -28,9 +28,12 @@ Result<unsigned> parse_id(const std::string& text) {
 
 std::string_view to_string(Right right) noexcept {
   switch (right) {
-    case Right::publish: return "publish";
-    case Right::subscribe: return "subscribe";
-    case Right::introspect: return "introspect";
+    case Right::publish:
+      return "publish";
+    case Right::subscribe:
+      return "subscribe";
+    case Right::introspect:
+      return "introspect";
   }
   return "?";
 }
@@ -54,11 +57,17 @@ Result<Policy> Policy::parse(std::string_view text, const std::string& origin) {
     if (!(words >> right)) continue;  // blank or comment
     const auto where = [&] { return origin + ":" + std::to_string(number) + ": "; };
     Rule rule{};
-    if (right == "publish") rule.right = Right::publish;
-    else if (right == "subscribe") rule.right = Right::subscribe;
-    else if (right == "introspect") rule.right = Right::introspect;
-    else return fail(Errc::malformed_message, where() + "unknown right '" + right + "' (publish, subscribe, introspect)");
-    if (!(words >> pattern)) return fail(Errc::malformed_message, where() + "missing topic pattern");
+    if (right == "publish")
+      rule.right = Right::publish;
+    else if (right == "subscribe")
+      rule.right = Right::subscribe;
+    else if (right == "introspect")
+      rule.right = Right::introspect;
+    else
+      return fail(Errc::malformed_message,
+                  where() + "unknown right '" + right + "' (publish, subscribe, introspect)");
+    if (!(words >> pattern))
+      return fail(Errc::malformed_message, where() + "missing topic pattern");
     rule.pattern = pattern;
     while (words >> who) {
       Subject s;
@@ -74,16 +83,19 @@ Result<Policy> Policy::parse(std::string_view text, const std::string& origin) {
         s.id = *id;
       } else if (kind == "user") {
         const passwd* pw = ::getpwnam(value.c_str());
-        if (pw == nullptr) return fail(Errc::malformed_message, where() + "no user '" + value + "'");
+        if (pw == nullptr)
+          return fail(Errc::malformed_message, where() + "no user '" + value + "'");
         s.kind = Subject::uid;
         s.id = pw->pw_uid;
       } else if (kind == "group") {
         const group* gr = ::getgrnam(value.c_str());
-        if (gr == nullptr) return fail(Errc::malformed_message, where() + "no group '" + value + "'");
+        if (gr == nullptr)
+          return fail(Errc::malformed_message, where() + "no group '" + value + "'");
         s.kind = Subject::gid;
         s.id = gr->gr_gid;
       } else {
-        return fail(Errc::malformed_message, where() + "'" + who + "' is not *, user:, uid:, group: or gid:");
+        return fail(Errc::malformed_message,
+                    where() + "'" + who + "' is not *, user:, uid:, group: or gid:");
       }
       rule.who.push_back(s);
     }
@@ -97,7 +109,8 @@ bool Policy::allows(const Identity& who, Right right, std::string_view topic) co
   const std::string name(topic);
   for (const Rule& rule : rules_) {
     if (rule.right != right) continue;
-    if (right != Right::introspect && ::fnmatch(rule.pattern.c_str(), name.c_str(), 0) != 0) continue;
+    if (right != Right::introspect && ::fnmatch(rule.pattern.c_str(), name.c_str(), 0) != 0)
+      continue;
     for (const Subject& s : rule.who) {
       if (s.kind == Subject::anyone || (s.kind == Subject::uid && s.id == who.uid)) return true;
       if (s.kind == Subject::gid) {

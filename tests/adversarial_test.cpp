@@ -1,11 +1,18 @@
 // Clients that misbehave on purpose. In every case the broker keeps serving a well-behaved
 // client, and the process's fd count (broker and clients both live here) returns to baseline.
+#include <fcntl.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+
+#include <cstring>
+#include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "shmfd/connection.hpp"
 #include "shmfd/consumer.hpp"
+#include "shmfd/memfd.hpp"
 #include "shmfd/producer.hpp"
 #include "shmfd/unix_socket.hpp"
 #include "support/broker_harness.hpp"
@@ -120,6 +127,112 @@ TEST_F(AdversarialTest, ConnectAndDisconnectInATightLoop) {
     }
   }
   EXPECT_TRUE(broker.wait_until([](broker::Broker& b) { return b.stats().clients == 0; }));
+  expect_still_serving(broker.path());
+}
+
+TEST_F(AdversarialTest, TwoHundredFiftyThreeFdsOfMixedKindsAreAllClosed) {
+  testing::InProcessBroker broker;
+  auto conn = Connection::open(broker.path(), "fd-bomb");
+  ASSERT_TRUE(conn);
+  std::vector<UniqueFd> owned;
+  std::vector<int> raw;
+  for (std::size_t i = 0; i < kMaxFdsPerMessage; ++i) {
+    int fd = -1;
+    switch (i % 4) {
+      case 0:
+        fd = ::eventfd(0, EFD_CLOEXEC);
+        break;
+      case 1:
+        fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        break;
+      case 2: {
+        auto m = create_memfd("bomb", 4096);
+        fd = m ? m->release() : -1;
+        break;
+      }
+      default: {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) == 0) {
+          ::close(p[0]);
+          fd = p[1];
+        }
+      }
+    }
+    ASSERT_GE(fd, 0);
+    owned.emplace_back(fd);
+    raw.push_back(fd);
+  }
+  capnp::MallocMessageBuilder m;
+  m.initRoot<proto::Message>().initPublish().setTopic("x");
+  ASSERT_TRUE(conn->send(m, raw));
+  owned.clear();  // our copies go; whatever the broker kept would show in the fd count
+  auto reply = conn->receive();
+  ASSERT_TRUE(reply);
+  auto text = decode_message<proto::Message>(conn->message(*reply), [](proto::Message::Reader r) {
+    return Result<std::string>(r.isError() ? r.getError().getMessage().cStr() : "");
+  });
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find("more than 1 fds; closed all"), std::string::npos) << *text;
+  expect_still_serving(broker.path());
+}
+
+TEST_F(AdversarialTest, InvalidCapnProtoInValidFramingGetsErrorsThenADisconnect) {
+  testing::InProcessBroker broker;
+  auto conn = Connection::open(broker.path(), "garbage");
+  ASSERT_TRUE(conn);
+  std::mt19937_64 rng(7);
+  int errors = 0;
+  bool disconnected = false;
+  for (int i = 0; i < 40 && !disconnected; ++i) {
+    // A plausible segment table around random words: the decoder has to look inside.
+    std::vector<std::uint64_t> words(2 + rng() % 16);
+    for (auto& w : words) w = rng();
+    const std::uint32_t header[2] = {0, static_cast<std::uint32_t>(words.size() - 1)};
+    std::memcpy(words.data(), header, 8);
+    auto sent = send_message(conn->fd(),
+                             {reinterpret_cast<const std::byte*>(words.data()), words.size() * 8});
+    if (!sent) break;  // the broker already hung up
+    auto r = conn->receive();
+    if (!r) {
+      disconnected = r.error().is(Errc::disconnected);
+      break;
+    }
+    ++errors;
+  }
+  EXPECT_GE(errors, 1);
+  EXPECT_TRUE(broker.wait_until([](broker::Broker& b) { return b.stats().clients == 0; }))
+      << "a client that keeps sending garbage is cut off after --max-errors";
+  expect_still_serving(broker.path());
+}
+
+TEST_F(AdversarialTest, AProducerFloodingFasterThanItsConsumerLosesOnlyCountedFrames) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path(), "slow");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("flood", 2, Backpressure::DROP_OLDEST));
+  constexpr std::uint64_t kFrames = 5000;
+  std::uint64_t received = 0, last_dropped = 0, bad = 0;
+  std::thread reader([&] {
+    for (;;) {
+      auto event = consumer->receive();
+      if (!event || std::holds_alternative<EndOfStream>(*event)) return;
+      const Frame& f = std::get<Frame>(*event);
+      bad += !testing::holds_pattern(f);
+      ++received;
+      last_dropped = f.dropped();
+    }
+  });
+  {
+    auto producer = Producer::connect(broker.path(), "flood");
+    ASSERT_TRUE(producer);
+    ASSERT_TRUE(producer->advertise("flood", LayoutKind::BLOB));
+    for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
+      ASSERT_TRUE(testing::publish_pattern(*producer, "flood", seq, 1024));
+    }
+  }
+  reader.join();
+  EXPECT_EQ(bad, 0U);
+  EXPECT_EQ(received + last_dropped, kFrames) << "every frame delivered or counted as dropped";
   expect_still_serving(broker.path());
 }
 

@@ -29,7 +29,8 @@ TEST(PolicyTest, GrantsByUserGroupAndPattern) {
     publish    cam/*   uid:1000 gid:44
     subscribe  cam/*   *
     introspect -       gid:4
-  )", "test");
+  )",
+                           "test");
   ASSERT_TRUE(sut) << sut.error().message();
   const Identity camera{1000, {1000}};
   const Identity video_member{2000, {2000, 44}};  // 44 as a supplementary group
@@ -68,7 +69,8 @@ template <typename F>
 int as_nobody(F body) {
   const pid_t pid = ::fork();
   if (pid == 0) {
-    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(100);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0)
+      ::_exit(100);
     ::_exit(body());
   }
   int status = 0;
@@ -89,7 +91,8 @@ TEST(PolicyBrokerTest, WithoutAPolicyOnlyRootAndTheBrokerUserMayConnect) {
   const int status = as_nobody([&] {
     auto p = Producer::connect(broker.path(), "outsider");
     if (p) return 1;
-    return p.error().message().find("needs --policy to admit uid 65534") != std::string::npos ? 0 : 2;
+    return p.error().message().find("needs --policy to admit uid 65534") != std::string::npos ? 0
+                                                                                              : 2;
   });
   EXPECT_EQ(status, 0);
   EXPECT_TRUE(Producer::connect(broker.path(), "root")) << "root is always admitted";
@@ -106,13 +109,14 @@ TEST(PolicyBrokerTest, ThePolicyDecidesWhoPublishesAndSubscribesWhere) {
   const int status = as_nobody([&] {
     auto p = Producer::connect(broker.path(), "camera");
     if (!p) return 1;
-    if (!p->advertise("cam/1", LayoutKind::BLOB)) return 2;                        // granted
+    if (!p->advertise("cam/1", LayoutKind::BLOB)) return 2;  // granted
     if (!denied(p->advertise("secret", LayoutKind::BLOB), "may not publish on 'secret'")) return 3;
     auto c = Consumer::connect(broker.path(), "viewer");
     if (!c) return 4;
-    if (!c->subscribe("cam/1")) return 5;                                          // granted
+    if (!c->subscribe("cam/1")) return 5;  // granted
     auto other = c->subscribe("mic/0");
-    if (other || other.error().message().find("may not subscribe on 'mic/0'") == std::string::npos) return 6;
+    if (other || other.error().message().find("may not subscribe on 'mic/0'") == std::string::npos)
+      return 6;
     return 0;
   });
   EXPECT_EQ(status, 0) << "step " << status << " failed";
