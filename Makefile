@@ -3,11 +3,12 @@
 JOBS      ?= 2
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan demo demo-pubsub demo-handoff bench format clean
+.PHONY: all deps build test test-asan test-tsan demo demo-pubsub demo-handoff bench format clean
 
 all: build
 
@@ -34,6 +35,16 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 # The camera pipeline: shmfd-broker, a synthetic camera, a PNG snapshot consumer and a frame
 # analyser on the same pages, for ten seconds.
+$(TSAN_BUILD)/build.ninja: | deps
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSHMFD_SANITIZE=thread $(CMAKE_FLAGS)
+
+# ThreadSanitizer over everything that runs on more than one thread (the in-process broker
+# and its client threads in the tests).
+test-tsan: deps $(TSAN_BUILD)/build.ninja
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
 demo: build
 	examples/camera/demo.sh $(BUILD)/bin
 
@@ -54,4 +65,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
