@@ -26,6 +26,9 @@ void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
   error.setMessage(why);
   const auto words = encode_message(message);
   (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
+  // Closing with its Hello unread would make the kernel report ECONNRESET to the client
+  // before our Error: stop it sending (its send gets EPIPE), then discard what it sent.
+  ::shutdown(fd, SHUT_RDWR);
   MessageBuffer sink(256);
   for (int i = 0; i < 8; ++i) {
     auto m = receive_message(fd, sink.bytes(), 0, IoMode::non_blocking);  // fds: closed
@@ -140,7 +143,8 @@ void Broker::accept_one() {
     }
     if (clients_.size() >= options_.limits.max_clients) {
       const std::string why = "the broker has reached its limit of " +
-                              std::to_string(options_.limits.max_clients) + " clients";
+                              std::to_string(options_.limits.max_clients) +
+                              " clients (--max-clients)";
       log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
       refuse_connection(fd, proto::ErrorCode::LIMIT_EXCEEDED, why);
       continue;
@@ -165,7 +169,7 @@ Result<Topic*> Broker::topic(const std::string& name) {
   if (topics_.size() >= options_.limits.max_topics) {
     return fail(Errc::malformed_message, "the broker has reached its limit of " +
                                              std::to_string(options_.limits.max_topics) +
-                                             " topics");
+                                             " topics (--max-topics)");
   }
   auto t = std::make_unique<Topic>();
   t->name = name;

@@ -88,6 +88,8 @@ Client::Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials 
       writer_wake_(broker.io()),
       linger_(broker.io()) {
   connected_at_ = std::chrono::steady_clock::now();
+  rate_refill_ = connected_at_;
+  rate_budget_ = static_cast<double>(broker_.options().limits.max_message_rate);
   identity_.uid = credentials_.uid;
   identity_.gids.push_back(credentials_.gid);
   // Supplementary groups as the kernel recorded them at connect (Linux 4.13).
@@ -138,6 +140,22 @@ void Client::close(const std::string& why) {
   broker_.log().info(describe() + " disconnected: " + why);
   leave_topics();
   replies_.clear();
+  if (socket_.is_open()) {
+    // Closing with unread messages makes the kernel report ECONNRESET to the client before
+    // the replies already sent to it, so it could not read why it was cut off. Stop it
+    // sending first (SHUT_RD makes its sends fail with EPIPE), then discard what it sent.
+    const int fd = socket_.native_handle();
+    ::shutdown(fd, SHUT_RDWR);
+    MessageBuffer sink(broker_.options().limits.max_message_bytes);
+    for (int i = 0; i < 4096; ++i) {
+      auto m = receive_message(fd, sink.bytes(), kMaxFdsPerMessage, IoMode::non_blocking);
+      if (m && m->status != RecvStatus::message) break;  // its fds, if any, close here
+      if (!m && !m.error().is(Errc::fds_truncated) && !m.error().is(Errc::message_truncated) &&
+          !m.error().is(Errc::empty_message)) {
+        break;
+      }
+    }
+  }
   std::error_code ignored;
   socket_.close(ignored);
   reader_wake_.cancel();
@@ -179,8 +197,41 @@ asio::awaitable<void> Client::read_loop() {
       close("connection closed by the client");
       break;
     }
+    if (!within_rate()) continue;  // its fds close here
     handle(buffer.bytes(received->size), std::move(received->fds));
   }
+}
+
+bool Client::within_rate() {
+  const std::uint64_t rate = broker_.options().limits.max_message_rate;
+  if (rate == 0) return true;
+  const double per_second = static_cast<double>(rate);
+  const auto now = std::chrono::steady_clock::now();
+  const std::chrono::duration<double> elapsed = now - rate_refill_;
+  rate_refill_ = now;
+  // At most one second's worth is saved up: bursts up to the rate pass.
+  rate_budget_ = std::min(per_second, rate_budget_ + elapsed.count() * per_second);
+  if (rate_budget_ >= 1.0) {
+    rate_budget_ -= 1.0;
+    return true;
+  }
+  refuse(Code::LIMIT_EXCEEDED, "more than " + std::to_string(rate) +
+                                   " messages in a second (the broker's --max-message-rate); "
+                                   "this one was dropped");
+  return false;
+}
+
+bool Client::within_pinned_limit(std::uint64_t bytes, const std::string& topic,
+                                  std::uint64_t sequence) {
+  const std::uint64_t limit = broker_.options().limits.max_pinned_bytes;
+  const std::uint64_t pinned = account_->pinned_bytes;
+  if (bytes <= limit && pinned <= limit - bytes) return true;
+  refuse(Code::LIMIT_EXCEEDED,
+         "the broker already holds " + std::to_string(pinned) +
+             " bytes of this client's buffers; " + std::to_string(bytes) +
+             " more would pass the broker's --max-pinned-bytes " + std::to_string(limit),
+         topic, sequence);
+  return false;
 }
 
 asio::awaitable<void> Client::write_loop() {
@@ -338,7 +389,8 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   if (subscriptions_.size() >= limits.max_subscriptions_per_client) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "a client may hold at most " +
-                      std::to_string(limits.max_subscriptions_per_client) + " subscriptions",
+                      std::to_string(limits.max_subscriptions_per_client) +
+                      " subscriptions (--max-subscriptions)",
                   name);
   }
   const std::uint32_t requested = subscribe.getQueueDepth();
@@ -351,7 +403,7 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "queue depth " + std::to_string(depth) + " would let this client have " +
                       std::to_string(queued) + " frames queued in the broker; the limit is " +
-                      std::to_string(limits.max_queued_fds_per_client),
+                      std::to_string(limits.max_queued_fds_per_client) + " (--max-queued-fds)",
                   name);
   }
   auto topic = broker_.topic(name);
@@ -420,6 +472,10 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   if (!verified) {
     return refuse(wire_error_code(verified.error()), verified.error().message(), name, sequence);
   }
+  if (!t->subscribers.empty() || broker_.options().keep_last_frame) {
+    // Only a frame the broker keeps pins memory (with no subscriber it is closed right away).
+    if (!within_pinned_limit(verified->size, name, sequence)) return;
+  }
 
   auto record = std::make_shared<FrameRecord>();
   record->fd = std::move(fds[*index]);
@@ -427,6 +483,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   record->sequence = sequence;
   record->timestamp_ns = timestamp;
   record->bytes = verified->size;
+  record->charge = Charge(account_, verified->size);
   ++t->frames;
   t->bytes += *extent;
   FramePtr shared = std::move(record);
@@ -451,6 +508,9 @@ void Client::on_release(proto::Release::Reader release) {
                       "', which this client does not hold",
                   name, sequence);
   }
+  if (frame->pool_frame && --slots_held_ < broker_.options().limits.max_slots_held) {
+    told_slots_held_ = false;
+  }
   in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
   wake_writer();
 }
@@ -474,14 +534,15 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
   if (pools_.size() >= limits.max_pools_per_client) {
     return refuse(
         Code::LIMIT_EXCEEDED,
-        "a client may register at most " + std::to_string(limits.max_pools_per_client) + " pools",
+        "a client may register at most " + std::to_string(limits.max_pools_per_client) +
+            " pools (--max-pools)",
         name);
   }
   auto index = fd_index(reg.getFd(), fds.size());
   if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name);
   if (slots == 0 || slots > limits.max_pool_slots) {
     return refuse(Code::LIMIT_EXCEEDED,
-                  "a pool has 1 to " + std::to_string(limits.max_pool_slots) + " slots, not " +
+                  "a pool has 1 to " + std::to_string(limits.max_pool_slots) + " slots (--max-pool-slots), not " +
                       std::to_string(slots),
                   name);
   }
@@ -501,7 +562,9 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
                       std::to_string(verified->page_size),
                   name);
   }
+  if (!within_pinned_limit(verified->size, name, 0)) return;
   auto pool = std::make_shared<PoolRecord>();
+  pool->charge = Charge(account_, verified->size);
   pool->id = broker_.next_pool_id();
   pool->topic = name;
   pool->fd = std::move(fds[*index]);
@@ -716,6 +779,24 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
     Subscription& sub = *it->second;
     ++it;
     if (!sub.can_send()) continue;
+    const FramePtr& next = sub.pending.front().frame;
+    if (next && next->pool && slots_held_ >= broker_.options().limits.max_slots_held) {
+      // Delivered when the consumer releases a slot; meanwhile its queue policy applies.
+      if (!told_slots_held_) {
+        told_slots_held_ = true;
+        broker_.log().warn(describe() + ": holds " + std::to_string(slots_held_) +
+                           " pool slots, the broker's --max-slots-held");
+        capnp::MallocMessageBuilder builder;
+        auto error = builder.initRoot<proto::Message>().initError();
+        error.setCode(Code::LIMIT_EXCEEDED);
+        error.setTopic(sub.topic->name);
+        error.setMessage("this client holds " + std::to_string(slots_held_) +
+                         " pool slots, the broker's --max-slots-held; release frames to get more");
+        words = encode_message(builder);
+        return true;
+      }
+      continue;
+    }
     next_subscription_ = (next_subscription_ + i + 1) % n;
 
     capnp::MallocMessageBuilder message;
@@ -753,6 +834,7 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
         out.setPool(f.pool->id);
         out.setSlot(f.slot);
         held.pool_frame = entry.frame;  // the slot stays busy until this consumer releases
+        ++slots_held_;
       } else {
         out.setFd(0);
         fd = f.fd.get();
@@ -806,7 +888,8 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
 void Client::reply(capnp::MessageBuilder& message, bool bounded) {
   if (closed_ || writer_gone_) return;
   if (bounded && replies_.size() >= broker_.options().limits.max_pending_replies) {
-    close("does not read the broker's replies");
+    close("does not read the broker's replies (" + std::to_string(replies_.size()) +
+          " queued, the broker's --max-queued-messages)");
     return;
   }
   replies_.push_back(encode_message(message));

@@ -58,6 +58,17 @@ layout before a consumer sees it.
          std::to_string(d.max_errors_per_client) + R"()
   --max-pools N              pools per producer (default: )" +
          std::to_string(d.max_pools_per_client) + R"()
+  --max-pinned-bytes N       bytes of pools and queued frames the broker holds from one
+                             client (default: )" +
+         std::to_string(d.max_pinned_bytes) + R"()
+  --max-slots-held N         pool slots one consumer may hold unreleased (default: )" +
+         std::to_string(d.max_slots_held) + R"()
+  --max-queued-messages N    replies waiting for a client that does not read them before
+                             it is disconnected (default: )" +
+         std::to_string(d.max_pending_replies) + R"()
+  --max-message-rate N       messages per second read from one client, 0 for no limit
+                             (default: )" +
+         std::to_string(d.max_message_rate) + R"()
   --max-pool-slots N         slots per pool (default: )" +
          std::to_string(d.max_pool_slots) + R"()
   --hold-deadline-ms N       report a consumer holding a pool slot longer (0: never; default: )" +
@@ -135,6 +146,14 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       if ((n = number(0, kBig))) o.limits.max_errors_per_client = *n;
     } else if (flag == "--max-pools") {
       if ((n = number(0, 1024))) o.limits.max_pools_per_client = *n;
+    } else if (flag == "--max-pinned-bytes") {
+      if ((n = number(4096, 1ULL << 50))) o.limits.max_pinned_bytes = *n;
+    } else if (flag == "--max-slots-held") {
+      if ((n = number(1, 1U << 20))) o.limits.max_slots_held = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--max-queued-messages") {
+      if ((n = number(1, kBig))) o.limits.max_pending_replies = *n;
+    } else if (flag == "--max-message-rate") {
+      if ((n = number(0, kBig))) o.limits.max_message_rate = *n;
     } else if (flag == "--max-pool-slots") {
       if ((n = number(1, 1U << 16))) o.limits.max_pool_slots = static_cast<std::uint32_t>(*n);
     } else if (flag == "--hello-timeout-ms") {

@@ -30,6 +30,16 @@ struct Limits {
   // Replies waiting for a client that does not read them before it is disconnected.
   std::size_t max_pending_replies = 256;
   std::size_t max_pools_per_client = 16;
+  // Bytes of the buffers the broker holds from one client: its registered pools and its fresh
+  // frames still queued anywhere. They stay in memory as long as the broker holds them, even
+  // after the client has gone, so one client cannot make the broker pin the machine's memory.
+  std::uint64_t max_pinned_bytes = std::uint64_t{2} << 30;
+  // Pool slots one consumer may hold (delivered, not yet released) over all its subscriptions.
+  // At the limit the broker stops delivering pool frames to it until it releases one.
+  std::uint32_t max_slots_held = 256;
+  // Messages one client may send per second (bursts of up to a second's worth pass); each one
+  // past it is refused, a strike towards max_errors_per_client. 0: unlimited.
+  std::uint64_t max_message_rate = 100000;
   std::uint32_t max_pool_slots = 1024;
   // A consumer holding a pool slot longer than this is reported (0: never); with
   // disconnect_stuck it is also disconnected, which frees everything it held.

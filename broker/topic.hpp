@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,43 @@ namespace shmfd::broker {
 
 class Client;
 
+// What one client makes the broker hold: shared with every record charged to it, so the
+// charge is returned when the record goes, even after the client has gone.
+struct Account {
+  std::uint64_t pinned_bytes = 0;
+};
+using AccountPtr = std::shared_ptr<Account>;
+
+// Bytes charged to an account for as long as this object lives.
+class Charge {
+ public:
+  Charge() = default;
+  Charge(AccountPtr account, std::uint64_t bytes) : account_(std::move(account)), bytes_(bytes) {
+    account_->pinned_bytes += bytes_;
+  }
+  Charge(const Charge&) = delete;
+  Charge& operator=(const Charge&) = delete;
+  Charge(Charge&&) noexcept = default;  // the moved-from Charge holds nothing
+  Charge& operator=(Charge&& other) noexcept {
+    if (this != &other) {
+      release();
+      account_ = std::move(other.account_);
+      bytes_ = other.bytes_;
+    }
+    return *this;
+  }
+  ~Charge() { release(); }
+
+ private:
+  void release() {
+    if (account_) account_->pinned_bytes -= bytes_;
+    account_.reset();
+  }
+
+  AccountPtr account_;
+  std::uint64_t bytes_ = 0;
+};
+
 // A producer's registered pool: one memfd of slot_count slots, verified once. Kept alive by
 // its producer and by every frame of it still queued or held, so a consumer that attaches
 // late still gets the fd, and slots freed after the producer left go nowhere.
@@ -28,6 +66,7 @@ struct PoolRecord {
   std::uint64_t slot_size = 0;
   Client* owner = nullptr;  // the producer; null once it has gone
   std::vector<bool> busy;   // published, and not yet let go by every subscriber
+  Charge charge;            // the whole pool, to its producer
 
   // The last subscriber let go of `slot`: it is free, and the producer is told.
   void release_slot(std::uint32_t slot);
@@ -53,6 +92,7 @@ struct FrameRecord {
   PoolPtr pool;
   std::uint32_t slot = 0;
   std::uint64_t bytes = 0;  // the buffer's (or slot's) size, for introspection
+  Charge charge;            // a fresh frame's buffer, to its producer (a slot is in its pool's)
 };
 using FramePtr = std::shared_ptr<const FrameRecord>;
 

@@ -169,7 +169,9 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
 }
 
 Result<std::vector<Error>> Producer::poll_errors() {
-  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+  // The refusals that came before a disconnect say why it happened: they are returned first,
+  // the disconnect on the next call.
+  if (auto ok = drain(); !ok && errors_.empty()) return fail(std::move(ok.error()));
   std::vector<Error> out(std::make_move_iterator(errors_.begin()),
                          std::make_move_iterator(errors_.end()));
   errors_.clear();
