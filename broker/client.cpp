@@ -447,7 +447,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
       return refuse(Code::MALFORMED_MESSAGE, "a frame in a pool slot carries no fd", name,
                     sequence);
     }
-    if (!layout) return refuse(Code::INVALID_LAYOUT, layout.error().message(), name, sequence);
+    if (!layout) return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
     return publish_slot(*t, frame, *layout);
   }
   if (fds.size() != 1) {
@@ -458,7 +458,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   }
   auto index = fd_index(fd_number, fds.size());
   if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name, sequence);
-  if (!layout) return refuse(Code::INVALID_LAYOUT, layout.error().message(), name, sequence);
+  if (!layout) return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
   if (layout_kind(*layout) != t->kind) {
     return refuse(Code::INVALID_LAYOUT,
                   "topic '" + name + "' carries " + std::string(to_string(t->kind)) +

@@ -12,6 +12,7 @@
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"
 #include "support/frames.hpp"
+#include "support/hostile_messages.hpp"
 
 namespace shmfd {
 namespace {
@@ -231,6 +232,31 @@ TEST_F(BrokerRefusalTest, GarbageIsMalformed) {
   std::vector<std::byte> junk(64, std::byte{0xff});
   ASSERT_TRUE(send_message(conn_->fd(), junk));
   EXPECT_EQ(refusal().code, Code::MALFORMED_MESSAGE);
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, HostileCapnProtoIsRefusedAndItsFdClosed) {
+  // Pointers out of bounds, a traversal bomb, a pointer cycle, absurd segment tables: each
+  // in valid framing, each carrying a memfd that the broker must close.
+  for (const auto& [name, bytes] : testing::hostile_messages("cam")) {
+    SCOPED_TRACE(name);
+    UniqueFd fd = memfd_with_seals(4096, 0);
+    const int raw = fd.get();
+    ASSERT_TRUE(send_message(conn_->fd(), bytes, std::span<const int>(&raw, 1)));
+    Refusal r = refusal();
+    EXPECT_EQ(r.code, Code::MALFORMED_MESSAGE) << r.message;
+  }
+  expect_still_served();
+}
+
+TEST_F(BrokerRefusalTest, TruncatedMessagesAreMalformed) {
+  const auto words = testing::tensor_publish_words("cam");
+  const auto bytes = as_bytes(words);
+  for (std::size_t cut : {std::size_t{8}, bytes.size() / 2, bytes.size() - 8, bytes.size() - 1}) {
+    SCOPED_TRACE(cut);
+    ASSERT_TRUE(send_message(conn_->fd(), bytes.first(cut)));
+    EXPECT_EQ(refusal().code, Code::MALFORMED_MESSAGE);
+  }
   expect_still_served();
 }
 

@@ -133,9 +133,9 @@ Result<Layout> tensor_from_proto(proto::TensorLayout::Reader r) {
 
 }  // namespace
 
-capnp::ReaderOptions untrusted_reader_options() noexcept {
+capnp::ReaderOptions untrusted_reader_options(std::size_t message_words) noexcept {
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = 2 * kMaxMessageBytes / sizeof(capnp::word);
+  options.traversalLimitInWords = 4 * message_words + 1024;
   options.nestingLimit = 16;
   return options;
 }

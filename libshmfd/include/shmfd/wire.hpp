@@ -29,10 +29,12 @@ namespace shmfd {
 // Control messages are small; 64 KiB bounds any single datagram shmfd reads.
 inline constexpr std::size_t kMaxMessageBytes = 64 * 1024;
 
-// Reader limits for untrusted messages: traversal at most twice the largest message (in words),
-// so a message cannot make the reader walk more than it sent; nesting well above what the
-// schema needs (a Layout is 4 levels deep) and far below stack danger.
-capnp::ReaderOptions untrusted_reader_options() noexcept;
+// Reader limits for an untrusted message of `message_words` words: traversal of at most four
+// times what it sent (plus a little), so no message makes the reader walk more than a small
+// multiple of its own size (lists of empty elements, pointers shared by many fields); nesting
+// of 16, where the schema needs 7 (Message > Publish > Frame > Layout > Image > planes > Plane)
+// and has no recursive type, far below any danger to the stack.
+capnp::ReaderOptions untrusted_reader_options(std::size_t message_words) noexcept;
 
 // A receive buffer aligned for Cap'n Proto (8-byte words), for receive_message.
 class MessageBuffer {
@@ -75,7 +77,7 @@ auto decode_message(std::span<const std::byte> bytes, F&& read)
   try {
     kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(bytes.data()),
                                           bytes.size() / sizeof(capnp::word));
-    capnp::FlatArrayMessageReader reader(words, untrusted_reader_options());
+    capnp::FlatArrayMessageReader reader(words, untrusted_reader_options(words.size()));
     if (reader.getEnd() != words.end()) {
       return fail(Errc::malformed_message, "message: " + std::to_string(bytes.size()) +
                                                " bytes, but the message inside ends earlier");
