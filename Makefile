@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan test-tsan demo demo-pubsub demo-handoff bench format clean
+.PHONY: all deps build test test-asan test-tsan fuzz demo demo-pubsub demo-handoff bench format clean
 
 all: build
 
@@ -33,8 +33,6 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-# The camera pipeline: shmfd-broker, a synthetic camera, a PNG snapshot consumer and a frame
-# analyser on the same pages, for ten seconds.
 $(TSAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSHMFD_SANITIZE=thread $(CMAKE_FLAGS)
@@ -45,6 +43,14 @@ test-tsan: deps $(TSAN_BUILD)/build.ninja
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
 	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang, ASan, UBSan): message decoding, layout validation and the broker's
+# handling of a client's datagram stream, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	JOBS=$(JOBS) tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The camera pipeline: shmfd-broker, a synthetic camera, a PNG snapshot consumer and a frame
+# analyser on the same pages, for ten seconds.
 demo: build
 	examples/camera/demo.sh $(BUILD)/bin
 
@@ -65,4 +71,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

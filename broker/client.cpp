@@ -222,7 +222,7 @@ bool Client::within_rate() {
 }
 
 bool Client::within_pinned_limit(std::uint64_t bytes, const std::string& topic,
-                                  std::uint64_t sequence) {
+                                 std::uint64_t sequence) {
   const std::uint64_t limit = broker_.options().limits.max_pinned_bytes;
   const std::uint64_t pinned = account_->pinned_bytes;
   if (bytes <= limit && pinned <= limit - bytes) return true;
@@ -260,6 +260,10 @@ asio::awaitable<void> Client::write_loop() {
         // closes at end of file.
         writer_gone_ = true;
         replies_.clear();
+        if (close_after_replies_) {
+          close("gone before reading its final error");  // its reader has stopped already
+          break;
+        }
         reader_wake_.cancel();
         break;
       }
@@ -447,7 +451,8 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
       return refuse(Code::MALFORMED_MESSAGE, "a frame in a pool slot carries no fd", name,
                     sequence);
     }
-    if (!layout) return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
+    if (!layout)
+      return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
     return publish_slot(*t, frame, *layout);
   }
   if (fds.size() != 1) {
@@ -458,7 +463,8 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   }
   auto index = fd_index(fd_number, fds.size());
   if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name, sequence);
-  if (!layout) return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
+  if (!layout)
+    return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
   if (layout_kind(*layout) != t->kind) {
     return refuse(Code::INVALID_LAYOUT,
                   "topic '" + name + "' carries " + std::string(to_string(t->kind)) +
@@ -532,18 +538,17 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
                   name);
   }
   if (pools_.size() >= limits.max_pools_per_client) {
-    return refuse(
-        Code::LIMIT_EXCEEDED,
-        "a client may register at most " + std::to_string(limits.max_pools_per_client) +
-            " pools (--max-pools)",
-        name);
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "a client may register at most " + std::to_string(limits.max_pools_per_client) +
+                      " pools (--max-pools)",
+                  name);
   }
   auto index = fd_index(reg.getFd(), fds.size());
   if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name);
   if (slots == 0 || slots > limits.max_pool_slots) {
     return refuse(Code::LIMIT_EXCEEDED,
-                  "a pool has 1 to " + std::to_string(limits.max_pool_slots) + " slots (--max-pool-slots), not " +
-                      std::to_string(slots),
+                  "a pool has 1 to " + std::to_string(limits.max_pool_slots) +
+                      " slots (--max-pool-slots), not " + std::to_string(slots),
                   name);
   }
   std::uint64_t total = 0;

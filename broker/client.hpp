@@ -109,9 +109,9 @@ class Client : public std::enable_shared_from_this<Client> {
   bool writer_gone_ = false;  // the peer stopped reading for good (EPIPE)
   std::size_t errors_ = 0;
   AccountPtr account_ = std::make_shared<Account>();
-  std::uint32_t slots_held_ = 0;     // pool frames delivered and not released
-  bool told_slots_held_ = false;     // the client was told it is at --max-slots-held
-  double rate_budget_ = 0;           // messages it may still send now (a token bucket)
+  std::uint32_t slots_held_ = 0;  // pool frames delivered and not released
+  bool told_slots_held_ = false;  // the client was told it is at --max-slots-held
+  double rate_budget_ = 0;        // messages it may still send now (a token bucket)
   std::chrono::steady_clock::time_point rate_refill_;
   std::deque<kj::Array<capnp::word>> replies_;
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "shmfd/guarantee.hpp"

@@ -9,6 +9,11 @@ find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)
 add_library(shmfd_asio INTERFACE)
 target_include_directories(shmfd_asio SYSTEM INTERFACE ${ASIO_INCLUDE_DIR})
 target_compile_definitions(shmfd_asio INTERFACE ASIO_STANDALONE ASIO_NO_DEPRECATED)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  # Asio 1.22 looks for clang's old coroutines TS (<experimental/coroutine>, libc++ only); clang
+  # 14 in C++20 mode has standard coroutines, with libstdc++'s <coroutine>.
+  target_compile_definitions(shmfd_asio INTERFACE ASIO_HAS_CO_AWAIT=1 ASIO_HAS_STD_COROUTINE=1)
+endif()
 target_link_libraries(shmfd_asio INTERFACE Threads::Threads)
 
 if(SHMFD_BUILD_TESTS)

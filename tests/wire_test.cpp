@@ -174,18 +174,21 @@ TEST(WireTest, TraversalIsBoundedByTheMessagesOwnSize) {
   // more than four times its size, so the reader stops, where the default limit (64 Mi words)
   // would let a small message make the reader walk without end.
   capnp::MallocMessageBuilder builder;
-  auto tensor = builder.initRoot<proto::Message>().initPublish().initFrame().initLayout().initTensor();
+  auto tensor =
+      builder.initRoot<proto::Message>().initPublish().initFrame().initLayout().initTensor();
   tensor.initShape(200);
   const auto words = encode_message(builder);
   auto reread = decode_message<proto::Message>(as_bytes(words), [](proto::Message::Reader m) {
     std::uint64_t sum = 0;
-    for (int i = 0; i < 30; ++i) sum += m.getPublish().getFrame().getLayout().getTensor().getShape().size();
+    for (int i = 0; i < 30; ++i)
+      sum += m.getPublish().getFrame().getLayout().getTensor().getShape().size();
     return Result<std::uint64_t>(sum);
   });
   ASSERT_FALSE(reread);
   EXPECT_TRUE(reread.error().is(Errc::malformed_message)) << reread.error().message();
   auto once = decode_message<proto::Message>(as_bytes(words), [](proto::Message::Reader m) {
-    return Result<std::uint64_t>(m.getPublish().getFrame().getLayout().getTensor().getShape().size());
+    return Result<std::uint64_t>(
+        m.getPublish().getFrame().getLayout().getTensor().getShape().size());
   });
   ASSERT_TRUE(once) << once.error().message();
   EXPECT_EQ(*once, 200U);

@@ -67,12 +67,13 @@ inline std::vector<HostileMessage> hostile_messages(const std::string& topic = "
   std::vector<HostileMessage> out;
   out.push_back({"a list pointer a million words out of bounds",
                  patch_word(base, shape, (list & ~std::uint64_t{0xfffffffc}) | (1000000ULL << 2))});
-  out.push_back({"a list pointer to just past the segment",
-                 patch_word(base, shape,
-                            (list & ~std::uint64_t{0xfffffffc}) |
-                                (static_cast<std::uint64_t>(base.size() / 8 - 1 -
-                                                            static_cast<std::size_t>(shape))
-                                 << 2))});
+  out.push_back(
+      {"a list pointer to just past the segment",
+       patch_word(
+           base, shape,
+           (list & ~std::uint64_t{0xfffffffc}) |
+               (static_cast<std::uint64_t>(base.size() / 8 - 1 - static_cast<std::size_t>(shape))
+                << 2))});
   // Element size VOID: 2^29-1 elements of nothing (a traversal bomb).
   out.push_back({"a list of 536870911 empty elements",
                  patch_word(base, shape, (list & 0xffffffffULL) | (0x1fffffffULL << 35))});
