@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan test-tsan fuzz demo demo-pubsub demo-handoff bench format clean
+.PHONY: all deps build test test-asan test-tsan fuzz soak demo demo-pubsub demo-handoff bench format clean
 
 all: build
 
@@ -48,6 +48,13 @@ test-tsan: deps $(TSAN_BUILD)/build.ninja
 FUZZ_SECONDS ?= 60
 fuzz:
 	JOBS=$(JOBS) tools/fuzz.sh $(FUZZ_SECONDS)
+
+# Crash and soak: a million frames through a real broker while producers and consumers are
+# killed with SIGKILL and restarted; the broker's fds and RSS and the machine's Shmem must
+# come back to their baselines. (A 30 000-frame version runs under make test.)
+SOAK_FRAMES ?= 1000000
+soak: build
+	$(BUILD)/bin/shmfd-soak --frames $(SOAK_FRAMES) --max-seconds 900
 
 # The camera pipeline: shmfd-broker, a synthetic camera, a PNG snapshot consumer and a frame
 # analyser on the same pages, for ten seconds.

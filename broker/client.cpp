@@ -1,5 +1,8 @@
 #include "client.hpp"
 
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -357,12 +360,21 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
                   "unknown layout kind " + std::to_string(static_cast<unsigned>(kind)), name);
   }
   if (!permitted(Right::publish, name)) return;
-  auto topic = broker_.topic(name);
+  Topic* t = broker_.find_topic(name);
+  if (t != nullptr && t->producer != nullptr && t->producer != this &&
+      t->producer->hung_up_with_nothing_unread()) {
+    // A producer restarted after a crash often advertises before the broker has read the
+    // old connection's end of file: that one is gone, let the new one take over now.
+    t->producer->close("hung up (noticed when " + describe() + " advertised '" + name + "')");
+  }
+  auto topic = broker_.topic(name);  // the old producer's leaving may have removed the topic
   if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
-  Topic* t = *topic;
+  t = *topic;
   if (t->producer != nullptr && t->producer != this) {
+    // A state conflict, not misbehaviour: it counts no strike (the rate limit bounds retries).
     return refuse(Code::TOPIC_TAKEN,
-                  "topic '" + name + "' already has a producer: " + t->producer->describe(), name);
+                  "topic '" + name + "' already has a producer: " + t->producer->describe(), name,
+                  0, false);
   }
   t->producer = this;
   t->kind = kind;
@@ -859,9 +871,17 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
   return false;
 }
 
+bool Client::hung_up_with_nothing_unread() {
+  if (closed_) return false;
+  pollfd p{socket_.native_handle(), POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLRDHUP)) == 0) return false;
+  int unread = 0;
+  return ::ioctl(socket_.native_handle(), SIOCINQ, &unread) == 0 && unread == 0;
+}
+
 void Client::refuse(proto::ErrorCode code, const std::string& message, const std::string& topic,
-                    std::uint64_t sequence) {
-  ++errors_;
+                    std::uint64_t sequence, bool strike) {
+  if (strike) ++errors_;
   broker_.log().warn(describe() + ": refused [" + std::string(to_string(code)) + "]: " + message);
   capnp::MallocMessageBuilder builder;
   auto error = builder.initRoot<proto::Message>().initError();

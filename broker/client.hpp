@@ -58,6 +58,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // The pools this client registered, and those of frames it holds (their producer may be gone).
   void collect_pools(std::map<std::uint32_t, const PoolRecord*>& pools) const;
   std::uint64_t id() const { return id_; }
+  // The peer closed its end and left nothing unread: it is gone, though the reader has not
+  // seen the end of file yet.
+  bool hung_up_with_nothing_unread();
 
  private:
   asio::awaitable<void> read_loop();
@@ -78,8 +81,9 @@ class Client : public std::enable_shared_from_this<Client> {
   void publish_slot(Topic& topic, proto::Frame::Reader frame, const Layout& layout);
 
   // A refused request: an Error to the client, a log line, and a strike towards the limit.
+  // `strike`: whether it counts towards max_errors_per_client.
   void refuse(proto::ErrorCode code, const std::string& message, const std::string& topic = {},
-              std::uint64_t sequence = 0);
+              std::uint64_t sequence = 0, bool strike = true);
   // Queues a message for the client. Bounded replies count against max_pending_replies (a
   // client that does not read is cut off); SlotFree is bounded by the pool's slots instead.
   void reply(capnp::MessageBuilder& message, bool bounded = true);

@@ -315,6 +315,51 @@ TEST(BrokerLimitTest, RepeatedMisbehaviourDisconnects) {
   EXPECT_TRUE(broker.wait_until([](broker::Broker& b) { return b.stats().clients == 0; }));
 }
 
+TEST(BrokerLimitTest, ATakenTopicIsNoStrikeAndACrashedProducersTopicIsFree) {
+  broker::Options options;
+  options.limits.max_errors_per_client = 2;
+  testing::InProcessBroker broker(options);
+  auto first = Producer::connect(broker.path(), "first");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->advertise("cam", LayoutKind::BLOB));
+  auto second = Producer::connect(broker.path(), "second");
+  ASSERT_TRUE(second);
+  for (int i = 0; i < 10; ++i) {  // a restarted producer retrying: not misbehaviour
+    auto taken = second->advertise("cam", LayoutKind::BLOB);
+    ASSERT_FALSE(taken);
+    EXPECT_NE(taken.error().message().find("topic-taken"), std::string::npos);
+  }
+
+  // The first producer is held back by a full block-producer subscriber, so the broker is not
+  // reading its socket, and crashes: the broker has not seen it go, but its topic must go to
+  // the next producer at once (it left nothing unread, so nothing is lost).
+  auto consumer = Consumer::connect(broker.path(), "stalled");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("cam", 1, Backpressure::BLOCK_PRODUCER));
+  for (std::uint64_t seq = 1; seq <= 2; ++seq) {  // one in flight, one queued: held
+    ASSERT_TRUE(testing::publish_pattern(*first, "cam", seq, 64));
+  }
+  ASSERT_TRUE(
+      broker.wait_until([](broker::Broker& b) { return b.find_topic("cam")->frames == 2; }));
+  first = fail(Errc::disconnected, "crashed");  // its socket closes; the broker is not reading it
+  ASSERT_TRUE(second->advertise("cam", LayoutKind::BLOB))
+      << "the topic of a producer that hung up goes to the next one";
+  ASSERT_TRUE(testing::publish_pattern(*second, "cam", 1, 64));
+  // The consumer gets both frames of the first producer, its end of stream, then the second's.
+  std::vector<std::string> seen;
+  while (seen.size() < 4) {
+    auto event = consumer->receive();
+    ASSERT_TRUE(event) << event.error().message();
+    if (auto* f = std::get_if<Frame>(&*event)) {
+      EXPECT_TRUE(testing::holds_pattern(*f));
+      seen.push_back("frame " + std::to_string(f->sequence()));
+    } else {
+      seen.push_back("end");
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"frame 1", "frame 2", "end", "frame 1"}));
+}
+
 TEST(BrokerLimitTest, ClientLimitRefusesCleanly) {
   broker::Options options;
   options.limits.max_clients = 2;
