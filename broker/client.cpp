@@ -738,12 +738,18 @@ void Client::check_holds(std::chrono::steady_clock::time_point now) {
   const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
   for (auto& [name, sub] : subscriptions_) {
     for (InFlight& f : sub->in_flight) {
-      if (!f.pool_frame || f.reported || now - f.since < deadline) continue;
+      if (f.reported || now - f.since < deadline) continue;
+      // A held pool slot is memory its producer cannot reuse; a frame held by a block-producer
+      // subscriber holds its producer back. A fresh frame held otherwise costs no one else.
+      if (!f.pool_frame && sub->policy != Backpressure::BLOCK_PRODUCER) continue;
       f.reported = true;
+      const std::string where = f.pool_frame
+                                    ? "slot " + std::to_string(f.pool_frame->slot) + " of pool " +
+                                          std::to_string(f.pool_frame->pool->id)
+                                    : std::string("a block-producer subscription");
       const std::string what = describe() + " has held frame " + std::to_string(f.sequence) +
-                               " of '" + name + "' (slot " + std::to_string(f.pool_frame->slot) +
-                               " of pool " + std::to_string(f.pool_frame->pool->id) +
-                               ") for more than " + std::to_string(limits.hold_deadline_ms) + " ms";
+                               " of '" + name + "' (" + where + ") for more than " +
+                               std::to_string(limits.hold_deadline_ms) + " ms";
       broker_.log().warn(what);
       if (limits.disconnect_stuck) {
         // Disconnecting clears subscriptions_: leave the loops first.

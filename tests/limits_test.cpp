@@ -123,6 +123,33 @@ TEST_F(LimitsTest, SlotsHeldStopsDeliveryUntilARelease) {
   EXPECT_EQ(std::get<Frame>(*third).sequence(), 3U);
 }
 
+TEST_F(LimitsTest, AStuckBlockProducerSubscriberIsCutOffAndItsProducerGoesOn) {
+  broker::Options options;
+  options.limits.hold_deadline_ms = 100;
+  options.limits.disconnect_stuck = true;
+  testing::InProcessBroker broker(options);
+  auto stuck = Consumer::connect(broker.path(), "stuck");
+  ASSERT_TRUE(stuck);
+  ASSERT_TRUE(stuck->subscribe("held", 1, Backpressure::BLOCK_PRODUCER));
+  auto producer = Producer::connect(broker.path(), "held-back");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("held", LayoutKind::BLOB));
+  // One in flight, one queued, then the producer is held until the stuck consumer is cut off.
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) {
+    ASSERT_TRUE(testing::publish_pattern(*producer, "held", seq, 64));
+  }
+  EXPECT_TRUE(broker.wait_until([](broker::Broker& b) { return b.stats().clients == 1; }));
+  // What it was sent before the cut, then why, then the end of the connection.
+  bool told_why = false;
+  for (int i = 0; i < 8; ++i) {
+    auto event = stuck->receive();
+    if (event) continue;
+    if (event.error().is(Errc::disconnected)) break;
+    told_why = event.error().message().find("block-producer subscription") != std::string::npos;
+  }
+  EXPECT_TRUE(told_why);
+}
+
 TEST_F(LimitsTest, MessageRateRefusesTheExcessThenDisconnects) {
   broker::Options options;
   options.limits.max_message_rate = 20;  // Hello and Advertise count too
