@@ -1,0 +1,575 @@
+// shmfd-bench-suite: shmfd and its baselines in the scenarios of the benchmark suite.
+//   S1  64 B ping-pong latency (half the round trip): a direct SEQPACKET hop with one fd (the
+//       floor), shmfd through the broker with sealed buffers and with a pool; pinned to one
+//       CPU and unpinned.
+//   S2  3840x2160 RGBA frames per second at saturation: shmfd pool, a fresh sealed memfd per
+//       frame, a Unix stream socket copy; the consumer touches one byte per page, or reads
+//       every byte.
+//   S3  fan-out to 1, 2, 4, 8, 16 consumers of 4K pool frames: time until all have a frame,
+//       and the broker's CPU time per frame.
+//   S4  1 KiB frames per second from a pool, no ping-pong; a direct SEQPACKET stream as
+//       the baseline.
+//   S5  memory: the broker's RSS idle and with 100 clients on 10 topics; total PSS of producer
+//       + 4 consumers for the pool path and for the socket-copy path.
+// The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
+//
+//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5]
+#include <sys/socket.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "common.hpp"
+#include "shmfd/connection.hpp"
+#include "shmfd/consumer.hpp"
+#include "shmfd/memfd.hpp"
+#include "shmfd/producer.hpp"
+#include "shmfd/transport.hpp"
+
+namespace {
+
+using namespace shmfd;
+using bench::die;
+using bench::now_ns;
+using bench::Results;
+using bench::SharedSamples;
+using bench::Signal;
+using bench::Work;
+
+template <typename T>
+T must(Result<T> r, const char* what) {
+  if (!r) die(std::string(what) + ": " + r.error().message());
+  return std::move(*r);
+}
+void must(const Status& s, const char* what) {
+  if (!s) die(std::string(what) + ": " + s.error().message());
+}
+
+// ---- S1: latency ----------------------------------------------------------------------------
+
+constexpr std::size_t kSmall = 64;
+constexpr std::uint64_t kWarmup = 200;
+
+// Two processes on a SEQPACKET socketpair; each message is 64 bytes and one fd (a memfd).
+std::vector<double> direct_hop(std::uint64_t iterations, int cpu) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
+  SharedSamples samples(iterations);
+  const pid_t pong = bench::spawn(
+      [&] {
+        ::close(sv[0]);
+        std::vector<std::byte> buf(256);
+        for (;;) {
+          auto m = receive_message(sv[1], buf, 1);
+          if (!m || m->status != RecvStatus::message) return 0;
+          const int fd = m->fds.empty() ? -1 : m->fds[0].get();
+          if (!send_message(sv[1], std::span(buf).first(m->size), std::span<const int>(&fd, 1))) {
+            return 1;
+          }
+        }
+      },
+      cpu);
+  const pid_t ping = bench::spawn(
+      [&] {
+        ::close(sv[1]);
+        auto memfd = must(create_memfd("ping", 4096), "memfd");
+        const int fd = memfd.get();
+        std::vector<std::byte> msg(kSmall, std::byte{7}), buf(256);
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const std::uint64_t t0 = now_ns();
+          if (!send_message(sv[0], msg, std::span<const int>(&fd, 1))) return 1;
+          auto m = receive_message(sv[0], buf, 1);
+          if (!m || m->status != RecvStatus::message) return 1;
+          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 2000.0);
+        }
+        return 0;
+      },
+      cpu);
+  ::close(sv[0]);
+  ::close(sv[1]);
+  if (!bench::wait_ok(ping)) die("direct hop: ping failed");
+  bench::wait_ok(pong);
+  return samples.values();
+}
+
+// One side of a ping-pong through the broker: publishes on `out`, receives on `in`.
+struct Side {
+  Producer producer;
+  Consumer consumer;
+  std::uint32_t pool = 0;
+};
+
+Side open_side(const std::string& socket, const std::string& in, const std::string& out,
+               bool pooled) {
+  auto consumer = must(Consumer::connect(socket, "bench-latency"), "connect");
+  must(consumer.subscribe(in, 4, Backpressure::BLOCK_PRODUCER), "subscribe");
+  auto producer = must(Producer::connect(socket, "bench-latency"), "connect");
+  must(producer.advertise(out, LayoutKind::BLOB, pooled ? Guarantee::pool : Guarantee::sealed),
+       "advertise");
+  Side side{std::move(producer), std::move(consumer), 0};
+  if (pooled) side.pool = must(side.producer.create_pool(out, kSmall, 8), "create_pool");
+  return side;
+}
+
+void send_small(Side& side, const std::string& topic, bool pooled) {
+  const Layout layout = blob_layout(kSmall);
+  if (pooled) {
+    auto slot = must(side.producer.acquire(side.pool), "acquire");
+    std::memset(slot.bytes.data(), 7, kSmall);
+    must(side.producer.publish(topic, slot, layout), "publish");
+  } else {
+    auto buffer = must(side.producer.allocate(topic, layout), "allocate");
+    std::memset(buffer.bytes().data(), 7, kSmall);
+    must(side.producer.publish(topic, std::move(buffer), layout), "publish");
+  }
+}
+
+Frame receive_frame(Consumer& consumer) {
+  auto event = must(consumer.receive(), "receive");
+  if (!std::holds_alternative<Frame>(event)) die("unexpected end of stream");
+  return std::move(std::get<Frame>(event));
+}
+
+std::vector<double> broker_hop(std::uint64_t iterations, int cpu, bool pooled) {
+  bench::BrokerProcess broker(cpu);
+  SharedSamples samples(iterations);
+  Signal pong_ready;
+  const std::string socket = broker.socket();
+  const pid_t pong = bench::spawn(
+      [&] {
+        Side side = open_side(socket, "ping", "pong", pooled);
+        pong_ready.post();
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          Frame in = receive_frame(side.consumer);
+          send_small(side, "pong", pooled);
+        }
+        return 0;
+      },
+      cpu);
+  const pid_t ping = bench::spawn(
+      [&] {
+        Side side = open_side(socket, "pong", "ping", pooled);
+        pong_ready.wait();
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const std::uint64_t t0 = now_ns();
+          send_small(side, "ping", pooled);
+          Frame back = receive_frame(side.consumer);
+          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 2000.0);
+        }
+        return 0;
+      },
+      cpu);
+  if (!bench::wait_ok(ping)) die("broker hop: ping failed");
+  bench::wait_ok(pong);
+  return samples.values();
+}
+
+void s1(Results& results, const bench::Options& o) {
+  const std::uint64_t n = o.n(20000);
+  for (const auto& [variant, cpu] :
+       {std::pair{"unpinned", -1}, std::pair{"pinned to one CPU", 0}}) {
+    const auto add = [&](const std::string& name, const std::vector<double>& v) {
+      results.add("S1", variant, name, "half round trip", "us", bench::median(v),
+                  bench::percentile(v, 0.99), "us", v.size());
+    };
+    add("direct SEQPACKET hop with one fd", direct_hop(n, cpu));
+    add("shmfd broker, pool", broker_hop(n, cpu, true));
+    add("shmfd broker, sealed memfd per message", broker_hop(n / 2, cpu, false));
+  }
+}
+
+// ---- S2: 4K frames ---------------------------------------------------------------------------
+
+struct Rate {
+  double fps = 0;
+  std::vector<double> intervals_ms;
+};
+
+// Frames per second measured at the consumer from its first frame to its last, and the
+// intervals between frames.
+Rate rate_of(const std::vector<double>& arrivals_ns) {
+  Rate r;
+  if (arrivals_ns.size() < 2) return r;
+  for (std::size_t i = 1; i < arrivals_ns.size(); ++i) {
+    r.intervals_ms.push_back((arrivals_ns[i] - arrivals_ns[i - 1]) / 1e6);
+  }
+  r.fps = static_cast<double>(arrivals_ns.size() - 1) * 1e9 /
+          (arrivals_ns.back() - arrivals_ns.front());
+  return r;
+}
+
+// A consumer of `topic` that records when each frame arrived (after its work on it).
+int broker_consumer(const std::string& socket, const std::string& topic, std::uint64_t frames,
+                    Work work, SharedSamples& arrivals, const Signal& ready, std::uint32_t depth) {
+  auto consumer = must(Consumer::connect(socket, "bench-consumer"), "connect");
+  must(consumer.subscribe(topic, depth, Backpressure::BLOCK_PRODUCER), "subscribe");
+  ready.post();
+  std::uint64_t sink = 0;
+  for (std::uint64_t i = 0; i < frames; ++i) {
+    Frame f = receive_frame(consumer);
+    sink += bench::consume(f.bytes(), work);
+    arrivals.push(static_cast<double>(now_ns()));
+  }
+  return sink == 1 ? 3 : 0;  // `sink` keeps the reads honest
+}
+
+Rate run_pool_4k(const std::string& socket, std::uint64_t frames, Work work) {
+  const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
+  SharedSamples arrivals(frames);
+  Signal ready;
+  const pid_t child = bench::spawn(
+      [&] { return broker_consumer(socket, "s2/pool", frames, work, arrivals, ready, 2); });
+  ready.wait();
+  auto producer = must(Producer::connect(socket, "bench-pool"), "connect");
+  must(producer.advertise("s2/pool", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+  const auto pool = must(producer.create_pool("s2/pool", bench::k4KBytes, 4), "create_pool");
+  for (std::uint64_t i = 0; i < frames; ++i) {
+    auto slot = must(producer.acquire(pool), "acquire");
+    must(producer.publish("s2/pool", slot, layout), "publish");
+  }
+  bench::wait_ok(child);
+  return rate_of(arrivals.values());
+}
+
+Rate run_sealed_4k(const std::string& socket, std::uint64_t frames, Work work) {
+  const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
+  SharedSamples arrivals(frames);
+  Signal ready;
+  const pid_t child = bench::spawn(
+      [&] { return broker_consumer(socket, "s2/sealed", frames, work, arrivals, ready, 2); });
+  ready.wait();
+  auto producer = must(Producer::connect(socket, "bench-sealed"), "connect");
+  must(producer.advertise("s2/sealed", LayoutKind::IMAGE), "advertise");
+  for (std::uint64_t i = 0; i < frames; ++i) {
+    auto buffer = must(producer.allocate("s2/sealed", layout), "allocate");
+    must(producer.publish("s2/sealed", std::move(buffer), layout), "publish");
+  }
+  bench::wait_ok(child);
+  return rate_of(arrivals.values());
+}
+
+// Writes all of `bytes` to a stream socket.
+bool write_all(int fd, std::span<const std::byte> bytes) {
+  for (std::size_t sent = 0; sent < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + sent, bytes.size() - sent);
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+bool read_all(int fd, std::span<std::byte> bytes) {
+  for (std::size_t got = 0; got < bytes.size();) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+Rate run_copy_4k(std::uint64_t frames, Work work) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
+  SharedSamples arrivals(frames);
+  const pid_t child = bench::spawn([&] {
+    ::close(sv[0]);
+    std::vector<std::byte> frame(bench::k4KBytes, std::byte{1});  // touched once, up front
+    std::uint64_t sink = 0;
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      if (!read_all(sv[1], frame)) return 1;
+      sink += bench::consume(frame, work);
+      arrivals.push(static_cast<double>(now_ns()));
+    }
+    return sink == 1 ? 3 : 0;
+  });
+  ::close(sv[1]);
+  std::vector<std::byte> frame(bench::k4KBytes, std::byte{0});
+  for (std::uint64_t i = 0; i < frames; ++i) {
+    if (!write_all(sv[0], frame)) die("socket copy: write");
+  }
+  ::close(sv[0]);
+  bench::wait_ok(child);
+  return rate_of(arrivals.values());
+}
+
+void add_rates(Results& results, const std::string& scenario, const std::string& variant,
+               const std::string& name, const std::vector<Rate>& runs) {
+  std::vector<double> fps, intervals;
+  for (const Rate& r : runs) {
+    fps.push_back(r.fps);
+    intervals.insert(intervals.end(), r.intervals_ms.begin(), r.intervals_ms.end());
+  }
+  results.add(scenario, variant, name, "frames per second", "fps", bench::median(fps),
+              bench::percentile(intervals, 0.99), "ms between frames", intervals.size());
+}
+
+void s2(Results& results, const bench::Options& o) {
+  bench::BrokerProcess broker;
+  constexpr int kRuns = 3;
+  for (Work work : {Work::touch, Work::read}) {
+    std::vector<Rate> pool, sealed, copy;
+    for (int r = 0; r < kRuns; ++r) {
+      pool.push_back(run_pool_4k(broker.socket(), o.n(work == Work::touch ? 600 : 200), work));
+      sealed.push_back(run_sealed_4k(broker.socket(), o.n(60), work));
+      copy.push_back(run_copy_4k(o.n(100), work));
+    }
+    add_rates(results, "S2", bench::to_string(work), "shmfd pool (4 slots) via broker", pool);
+    add_rates(results, "S2", bench::to_string(work), "shmfd sealed memfd per frame via broker",
+              sealed);
+    add_rates(results, "S2", bench::to_string(work), "Unix stream socket copy", copy);
+  }
+}
+
+// ---- S3: fan-out -----------------------------------------------------------------------------
+
+void s3(Results& results, const bench::Options& o) {
+  const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
+  const std::uint64_t frames = o.n(150);
+  for (std::uint32_t consumers : {1U, 2U, 4U, 8U, 16U}) {
+    bench::BrokerProcess broker;
+    // latency[c * frames + f]: when consumer c had frame f, minus when it was published.
+    SharedSamples latency(std::size_t{consumers} * frames);
+    Signal ready;
+    std::vector<pid_t> children;
+    for (std::uint32_t c = 0; c < consumers; ++c) {
+      children.push_back(bench::spawn([&, c] {
+        auto consumer = must(Consumer::connect(broker.socket(), "fan-out"), "connect");
+        must(consumer.subscribe("s3", 2, Backpressure::BLOCK_PRODUCER), "subscribe");
+        ready.post();
+        std::uint64_t sink = 0;
+        for (std::uint64_t f = 0; f < frames; ++f) {
+          Frame frame = receive_frame(consumer);
+          latency.at(c * frames + f) = static_cast<double>(now_ns() - frame.timestamp_ns()) / 1e3;
+          sink += bench::consume(frame.bytes(), Work::touch);
+        }
+        return sink == 1 ? 3 : 0;
+      }));
+    }
+    for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
+    auto producer = must(Producer::connect(broker.socket(), "fan-out"), "connect");
+    must(producer.advertise("s3", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+    // Every consumer gets the same frames: with block-producer queues of depth 2, at most
+    // 2 (window) + 2 (queue) frames are out at once, whatever the fan-out; one more to write.
+    const auto pool = must(producer.create_pool("s3", bench::k4KBytes, 5), "create_pool");
+    ::usleep(50'000);
+    const std::uint64_t cpu_before = bench::cpu_ns(broker.pid());
+    for (std::uint64_t f = 0; f < frames; ++f) {
+      auto slot = must(producer.acquire(pool), "acquire");
+      must(producer.publish("s3", slot, layout), "publish");
+      ::usleep(10'000);  // paced: this measures latency, not queueing
+    }
+    for (pid_t child : children) bench::wait_ok(child);
+    const std::uint64_t cpu_after = bench::cpu_ns(broker.pid());
+    std::vector<double> all_have;  // per frame: the slowest consumer
+    for (std::uint64_t f = 0; f < frames; ++f) {
+      double worst = 0;
+      for (std::uint32_t c = 0; c < consumers; ++c)
+        worst = std::max(worst, latency.at(c * frames + f));
+      all_have.push_back(worst);
+    }
+    const std::string variant = std::to_string(consumers) + " consumers";
+    results.add("S3", variant, "shmfd pool via broker", "until all have the frame", "us",
+                bench::median(all_have), bench::percentile(all_have, 0.99), "us", frames);
+    results.add("S3", variant, "shmfd broker CPU per frame", "broker CPU per frame", "us",
+                static_cast<double>(cpu_after - cpu_before) / 1e3 / static_cast<double>(frames),
+                NAN, "", frames);
+  }
+}
+
+// ---- S4: streaming 1 KiB ---------------------------------------------------------------------
+
+constexpr std::size_t kKiB = 1024;
+
+void s4(Results& results, const bench::Options& o) {
+  const std::uint64_t frames = o.n(200000);
+  constexpr int kRuns = 3;
+  std::vector<Rate> pool, direct;
+  for (int r = 0; r < kRuns; ++r) {
+    {
+      bench::BrokerProcess broker;
+      SharedSamples arrivals(frames);
+      Signal ready;
+      const pid_t child = bench::spawn([&] {
+        return broker_consumer(broker.socket(), "s4", frames, Work::touch, arrivals, ready, 32);
+      });
+      ready.wait();
+      auto producer = must(Producer::connect(broker.socket(), "stream"), "connect");
+      must(producer.advertise("s4", LayoutKind::BLOB, Guarantee::pool), "advertise");
+      const auto p = must(producer.create_pool("s4", kKiB, 128), "create_pool");
+      const Layout layout = blob_layout(kKiB);
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        auto slot = must(producer.acquire(p), "acquire");
+        std::memset(slot.bytes.data(), static_cast<int>(i), 64);
+        must(producer.publish("s4", slot, layout), "publish");
+      }
+      bench::wait_ok(child);
+      pool.push_back(rate_of(arrivals.values()));
+    }
+    {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
+      SharedSamples arrivals(frames);
+      const pid_t child = bench::spawn([&] {
+        ::close(sv[0]);
+        std::vector<std::byte> buf(kKiB);
+        for (std::uint64_t i = 0; i < frames; ++i) {
+          if (::read(sv[1], buf.data(), buf.size()) != static_cast<ssize_t>(kKiB)) return 1;
+          arrivals.push(static_cast<double>(now_ns()));
+        }
+        return 0;
+      });
+      ::close(sv[1]);
+      std::vector<std::byte> msg(kKiB, std::byte{1});
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        if (::write(sv[0], msg.data(), msg.size()) != static_cast<ssize_t>(kKiB)) die("write");
+      }
+      bench::wait_ok(child);
+      ::close(sv[0]);
+      direct.push_back(rate_of(arrivals.values()));
+    }
+  }
+  add_rates(results, "S4", "1 KiB frames", "shmfd pool via broker", pool);
+  add_rates(results, "S4", "1 KiB frames", "direct SEQPACKET stream (copy, no broker)", direct);
+}
+
+// ---- S5: memory ------------------------------------------------------------------------------
+
+void s5(Results& results, const bench::Options& o) {
+  {
+    bench::BrokerProcess broker;
+    ::usleep(100'000);
+    results.add("S5", "broker", "shmfd broker RSS, idle", "RSS", "MiB",
+                static_cast<double>(bench::rss_bytes(broker.pid())) / (1 << 20));
+    // 100 clients on 10 topics: a producer and 9 consumers per topic, a few frames each.
+    std::vector<Producer> producers;
+    std::vector<Consumer> consumers;
+    for (int t = 0; t < 10; ++t) {
+      const std::string topic = "s5/" + std::to_string(t);
+      for (int c = 0; c < 9; ++c) {
+        consumers.push_back(must(Consumer::connect(broker.socket(), "s5"), "connect"));
+        must(consumers.back().subscribe(topic, 4), "subscribe");
+      }
+      producers.push_back(must(Producer::connect(broker.socket(), "s5"), "connect"));
+      must(producers.back().advertise(topic, LayoutKind::BLOB, Guarantee::pool), "advertise");
+      const auto pool = must(producers.back().create_pool(topic, 4096, 64), "create_pool");
+      for (int f = 0; f < 8; ++f) {
+        auto slot = must(producers.back().acquire(pool), "acquire");
+        must(producers.back().publish(topic, slot, blob_layout(4096)), "publish");
+      }
+    }
+    ::usleep(200'000);
+    results.add("S5", "broker", "shmfd broker RSS, 100 clients on 10 topics", "RSS", "MiB",
+                static_cast<double>(bench::rss_bytes(broker.pid())) / (1 << 20));
+  }
+  // PSS of producer + 4 consumers of 4K frames, measured mid-stream.
+  constexpr std::uint32_t kConsumers = 4;
+  const std::uint64_t frames = o.n(40);
+  const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
+  {
+    bench::BrokerProcess broker;
+    Signal ready, measured, done;
+    std::vector<pid_t> pids;
+    for (std::uint32_t c = 0; c < kConsumers; ++c) {
+      pids.push_back(bench::spawn([&] {
+        auto consumer = must(Consumer::connect(broker.socket(), "pss"), "connect");
+        must(consumer.subscribe("s5/pool", 1, Backpressure::BLOCK_PRODUCER), "subscribe");
+        ready.post();
+        std::uint64_t sink = 0;
+        for (std::uint64_t f = 0; f < frames; ++f) {
+          Frame frame = receive_frame(consumer);
+          sink += bench::consume(frame.bytes(), Work::read);
+        }
+        done.post();
+        measured.wait();
+        return sink == 1 ? 3 : 0;
+      }));
+    }
+    for (std::uint32_t c = 0; c < kConsumers; ++c) ready.wait();
+    Signal produced;
+    pids.push_back(bench::spawn([&] {
+      auto producer = must(Producer::connect(broker.socket(), "pss"), "connect");
+      must(producer.advertise("s5/pool", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+      // Depth 1: one frame in flight and one queued, whatever the fan-out, and one to write.
+      const auto pool = must(producer.create_pool("s5/pool", bench::k4KBytes, 3), "pool");
+      for (std::uint64_t f = 0; f < frames; ++f) {
+        auto slot = must(producer.acquire(pool), "acquire");
+        std::memset(slot.bytes.data(), static_cast<int>(f), slot.bytes.size());  // every page
+        must(producer.publish("s5/pool", slot, layout), "publish");
+      }
+      produced.post();
+      measured.wait();
+      return 0;
+    }));
+    produced.wait();
+    for (std::uint32_t c = 0; c < kConsumers; ++c) done.wait();
+    double pss = 0;
+    for (pid_t pid : pids) pss += static_cast<double>(bench::pss_bytes(pid));
+    for (std::size_t i = 0; i < pids.size(); ++i) measured.post();
+    for (pid_t pid : pids) bench::wait_ok(pid);
+    results.add("S5", "4 consumers of 4K frames", "shmfd pool (3 slots): producer + consumers PSS",
+                "PSS", "MiB", pss / (1 << 20));
+  }
+  {
+    Signal measured, done;
+    std::vector<pid_t> pids;
+    std::vector<int> writers;
+    for (std::uint32_t c = 0; c < kConsumers; ++c) {
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
+      pids.push_back(bench::spawn([&, sv0 = sv[0], sv1 = sv[1]] {
+        ::close(sv0);
+        for (int w : writers) ::close(w);
+        std::vector<std::byte> frame(bench::k4KBytes);
+        std::uint64_t sink = 0;
+        for (std::uint64_t f = 0; f < frames; ++f) {
+          if (!read_all(sv1, frame)) return 1;
+          sink += bench::consume(frame, Work::read);
+        }
+        done.post();
+        measured.wait();
+        return sink == 1 ? 3 : 0;
+      }));
+      ::close(sv[1]);
+      writers.push_back(sv[0]);
+    }
+    Signal produced;
+    pids.push_back(bench::spawn([&] {
+      std::vector<std::byte> frame(bench::k4KBytes);
+      for (std::uint64_t f = 0; f < frames; ++f) {
+        std::memset(frame.data(), static_cast<int>(f), frame.size());
+        for (int w : writers) {
+          if (!write_all(w, frame)) return 1;
+        }
+      }
+      produced.post();
+      measured.wait();
+      return 0;
+    }));
+    produced.wait();
+    for (std::uint32_t c = 0; c < kConsumers; ++c) done.wait();
+    double pss = 0;
+    for (pid_t pid : pids) pss += static_cast<double>(bench::pss_bytes(pid));
+    for (std::size_t i = 0; i < pids.size(); ++i) measured.post();
+    for (pid_t pid : pids) bench::wait_ok(pid);
+    for (int w : writers) ::close(w);
+    results.add("S5", "4 consumers of 4K frames", "Unix socket copy: producer + consumers PSS",
+                "PSS", "MiB", pss / (1 << 20));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto o =
+      bench::parse_options(argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S5]");
+  ::signal(SIGPIPE, SIG_IGN);
+  Results results;
+  std::fprintf(stderr, "shmfd-bench-suite: shmfd and its baselines\n");
+  if (o.runs("S1")) s1(results, o);
+  if (o.runs("S2")) s2(results, o);
+  if (o.runs("S3")) s3(results, o);
+  if (o.runs("S4")) s4(results, o);
+  if (o.runs("S5")) s5(results, o);
+  results.write(o.json);
+  return 0;
+}
