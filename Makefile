@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan test-tsan fuzz soak demo demo-pubsub demo-handoff bench format clean
+.PHONY: all deps build test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-handoff format clean
 
 all: build
 
@@ -69,10 +69,14 @@ demo-pubsub: build
 demo-handoff: build
 	$(BUILD)/bin/shmfd-sealed-handoff
 
+# The benchmark suite against baselines and peers (iceoryx, ZeroMQ, GStreamer, installed from
+# Debian here): bench/results/results.md, results.json and chart.svg.
 bench: build
+	BUILD=$(BUILD) JOBS=$(JOBS) bench/run.sh
+
+# The building blocks alone (memfd, seals, verify, transport, wire), with Google Benchmark.
+bench-core: build
 	$(BUILD)/bin/shmfd-bench-core
-	$(BUILD)/bin/shmfd-bench-frames
-	$(BUILD)/bin/shmfd-bench-frames --read-all
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

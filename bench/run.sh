@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# make bench: installs the peers from Debian, builds, runs every scenario of the suite for
+# shmfd, its baselines and each peer side by side, and writes bench/results/results.md,
+# results.json and chart.svg. A peer that cannot be installed or built is reported as not
+# measured, with the reason, never left out silently.
+#   bench/run.sh [--quick]        (--quick: a fifth of the iterations, for a smoke test)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+jobs=${JOBS:-2}
+results=bench/results
+quick=()
+[[ ${1:-} == --quick ]] && quick=(--quick)
+
+tools/install-deps.sh || exit 1
+skipped=()
+want_peer() {  # name, packages...: installs them, or records why the peer is not measured
+  local name=$1
+  shift
+  if ! tools/install-deps.sh "$@"; then
+    skipped+=(--skipped "$name" "could not install the Debian packages: $*")
+    echo "bench: $name will not be measured: could not install $*" >&2
+    return 1
+  fi
+}
+want_peer "iceoryx 2.0.3" iceoryx libiceoryx-posh-dev
+want_peer "ZeroMQ" libzmq3-dev
+want_peer "GStreamer shm" gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-bad \
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+tools/install-deps.sh gnuplot-nox || echo "bench: gnuplot-nox could not be installed: no chart" >&2
+
+# Configure again so CMake finds the peers installed just now.
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+targets=(shmfd-bench-suite shmfd-bench-report shmfd-broker)
+for peer in iceoryx zmq gst; do
+  grep -q "shmfd-bench-$peer" "$build/build.ninja" && targets+=("shmfd-bench-$peer")
+done
+cmake --build "$build" -j "$jobs" --target "${targets[@]}" || exit 1
+
+raw=$(mktemp -d /tmp/shmfd-bench-raw-XXXXXX)
+trap 'rm -rf "$raw"' EXIT
+status=0
+"$build/bin/shmfd-bench-suite" "${quick[@]}" --json "$raw/shmfd.json" || status=1
+for peer in iceoryx zmq gst; do
+  bin=$build/bin/shmfd-bench-$peer
+  if [[ ! -x $bin ]]; then
+    skipped+=(--skipped "$peer" "not built: its development package was not found by CMake")
+    echo "bench: $peer not built, not measured" >&2
+    continue
+  fi
+  if ! "$bin" "${quick[@]}" --json "$raw/$peer.json"; then
+    skipped+=(--skipped "$peer" "its benchmark failed (see the output of make bench)")
+    status=1
+  fi
+done
+
+mkdir -p "$results"
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+machine="$(nproc) × $cpu, $mem, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+"$build/bin/shmfd-bench-report" --out "$results" --machine "$machine" \
+  --command "make bench" "${skipped[@]}" "$raw"/*.json || status=1
+if command -v gnuplot >/dev/null; then
+  (cd "$results" && gnuplot chart.gp) || status=1
+fi
+echo "bench: wrote $results/results.md, $results/results.json and $results/chart.svg"
+exit $status

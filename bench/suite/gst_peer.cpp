@@ -1,0 +1,132 @@
+// shmfd-bench-gst: GStreamer 1.22's shmsink and shmsrc (Debian's gstreamer1.0-plugins-bad) in
+// scenario S2, 3840x2160 RGBA frames per second at saturation:
+//   producer  appsrc ! shmsink   (one copy: each frame into shmsink's shared memory area)
+//   consumer  shmsrc ! appsink   (zero copy: buffers are views of that area)
+// the consumer touching one byte per page, or reading every byte.
+//
+//   shmfd-bench-gst [--json FILE] [--quick]
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include "common.hpp"
+
+namespace {
+
+using bench::die;
+using bench::now_ns;
+using bench::Results;
+using bench::SharedSamples;
+using bench::Work;
+
+GstElement* launch(const std::string& description) {
+  GError* error = nullptr;
+  GstElement* pipeline = gst_parse_launch(description.c_str(), &error);
+  if (pipeline == nullptr || error != nullptr) {
+    die("gst_parse_launch(" + description + "): " + (error ? error->message : "failed"));
+  }
+  return pipeline;
+}
+
+// Runs `pipeline` until end of stream or an error; false on error.
+bool run_to_eos(GstElement* pipeline) {
+  GstBus* bus = gst_element_get_bus(pipeline);
+  GstMessage* m = gst_bus_timed_pop_filtered(
+      bus, 120 * GST_SECOND, static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR));
+  const bool ok = m != nullptr && GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS;
+  if (m != nullptr) gst_message_unref(m);
+  gst_object_unref(bus);
+  return ok;
+}
+
+struct Rate {
+  double fps = 0;
+  std::vector<double> intervals_ms;
+};
+
+Rate run(std::uint64_t frames, Work work) {
+  const std::string socket = "/tmp/shmfd-bench-gst-" + std::to_string(::getpid());
+  const std::size_t size = bench::k4KBytes;
+  SharedSamples arrivals(frames);
+  const pid_t producer = bench::spawn([&] {
+    gst_init(nullptr, nullptr);
+    GstElement* pipeline =
+        launch("appsrc name=src format=bytes block=true max-bytes=" + std::to_string(2 * size) +
+               " ! shmsink socket-path=" + socket + " shm-size=" + std::to_string(4 * size) +
+               " wait-for-connection=true sync=false");
+    GstElement* src = gst_bin_get_by_name(GST_BIN(pipeline), "src");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    std::vector<std::byte> frame(size, std::byte{1});
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      GstBuffer* buffer = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, frame.data(), size,
+                                                      0, size, nullptr, nullptr);
+      if (gst_app_src_push_buffer(GST_APP_SRC(src), buffer) != GST_FLOW_OK) return 1;
+    }
+    gst_app_src_end_of_stream(GST_APP_SRC(src));
+    const bool ok = run_to_eos(pipeline);
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(src);
+    gst_object_unref(pipeline);
+    return ok ? 0 : 1;
+  });
+  const pid_t consumer = bench::spawn([&] {
+    for (int i = 0; i < 5000 && ::access(socket.c_str(), F_OK) != 0; ++i) ::usleep(1000);
+    gst_init(nullptr, nullptr);
+    GstElement* pipeline = launch("shmsrc socket-path=" + socket +
+                                  " is-live=false ! appsink name=sink sync=false max-buffers=2");
+    GstElement* sink = gst_bin_get_by_name(GST_BIN(pipeline), "sink");
+    gst_element_set_state(pipeline, GST_STATE_PLAYING);
+    std::uint64_t sink_sum = 0;
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      GstSample* sample = gst_app_sink_pull_sample(GST_APP_SINK(sink));
+      if (sample == nullptr) return 1;
+      GstMapInfo map;
+      GstBuffer* buffer = gst_sample_get_buffer(sample);
+      if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) return 1;
+      sink_sum += bench::consume({reinterpret_cast<const std::byte*>(map.data), map.size}, work);
+      gst_buffer_unmap(buffer, &map);
+      gst_sample_unref(sample);
+      arrivals.push(static_cast<double>(now_ns()));
+    }
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(sink);
+    gst_object_unref(pipeline);
+    return sink_sum == 1 ? 3 : 0;
+  });
+  const bool consumed = bench::wait_ok(consumer);
+  bench::wait_ok(producer);
+  ::unlink(socket.c_str());
+  if (!consumed) die("GStreamer consumer failed");
+  Rate r;
+  const auto a = arrivals.values();
+  for (std::size_t i = 1; i < a.size(); ++i) r.intervals_ms.push_back((a[i] - a[i - 1]) / 1e6);
+  if (a.size() >= 2) r.fps = static_cast<double>(a.size() - 1) * 1e9 / (a.back() - a.front());
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto o = bench::parse_options(argc, argv, "shmfd-bench-gst [--json FILE] [--quick]");
+  Results results;
+  guint major = 0, minor = 0, micro = 0, nano = 0;
+  gst_version(&major, &minor, &micro, &nano);
+  const std::string name = "GStreamer " + std::to_string(major) + "." + std::to_string(minor) +
+                           "." + std::to_string(micro) + " shmsink to shmsrc";
+  std::fprintf(stderr, "shmfd-bench-gst: %s\n", name.c_str());
+  if (o.runs("S2")) {
+    for (Work work : {Work::touch, Work::read}) {
+      std::vector<double> fps, intervals;
+      for (int r = 0; r < 3; ++r) {
+        const Rate rate = run(o.n(100), work);
+        fps.push_back(rate.fps);
+        intervals.insert(intervals.end(), rate.intervals_ms.begin(), rate.intervals_ms.end());
+      }
+      results.add("S2", bench::to_string(work), name, "frames per second", "fps",
+                  bench::median(fps), bench::percentile(intervals, 0.99), "ms between frames",
+                  intervals.size());
+    }
+  }
+  results.write(o.json);
+  return 0;
+}

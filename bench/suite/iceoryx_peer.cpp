@@ -1,0 +1,259 @@
+// shmfd-bench-iceoryx: iceoryx 2.0.3 (Debian's libiceoryx-posh-dev) in the suite's scenarios,
+// measured the same way as shmfd-bench-suite measures shmfd:
+//   S1  64 B ping-pong latency with a blocking WaitSet, unpinned and pinned to one CPU;
+//   S2  3840x2160 RGBA frames per second, from a mempool sized for the frames, the consumer
+//       touching one byte per page or reading every byte;
+//   S4  1 KiB frames per second, no ping-pong.
+// It starts its own iox-roudi with a mempool configuration for these sizes, and stops it.
+//
+//   shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S4]
+#include <filesystem>
+#include <thread>
+
+#include "common.hpp"
+#include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_subscriber.hpp"
+#include "iceoryx_posh/popo/wait_set.hpp"
+#include "iceoryx_posh/runtime/posh_runtime.hpp"
+
+namespace {
+
+using bench::die;
+using bench::now_ns;
+using bench::Results;
+using bench::SharedSamples;
+using bench::Signal;
+using bench::Work;
+
+constexpr std::uint64_t kWarmup = 200;
+constexpr std::uint32_t kSmall = 64;
+constexpr std::uint32_t kKiB = 1024;
+
+// iox-roudi with mempools for 64 B, 1 KiB and 4K frames.
+class Roudi {
+ public:
+  Roudi() {
+    config_ = "/tmp/shmfd-bench-roudi-" + std::to_string(::getpid()) + ".toml";
+    std::ofstream(config_) << "[general]\nversion = 1\n\n[[segment]]\n\n"
+                              "[[segment.mempool]]\nsize = 128\ncount = 2000\n\n"
+                              "[[segment.mempool]]\nsize = 2048\ncount = 2000\n\n"
+                              "[[segment.mempool]]\nsize = 33554432\ncount = 10\n";
+    std::fflush(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Its shutdown complains about clients that already exited: keep that out of the report.
+      std::FILE* out = std::freopen("/dev/null", "w", stdout);
+      std::FILE* err = std::freopen((config_ + ".log").c_str(), "w", stderr);
+      (void)out;
+      (void)err;
+      ::execlp("iox-roudi", "iox-roudi", "-c", config_.c_str(), "-l", "error",
+               static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::usleep(500'000);
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != 0) die("iox-roudi did not start");
+  }
+  ~Roudi() {
+    ::kill(pid_, SIGINT);
+    ::waitpid(pid_, nullptr, 0);
+    std::filesystem::remove(config_);
+    std::filesystem::remove(config_ + ".log");
+  }
+  Roudi(const Roudi&) = delete;
+  Roudi& operator=(const Roudi&) = delete;
+
+ private:
+  std::string config_;
+  pid_t pid_ = -1;
+};
+
+void init_runtime(const std::string& name) {
+  iox::log::LogManager::GetLogManager().SetDefaultLogLevel(iox::log::LogLevel::kWarn);
+  const std::string unique = name + "-" + std::to_string(::getpid());
+  iox::runtime::PoshRuntime::initRuntime(
+      iox::RuntimeName_t(iox::cxx::TruncateToCapacity, unique.c_str()));
+}
+
+iox::capro::ServiceDescription service(const char* event) {
+  return {"shmfd-bench", "iceoryx", iox::capro::IdString_t(iox::cxx::TruncateToCapacity, event)};
+}
+
+void* loan(iox::popo::UntypedPublisher& pub, std::uint32_t size) {
+  for (;;) {
+    auto chunk = pub.loan(size);
+    if (!chunk.has_error()) return chunk.value();
+    std::this_thread::yield();  // every chunk is in use: wait for a consumer to release one
+  }
+}
+
+// Waits until the publisher sees a subscriber (before that, samples go nowhere).
+void wait_for_subscriber(const iox::popo::UntypedPublisher& pub) {
+  for (int i = 0; i < 10000 && !pub.hasSubscribers(); ++i) ::usleep(1000);
+  if (!pub.hasSubscribers()) die("iceoryx: no subscriber appeared");
+}
+
+// Takes the next sample, waiting on the WaitSet when there is none.
+const void* take(iox::popo::UntypedSubscriber& sub, iox::popo::WaitSet<>& ws) {
+  for (;;) {
+    auto sample = sub.take();
+    if (!sample.has_error()) return sample.value();
+    (void)ws.wait();
+  }
+}
+
+std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
+  SharedSamples samples(iterations);
+  Signal pong_ready;
+  const pid_t pong = bench::spawn(
+      [&] {
+        init_runtime("bench-pong");
+        iox::popo::UntypedSubscriber sub(service("ping"));
+        iox::popo::UntypedPublisher pub(service("pong"));
+        iox::popo::WaitSet<> ws;
+        if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
+        pong_ready.post();
+        wait_for_subscriber(pub);
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const void* in = take(sub, ws);
+          void* out = loan(pub, kSmall);
+          std::memcpy(out, in, kSmall);
+          pub.publish(out);
+          sub.release(in);
+        }
+        return 0;
+      },
+      cpu);
+  const pid_t ping = bench::spawn(
+      [&] {
+        init_runtime("bench-ping");
+        iox::popo::UntypedSubscriber sub(service("pong"));
+        iox::popo::UntypedPublisher pub(service("ping"));
+        iox::popo::WaitSet<> ws;
+        if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
+        pong_ready.wait();
+        wait_for_subscriber(pub);
+        ::usleep(100'000);  // the pong side's publisher sees our subscriber too
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const std::uint64_t t0 = now_ns();
+          void* out = loan(pub, kSmall);
+          std::memset(out, 7, kSmall);
+          pub.publish(out);
+          sub.release(take(sub, ws));
+          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 2000.0);
+        }
+        return 0;
+      },
+      cpu);
+  if (!bench::wait_ok(ping)) die("iceoryx ping failed");
+  bench::wait_ok(pong);
+  return samples.values();
+}
+
+struct Rate {
+  double fps = 0;
+  std::vector<double> intervals_ms;
+};
+Rate rate_of(const std::vector<double>& arrivals) {
+  Rate r;
+  if (arrivals.size() < 2) return r;
+  for (std::size_t i = 1; i < arrivals.size(); ++i) {
+    r.intervals_ms.push_back((arrivals[i] - arrivals[i - 1]) / 1e6);
+  }
+  r.fps = static_cast<double>(arrivals.size() - 1) * 1e9 / (arrivals.back() - arrivals.front());
+  return r;
+}
+
+// A producer streaming `frames` samples of `size` bytes to one consumer, lossless (the
+// publisher waits for a full consumer queue), the consumer doing `work` on each.
+Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t queue,
+            const char* event) {
+  SharedSamples arrivals(frames);
+  Signal ready;
+  const pid_t consumer = bench::spawn([&] {
+    init_runtime("bench-consumer");
+    iox::popo::SubscriberOptions options;
+    options.queueCapacity = queue;
+    options.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+    iox::popo::UntypedSubscriber sub(service(event), options);
+    iox::popo::WaitSet<> ws;
+    if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
+    ready.post();
+    std::uint64_t sink = 0;
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      const void* sample = take(sub, ws);
+      sink += bench::consume({static_cast<const std::byte*>(sample), size}, work);
+      sub.release(sample);
+      arrivals.push(static_cast<double>(now_ns()));
+    }
+    return sink == 1 ? 3 : 0;
+  });
+  const pid_t producer = bench::spawn([&] {
+    init_runtime("bench-producer");
+    iox::popo::PublisherOptions options;
+    options.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+    iox::popo::UntypedPublisher pub(service(event), options);
+    ready.wait();
+    wait_for_subscriber(pub);
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      void* chunk = loan(pub, size);
+      std::memset(chunk, static_cast<int>(i), 64);
+      pub.publish(chunk);
+    }
+    return 0;
+  });
+  bench::wait_ok(producer);
+  if (!bench::wait_ok(consumer)) die("iceoryx consumer failed");
+  return rate_of(arrivals.values());
+}
+
+void add_rates(Results& results, const std::string& scenario, const std::string& variant,
+               const std::string& name, const std::vector<Rate>& runs) {
+  std::vector<double> fps, intervals;
+  for (const Rate& r : runs) {
+    fps.push_back(r.fps);
+    intervals.insert(intervals.end(), r.intervals_ms.begin(), r.intervals_ms.end());
+  }
+  results.add(scenario, variant, name, "frames per second", "fps", bench::median(fps),
+              bench::percentile(intervals, 0.99), "ms between frames", intervals.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto o = bench::parse_options(
+      argc, argv, "shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S4]");
+  Results results;
+  std::fprintf(stderr, "shmfd-bench-iceoryx: iceoryx 2.0.3\n");
+  {
+    Roudi roudi;
+    if (o.runs("S1")) {
+      for (const auto& [variant, cpu] :
+           {std::pair{"unpinned", -1}, std::pair{"pinned to one CPU", 0}}) {
+        const auto v = ping_pong(o.n(20000), cpu);
+        results.add("S1", variant, "iceoryx 2.0.3, WaitSet", "half round trip", "us",
+                    bench::median(v), bench::percentile(v, 0.99), "us", v.size());
+      }
+    }
+    if (o.runs("S2")) {
+      for (Work work : {Work::touch, Work::read}) {
+        std::vector<Rate> runs;
+        for (int r = 0; r < 3; ++r) {
+          runs.push_back(stream(o.n(work == Work::touch ? 600 : 200),
+                                static_cast<std::uint32_t>(bench::k4KBytes), work, 2, "video"));
+        }
+        add_rates(results, "S2", bench::to_string(work), "iceoryx 2.0.3 (mempool of 10 chunks)",
+                  runs);
+      }
+    }
+    if (o.runs("S4")) {
+      std::vector<Rate> runs;
+      for (int r = 0; r < 3; ++r)
+        runs.push_back(stream(o.n(200000), kKiB, Work::touch, 256, "small"));
+      add_rates(results, "S4", "1 KiB frames", "iceoryx 2.0.3", runs);
+    }
+  }
+  results.write(o.json);
+  return 0;
+}
