@@ -20,7 +20,7 @@ constexpr std::size_t kReservedFds = 32;
 // Tells a client it cannot be served, then drains what it already sent: closing a unix socket
 // with unread data makes the peer's next recv fail with ECONNRESET instead of reading why.
 void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto error = message.initRoot<proto::Message>().initError();
   error.setCode(code);
   error.setMessage(why);

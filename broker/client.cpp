@@ -338,7 +338,7 @@ void Client::on_hello(proto::Hello::Reader hello) {
   name_ = printable(hello.getClientName().cStr());
   greeted_ = true;
   linger_.cancel();  // the Hello deadline
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto welcome = message.initRoot<proto::Message>().initWelcome();
   welcome.setVersion(kProtocolVersion);
   welcome.setMaxMessageBytes(
@@ -380,7 +380,7 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
   t->kind = kind;
   t->guarantee = *guarantee;
   produced_.insert(t);
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   message.initRoot<proto::Message>().initAdvertised().setTopic(name);
   reply(message);
   broker_.log().info(describe() + " produces '" + name + "' (" + std::string(to_string(kind)) +
@@ -434,7 +434,7 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   (*topic)->subscribers.push_back(sub.get());
   subscriptions_.emplace(name, std::move(sub));
 
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto subscribed = message.initRoot<proto::Message>().initSubscribed();
   subscribed.setTopic(name);
   subscribed.setQueueDepth(depth);
@@ -591,7 +591,7 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
   pool->busy.assign(slots, false);
   pools_.emplace(pool->id, pool);
 
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto registered = message.initRoot<proto::Message>().initPoolRegistered();
   registered.setTopic(name);
   registered.setPool(pool->id);
@@ -657,7 +657,7 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
 void Client::on_introspect() {
   // Only the broker's own user and root may see everyone's topics and processes.
   if (!permitted(Right::introspect, "")) return;
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   broker_.fill_state(message.initRoot<proto::Message>().initBrokerState());
   reply(message);
 }
@@ -726,7 +726,7 @@ void PoolRecord::release_slot(std::uint32_t slot) {
 }
 
 void Client::slot_free(std::uint32_t pool, std::uint32_t slot) {
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto free = message.initRoot<proto::Message>().initSlotFree();
   free.setPool(pool);
   free.setSlot(slot);
@@ -809,7 +809,7 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
         told_slots_held_ = true;
         broker_.log().warn(describe() + ": holds " + std::to_string(slots_held_) +
                            " pool slots, the broker's --max-slots-held");
-        capnp::MallocMessageBuilder builder;
+        ControlMessageBuilder builder;
         auto error = builder.initRoot<proto::Message>().initError();
         error.setCode(Code::LIMIT_EXCEEDED);
         error.setTopic(sub.topic->name);
@@ -822,7 +822,7 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
     }
     next_subscription_ = (next_subscription_ + i + 1) % n;
 
-    capnp::MallocMessageBuilder message;
+    ControlMessageBuilder message;
     auto root = message.initRoot<proto::Message>();
     const FramePtr& head = sub.pending.front().frame;
     if (head && head->pool && attached_pools_.count(head->pool->id) == 0) {
@@ -889,7 +889,7 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
                     std::uint64_t sequence, bool strike) {
   if (strike) ++errors_;
   broker_.log().warn(describe() + ": refused [" + std::string(to_string(code)) + "]: " + message);
-  capnp::MallocMessageBuilder builder;
+  ControlMessageBuilder builder;
   auto error = builder.initRoot<proto::Message>().initError();
   error.setCode(code);
   error.setMessage(message);
@@ -898,7 +898,7 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
   reply(builder);
   const std::size_t max_errors = broker_.options().limits.max_errors_per_client;
   if (errors_ > max_errors && !close_after_replies_) {
-    capnp::MallocMessageBuilder last;
+    ControlMessageBuilder last;
     auto bye = last.initRoot<proto::Message>().initError();
     bye.setCode(Code::LIMIT_EXCEEDED);
     bye.setMessage("more than " + std::to_string(max_errors) + " refused requests; disconnecting");

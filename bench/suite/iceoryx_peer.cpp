@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <thread>
 
+#include <tuple>
+
 #include "common.hpp"
 #include "iceoryx_hoofs/log/logmanager.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
@@ -103,7 +105,7 @@ const void* take(iox::popo::UntypedSubscriber& sub, iox::popo::WaitSet<>& ws) {
   }
 }
 
-std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
+std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_cpu) {
   SharedSamples samples(iterations);
   Signal pong_ready;
   const pid_t pong = bench::spawn(
@@ -124,7 +126,7 @@ std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
         }
         return 0;
       },
-      cpu);
+      pong_cpu);
   const pid_t ping = bench::spawn(
       [&] {
         init_runtime("bench-ping");
@@ -145,7 +147,7 @@ std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
         }
         return 0;
       },
-      cpu);
+      ping_cpu);
   if (!bench::wait_ok(ping)) die("iceoryx ping failed");
   bench::wait_ok(pong);
   return samples.values();
@@ -229,9 +231,10 @@ int main(int argc, char** argv) {
   {
     Roudi roudi;
     if (o.runs("S1")) {
-      for (const auto& [variant, cpu] :
-           {std::pair{"unpinned", -1}, std::pair{"pinned to one CPU", 0}}) {
-        const auto v = ping_pong(o.n(20000), cpu);
+      for (const auto& [variant, ping_cpu, pong_cpu] :
+           {std::tuple{"unpinned", -1, -1}, std::tuple{"pinned to one CPU", 0, 0},
+            std::tuple{"ping and pong on two CPUs", 0, 1}}) {
+        const auto v = ping_pong(o.n(20000), ping_cpu, pong_cpu);
         results.add("S1", variant, "iceoryx 2.0.3, WaitSet", "half round trip", "us",
                     bench::median(v), bench::percentile(v, 0.99), "us", v.size());
       }

@@ -7,6 +7,8 @@
 //   shmfd-bench-zmq [--json FILE] [--quick] [--only S1|S2|S4]
 #include <zmq.h>
 
+#include <tuple>
+
 #include "common.hpp"
 
 namespace {
@@ -52,7 +54,7 @@ std::string endpoint(const char* what) {
   return "ipc:///tmp/shmfd-bench-zmq-" + std::to_string(::getpid()) + "-" + what;
 }
 
-std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
+std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_cpu) {
   SharedSamples samples(iterations);
   const std::string ep = endpoint("pingpong");
   const pid_t pong = bench::spawn(
@@ -66,7 +68,7 @@ std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
         }
         return 0;
       },
-      cpu);
+      pong_cpu);
   const pid_t ping = bench::spawn(
       [&] {
         Pair pair(ep, false, 1000);
@@ -79,7 +81,7 @@ std::vector<double> ping_pong(std::uint64_t iterations, int cpu) {
         }
         return 0;
       },
-      cpu);
+      ping_cpu);
   if (!bench::wait_ok(ping)) die("zmq ping failed");
   bench::wait_ok(pong);
   return samples.values();
@@ -157,9 +159,10 @@ int main(int argc, char** argv) {
                            std::to_string(patch) + " ipc://";
   std::fprintf(stderr, "shmfd-bench-zmq: %s\n", name.c_str());
   if (o.runs("S1")) {
-    for (const auto& [variant, cpu] :
-         {std::pair{"unpinned", -1}, std::pair{"pinned to one CPU", 0}}) {
-      const auto v = ping_pong(o.n(20000), cpu);
+    for (const auto& [variant, ping_cpu, pong_cpu] :
+         {std::tuple{"unpinned", -1, -1}, std::tuple{"pinned to one CPU", 0, 0},
+          std::tuple{"ping and pong on two CPUs", 0, 1}}) {
+      const auto v = ping_pong(o.n(20000), ping_cpu, pong_cpu);
       results.add("S1", variant, name + " PAIR", "half round trip", "us", bench::median(v),
                   bench::percentile(v, 0.99), "us", v.size());
     }

@@ -11,7 +11,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   if (!fd) return fail(std::move(fd.error()));
   Connection conn(std::move(*fd), max_message_bytes);
 
-  capnp::MallocMessageBuilder hello;
+  ControlMessageBuilder hello;
   auto h = hello.initRoot<proto::Message>().initHello();
   h.setVersion(kProtocolVersion);
   h.setClientName(std::string(client_name));

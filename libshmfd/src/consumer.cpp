@@ -21,7 +21,7 @@ struct ConsumerLink {
 
   void send_release(const std::string& topic, std::uint64_t sequence) noexcept {
     try {
-      capnp::MallocMessageBuilder message;
+      ControlMessageBuilder message;
       auto release = message.initRoot<proto::Message>().initRelease();
       release.setTopic(topic);
       release.setSequence(sequence);
@@ -118,7 +118,7 @@ int Consumer::native_handle() const noexcept {
 Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
                                           Backpressure policy) {
   if (auto ok = check_topic_name(topic); !ok) return fail(std::move(ok.error()));
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto subscribe = message.initRoot<proto::Message>().initSubscribe();
   subscribe.setTopic(std::string(topic));
   subscribe.setQueueDepth(depth);

@@ -93,7 +93,7 @@ static Result<bool> answered(std::deque<Error>& errors, proto::Message::Reader r
 
 Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
   if (auto ok = check_topic_name(topic); !ok) return ok;
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto advertise = message.initRoot<proto::Message>().initAdvertise();
   advertise.setTopic(std::string(topic));
   advertise.setKind(kind);
@@ -126,7 +126,7 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer b
   if (!sealed) return fail(std::move(sealed.error()));
   const std::uint64_t sequence = next_sequence(topic);
 
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto publish = message.initRoot<proto::Message>().initPublish();
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();
@@ -197,7 +197,7 @@ Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t 
   auto buffer = std::move(*writable).into_pool();
   if (!buffer) return fail(std::move(buffer.error()));
 
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto reg = message.initRoot<proto::Message>().initRegisterPool();
   reg.setTopic(std::string(topic));
   reg.setSlotCount(slot_count);
@@ -273,7 +273,7 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
     return fail(std::move(extent.error()));
   }
   const std::uint64_t sequence = next_sequence(topic);
-  capnp::MallocMessageBuilder message;
+  ControlMessageBuilder message;
   auto publish = message.initRoot<proto::Message>().initPublish();
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();

@@ -52,6 +52,21 @@ class MessageBuffer {
   std::vector<capnp::word> words_;
 };
 
+namespace detail {
+struct FirstSegment {
+  capnp::word words[128]{};  // zeroed, as capnp requires of a first segment
+};
+}  // namespace detail
+
+// The builder for shmfd's control messages. Its first segment (1 KiB) lives inside the object,
+// so a typical message (Publish, Deliver, Release: well under 100 words) costs no allocation,
+// where capnp::MallocMessageBuilder callocs and zeroes 8 KiB for each; a larger message
+// (BrokerState) grows on the heap as usual.
+class ControlMessageBuilder : private detail::FirstSegment, public capnp::MallocMessageBuilder {
+ public:
+  ControlMessageBuilder() : capnp::MallocMessageBuilder(kj::arrayPtr(words, std::size(words))) {}
+};
+
 // The builder's message as one flat, unpacked datagram.
 kj::Array<capnp::word> encode_message(capnp::MessageBuilder& builder);
 inline std::span<const std::byte> as_bytes(const kj::Array<capnp::word>& words) {
