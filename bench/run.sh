@@ -59,7 +59,8 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 machine="$(nproc) × $cpu, $mem, Linux $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
 "$build/bin/shmfd-bench-report" --out "$results" --machine "$machine" \
-  --command "make bench" "${skipped[@]}" "$raw"/*.json || status=1
+  --command "make bench" "${skipped[@]}" "$raw/shmfd.json" \
+  $(ls "$raw"/*.json | grep -v '/shmfd.json$') || status=1
 if command -v gnuplot >/dev/null; then
   (cd "$results" && gnuplot chart.gp) || status=1
 fi

@@ -6,6 +6,7 @@
 //
 //   shmfd-bench-report --out DIR --machine TEXT --command TEXT [--skipped NAME WHY]...
 //                      FILE.json...
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -168,7 +169,9 @@ void write_chart(const std::string& dir) {
   for (const std::string& n : names) {
     auto u = find_row("S1", "unpinned", n);
     auto p = find_row("S1", "pinned to one CPU", n);
-    s1 << '"' << n << "\" " << (u ? u->median : NAN) << " " << (p ? p->median : NAN) << "\n";
+    auto two = find_row("S1", "ping and pong on two CPUs", n);
+    s1 << '"' << n << "\" " << (u ? u->median : NAN) << " " << (p ? p->median : NAN) << " "
+       << (two ? two->median : NAN) << "\n";
   }
   std::ofstream s2(dir + "/chart-s2.dat");
   names.clear();
@@ -194,7 +197,8 @@ set xtics rotate by -20 noenhance
 set datafile missing "nan"
 set title "S1: 64 B ping-pong, half round trip (µs, lower is better)"
 set ylabel "µs"
-plot "chart-s1.dat" using 2:xtic(1) title "unpinned", "" using 3 title "pinned to one CPU"
+plot "chart-s1.dat" using 2:xtic(1) title "unpinned", "" using 3 title "pinned to one CPU", \
+     "" using 4 title "ping and pong on two CPUs"
 set title "S2: 3840x2160 RGBA frames per second (log scale, higher is better)"
 set ylabel "frames/s"
 set logscale y
@@ -256,6 +260,15 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Each scenario's variants in the order they first appear (shmfd's own file comes first).
+  std::vector<std::string> order;
+  for (const Row& r : rows) {
+    if (std::find(order.begin(), order.end(), r.variant) == order.end()) order.push_back(r.variant);
+  }
+  std::stable_sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    return std::find(order.begin(), order.end(), a.variant) <
+           std::find(order.begin(), order.end(), b.variant);
+  });
   const auto targets = evaluate();
   std::ostringstream md;
   md << "# shmfd benchmark results\n\n";
