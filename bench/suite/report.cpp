@@ -192,7 +192,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set grid ytics
-set key top left
+set key outside right top vertical
 set xtics rotate by -20 noenhance
 set datafile missing "nan"
 set title "S1: 64 B ping-pong, half round trip (µs, lower is better)"
