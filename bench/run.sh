@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
 jobs=${JOBS:-2}
-results=bench/results
+results=${RESULTS:-bench/results}
 quick=()
 [[ ${1:-} == --quick ]] && quick=(--quick)
 

@@ -32,6 +32,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/proc.hpp"
+
 namespace bench {
 
 inline constexpr std::uint32_t k4KWidth = 3840, k4KHeight = 2160;
@@ -119,6 +121,34 @@ class Results {
   nlohmann::json rows_ = nlohmann::json::array();
 };
 
+// Frames per second measured at the consumer from its first frame to its last (arrival
+// times in ns), and the intervals between frames.
+struct Rate {
+  double fps = 0;
+  std::vector<double> intervals_ms;
+};
+inline Rate rate_of(const std::vector<double>& arrivals_ns) {
+  Rate r;
+  if (arrivals_ns.size() < 2) return r;
+  for (std::size_t i = 1; i < arrivals_ns.size(); ++i) {
+    r.intervals_ms.push_back((arrivals_ns[i] - arrivals_ns[i - 1]) / 1e6);
+  }
+  r.fps = static_cast<double>(arrivals_ns.size() - 1) * 1e9 /
+          (arrivals_ns.back() - arrivals_ns.front());
+  return r;
+}
+// One row for several runs: the median frame rate, and the p99 of all their intervals.
+inline void add_rates(Results& results, const std::string& scenario, const std::string& variant,
+                      const std::string& name, const std::vector<Rate>& runs) {
+  std::vector<double> fps, intervals;
+  for (const Rate& r : runs) {
+    fps.push_back(r.fps);
+    intervals.insert(intervals.end(), r.intervals_ms.begin(), r.intervals_ms.end());
+  }
+  results.add(scenario, variant, name, "frames per second", "fps", median(fps),
+              percentile(intervals, 0.99), "ms between frames", intervals.size());
+}
+
 // --- Processes -----------------------------------------------------------------------------
 
 inline void pin_to_cpu(int cpu) {
@@ -198,20 +228,8 @@ class Signal {
   int fds_[2];
 };
 
-// A "Key:   123 kB" field of a /proc file, in bytes (0 if missing).
-inline std::uint64_t proc_kb(const std::string& path, const std::string& key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) {
-      std::istringstream fields(line.substr(key.size() + 1));
-      std::uint64_t kb = 0;
-      fields >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
+using shmfd::testing::proc_kb;
+
 inline std::uint64_t rss_bytes(pid_t pid) {
   return proc_kb("/proc/" + std::to_string(pid) + "/status", "VmRSS");
 }
@@ -266,6 +284,15 @@ class BrokerProcess {
   std::string socket_;
   pid_t pid_ = -1;
 };
+
+// The total PSS of `pids`, which wait on `release` for it to be measured; then reaps them.
+inline double total_pss_then_release(const std::vector<pid_t>& pids, const Signal& release) {
+  double pss = 0;
+  for (pid_t pid : pids) pss += static_cast<double>(pss_bytes(pid));
+  for (std::size_t i = 0; i < pids.size(); ++i) release.post();
+  for (pid_t pid : pids) wait_ok(pid);
+  return pss;
+}
 
 // --- Command line --------------------------------------------------------------------------
 

@@ -39,12 +39,7 @@ bool run_to_eos(GstElement* pipeline) {
   return ok;
 }
 
-struct Rate {
-  double fps = 0;
-  std::vector<double> intervals_ms;
-};
-
-Rate run(std::uint64_t frames, Work work) {
+bench::Rate run(std::uint64_t frames, Work work) {
   const std::string socket = "/tmp/shmfd-bench-gst-" + std::to_string(::getpid());
   const std::size_t size = bench::k4KBytes;
   SharedSamples arrivals(frames);
@@ -97,11 +92,7 @@ Rate run(std::uint64_t frames, Work work) {
   bench::wait_ok(producer);
   ::unlink(socket.c_str());
   if (!consumed) die("GStreamer consumer failed");
-  Rate r;
-  const auto a = arrivals.values();
-  for (std::size_t i = 1; i < a.size(); ++i) r.intervals_ms.push_back((a[i] - a[i - 1]) / 1e6);
-  if (a.size() >= 2) r.fps = static_cast<double>(a.size() - 1) * 1e9 / (a.back() - a.front());
-  return r;
+  return bench::rate_of(arrivals.values());
 }
 
 }  // namespace
@@ -116,15 +107,9 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "shmfd-bench-gst: %s\n", name.c_str());
   if (o.runs("S2")) {
     for (Work work : {Work::touch, Work::read}) {
-      std::vector<double> fps, intervals;
-      for (int r = 0; r < 3; ++r) {
-        const Rate rate = run(o.n(100), work);
-        fps.push_back(rate.fps);
-        intervals.insert(intervals.end(), rate.intervals_ms.begin(), rate.intervals_ms.end());
-      }
-      results.add("S2", bench::to_string(work), name, "frames per second", "fps",
-                  bench::median(fps), bench::percentile(intervals, 0.99), "ms between frames",
-                  intervals.size());
+      std::vector<bench::Rate> runs;
+      for (int r = 0; r < 3; ++r) runs.push_back(run(o.n(100), work));
+      bench::add_rates(results, "S2", bench::to_string(work), name, runs);
     }
   }
   results.write(o.json);

@@ -31,8 +31,11 @@
 namespace {
 
 using namespace shmfd;
+using bench::add_rates;
 using bench::die;
 using bench::now_ns;
+using bench::Rate;
+using bench::rate_of;
 using bench::Results;
 using bench::SharedSamples;
 using bench::Signal;
@@ -188,24 +191,6 @@ void s1(Results& results, const bench::Options& o) {
 
 // ---- S2: 4K frames ---------------------------------------------------------------------------
 
-struct Rate {
-  double fps = 0;
-  std::vector<double> intervals_ms;
-};
-
-// Frames per second measured at the consumer from its first frame to its last, and the
-// intervals between frames.
-Rate rate_of(const std::vector<double>& arrivals_ns) {
-  Rate r;
-  if (arrivals_ns.size() < 2) return r;
-  for (std::size_t i = 1; i < arrivals_ns.size(); ++i) {
-    r.intervals_ms.push_back((arrivals_ns[i] - arrivals_ns[i - 1]) / 1e6);
-  }
-  r.fps = static_cast<double>(arrivals_ns.size() - 1) * 1e9 /
-          (arrivals_ns.back() - arrivals_ns.front());
-  return r;
-}
-
 // A consumer of `topic` that records when each frame arrived (after its work on it).
 int broker_consumer(const std::string& socket, const std::string& topic, std::uint64_t frames,
                     Work work, SharedSamples& arrivals, const Signal& ready, std::uint32_t depth) {
@@ -300,17 +285,6 @@ Rate run_copy_4k(std::uint64_t frames, Work work) {
   ::close(sv[0]);
   bench::wait_ok(child);
   return rate_of(arrivals.values());
-}
-
-void add_rates(Results& results, const std::string& scenario, const std::string& variant,
-               const std::string& name, const std::vector<Rate>& runs) {
-  std::vector<double> fps, intervals;
-  for (const Rate& r : runs) {
-    fps.push_back(r.fps);
-    intervals.insert(intervals.end(), r.intervals_ms.begin(), r.intervals_ms.end());
-  }
-  results.add(scenario, variant, name, "frames per second", "fps", bench::median(fps),
-              bench::percentile(intervals, 0.99), "ms between frames", intervals.size());
 }
 
 void s2(Results& results, const bench::Options& o) {
@@ -549,10 +523,7 @@ void s5(Results& results, const bench::Options& o) {
     }));
     produced.wait();
     for (std::uint32_t c = 0; c < kConsumers; ++c) done.wait();
-    double pss = 0;
-    for (pid_t pid : pids) pss += static_cast<double>(bench::pss_bytes(pid));
-    for (std::size_t i = 0; i < pids.size(); ++i) measured.post();
-    for (pid_t pid : pids) bench::wait_ok(pid);
+    const double pss = bench::total_pss_then_release(pids, measured);
     results.add("S5", "4 consumers of 4K frames", "shmfd pool (3 slots): producer + consumers PSS",
                 "PSS", "MiB", pss / (1 << 20));
   }
@@ -594,10 +565,7 @@ void s5(Results& results, const bench::Options& o) {
     }));
     produced.wait();
     for (std::uint32_t c = 0; c < kConsumers; ++c) done.wait();
-    double pss = 0;
-    for (pid_t pid : pids) pss += static_cast<double>(bench::pss_bytes(pid));
-    for (std::size_t i = 0; i < pids.size(); ++i) measured.post();
-    for (pid_t pid : pids) bench::wait_ok(pid);
+    const double pss = bench::total_pss_then_release(pids, measured);
     for (int w : writers) ::close(w);
     results.add("S5", "4 consumers of 4K frames", "Unix socket copy: producer + consumers PSS",
                 "PSS", "MiB", pss / (1 << 20));

@@ -13,8 +13,11 @@
 
 namespace {
 
+using bench::add_rates;
 using bench::die;
 using bench::now_ns;
+using bench::Rate;
+using bench::rate_of;
 using bench::Results;
 using bench::SharedSamples;
 using bench::Work;
@@ -87,20 +90,6 @@ std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_c
   return samples.values();
 }
 
-struct Rate {
-  double fps = 0;
-  std::vector<double> intervals_ms;
-};
-Rate rate_of(const std::vector<double>& arrivals) {
-  Rate r;
-  if (arrivals.size() < 2) return r;
-  for (std::size_t i = 1; i < arrivals.size(); ++i) {
-    r.intervals_ms.push_back((arrivals[i] - arrivals[i - 1]) / 1e6);
-  }
-  r.fps = static_cast<double>(arrivals.size() - 1) * 1e9 / (arrivals.back() - arrivals.front());
-  return r;
-}
-
 void no_free(void*, void*) {}
 
 // `frames` messages of `size` bytes from one process to another; the consumer does `work`.
@@ -134,17 +123,6 @@ Rate stream(std::uint64_t frames, std::size_t size, Work work, int hwm) {
   bench::wait_ok(producer);
   if (!bench::wait_ok(consumer)) die("zmq consumer failed");
   return rate_of(arrivals.values());
-}
-
-void add_rates(Results& results, const std::string& scenario, const std::string& variant,
-               const std::string& name, const std::vector<Rate>& runs) {
-  std::vector<double> fps, intervals;
-  for (const Rate& r : runs) {
-    fps.push_back(r.fps);
-    intervals.insert(intervals.end(), r.intervals_ms.begin(), r.intervals_ms.end());
-  }
-  results.add(scenario, variant, name, "frames per second", "fps", bench::median(fps),
-              bench::percentile(intervals, 0.99), "ms between frames", intervals.size());
 }
 
 }  // namespace

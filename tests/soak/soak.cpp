@@ -29,6 +29,7 @@
 
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "support/proc.hpp"
 #include "support/stamped_slots.hpp"
 
 namespace {
@@ -169,20 +170,7 @@ std::size_t count_fds(pid_t pid) {
   return n;
 }
 
-// A "Key:   123 kB" field of a /proc file, in bytes.
-std::uint64_t proc_kb(const std::string& path, const std::string& key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) {
-      std::istringstream fields(line.substr(key.size() + 1));
-      std::uint64_t kb = 0;
-      fields >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
+using testing::proc_kb;
 
 double mib(std::uint64_t bytes) {
   return static_cast<double>(bytes) / (1024.0 * 1024.0);
