@@ -163,6 +163,23 @@ TEST_F(BrokerRefusalTest, NonMemfd) {
   expect_still_served();
 }
 
+TEST_F(BrokerRefusalTest, HugeSizedBuffer) {
+  // A sealed memfd of 1 TiB costs its sender nothing (it is sparse), but every consumer would
+  // map all of it and the broker would keep it alive: refused at the pinned-bytes limit.
+  auto consumer = Consumer::connect(broker_->path(), "would-map-it");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("cam"));
+  auto fd = create_memfd("huge", 4096);
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::ftruncate(fd->get(), off_t{1} << 40), 0);
+  ASSERT_EQ(::fcntl(fd->get(), F_ADD_SEALS, required_seals(Guarantee::sealed)), 0);
+  send_publish({fd->get()}, blob_layout(64), 9);
+  Refusal r = refusal();
+  EXPECT_EQ(r.code, Code::LIMIT_EXCEEDED);
+  EXPECT_NE(r.message.find("--max-pinned-bytes"), std::string::npos) << r.message;
+  expect_still_served();
+}
+
 TEST_F(BrokerRefusalTest, LayoutBiggerThanTheBuffer) {
   UniqueFd fd = memfd_with_seals(64, required_seals(Guarantee::sealed));
   send_publish({fd.get()}, blob_layout(65), 8);
