@@ -14,6 +14,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "closer.hpp"
 #include "log.hpp"
 #include "options.hpp"
 #include "shmfd/unique_fd.hpp"
@@ -45,6 +46,8 @@ class Broker {
   const Options& options() const { return options_; }
   const Logger& log() const { return log_; }
   asio::io_context& io() { return io_; }
+  // Closes dropped frames and pools off the event loop (closer.hpp).
+  const CloserPtr& closer() const { return closer_; }
 
   // The topic called `name`, created if needed (Errc::... limit error past max_topics).
   Result<Topic*> topic(const std::string& name);
@@ -62,6 +65,7 @@ class Broker {
   void schedule_hold_check();
 
   asio::io_context& io_;
+  CloserPtr closer_ = std::make_shared<Closer>();  // before anything that holds frames
   Options options_;
   Logger log_;
   asio::posix::stream_descriptor listener_;

@@ -496,7 +496,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   }
 
   auto record = std::make_shared<FrameRecord>();
-  record->fd = std::move(fds[*index]);
+  record->fd = DeferredFd(std::move(fds[*index]), broker_.closer());
   record->layout = *layout;
   record->sequence = sequence;
   record->timestamp_ns = timestamp;
@@ -584,7 +584,7 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
   pool->charge = Charge(account_, verified->size);
   pool->id = broker_.next_pool_id();
   pool->topic = name;
-  pool->fd = std::move(fds[*index]);
+  pool->fd = DeferredFd(std::move(fds[*index]), broker_.closer());
   pool->slot_count = slots;
   pool->slot_size = slot_size;
   pool->owner = this;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "closer.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"
@@ -61,7 +62,7 @@ class Charge {
 struct PoolRecord {
   std::uint32_t id = 0;
   std::string topic;
-  UniqueFd fd;
+  DeferredFd fd;  // closed on the broker's closer thread
   std::uint32_t slot_count = 0;
   std::uint64_t slot_size = 0;
   Client* owner = nullptr;  // the producer; null once it has gone
@@ -85,7 +86,7 @@ struct FrameRecord {
     if (pool) pool->release_slot(slot);
   }
 
-  UniqueFd fd;
+  DeferredFd fd;  // closed on the broker's closer thread
   Layout layout;
   std::uint64_t sequence = 0;
   std::uint64_t timestamp_ns = 0;

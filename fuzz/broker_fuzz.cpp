@@ -239,6 +239,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     h.settle();
   }  // the client hangs up
   h.settle();
+  h.broker->closer()->wait_idle();  // dropped frames are closed on the closer's thread
   if (h.broker->stats().clients != 0) violated("the broker still has the client after it left");
   if (h.broker->stats().topics != 0) violated("the broker kept a topic nobody uses");
   if (open_fds() != baseline_fds) {
@@ -248,6 +249,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (++runs % 64 == 1) {
     check_still_serving(h);
     h.settle();
+    h.broker->closer()->wait_idle();
     if (h.broker->stats().clients != 0 || open_fds() != baseline_fds) {
       violated("the canary clients left something behind");
     }
