@@ -298,14 +298,18 @@ inline double total_pss_then_release(const std::vector<pid_t>& pids, const Signa
 
 struct Options {
   std::string json = "bench-results.json";
-  double scale = 1.0;  // iterations x scale (--quick: 0.2)
-  std::string only;    // run only this scenario (S1..S5)
+  double scale = 1.0;   // iterations x scale (--quick: 0.2)
+  std::string only;     // run only this scenario (S1..S5)
+  std::string variant;  // and only variants whose name contains this (e.g. "pinned")
 
   std::uint64_t n(std::uint64_t full) const {
     return std::max<std::uint64_t>(2,
                                    static_cast<std::uint64_t>(static_cast<double>(full) * scale));
   }
   bool runs(const std::string& scenario) const { return only.empty() || only == scenario; }
+  bool runs_variant(const std::string& name) const {
+    return variant.empty() || name.find(variant) != std::string::npos;
+  }
 };
 
 inline Options parse_options(int argc, char** argv, const char* usage) {
@@ -318,6 +322,8 @@ inline Options parse_options(int argc, char** argv, const char* usage) {
       o.scale = 0.2;
     } else if (a == "--only" && i + 1 < argc) {
       o.only = argv[++i];
+    } else if (a == "--variant" && i + 1 < argc) {
+      o.variant = argv[++i];
     } else {
       std::fprintf(stderr, "usage: %s\n", usage);
       std::exit(a == "--help" ? 0 : 2);

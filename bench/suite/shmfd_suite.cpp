@@ -13,7 +13,7 @@
 //       + 4 consumers for the pool path and for the socket-copy path.
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
-//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5]
+//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5] [--variant TEXT]
 #include <sys/socket.h>
 
 #include <map>
@@ -179,6 +179,7 @@ void s1(Results& results, const bench::Options& o) {
   // across CPUs costs far more: "on two CPUs" measures that case alone (the broker unpinned).
   for (const Placement& p : {Placement{"unpinned", -1, -1}, Placement{"pinned to one CPU", 0, 0},
                              Placement{"ping and pong on two CPUs", 0, 1}}) {
+    if (!o.runs_variant(p.variant)) continue;
     const auto add = [&](const std::string& name, const std::vector<double>& v) {
       results.add("S1", p.variant, name, "half round trip", "us", bench::median(v),
                   bench::percentile(v, 0.99), "us", v.size());
@@ -575,8 +576,8 @@ void s5(Results& results, const bench::Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto o =
-      bench::parse_options(argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S5]");
+  const auto o = bench::parse_options(
+      argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S5] [--variant TEXT]");
   ::signal(SIGPIPE, SIG_IGN);
   Results results;
   std::fprintf(stderr, "shmfd-bench-suite: shmfd and its baselines\n");
