@@ -79,5 +79,29 @@ TEST_F(HugePageTest, HugePagePoolCarriesFramesThroughTheBroker) {
   }
 }
 
+TEST_F(HugePageTest, APoolFallsBackToNormalPagesOnlyWhenAskedTo) {
+  const MemfdOptions strict{.huge_pages = true};
+  const MemfdOptions lenient{.huge_pages = true, .fall_back_to_normal_pages = true};
+  testing::InProcessBroker broker;
+  auto producer = Producer::connect(broker.path());
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("maybe-huge", LayoutKind::BLOB, Guarantee::pool));
+  {
+    testing::HugePageReservation none(0);
+    if (!none.ok()) GTEST_SKIP() << "cannot set vm.nr_hugepages to 0 (needs root)";
+    auto refused = producer->create_pool("maybe-huge", 100 * 1000, 3, strict);
+    ASSERT_FALSE(refused);
+    EXPECT_TRUE(refused.error().is(Errc::huge_pages_unavailable)) << refused.error().message();
+    auto fallen_back = producer->create_pool("maybe-huge", 100 * 1000, 3, lenient);
+    ASSERT_TRUE(fallen_back) << fallen_back.error().message();
+    EXPECT_EQ(producer->slot_size(*fallen_back), 102400U) << "whole normal pages";
+  }
+  testing::HugePageReservation some(8);
+  if (!some.ok()) GTEST_SKIP() << "cannot reserve 8 huge pages (needs root and free memory)";
+  auto huge = producer->create_pool("maybe-huge", 100 * 1000, 3, lenient);
+  ASSERT_TRUE(huge) << huge.error().message();
+  EXPECT_EQ(producer->slot_size(*huge), 2U << 20) << "huge pages when there are enough";
+}
+
 }  // namespace
 }  // namespace shmfd

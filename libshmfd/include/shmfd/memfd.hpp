@@ -23,6 +23,10 @@ struct MemfdOptions {
   // MFD_HUGETLB with the system's default huge page size (2 MiB on x86-64). The size is rounded
   // up to whole huge pages. Fails with Errc::huge_pages_unavailable when none are reserved.
   bool huge_pages = false;
+  // With huge_pages, for Producer::create_pool: when too few huge pages are free, use normal
+  // pages instead of failing. (A consumer reading every byte of a 33 MB frame gets about twice
+  // the frame rate on huge pages: see README, Performance.)
+  bool fall_back_to_normal_pages = false;
   // Fault all pages in at creation (MAP_POPULATE) instead of on first write.
   bool populate = false;
 };
