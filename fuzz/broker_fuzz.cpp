@@ -60,12 +60,22 @@ std::size_t open_fds() {
   return n - 1;
 }
 
+// The harness's directory and socket, for the clean-up at exit.
+std::string& harness_dir() {
+  static std::string dir;
+  return dir;
+}
+std::string harness_path() {
+  return harness_dir() + "/broker.sock";
+}
+
 struct Harness {
   Harness() {
     char dir_template[] = "/tmp/shmfd-fuzz-XXXXXX";
     if (::mkdtemp(dir_template) == nullptr) violated("mkdtemp failed");
     dir = dir_template;
-    path = dir + "/broker.sock";
+    harness_dir() = dir;
+    path = harness_path();
     broker::Options options;
     options.socket_path = path;
     options.log_level = broker::LogLevel::error;
@@ -209,7 +219,15 @@ void check_still_serving(Harness& h) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static Harness* harness = new Harness;  // lives as long as the fuzzing process
+  // Lives as long as the fuzzing process; its socket and directory go when the process exits.
+  static Harness* harness = [] {
+    auto* h = new Harness;
+    std::atexit([] {
+      ::unlink(harness_path().c_str());
+      ::rmdir(harness_dir().c_str());
+    });
+    return h;
+  }();
   static std::uint64_t runs = 0;
   Harness& h = *harness;
   // Counted per input: between inputs libFuzzer may start llvm-symbolizer (pipes, /dev/null)

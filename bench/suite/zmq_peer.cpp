@@ -29,7 +29,8 @@ constexpr std::size_t kKiB = 1024;
 // A PAIR socket bound (or connected) to `endpoint`, with high-water marks of `hwm` messages.
 class Pair {
  public:
-  Pair(const std::string& endpoint, bool bind, int hwm) : ctx_(zmq_ctx_new()) {
+  Pair(const std::string& endpoint, bool bind, int hwm)
+      : ctx_(zmq_ctx_new()), path_(bind ? endpoint.substr(std::strlen("ipc://")) : "") {
     socket_ = zmq_socket(ctx_, ZMQ_PAIR);
     if (socket_ == nullptr) die("zmq_socket");
     zmq_setsockopt(socket_, ZMQ_SNDHWM, &hwm, sizeof hwm);
@@ -43,6 +44,7 @@ class Pair {
     zmq_setsockopt(socket_, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close(socket_);
     zmq_ctx_term(ctx_);
+    if (!path_.empty()) ::unlink(path_.c_str());  // the ipc:// socket file the bind made
   }
   Pair(const Pair&) = delete;
   Pair& operator=(const Pair&) = delete;
@@ -50,6 +52,7 @@ class Pair {
 
  private:
   void* ctx_;
+  std::string path_;
   void* socket_ = nullptr;
 };
 
