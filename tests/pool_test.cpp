@@ -1,5 +1,6 @@
 // Pools end to end: slots are reused only when every subscriber has let go, and nothing a
 // consumer holds is ever rewritten.
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -218,6 +219,49 @@ TEST_F(PoolTest, MappingsOutliveTheProducer) {
   auto end = consumer->receive();
   ASSERT_TRUE(end && std::holds_alternative<EndOfStream>(*end));
   EXPECT_TRUE(stamped_with(held->bytes(), 1)) << "the kernel keeps the pages while mapped";
+}
+
+// A producer that publishes a frame and exits with a SlotFree unread makes the kernel report
+// ECONNRESET to the broker ahead of that frame. The frame must still reach its subscribers.
+TEST_F(PoolTest, TheLastFrameArrivesThoughItsProducerLeftWithSlotFreeUnread) {
+  testing::InProcessBroker broker;
+  auto holder = Consumer::connect(broker.path(), "holder");
+  auto reader = Consumer::connect(broker.path(), "reader");
+  ASSERT_TRUE(holder && reader);
+  ASSERT_TRUE(holder->subscribe("held", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(reader->subscribe("last"));
+  auto made = pool_producer(broker.path(), "last", 2);
+  ASSERT_TRUE(made) << made.error().message();
+  std::optional<PoolProducer> p(std::move(*made));
+  ASSERT_TRUE(p->producer.advertise("held", LayoutKind::BLOB, Guarantee::sealed));
+  const auto publish_held = [&] {
+    auto buffer = p->producer.allocate("held", blob_layout(4096));
+    ASSERT_TRUE(buffer) << buffer.error().message();
+    ASSERT_TRUE(p->producer.publish("held", std::move(*buffer), blob_layout(4096)));
+  };
+
+  ASSERT_TRUE(publish_stamped(*p, "last", 1));
+  std::optional<Frame> first(receive_frame(*reader));
+  // The holder gets one frame and reads no more: the second one stops the broker reading us.
+  publish_held();
+  publish_held();
+  ASSERT_TRUE(publish_stamped(*p, "last", 2));  // waits in the broker's socket
+  first.reset();  // its SlotFree comes back to the producer, which never reads it
+  pollfd slot_free{p->producer.native_handle(), POLLIN, 0};
+  ASSERT_EQ(::poll(&slot_free, 1, 5000), 1);
+  p.reset();  // exits with the SlotFree unread
+
+  // The holder lets go; the broker reads the producer's last frame, then its end of file.
+  receive_frame(*holder);  // and released at once
+  auto event = reader->receive();
+  ASSERT_TRUE(event) << event.error().message();
+  ASSERT_TRUE(std::holds_alternative<Frame>(*event)) << "the producer's last frame was lost";
+  const Frame& last = std::get<Frame>(*event);
+  EXPECT_EQ(last.sequence(), 2U);
+  EXPECT_TRUE(stamped_with(last.bytes(), 2));
+  auto end = reader->receive();
+  ASSERT_TRUE(end) << end.error().message();
+  EXPECT_TRUE(std::holds_alternative<EndOfStream>(*end));
 }
 
 TEST_F(PoolTest, LayoutMustFitTheSlotAndPoolsNeedThePoolGuarantee) {

@@ -195,6 +195,29 @@ TEST_F(TransportTest, PeerCloseIsItsOwnOutcome) {
   EXPECT_EQ(sut->status, RecvStatus::peer_closed);
 }
 
+// The kernel reports ECONNRESET to a socket whose peer closed with messages of its own
+// unread, ahead of what that peer sent before it closed. Those messages must still arrive.
+TEST_F(TransportTest, APeerThatClosesWithRepliesUnreadStillDeliversWhatItSent) {
+  for (IoMode mode : {IoMode::blocking, IoMode::non_blocking}) {
+    SCOPED_TRACE(mode == IoMode::blocking ? "blocking" : "non-blocking");
+    auto pair = make_seqpacket_pair();
+    ASSERT_TRUE(pair) << pair.error().message();
+    auto [peer, self] = std::move(*pair);
+    ASSERT_TRUE(send_message(peer.get(), bytes_of("last words")));
+    ASSERT_TRUE(send_message(self.get(), bytes_of("never read")));
+    peer.reset();
+
+    std::array<std::byte, 16> buf{};
+    auto first = receive_message(self.get(), buf, 4, mode);
+    ASSERT_TRUE(first) << first.error().message();
+    ASSERT_EQ(first->status, RecvStatus::message);
+    EXPECT_EQ(string_of(std::span(buf).first(first->size)), "last words");
+    auto second = receive_message(self.get(), buf, 4, mode);
+    ASSERT_TRUE(second) << second.error().message();
+    EXPECT_EQ(second->status, RecvStatus::peer_closed);
+  }
+}
+
 TEST_F(TransportTest, EmptySocketWouldBlockInNonBlockingMode) {
   std::array<std::byte, 16> buf{};
   auto sut = receive_message(receiver_.get(), buf, 4, IoMode::non_blocking);

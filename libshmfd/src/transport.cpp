@@ -101,7 +101,14 @@ Result<ReceivedMessage> receive_message(int socket, std::span<std::byte> buffer,
   // MSG_TRUNC makes recvmsg return the datagram's real length, for the error message.
   const int flags =
       MSG_CMSG_CLOEXEC | MSG_TRUNC | (mode == IoMode::non_blocking ? MSG_DONTWAIT : 0);
-  const ssize_t n = retry_eintr([&] { return ::recvmsg(socket, &msg, flags); });
+  ssize_t n = retry_eintr([&] { return ::recvmsg(socket, &msg, flags); });
+  if (n < 0 && errno == ECONNRESET) {
+    // A peer that closes with messages of ours unread leaves ECONNRESET pending on this
+    // socket, and the kernel reports it ahead of the messages the peer sent before it closed
+    // (once: reading the error clears it). Those messages are still queued, and losing them
+    // would lose, say, a producer's last frame: read on. An empty queue then reads as EOF.
+    n = retry_eintr([&] { return ::recvmsg(socket, &msg, flags); });
+  }
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ReceivedMessage{};
     return fail_errno(errno, context());
