@@ -496,7 +496,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   }
 
   auto record = std::make_shared<FrameRecord>();
-  record->fd = DeferredFd(std::move(fds[*index]), broker_.closer());
+  record->fd = DeferredFd(std::move(fds[*index]), broker_.closer(), verified->size);
   record->layout = *layout;
   record->sequence = sequence;
   record->timestamp_ns = timestamp;

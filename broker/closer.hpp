@@ -5,6 +5,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -42,8 +43,15 @@ using CloserPtr = std::shared_ptr<Closer>;
 // An fd whose close is left to a Closer (inline when there is none).
 class DeferredFd {
  public:
+  // Freeing a buffer this small costs less than waking the closer thread (a futex wake and a
+  // context switch, which on one CPU the event loop pays in full): such buffers close inline.
+  static constexpr std::uint64_t kCloseInlineBelow = 256 * 1024;
+
   DeferredFd() = default;
   DeferredFd(UniqueFd fd, CloserPtr closer) : fd_(std::move(fd)), closer_(std::move(closer)) {}
+  // Deferred only if the buffer of `bytes` is big enough for freeing it to stall the loop.
+  DeferredFd(UniqueFd fd, CloserPtr closer, std::uint64_t bytes)
+      : fd_(std::move(fd)), closer_(bytes < kCloseInlineBelow ? nullptr : std::move(closer)) {}
   DeferredFd(DeferredFd&&) noexcept = default;
   DeferredFd& operator=(DeferredFd&& other) noexcept {
     if (this != &other) {
@@ -56,6 +64,8 @@ class DeferredFd {
   ~DeferredFd() { release(); }
 
   int get() const noexcept { return fd_.get(); }
+  // Whether the close will happen on the Closer's thread.
+  bool deferred() const noexcept { return fd_ && closer_; }
 
  private:
   void release() {

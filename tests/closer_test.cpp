@@ -53,5 +53,19 @@ TEST_F(CloserTest, DeferredFdsCloseThroughItAndItsDestructorDrains) {
   for (const auto& p : pipes) EXPECT_TRUE(p.closed_at_the_other_end());
 }
 
+TEST_F(CloserTest, SmallBuffersCloseInlineAndLargeOnesThroughTheCloser) {
+  auto closer = std::make_shared<Closer>();
+  Pipe small, large;
+  {
+    DeferredFd a(std::move(small.write_end), closer, DeferredFd::kCloseInlineBelow - 1);
+    DeferredFd b(std::move(large.write_end), closer, DeferredFd::kCloseInlineBelow);
+    EXPECT_FALSE(a.deferred());
+    EXPECT_TRUE(b.deferred());
+  }
+  EXPECT_TRUE(small.closed_at_the_other_end()) << "closed before the destructor returned";
+  closer->wait_idle();
+  EXPECT_TRUE(large.closed_at_the_other_end());
+}
+
 }  // namespace
 }  // namespace shmfd::broker

@@ -14,6 +14,7 @@
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
 //   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5] [--variant TEXT]
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -94,6 +95,78 @@ std::vector<double> direct_hop(std::uint64_t iterations, int ping_cpu, int pong_
   ::close(sv[1]);
   if (!bench::wait_ok(ping)) die("direct hop: ping failed");
   bench::wait_ok(pong);
+  return samples.values();
+}
+
+// The same ping-pong through a third process that only forwards each message and its fd:
+// two hops each way, the floor of any design that routes through a broker.
+std::vector<double> relay_hop(std::uint64_t iterations, int ping_cpu, int pong_cpu) {
+  int a[2], b[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a) != 0) die("socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b) != 0) die("socketpair");
+  SharedSamples samples(iterations);
+  const auto echo = [](int socket) {
+    std::vector<std::byte> buf(256);
+    for (;;) {
+      auto m = receive_message(socket, buf, 1);
+      if (!m || m->status != RecvStatus::message) return 0;
+      const int fd = m->fds.empty() ? -1 : m->fds[0].get();
+      if (!send_message(socket, std::span(buf).first(m->size), std::span<const int>(&fd, 1))) {
+        return 1;
+      }
+    }
+  };
+  const pid_t relay = bench::spawn(
+      [&] {
+        ::close(a[0]);
+        ::close(b[1]);
+        std::vector<std::byte> buf(256);
+        pollfd fds[2] = {{a[1], POLLIN, 0}, {b[0], POLLIN, 0}};
+        for (;;) {
+          if (::poll(fds, 2, -1) < 0) return 1;
+          for (int i = 0; i < 2; ++i) {
+            if (fds[i].revents == 0) continue;
+            auto m = receive_message(fds[i].fd, buf, 1);
+            if (!m || m->status != RecvStatus::message) return 0;
+            const int fd = m->fds.empty() ? -1 : m->fds[0].get();
+            if (!send_message(fds[1 - i].fd, std::span(buf).first(m->size),
+                              std::span<const int>(&fd, 1))) {
+              return 1;
+            }
+          }
+        }
+      },
+      ping_cpu == pong_cpu ? ping_cpu : -1);
+  const pid_t pong = bench::spawn(
+      [&] {
+        ::close(a[0]);
+        ::close(a[1]);
+        ::close(b[0]);
+        return echo(b[1]);
+      },
+      pong_cpu);
+  const pid_t ping = bench::spawn(
+      [&] {
+        ::close(a[1]);
+        ::close(b[0]);
+        ::close(b[1]);
+        auto memfd = must(create_memfd("ping", 4096), "memfd");
+        const int fd = memfd.get();
+        std::vector<std::byte> msg(kSmall, std::byte{7}), buf(256);
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const std::uint64_t t0 = now_ns();
+          if (!send_message(a[0], msg, std::span<const int>(&fd, 1))) return 1;
+          auto m = receive_message(a[0], buf, 1);
+          if (!m || m->status != RecvStatus::message) return 1;
+          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 2000.0);
+        }
+        return 0;
+      },
+      ping_cpu);
+  for (int fd : {a[0], a[1], b[0], b[1]}) ::close(fd);
+  if (!bench::wait_ok(ping)) die("relay hop: ping failed");
+  bench::wait_ok(pong);
+  bench::wait_ok(relay);
   return samples.values();
 }
 
@@ -185,6 +258,7 @@ void s1(Results& results, const bench::Options& o) {
                   bench::percentile(v, 0.99), "us", v.size());
     };
     add("direct SEQPACKET hop with one fd", direct_hop(n, p.ping_cpu, p.pong_cpu));
+    add("through a forwarding process (any broker's floor)", relay_hop(n, p.ping_cpu, p.pong_cpu));
     add("shmfd broker, pool", broker_hop(n, p.ping_cpu, p.pong_cpu, true));
     add("shmfd broker, sealed memfd per message", broker_hop(n / 2, p.ping_cpu, p.pong_cpu, false));
   }
