@@ -56,100 +56,58 @@ void must(const Status& s, const char* what) {
 constexpr std::size_t kSmall = 64;
 constexpr std::uint64_t kWarmup = 200;
 
-// Two processes on a SEQPACKET socketpair; each message is 64 bytes and one fd (a memfd).
-std::vector<double> direct_hop(std::uint64_t iterations, int ping_cpu, int pong_cpu) {
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
+// Receives one message with its fd from `from` and sends both on to `to`; false at the end.
+bool forward(int from, int to, std::vector<std::byte>& buf) {
+  auto m = receive_message(from, buf, 1);
+  if (!m || m->status != RecvStatus::message) return false;
+  const int fd = m->fds.empty() ? -1 : m->fds[0].get();
+  return send_message(to, std::span(buf).first(m->size), std::span<const int>(&fd, 1)).has_value();
+}
+
+// Ping-pong of 64-byte messages, each with one fd (a memfd), over SEQPACKET sockets: directly
+// between two processes, or `relayed` through a third process that only forwards each message
+// and its fd. Relayed is two hops each way, the floor of any design that routes through a
+// broker.
+std::vector<double> raw_hop(std::uint64_t iterations, int ping_cpu, int pong_cpu, bool relayed) {
+  int a[2], b[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a) != 0) die("socketpair");
+  if (relayed && ::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b) != 0) die("socketpair");
+  const int pong_socket = relayed ? b[1] : a[1];
+  // Each process keeps its own sockets, so that a peer's exit reads as end of file.
+  const auto keep_only = [&](std::initializer_list<int> mine) {
+    for (int fd : {a[0], a[1], b[0], b[1]}) {
+      if (fd >= 0 && std::find(mine.begin(), mine.end(), fd) == mine.end()) ::close(fd);
+    }
+  };
   SharedSamples samples(iterations);
+  pid_t relay = -1;
+  if (relayed) {
+    relay = bench::spawn(
+        [&] {
+          keep_only({a[1], b[0]});
+          std::vector<std::byte> buf(256);
+          pollfd fds[2] = {{a[1], POLLIN, 0}, {b[0], POLLIN, 0}};
+          for (;;) {
+            if (::poll(fds, 2, -1) < 0) return 1;
+            for (int i = 0; i < 2; ++i) {
+              if (fds[i].revents != 0 && !forward(fds[i].fd, fds[1 - i].fd, buf)) return 0;
+            }
+          }
+        },
+        ping_cpu == pong_cpu ? ping_cpu : -1);
+  }
   const pid_t pong = bench::spawn(
       [&] {
-        ::close(sv[0]);
+        keep_only({pong_socket});
         std::vector<std::byte> buf(256);
-        for (;;) {
-          auto m = receive_message(sv[1], buf, 1);
-          if (!m || m->status != RecvStatus::message) return 0;
-          const int fd = m->fds.empty() ? -1 : m->fds[0].get();
-          if (!send_message(sv[1], std::span(buf).first(m->size), std::span<const int>(&fd, 1))) {
-            return 1;
-          }
-        }
-      },
-      pong_cpu);
-  const pid_t ping = bench::spawn(
-      [&] {
-        ::close(sv[1]);
-        auto memfd = must(create_memfd("ping", 4096), "memfd");
-        const int fd = memfd.get();
-        std::vector<std::byte> msg(kSmall, std::byte{7}), buf(256);
-        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
-          const std::uint64_t t0 = now_ns();
-          if (!send_message(sv[0], msg, std::span<const int>(&fd, 1))) return 1;
-          auto m = receive_message(sv[0], buf, 1);
-          if (!m || m->status != RecvStatus::message) return 1;
-          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 2000.0);
+        while (forward(pong_socket, pong_socket, buf)) {
         }
         return 0;
       },
-      ping_cpu);
-  ::close(sv[0]);
-  ::close(sv[1]);
-  if (!bench::wait_ok(ping)) die("direct hop: ping failed");
-  bench::wait_ok(pong);
-  return samples.values();
-}
-
-// The same ping-pong through a third process that only forwards each message and its fd:
-// two hops each way, the floor of any design that routes through a broker.
-std::vector<double> relay_hop(std::uint64_t iterations, int ping_cpu, int pong_cpu) {
-  int a[2], b[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a) != 0) die("socketpair");
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b) != 0) die("socketpair");
-  SharedSamples samples(iterations);
-  const auto echo = [](int socket) {
-    std::vector<std::byte> buf(256);
-    for (;;) {
-      auto m = receive_message(socket, buf, 1);
-      if (!m || m->status != RecvStatus::message) return 0;
-      const int fd = m->fds.empty() ? -1 : m->fds[0].get();
-      if (!send_message(socket, std::span(buf).first(m->size), std::span<const int>(&fd, 1))) {
-        return 1;
-      }
-    }
-  };
-  const pid_t relay = bench::spawn(
-      [&] {
-        ::close(a[0]);
-        ::close(b[1]);
-        std::vector<std::byte> buf(256);
-        pollfd fds[2] = {{a[1], POLLIN, 0}, {b[0], POLLIN, 0}};
-        for (;;) {
-          if (::poll(fds, 2, -1) < 0) return 1;
-          for (int i = 0; i < 2; ++i) {
-            if (fds[i].revents == 0) continue;
-            auto m = receive_message(fds[i].fd, buf, 1);
-            if (!m || m->status != RecvStatus::message) return 0;
-            const int fd = m->fds.empty() ? -1 : m->fds[0].get();
-            if (!send_message(fds[1 - i].fd, std::span(buf).first(m->size),
-                              std::span<const int>(&fd, 1))) {
-              return 1;
-            }
-          }
-        }
-      },
-      ping_cpu == pong_cpu ? ping_cpu : -1);
-  const pid_t pong = bench::spawn(
-      [&] {
-        ::close(a[0]);
-        ::close(a[1]);
-        ::close(b[0]);
-        return echo(b[1]);
-      },
       pong_cpu);
   const pid_t ping = bench::spawn(
       [&] {
-        ::close(a[1]);
-        ::close(b[0]);
-        ::close(b[1]);
+        keep_only({a[0]});
         auto memfd = must(create_memfd("ping", 4096), "memfd");
         const int fd = memfd.get();
         std::vector<std::byte> msg(kSmall, std::byte{7}), buf(256);
@@ -163,10 +121,10 @@ std::vector<double> relay_hop(std::uint64_t iterations, int ping_cpu, int pong_c
         return 0;
       },
       ping_cpu);
-  for (int fd : {a[0], a[1], b[0], b[1]}) ::close(fd);
-  if (!bench::wait_ok(ping)) die("relay hop: ping failed");
+  keep_only({});
+  if (!bench::wait_ok(ping)) die(relayed ? "relayed hop: ping failed" : "direct hop: ping failed");
   bench::wait_ok(pong);
-  bench::wait_ok(relay);
+  if (relayed) bench::wait_ok(relay);
   return samples.values();
 }
 
@@ -257,8 +215,8 @@ void s1(Results& results, const bench::Options& o) {
       results.add("S1", p.variant, name, "half round trip", "us", bench::median(v),
                   bench::percentile(v, 0.99), "us", v.size());
     };
-    add("direct SEQPACKET hop with one fd", direct_hop(n, p.ping_cpu, p.pong_cpu));
-    add("through a forwarding process (any broker's floor)", relay_hop(n, p.ping_cpu, p.pong_cpu));
+    add("direct SEQPACKET hop with one fd", raw_hop(n, p.ping_cpu, p.pong_cpu, false));
+    add("relayed SEQPACKET hop (any broker's floor)", raw_hop(n, p.ping_cpu, p.pong_cpu, true));
     add("shmfd broker, pool", broker_hop(n, p.ping_cpu, p.pong_cpu, true));
     add("shmfd broker, sealed memfd per message", broker_hop(n / 2, p.ping_cpu, p.pong_cpu, false));
   }
