@@ -143,6 +143,7 @@ void Client::close(const std::string& why) {
   broker_.log().info(describe() + " disconnected: " + why);
   leave_topics();
   replies_.clear();
+  stalled_.reset();
   if (socket_.is_open()) {
     // Closing with unread messages makes the kernel report ECONNRESET to the client before
     // the replies already sent to it, so it could not read why it was cut off. Stop it
@@ -171,6 +172,15 @@ void Client::wake_reader() {
   reader_wake_.cancel();
 }
 void Client::wake_writer() {
+  // With the write loop parked and nothing stalled before it, send right here: the message
+  // leaves without a trip through the scheduler (and its epoll_wait). Not while handling this
+  // client's own message: a reply to it must leave after the fds it carried are closed, so a
+  // refused producer knows the broker holds none of them.
+  if (writer_idle_ && !stalled_ && !flushing_ && !handling_ && !closed_ && !writer_gone_ &&
+      !close_after_replies_) {
+    flush_now();
+    return;
+  }
   writer_wake_.cancel();
 }
 
@@ -201,7 +211,9 @@ asio::awaitable<void> Client::read_loop() {
       break;
     }
     if (!within_rate()) continue;  // its fds close here
+    handling_ = true;
     handle(buffer.bytes(received->size), std::move(received->fds));
+    handling_ = false;
   }
 }
 
@@ -237,23 +249,43 @@ bool Client::within_pinned_limit(std::uint64_t bytes, const std::string& topic,
   return false;
 }
 
+void Client::flush_now() {
+  flushing_ = true;
+  for (;;) {
+    Outgoing out;
+    if (!next_outgoing(out.words, out.fd, out.keep)) break;
+    const auto fds = out.fd >= 0 ? std::span<const int>(&out.fd, 1) : std::span<const int>();
+    auto sent =
+        send_message(socket_.native_handle(), as_bytes(out.words), fds, IoMode::non_blocking);
+    if (sent && *sent == SendStatus::sent) continue;
+    // Would block, or failed: the write loop waits for room, or reports the failure.
+    stalled_ = std::move(out);
+    writer_wake_.cancel();
+    break;
+  }
+  flushing_ = false;
+}
+
 asio::awaitable<void> Client::write_loop() {
   while (!closed_) {
-    kj::Array<capnp::word> words;
-    int fd = -1;
-    std::shared_ptr<const void> keep;  // holds `fd` open until the send completes
-    if (!next_outgoing(words, fd, keep)) {
+    Outgoing out;  // out.keep holds out.fd open until the send completes
+    if (stalled_) {
+      out = std::move(*stalled_);
+      stalled_.reset();
+    } else if (!next_outgoing(out.words, out.fd, out.keep)) {
       if (close_after_replies_) {
         close("disconnected by the broker");
         break;
       }
       writer_wake_.expires_at(asio::steady_timer::time_point::max());
       std::error_code ec;
+      writer_idle_ = true;
       co_await writer_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      writer_idle_ = false;
       continue;
     }
-    const auto fds = fd >= 0 ? std::span<const int>(&fd, 1) : std::span<const int>();
-    auto sent = co_await async_send_message(socket_, as_bytes(words), fds, asio::use_awaitable);
+    const auto fds = out.fd >= 0 ? std::span<const int>(&out.fd, 1) : std::span<const int>();
+    auto sent = co_await async_send_message(socket_, as_bytes(out.words), fds, asio::use_awaitable);
     if (closed_) break;
     if (!sent) {
       const Error& e = sent.error();
@@ -263,6 +295,7 @@ asio::awaitable<void> Client::write_loop() {
         // closes at end of file.
         writer_gone_ = true;
         replies_.clear();
+        stalled_.reset();
         if (close_after_replies_) {
           close("gone before reading its final error");  // its reader has stopped already
           break;

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -96,6 +97,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // (preceded, the first time a pool is used, by its PoolAttach). `fd` is -1 or the fd to
   // send, kept open by `keep`.
   bool next_outgoing(kj::Array<capnp::word>& words, int& fd, std::shared_ptr<const void>& keep);
+  // Sends what next_outgoing() has while the socket takes it without blocking; the first
+  // message it does not take becomes stalled_, for the write loop.
+  void flush_now();
   void leave_topics();
   void released(Subscription& sub);
 
@@ -118,6 +122,15 @@ class Client : public std::enable_shared_from_this<Client> {
   double rate_budget_ = 0;        // messages it may still send now (a token bucket)
   std::chrono::steady_clock::time_point rate_refill_;
   std::deque<kj::Array<capnp::word>> replies_;
+  struct Outgoing {
+    kj::Array<capnp::word> words;
+    int fd = -1;
+    std::shared_ptr<const void> keep;  // holds `fd` open until it is sent
+  };
+  std::optional<Outgoing> stalled_;  // taken by flush_now(), not sent yet: goes first
+  bool writer_idle_ = false;         // the write loop waits for writer_wake_
+  bool flushing_ = false;
+  bool handling_ = false;  // read_loop is handling a message of this client
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;
   std::size_t next_subscription_ = 0;  // round-robin position for fairness between topics
   std::set<Topic*> produced_;
