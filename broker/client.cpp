@@ -188,9 +188,18 @@ asio::awaitable<void> Client::read_loop() {
   MessageBuffer buffer(broker_.options().limits.max_message_bytes);
   while (!closed_ && !close_after_replies_) {
     // Block-producer backpressure: while a subscriber of one of our topics is full, leave our
-    // messages in the socket; the producer's sends then block in its own process.
-    while (!closed_ && must_hold_producer()) {
-      reader_wake_.expires_at(asio::steady_timer::time_point::max());
+    // messages in the socket; the producer's sends then block in its own process. The
+    // --max-message-rate works the same way: past it, the next message waits in the socket
+    // until the client's budget has room again. Nothing is lost, and nothing is read early.
+    for (;;) {
+      if (closed_) break;
+      if (must_hold_producer()) {
+        reader_wake_.expires_at(asio::steady_timer::time_point::max());
+      } else if (const auto wait = time_until_rate_allows(); wait.count() > 0) {
+        reader_wake_.expires_after(wait);
+      } else {
+        break;
+      }
       std::error_code ec;
       co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
@@ -210,30 +219,25 @@ asio::awaitable<void> Client::read_loop() {
       close("connection closed by the client");
       break;
     }
-    if (!within_rate()) continue;  // its fds close here
+    if (broker_.options().limits.max_message_rate != 0) rate_budget_ -= 1.0;
     handling_ = true;
     handle(buffer.bytes(received->size), std::move(received->fds));
     handling_ = false;
   }
 }
 
-bool Client::within_rate() {
+std::chrono::nanoseconds Client::time_until_rate_allows() {
   const std::uint64_t rate = broker_.options().limits.max_message_rate;
-  if (rate == 0) return true;
+  if (rate == 0) return std::chrono::nanoseconds(0);
   const double per_second = static_cast<double>(rate);
   const auto now = std::chrono::steady_clock::now();
   const std::chrono::duration<double> elapsed = now - rate_refill_;
   rate_refill_ = now;
-  // At most one second's worth is saved up: bursts up to the rate pass.
+  // At most one second's worth is saved up: bursts up to the rate pass at once.
   rate_budget_ = std::min(per_second, rate_budget_ + elapsed.count() * per_second);
-  if (rate_budget_ >= 1.0) {
-    rate_budget_ -= 1.0;
-    return true;
-  }
-  refuse(Code::LIMIT_EXCEEDED, "more than " + std::to_string(rate) +
-                                   " messages in a second (the broker's --max-message-rate); "
-                                   "this one was dropped");
-  return false;
+  if (rate_budget_ >= 1.0) return std::chrono::nanoseconds(0);
+  const double seconds = (1.0 - rate_budget_) / per_second;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9) + 1);
 }
 
 bool Client::within_pinned_limit(std::uint64_t bytes, const std::string& topic,

@@ -91,8 +91,8 @@ class Client : public std::enable_shared_from_this<Client> {
   bool must_hold_producer() const;
   // Charges `bytes` more to this client's account, or refuses naming --max-pinned-bytes.
   bool within_pinned_limit(std::uint64_t bytes, const std::string& topic, std::uint64_t sequence);
-  // Takes one message from this client's --max-message-rate budget, or refuses the message.
-  bool within_rate();
+  // Refills this client's --max-message-rate budget; how long until it holds a whole message.
+  std::chrono::nanoseconds time_until_rate_allows();
   // The next message for the writer: a reply, else a frame or end of stream of a subscription
   // (preceded, the first time a pool is used, by its PoolAttach). `fd` is -1 or the fd to
   // send, kept open by `keep`.
@@ -119,7 +119,7 @@ class Client : public std::enable_shared_from_this<Client> {
   AccountPtr account_ = std::make_shared<Account>();
   std::uint32_t slots_held_ = 0;  // pool frames delivered and not released
   bool told_slots_held_ = false;  // the client was told it is at --max-slots-held
-  double rate_budget_ = 0;        // messages it may still send now (a token bucket)
+  double rate_budget_ = 0;        // messages the broker may read from it now (a token bucket)
   std::chrono::steady_clock::time_point rate_refill_;
   std::deque<kj::Array<capnp::word>> replies_;
   struct Outgoing {

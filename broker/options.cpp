@@ -66,8 +66,8 @@ layout before a consumer sees it.
   --max-queued-messages N    replies waiting for a client that does not read them before
                              it is disconnected (default: )" +
          std::to_string(d.max_pending_replies) + R"()
-  --max-message-rate N       messages per second read from one client, 0 for no limit
-                             (default: )" +
+  --max-message-rate N       messages per second the broker reads from one client; the
+                             rest wait in its socket (0: no limit; default: )" +
          std::to_string(d.max_message_rate) + R"()
   --max-pool-slots N         slots per pool (default: )" +
          std::to_string(d.max_pool_slots) + R"()

@@ -37,8 +37,9 @@ struct Limits {
   // Pool slots one consumer may hold (delivered, not yet released) over all its subscriptions.
   // At the limit the broker stops delivering pool frames to it until it releases one.
   std::uint32_t max_slots_held = 256;
-  // Messages one client may send per second (bursts of up to a second's worth pass); each one
-  // past it is refused, a strike towards max_errors_per_client. 0: unlimited.
+  // Messages the broker reads from one client per second (bursts of up to a second's worth
+  // pass at once); past it, the client's messages wait in its socket, and its sends block like
+  // any other backpressure. Nothing is refused or lost. 0: unlimited.
   std::uint64_t max_message_rate = 100000;
   std::uint32_t max_pool_slots = 1024;
   // A consumer holding a pool slot longer than this is reported (0: never); with
