@@ -108,8 +108,8 @@ void Broker::shutdown() {
   std::error_code ignored;
   listener_.close(ignored);
   hold_check_.cancel();
-  auto clients = clients_;  // close() removes each from clients_
-  for (auto& [id, client] : clients) client->close("broker shutting down");
+  auto clients = clients_;  // close_now() removes each from clients_
+  for (auto& [id, client] : clients) client->close_now("broker shutting down");
 }
 
 void Broker::accept_loop() {

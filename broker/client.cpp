@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
@@ -63,12 +64,22 @@ std::string message_name(proto::Message::Which which) {
       return "Introspect";
     case M::BROKER_STATE:
       return "BrokerState";
+    case M::UNSUBSCRIBE:
+      return "Unsubscribe";
+    case M::UNSUBSCRIBED:
+      return "Unsubscribed";
+    case M::UNADVERTISE:
+      return "Unadvertise";
+    case M::UNADVERTISED:
+      return "Unadvertised";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
 
-std::string printable(std::string_view text) {
-  std::string out(text.substr(0, kMaxClientName));
+// A peer's text made safe for a log line or an Error: at most `max` bytes, each byte outside
+// printable ASCII (NUL among them) shown as '?'.
+std::string printable(std::string_view text, std::size_t max = kMaxTopicLength) {
+  std::string out(text.substr(0, max));
   for (char& c : out) {
     if (c < ' ' || c > '~') c = '?';
   }
@@ -138,11 +149,19 @@ void Client::start() {
 }
 
 void Client::close(const std::string& why) {
+  if (closed_ || close_requested_) return;
+  close_requested_ = true;
+  reader_wake_.cancel();  // a reader held back by backpressure or the rate limit stops now
+  asio::post(broker_.io(), [self = shared_from_this(), why] { self->close_now(why); });
+}
+
+void Client::close_now(const std::string& why) {
   if (closed_) return;
   closed_ = true;
   broker_.log().info(describe() + " disconnected: " + why);
   leave_topics();
   replies_.clear();
+  slot_frees_.clear();
   stalled_.reset();
   if (socket_.is_open()) {
     // Closing with unread messages makes the kernel report ECONNRESET to the client before
@@ -176,8 +195,8 @@ void Client::wake_writer() {
   // leaves without a trip through the scheduler (and its epoll_wait). Not while handling this
   // client's own message: a reply to it must leave after the fds it carried are closed, so a
   // refused producer knows the broker holds none of them.
-  if (writer_idle_ && !stalled_ && !flushing_ && !handling_ && !closed_ && !writer_gone_ &&
-      !close_after_replies_) {
+  if (writer_idle_ && !stalled_ && !flushing_ && !handling_ && !closed_ && !close_requested_ &&
+      !writer_gone_ && !close_after_replies_) {
     flush_now();
     return;
   }
@@ -186,13 +205,13 @@ void Client::wake_writer() {
 
 asio::awaitable<void> Client::read_loop() {
   MessageBuffer buffer(broker_.options().limits.max_message_bytes);
-  while (!closed_ && !close_after_replies_) {
+  while (!closed_ && !close_requested_ && !close_after_replies_) {
     // Block-producer backpressure: while a subscriber of one of our topics is full, leave our
     // messages in the socket; the producer's sends then block in its own process. The
     // --max-message-rate works the same way: past it, the next message waits in the socket
     // until the client's budget has room again. Nothing is lost, and nothing is read early.
     for (;;) {
-      if (closed_) break;
+      if (closed_ || close_requested_) break;
       if (must_hold_producer()) {
         reader_wake_.expires_at(asio::steady_timer::time_point::max());
       } else if (const auto wait = time_until_rate_allows(); wait.count() > 0) {
@@ -203,13 +222,15 @@ asio::awaitable<void> Client::read_loop() {
       std::error_code ec;
       co_await reader_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     }
-    if (closed_) break;
+    if (closed_ || close_requested_) break;
     auto received = co_await async_receive_message(socket_, buffer.bytes(), 1, asio::use_awaitable);
     if (closed_) break;
     if (!received) {
       const Error& e = received.error();
       if (e.is(Errc::fds_truncated) || e.is(Errc::message_truncated) || e.is(Errc::empty_message)) {
-        refuse(Code::LIMIT_EXCEEDED, e.message());  // every fd it carried is closed already
+        // Every fd it carried is closed already.
+        refuse(e.is(Errc::empty_message) ? Code::MALFORMED_MESSAGE : wire_error_code(e),
+               e.message());
         continue;
       }
       close("receive failed: " + e.message());
@@ -319,13 +340,13 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
     const auto which = m.which();
     if (!greeted_ && which != M::HELLO) {
       close_after_replies_ = true;
-      refuse(Code::MALFORMED_MESSAGE,
+      refuse(Code::UNEXPECTED_MESSAGE,
              "the first message must be Hello, not " + message_name(which));
       return {};
     }
     if (which != M::PUBLISH && which != M::REGISTER_POOL && !fds.empty()) {
-      refuse(Code::MALFORMED_MESSAGE, message_name(which) + " takes no fds; the " +
-                                          std::to_string(fds.size()) + " attached were closed");
+      refuse(Code::WRONG_FD_COUNT, message_name(which) + " takes no fds; the " +
+                                       std::to_string(fds.size()) + " attached were closed");
       return {};  // `fds` closes them
     }
     switch (which) {
@@ -350,8 +371,14 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
       case M::INTROSPECT:
         on_introspect();
         break;
+      case M::UNSUBSCRIBE:
+        on_unsubscribe(m.getUnsubscribe());
+        break;
+      case M::UNADVERTISE:
+        on_unadvertise(m.getUnadvertise());
+        break;
       default:
-        refuse(Code::MALFORMED_MESSAGE, "clients do not send " + message_name(which));
+        refuse(Code::UNEXPECTED_MESSAGE, "clients do not send " + message_name(which));
         break;
     }
     return {};
@@ -361,23 +388,25 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
 
 void Client::on_hello(proto::Hello::Reader hello) {
   if (greeted_) {
-    refuse(Code::MALFORMED_MESSAGE, "Hello sent twice");
+    refuse(Code::UNEXPECTED_MESSAGE, "Hello sent twice");
     return;
   }
-  const std::uint32_t version = hello.getVersion();
-  if (version != kProtocolVersion) {
+  // The client names the newest version it speaks; the connection uses the newest both speak.
+  const std::uint32_t version = std::min(hello.getVersion(), kProtocolVersion);
+  if (version < kMinProtocolVersion) {
     close_after_replies_ = true;
-    refuse(Code::PROTOCOL_VERSION, "client speaks protocol version " + std::to_string(version) +
-                                       ", this broker speaks version " +
-                                       std::to_string(kProtocolVersion));
+    refuse(Code::PROTOCOL_VERSION,
+           "client speaks protocol version " + std::to_string(hello.getVersion()) +
+               ", this broker speaks versions " + std::to_string(kMinProtocolVersion) + " to " +
+               std::to_string(kProtocolVersion));
     return;
   }
-  name_ = printable(hello.getClientName().cStr());
+  name_ = printable(view(hello.getClientName()), kMaxClientName);
   greeted_ = true;
   linger_.cancel();  // the Hello deadline
   ControlMessageBuilder message;
   auto welcome = message.initRoot<proto::Message>().initWelcome();
-  welcome.setVersion(kProtocolVersion);
+  welcome.setVersion(version);
   welcome.setMaxMessageBytes(
       static_cast<std::uint32_t>(broker_.options().limits.max_message_bytes));
   welcome.setMaxFdsPerMessage(1);
@@ -386,11 +415,11 @@ void Client::on_hello(proto::Hello::Reader hello) {
 }
 
 void Client::on_advertise(proto::Advertise::Reader advertise) {
-  const std::string name = advertise.getTopic().cStr();
+  const std::string name = text_of(advertise.getTopic());
   const auto kind = advertise.getKind();
   auto guarantee = guarantee_from_proto(advertise.getGuarantee());
   if (auto ok = check_topic_name(name); !ok)
-    return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+    return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
   if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
   if (static_cast<unsigned>(kind) > static_cast<unsigned>(LayoutKind::TENSOR)) {
     return refuse(Code::MALFORMED_MESSAGE,
@@ -401,13 +430,31 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
   if (t != nullptr && t->producer != nullptr && t->producer != this &&
       t->producer->hung_up_with_nothing_unread()) {
     // A producer restarted after a crash often advertises before the broker has read the
-    // old connection's end of file: that one is gone, let the new one take over now.
-    t->producer->close("hung up (noticed when " + describe() + " advertised '" + name + "')");
+    // old connection's end of file: that one is gone, let the new one take over now. The old
+    // client gives the topic up here and is closed after this event.
+    Client* old = t->producer;
+    const std::string why = "hung up (noticed when " + describe() + " advertised '" + name + "')";
+    old->stop_producing(t, "the producer, " + old->describe() + ", left");
+    old->close(why);
   }
   auto topic = broker_.topic(name);  // the old producer's leaving may have removed the topic
   if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
   t = *topic;
-  if (t->producer != nullptr && t->producer != this) {
+  if (t->producer == this) {
+    // Advertising again is harmless when nothing changes; a topic's kind and guarantee are
+    // fixed while it has a producer, since subscribers and pools rely on them.
+    if (t->kind != kind || t->guarantee != *guarantee) {
+      return refuse(Code::ALREADY_ADVERTISED,
+                    "this client already produces '" + name + "' as " +
+                        std::string(to_string(t->kind)) + ", " +
+                        std::string(to_string(t->guarantee)) + "; Unadvertise it to change that",
+                    name);
+    }
+    ControlMessageBuilder again;
+    again.initRoot<proto::Message>().initAdvertised().setTopic(name);
+    return reply(again);
+  }
+  if (t->producer != nullptr) {
     // A state conflict, not misbehaviour: it counts no strike (the rate limit bounds retries).
     return refuse(Code::TOPIC_TAKEN,
                   "topic '" + name + "' already has a producer: " + t->producer->describe(), name,
@@ -416,6 +463,7 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
   t->producer = this;
   t->kind = kind;
   t->guarantee = *guarantee;
+  t->last_sequence = 0;  // sequences are the producer's: a new one starts afresh
   produced_.insert(t);
   ControlMessageBuilder message;
   message.initRoot<proto::Message>().initAdvertised().setTopic(name);
@@ -425,21 +473,23 @@ void Client::on_advertise(proto::Advertise::Reader advertise) {
 }
 
 void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
-  const std::string name = subscribe.getTopic().cStr();
+  const std::string name = text_of(subscribe.getTopic());
   const auto policy = subscribe.getBackpressure();
   const Limits& limits = broker_.options().limits;
   if (auto ok = check_topic_name(name); !ok)
-    return refuse(Code::MALFORMED_MESSAGE, ok.error().message(), name);
+    return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
   if (policy != Backpressure::DROP_OLDEST && policy != Backpressure::BLOCK_PRODUCER) {
     return refuse(Code::MALFORMED_MESSAGE,
                   "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)),
                   name);
   }
   if (!permitted(Right::subscribe, name)) return;
-  if (subscriptions_.count(name) != 0) {
-    return refuse(Code::MALFORMED_MESSAGE, "already subscribed to '" + name + "'", name);
+  auto existing = subscriptions_.find(name);
+  if (existing != subscriptions_.end() && existing->second->topic != nullptr) {
+    return refuse(Code::ALREADY_SUBSCRIBED, "already subscribed to '" + name + "'", name);
   }
-  if (subscriptions_.size() >= limits.max_subscriptions_per_client) {
+  if (existing == subscriptions_.end() &&
+      subscriptions_.size() >= limits.max_subscriptions_per_client) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "a client may hold at most " +
                       std::to_string(limits.max_subscriptions_per_client) +
@@ -451,7 +501,9 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
       requested == 0 ? limits.default_queue_depth : std::min(requested, limits.max_queue_depth);
   // A block-producer queue can hold one frame past its depth (the one read before it filled).
   std::size_t queued = depth + 1;
-  for (const auto& [_, sub] : subscriptions_) queued += sub->depth + 1;
+  for (const auto& [other, sub] : subscriptions_) {
+    if (other != name) queued += sub->depth + 1;
+  }
   if (queued > limits.max_queued_fds_per_client) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "queue depth " + std::to_string(depth) + " would let this client have " +
@@ -462,14 +514,17 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
   auto topic = broker_.topic(name);
   if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
 
-  auto sub = std::make_unique<Subscription>();
-  sub->topic = *topic;
-  sub->client = this;
-  sub->depth = depth;
-  sub->policy = policy;
-  Subscription& s = *sub;
-  (*topic)->subscribers.push_back(sub.get());
-  subscriptions_.emplace(name, std::move(sub));
+  // Subscribing again after Unsubscribe takes up the old entry: the frames it still holds
+  // stay held, and count against the new depth.
+  if (existing == subscriptions_.end()) {
+    existing = subscriptions_.emplace(name, std::make_unique<Subscription>()).first;
+  }
+  Subscription& s = *existing->second;
+  s.topic = *topic;
+  s.client = this;
+  s.depth = depth;
+  s.policy = policy;
+  (*topic)->subscribers.push_back(&s);
 
   ControlMessageBuilder message;
   auto subscribed = message.initRoot<proto::Message>().initSubscribed();
@@ -483,7 +538,7 @@ void Client::on_subscribe(proto::Subscribe::Reader subscribe) {
 }
 
 void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds) {
-  const std::string name = publish.getTopic().cStr();
+  const std::string name = text_of(publish.getTopic());
   const auto frame = publish.getFrame();
   const std::uint64_t sequence = frame.getSequence();
   const std::uint64_t timestamp = frame.getTimestampNs();
@@ -492,28 +547,39 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
 
   Topic* t = broker_.find_topic(name);
   if (t == nullptr || t->producer != this) {
-    return refuse(Code::UNKNOWN_TOPIC, "publish on '" + name + "' without advertising it", name,
-                  sequence);
+    return refuse(Code::UNKNOWN_TOPIC,
+                  "publish on '" + printable(name) + "', which this client has not advertised",
+                  printable(name), sequence);
+  }
+  if (!layout)
+    return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
+  if (sequence == 0 || sequence <= t->last_sequence) {
+    // Releases name a frame by (topic, sequence): two frames held under one sequence could
+    // not be told apart, and 0 means "no frame" in an Error.
+    return refuse(Code::BAD_SEQUENCE,
+                  "frame sequence " + std::to_string(sequence) +
+                      (sequence == 0 ? std::string(" is reserved; sequences start at 1")
+                                     : " is not greater than this producer's last on '" + name +
+                                           "', " + std::to_string(t->last_sequence)),
+                  name, sequence);
   }
   if (frame.getPool() != 0) {
     if (!fds.empty()) {
-      return refuse(Code::MALFORMED_MESSAGE, "a frame in a pool slot carries no fd", name,
-                    sequence);
+      return refuse(Code::WRONG_FD_COUNT,
+                    "a frame in a pool slot carries no fd; the " + std::to_string(fds.size()) +
+                        " attached were closed",
+                    name, sequence);
     }
-    if (!layout)
-      return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
     return publish_slot(*t, frame, *layout);
   }
   if (fds.size() != 1) {
     return refuse(
-        Code::MALFORMED_MESSAGE,
+        Code::WRONG_FD_COUNT,
         "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()), name,
         sequence);
   }
   auto index = fd_index(fd_number, fds.size());
-  if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name, sequence);
-  if (!layout)
-    return refuse(wire_error_code(layout.error()), layout.error().message(), name, sequence);
+  if (!index) return refuse(Code::WRONG_FD_COUNT, index.error().message(), name, sequence);
   if (layout_kind(*layout) != t->kind) {
     return refuse(Code::INVALID_LAYOUT,
                   "topic '" + name + "' carries " + std::string(to_string(t->kind)) +
@@ -527,38 +593,52 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   if (!verified) {
     return refuse(wire_error_code(verified.error()), verified.error().message(), name, sequence);
   }
-  if (!t->subscribers.empty() || broker_.options().keep_last_frame) {
-    // Only a frame the broker keeps pins memory (with no subscriber it is closed right away).
-    if (!within_pinned_limit(verified->size, name, sequence)) return;
+  const bool kept = !t->subscribers.empty() || broker_.options().keep_last_frame;
+  // Only a frame the broker keeps pins memory (with no subscriber it is closed right away).
+  if (kept && !within_pinned_limit(verified->size, name, sequence)) return;
+  t->last_sequence = sequence;
+  ++t->frames;
+  t->bytes += *extent;
+  if (!kept) {
+    // Its last close may free the whole buffer: off the event loop when that is slow.
+    DeferredFd(std::move(fds[*index]), broker_.closer(), verified->size);
+    return;
+  }
+  // Consumers get a read-only open of the memfd of the broker's own, not the producer's file
+  // description: it cannot write whatever the seals, and shares no flags with the producer's.
+  auto read_only = reopen_read_only(fds[*index].get());
+  if (!read_only) {
+    return refuse(wire_error_code(read_only.error()), read_only.error().message(), name,
+                  sequence);
   }
 
   auto record = std::make_shared<FrameRecord>();
-  record->fd = DeferredFd(std::move(fds[*index]), broker_.closer(), verified->size);
+  record->fd = DeferredFd(std::move(*read_only), broker_.closer(), verified->size);
   record->layout = *layout;
   record->sequence = sequence;
   record->timestamp_ns = timestamp;
   record->bytes = verified->size;
   record->charge = Charge(account_, verified->size);
-  ++t->frames;
-  t->bytes += *extent;
   FramePtr shared = std::move(record);
   if (broker_.options().keep_last_frame) t->last = shared;  // fd frames only: never a pool slot
   for (Subscription* sub : t->subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
 }
 
 void Client::on_release(proto::Release::Reader release) {
-  const std::string name = release.getTopic().cStr();
+  const std::string name = text_of(release.getTopic());
   const std::uint64_t sequence = release.getSequence();
   auto it = subscriptions_.find(name);
   if (it == subscriptions_.end()) {
-    return refuse(Code::UNKNOWN_TOPIC, "release on '" + name + "', which is not subscribed", name,
-                  sequence);
+    return refuse(Code::NOT_SUBSCRIBED,
+                  "release on '" + printable(name) +
+                      "', where this client is not subscribed and holds no frame",
+                  printable(name), sequence);
   }
   auto& in_flight = it->second->in_flight;
   auto frame = std::find_if(in_flight.begin(), in_flight.end(),
                             [sequence](const InFlight& f) { return f.sequence == sequence; });
   if (frame == in_flight.end()) {
-    return refuse(Code::MALFORMED_MESSAGE,
+    return refuse(Code::NOT_HELD,
                   "release of frame " + std::to_string(sequence) + " on '" + name +
                       "', which this client does not hold",
                   name, sequence);
@@ -567,20 +647,81 @@ void Client::on_release(proto::Release::Reader release) {
     told_slots_held_ = false;
   }
   in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
+  if (it->second->topic == nullptr && in_flight.empty()) subscriptions_.erase(it);  // unsubscribed
   wake_writer();
 }
 
+void Client::on_unsubscribe(proto::Unsubscribe::Reader unsubscribe) {
+  const std::string name = text_of(unsubscribe.getTopic());
+  auto it = subscriptions_.find(name);
+  if (it == subscriptions_.end() || it->second->topic == nullptr) {
+    return refuse(Code::NOT_SUBSCRIBED,
+                  "unsubscribe from '" + printable(name) + "', where this client is not subscribed",
+                  printable(name));
+  }
+  Subscription& sub = *it->second;
+  Topic* t = sub.topic;
+  std::erase(t->subscribers, &sub);
+  sub.topic = nullptr;
+  sub.pending.clear();  // frames queued here are dropped (a pool slot frees if this held it last)
+  // The consumer may unmap the topic's pools now: a later subscription gets their fds again.
+  std::erase_if(attached_pools_, [&](const auto& pool) { return pool.second == name; });
+  if (sub.in_flight.empty()) subscriptions_.erase(it);
+  if (t->producer != nullptr) t->producer->wake_reader();
+  broker_.release_topic(t);
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnsubscribed().setTopic(name);
+  reply(message);
+  broker_.log().info(describe() + " unsubscribed from '" + name + "'");
+}
+
+void Client::on_unadvertise(proto::Unadvertise::Reader unadvertise) {
+  const std::string name = text_of(unadvertise.getTopic());
+  Topic* t = broker_.find_topic(name);
+  if (t == nullptr || t->producer != this) {
+    return refuse(Code::UNKNOWN_TOPIC,
+                  "unadvertise '" + printable(name) + "', which this client does not produce",
+                  printable(name));
+  }
+  stop_producing(t, "the producer, " + describe() + ", stopped producing it");
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnadvertised().setTopic(name);
+  reply(message);
+  broker_.log().info(describe() + " no longer produces '" + name + "'");
+}
+
+void Client::stop_producing(Topic* t, const std::string& why) {
+  t->producer = nullptr;
+  t->last.reset();
+  for (Subscription* s : t->subscribers) s->client->enqueue(*s, Pending{nullptr, why});
+  produced_.erase(t);
+  // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (it->second->topic != t->name) {
+      ++it;
+      continue;
+    }
+    const std::uint32_t id = it->first;
+    it->second->owner = nullptr;
+    std::erase_if(slot_frees_, [id](const auto& free) { return free.first == id; });
+    it = pools_.erase(it);
+  }
+  broker_.release_topic(t);
+}
+
 void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<UniqueFd>& fds) {
-  const std::string name = reg.getTopic().cStr();
+  const std::string name = text_of(reg.getTopic());
   const std::uint32_t slots = reg.getSlotCount();
   const std::uint64_t slot_size = reg.getSlotSize();
   const Limits& limits = broker_.options().limits;
   Topic* t = broker_.find_topic(name);
   if (t == nullptr || t->producer != this) {
-    return refuse(Code::UNKNOWN_TOPIC, "pool for '" + name + "' without advertising it", name);
+    return refuse(Code::UNKNOWN_TOPIC,
+                  "pool for '" + printable(name) + "', which this client has not advertised",
+                  printable(name));
   }
   if (t->guarantee != Guarantee::pool) {
-    return refuse(Code::MALFORMED_MESSAGE,
+    return refuse(Code::GUARANTEE_MISMATCH,
                   "topic '" + name +
                       "' was advertised with the sealed guarantee; "
                       "pools need the pool guarantee",
@@ -592,8 +733,14 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
                       " pools (--max-pools)",
                   name);
   }
+  if (fds.size() != 1) {
+    return refuse(Code::WRONG_FD_COUNT,
+                  "a RegisterPool carries exactly one fd, this one carried " +
+                      std::to_string(fds.size()),
+                  name);
+  }
   auto index = fd_index(reg.getFd(), fds.size());
-  if (!index) return refuse(Code::MALFORMED_MESSAGE, index.error().message(), name);
+  if (!index) return refuse(Code::WRONG_FD_COUNT, index.error().message(), name);
   if (slots == 0 || slots > limits.max_pool_slots) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "a pool has 1 to " + std::to_string(limits.max_pool_slots) +
@@ -617,15 +764,19 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
                   name);
   }
   if (!within_pinned_limit(verified->size, name, 0)) return;
+  // As for fd frames: consumers get a read-only open of the broker's own.
+  auto read_only = reopen_read_only(fds[*index].get());
+  if (!read_only) return refuse(wire_error_code(read_only.error()), read_only.error().message(), name);
   auto pool = std::make_shared<PoolRecord>();
   pool->charge = Charge(account_, verified->size);
   pool->id = broker_.next_pool_id();
   pool->topic = name;
-  pool->fd = DeferredFd(std::move(fds[*index]), broker_.closer());
+  pool->fd = DeferredFd(std::move(*read_only), broker_.closer());
   pool->slot_count = slots;
   pool->slot_size = slot_size;
   pool->owner = this;
   pool->busy.assign(slots, false);
+  pool->free_queued.assign(slots, false);
   pools_.emplace(pool->id, pool);
 
   ControlMessageBuilder message;
@@ -645,19 +796,19 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
   auto it = pools_.find(id);
   if (it == pools_.end() || it->second->topic != t.name) {
     return refuse(
-        Code::UNKNOWN_TOPIC,
+        Code::UNKNOWN_POOL,
         "pool " + std::to_string(id) + " is not one of this client's pools for '" + t.name + "'",
         t.name, sequence);
   }
   PoolRecord& pool = *it->second;
   if (slot >= pool.slot_count) {
-    return refuse(Code::MALFORMED_MESSAGE,
-                  "slot " + std::to_string(slot) + " of a pool of " +
+    return refuse(Code::UNKNOWN_POOL,
+                  "slot " + std::to_string(slot) + " of pool " + std::to_string(id) + ", a pool of " +
                       std::to_string(pool.slot_count) + " slots",
                   t.name, sequence);
   }
   if (pool.busy[slot]) {
-    return refuse(Code::MALFORMED_MESSAGE,
+    return refuse(Code::SLOT_BUSY,
                   "slot " + std::to_string(slot) + " of pool " + std::to_string(id) +
                       " is still held by a consumer; publish it again only after SlotFree",
                   t.name, sequence);
@@ -677,6 +828,7 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
         sequence);
   }
   pool.busy[slot] = true;
+  t.last_sequence = sequence;
   auto record = std::make_shared<FrameRecord>();
   record->layout = layout;
   record->sequence = sequence;
@@ -725,7 +877,9 @@ void Client::describe_into(proto::ClientInfo::Builder info,
   info.setConnectedNs(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(now - connected_at_).count()));
   info.setProduces(static_cast<std::uint32_t>(produced_.size()));
-  info.setSubscribes(static_cast<std::uint32_t>(subscriptions_.size()));
+  info.setSubscribes(static_cast<std::uint32_t>(std::count_if(
+      subscriptions_.begin(), subscriptions_.end(),
+      [](const auto& entry) { return entry.second->topic != nullptr; })));
   std::uint64_t pinned = 0;
   for (const auto& [name, sub] : subscriptions_) {
     for (const Pending& p : sub->pending) pinned += p.frame ? p.frame->bytes : 0;
@@ -763,11 +917,12 @@ void PoolRecord::release_slot(std::uint32_t slot) {
 }
 
 void Client::slot_free(std::uint32_t pool, std::uint32_t slot) {
-  ControlMessageBuilder message;
-  auto free = message.initRoot<proto::Message>().initSlotFree();
-  free.setPool(pool);
-  free.setSlot(slot);
-  reply(message, /*bounded=*/false);
+  if (closed_ || close_requested_ || writer_gone_) return;
+  auto it = pools_.find(pool);
+  if (it == pools_.end() || it->second->free_queued[slot]) return;  // one notice says it all
+  it->second->free_queued[slot] = true;
+  slot_frees_.emplace_back(pool, slot);
+  wake_writer();
 }
 
 void Client::check_holds(std::chrono::steady_clock::time_point now) {
@@ -809,7 +964,13 @@ void Client::enqueue(Subscription& sub, Pending entry) {
       ++sub.dropped;
     }
   }
-  sub.pending.push_back(std::move(entry));
+  if (entry.frame == nullptr && !sub.pending.empty() && sub.pending.back().frame == nullptr) {
+    // Back-to-back ends of stream (a producer that comes and goes while this consumer does
+    // not read) say no more than the last: keep one, so the queue stays bounded by its depth.
+    sub.pending.back() = std::move(entry);
+  } else {
+    sub.pending.push_back(std::move(entry));
+  }
   wake_writer();
 }
 
@@ -827,6 +988,19 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
   if (!replies_.empty()) {
     words = std::move(replies_.front());
     replies_.pop_front();
+    return true;
+  }
+  while (!slot_frees_.empty() && !close_after_replies_) {
+    const auto [id, slot] = slot_frees_.front();
+    slot_frees_.pop_front();
+    auto pool = pools_.find(id);
+    if (pool == pools_.end()) continue;
+    pool->second->free_queued[slot] = false;
+    ControlMessageBuilder message;
+    auto free = message.initRoot<proto::Message>().initSlotFree();
+    free.setPool(id);
+    free.setSlot(slot);
+    words = encode_message(message);
     return true;
   }
   if (close_after_replies_ || subscriptions_.empty()) return false;
@@ -871,7 +1045,7 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
       attach.setSlotCount(pool.slot_count);
       attach.setSlotSize(pool.slot_size);
       attach.setFd(0);
-      attached_pools_.insert(pool.id);
+      attached_pools_.emplace(pool.id, pool.topic);
       fd = pool.fd.get();
       keep = head->pool;
       words = encode_message(message);
@@ -942,9 +1116,12 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
     reply(last);
     close_after_replies_ = true;
   }
-  if (close_after_replies_ && !closed_) {
-    // Stop routing at once; give the client a moment to read why before the socket closes.
-    leave_topics();
+  if (close_after_replies_ && !closed_ && !close_requested_) {
+    // Stop routing after this event (the caller may still be using this client's state); give
+    // the client a moment to read why before the socket closes.
+    asio::post(broker_.io(), [self = shared_from_this()] {
+      if (!self->closed_) self->leave_topics();
+    });
     wake_writer();
     linger_.expires_after(kLinger);
     linger_.async_wait([self = shared_from_this()](std::error_code ec) {
@@ -953,9 +1130,9 @@ void Client::refuse(proto::ErrorCode code, const std::string& message, const std
   }
 }
 
-void Client::reply(capnp::MessageBuilder& message, bool bounded) {
-  if (closed_ || writer_gone_) return;
-  if (bounded && replies_.size() >= broker_.options().limits.max_pending_replies) {
+void Client::reply(capnp::MessageBuilder& message) {
+  if (closed_ || close_requested_ || writer_gone_) return;
+  if (replies_.size() >= broker_.options().limits.max_pending_replies) {
     close("does not read the broker's replies (" + std::to_string(replies_.size()) +
           " queued, the broker's --max-queued-messages)");
     return;
@@ -965,20 +1142,14 @@ void Client::reply(capnp::MessageBuilder& message, bool bounded) {
 }
 
 void Client::leave_topics() {
-  for (Topic* t : produced_) {
-    t->producer = nullptr;
-    t->last.reset();
-    for (Subscription* s : t->subscribers) {
-      s->client->enqueue(*s, Pending{nullptr, "the producer, " + describe() + ", left"});
-    }
-    broker_.release_topic(t);
-  }
-  produced_.clear();
-  // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
-  for (auto& [id, pool] : pools_) pool->owner = nullptr;
+  const auto produced = produced_;  // stop_producing erases from produced_
+  for (Topic* t : produced) stop_producing(t, "the producer, " + describe() + ", left");
+  for (auto& [id, pool] : pools_) pool->owner = nullptr;  // pools of no topic (none expected)
   pools_.clear();
+  slot_frees_.clear();
   for (auto& [name, sub] : subscriptions_) {
     Topic* t = sub->topic;
+    if (t == nullptr) continue;  // unsubscribed already; only held frames remained
     std::erase(t->subscribers, sub.get());
     if (t->producer != nullptr) t->producer->wake_reader();
     broker_.release_topic(t);

@@ -36,8 +36,13 @@ class Client : public std::enable_shared_from_this<Client> {
   Client(Broker& broker, std::uint64_t id, Socket socket, PeerCredentials credentials);
 
   void start();
-  // Leaves every topic and closes the socket; the coroutines end on their own. Idempotent.
+  // Disconnects the client after the event being handled: no handler, of this client or of
+  // another, ever runs on with state that closing destroyed (its subscriptions, pools, queues).
+  // From the request on, the client is not read and nothing more is queued for it. Idempotent.
   void close(const std::string& why);
+  // Leaves every topic and closes the socket at once; the coroutines end on their own. Only
+  // from outside any handler: the posted step of close(), and Broker::shutdown.
+  void close_now(const std::string& why);
 
   // Called when a subscription of a topic this client produces has drained, so a producer held
   // back by a block-producer subscriber can read on.
@@ -73,6 +78,11 @@ class Client : public std::enable_shared_from_this<Client> {
   void on_subscribe(proto::Subscribe::Reader subscribe);
   void on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   void on_release(proto::Release::Reader release);
+  void on_unsubscribe(proto::Unsubscribe::Reader unsubscribe);
+  void on_unadvertise(proto::Unadvertise::Reader unadvertise);
+  // Gives up `topic`: its subscribers get EndOfStream with `why`, its pools are unregistered
+  // (frames of them still held keep their slots) and the topic is free for another producer.
+  void stop_producing(Topic* topic, const std::string& why);
   void on_introspect();
   // Whether the policy lets this client use `right` on `topic` (root and the broker's uid may
   // do anything); refuses with PERMISSION_DENIED when not.
@@ -82,12 +92,14 @@ class Client : public std::enable_shared_from_this<Client> {
   void publish_slot(Topic& topic, proto::Frame::Reader frame, const Layout& layout);
 
   // A refused request: an Error to the client, a log line, and a strike towards the limit.
-  // `strike`: whether it counts towards max_errors_per_client.
+  // `strike`: whether it counts towards max_errors_per_client. Past the limit the client stops
+  // being routed and is closed, both after the current event, so a caller may go on using its
+  // state (it should still return at once).
   void refuse(proto::ErrorCode code, const std::string& message, const std::string& topic = {},
               std::uint64_t sequence = 0, bool strike = true);
-  // Queues a message for the client. Bounded replies count against max_pending_replies (a
-  // client that does not read is cut off); SlotFree is bounded by the pool's slots instead.
-  void reply(capnp::MessageBuilder& message, bool bounded = true);
+  // Queues a message for the client; past --max-queued-messages the client is closed (after the
+  // event, see close()) for not reading its replies.
+  void reply(capnp::MessageBuilder& message);
   bool must_hold_producer() const;
   // Charges `bytes` more to this client's account, or refuses naming --max-pinned-bytes.
   bool within_pinned_limit(std::uint64_t bytes, const std::string& topic, std::uint64_t sequence);
@@ -112,6 +124,7 @@ class Client : public std::enable_shared_from_this<Client> {
   std::string command_;  // /proc/PID/comm at connect
   std::chrono::steady_clock::time_point connected_at_;
   bool greeted_ = false;
+  bool close_requested_ = false;  // close() was called; close_now() is posted
   bool closed_ = false;
   bool close_after_replies_ = false;
   bool writer_gone_ = false;  // the peer stopped reading for good (EPIPE)
@@ -122,6 +135,9 @@ class Client : public std::enable_shared_from_this<Client> {
   double rate_budget_ = 0;        // messages the broker may read from it now (a token bucket)
   std::chrono::steady_clock::time_point rate_refill_;
   std::deque<kj::Array<capnp::word>> replies_;
+  // SlotFree notices not yet sent, at most one per slot (PoolRecord::free_queued): however
+  // often a producer republishes a slot without reading, this never outgrows its pools.
+  std::deque<std::pair<std::uint32_t, std::uint32_t>> slot_frees_;
   struct Outgoing {
     kj::Array<capnp::word> words;
     int fd = -1;
@@ -131,11 +147,14 @@ class Client : public std::enable_shared_from_this<Client> {
   bool writer_idle_ = false;         // the write loop waits for writer_wake_
   bool flushing_ = false;
   bool handling_ = false;  // read_loop is handling a message of this client
+  // Active subscriptions, and unsubscribed ones whose held frames are not all released yet
+  // (Subscription::topic == nullptr): those only take Releases.
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions_;
   std::size_t next_subscription_ = 0;  // round-robin position for fairness between topics
   std::set<Topic*> produced_;
   std::map<std::uint32_t, PoolPtr> pools_;  // registered by this client as producer
-  std::set<std::uint32_t> attached_pools_;  // pools whose fd this client has received
+  // Pools whose fd this client has received, with their topics.
+  std::map<std::uint32_t, std::string> attached_pools_;
   asio::steady_timer reader_wake_;
   asio::steady_timer writer_wake_;
   asio::steady_timer linger_;  // bounds how long a client being disconnected may take to read

@@ -67,6 +67,7 @@ struct PoolRecord {
   std::uint64_t slot_size = 0;
   Client* owner = nullptr;  // the producer; null once it has gone
   std::vector<bool> busy;   // published, and not yet let go by every subscriber
+  std::vector<bool> free_queued;  // a SlotFree for the slot waits in the owner's queue
   Charge charge;            // the whole pool, to its producer
 
   // The last subscriber let go of `slot`: it is free, and the producer is told.
@@ -116,7 +117,7 @@ struct Pending {
 struct Topic;
 
 struct Subscription {
-  Topic* topic = nullptr;
+  Topic* topic = nullptr;  // null once unsubscribed: then only its held frames remain
   Client* client = nullptr;
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::DROP_OLDEST;
@@ -143,6 +144,7 @@ struct Topic {
   Client* producer = nullptr;
   std::vector<Subscription*> subscribers;
   FramePtr last;             // only with --keep-last-frame
+  std::uint64_t last_sequence = 0;  // of the current producer's last accepted frame
   std::uint64_t frames = 0;  // published so far
   std::uint64_t bytes = 0;
 };

@@ -9,7 +9,12 @@ $Cxx.namespace("shmfd::proto");
 
 using import "layout.capnp".Layout;
 
-const protocolVersion :UInt32 = 1;
+# The newest protocol version this schema describes, and the oldest a broker built from it
+# accepts. A client sends the newest version it speaks in Hello; the broker answers Welcome with
+# the version the connection uses, or Error(protocolVersion) naming the range it accepts.
+# Version 2 added Unsubscribe, Unadvertise and the specific error codes from notReadable on.
+const protocolVersion :UInt32 = 2;
+const minProtocolVersion :UInt32 = 2;
 
 struct Message {
   union {
@@ -30,6 +35,10 @@ struct Message {
     slotFree @14 :SlotFree;
     introspect @15 :Introspect;
     brokerState @16 :BrokerState;
+    unsubscribe @17 :Unsubscribe;
+    unsubscribed @18 :Unsubscribed;
+    unadvertise @19 :Unadvertise;
+    unadvertised @20 :Unadvertised;
   }
 }
 
@@ -151,6 +160,30 @@ struct Release {
   sequence @1 :UInt64;
 }
 
+# Consumer -> broker: stop delivering this topic. Frames queued in the broker are dropped;
+# frames the consumer already holds stay held (and keep their pool slots) until it releases
+# them, which it may still do after Unsubscribed.
+struct Unsubscribe {
+  topic @0 :Text;
+}
+
+# Broker -> consumer: no Deliver for this topic follows.
+struct Unsubscribed {
+  topic @0 :Text;
+}
+
+# Producer -> broker: stop producing this topic without disconnecting. Subscribers get
+# EndOfStream; the producer's pools of the topic are unregistered (frames consumers hold keep
+# their slots until released, but no SlotFree is sent for them any more).
+struct Unadvertise {
+  topic @0 :Text;
+}
+
+# Broker -> producer: the topic is no longer this client's; its pools may be unmapped.
+struct Unadvertised {
+  topic @0 :Text;
+}
+
 # Broker -> consumer: the topic's producer left.
 struct EndOfStream {
   topic @0 :Text;
@@ -165,10 +198,22 @@ enum ErrorCode {
   bufferTooSmall @4;
   invalidLayout @5;
   limitExceeded @6;
-  unknownTopic @7;
+  unknownTopic @7;       # Publish, RegisterPool or Unadvertise on a topic this client does not produce
   permissionDenied @8;
   internal @9;
   topicTaken @10;  # another client already produces this topic
+  notReadable @11;        # the fd's access mode does not allow a read-only mapping
+  invalidTopicName @12;   # see docs/PROTOCOL.md, "Topic names"
+  unexpectedMessage @13;  # a message this connection may not send now (or ever)
+  alreadySubscribed @14;
+  notSubscribed @15;      # Release or Unsubscribe of a topic this client is not subscribed to
+  notHeld @16;            # Release of a frame this client does not hold
+  slotBusy @17;           # Publish into a pool slot not yet freed by SlotFree
+  unknownPool @18;        # a pool id that is not this client's pool for the topic
+  guaranteeMismatch @19;  # RegisterPool on a topic advertised with the sealed guarantee
+  wrongFdCount @20;       # a message carried more or fewer fds than it takes
+  alreadyAdvertised @21;  # Advertise again with another kind or guarantee
+  badSequence @22;        # sequence 0, or not greater than the producer's last on the topic
 }
 
 struct Error {

@@ -95,7 +95,7 @@ json fetch_state(const std::string& socket) {
           }
           auto guarantee = guarantee_from_proto(t.getGuarantee());
           out["topics"].push_back(
-              {{"name", t.getName().cStr()},
+              {{"name", text_of(t.getName())},
                {"kind", std::string(to_string(t.getKind()))},
                {"guarantee", guarantee ? std::string(to_string(*guarantee)) : "?"},
                {"producer", t.getProducer()},
@@ -113,8 +113,8 @@ json fetch_state(const std::string& socket) {
                                     {"pid", c.getPid()},
                                     {"uid", c.getUid()},
                                     {"gid", c.getGid()},
-                                    {"name", c.getName().cStr()},
-                                    {"command", c.getCommand().cStr()},
+                                    {"name", text_of(c.getName())},
+                                    {"command", text_of(c.getCommand())},
                                     {"role", role},
                                     {"connected_s", static_cast<double>(c.getConnectedNs()) / 1e9},
                                     {"bytes_pinned", c.getBytesPinned()}});
@@ -125,7 +125,7 @@ json fetch_state(const std::string& socket) {
           for (auto h : p.getHolders())
             holders.push_back({{"client", h.getClient()}, {"slots", h.getSlots()}});
           out["pools"].push_back({{"id", p.getId()},
-                                  {"topic", p.getTopic().cStr()},
+                                  {"topic", text_of(p.getTopic())},
                                   {"owner", p.getOwner()},
                                   {"slot_count", p.getSlotCount()},
                                   {"slot_size", p.getSlotSize()},

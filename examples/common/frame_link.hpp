@@ -55,7 +55,7 @@ inline Result<LinkEvent> receive_link(int sock, MessageBuffer& buffer) {
   if (m->status == RecvStatus::peer_closed) return LinkEvent(LinkClosed{});
   return decode_message<proto::Message>(
       buffer.bytes(m->size), [&](proto::Message::Reader r) -> Result<LinkEvent> {
-        if (r.isError()) return LinkEvent(std::string(r.getError().getMessage().cStr()));
+        if (r.isError()) return LinkEvent(std::string(text_of(r.getError().getMessage())));
         if (!r.isPublish()) return fail(Errc::protocol_violation, "expected a frame");
         auto frame = r.getPublish().getFrame();
         auto index = fd_index(frame.getFd(), m->fds.size());

@@ -13,8 +13,8 @@ sock=$dir/$sock_name
 
 start broker "listening on" "$bin/shmfd-broker" --socket "$sock"
 broker_pid=${pids[0]}
-start viewer "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera
-start recorder "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera --block
+start viewer "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera --check-pattern
+start recorder "subscribed" "$bin/shmfd-sub" --socket "$sock" --topic demo/camera --block --check-pattern
 echo "demo: broker on $sock; publishing $frames frames of 1280x720 rgba8 at 30 fps from a 4-slot pool"
 "$bin/shmfd-pub" --socket "$sock" --topic demo/camera --frames "$frames" --fps 30 \
   --width 1280 --height 720 --pool 4 2> "$dir/pub.log" &

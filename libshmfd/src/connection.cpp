@@ -16,7 +16,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   h.setVersion(kProtocolVersion);
   h.setClientName(std::string(client_name));
   auto sent = conn.send(hello);
-  if (!sent && !sent.error().is(std::errc::broken_pipe)) return fail(std::move(sent.error()));
+  if (!sent && !sent.error().is(Errc::disconnected)) return fail(std::move(sent.error()));
   // On EPIPE the broker hung up at once; its reason, if any, is waiting to be read.
 
   auto reply = conn.receive();
@@ -37,7 +37,19 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
 Result<SendStatus> Connection::send(capnp::MessageBuilder& message, std::span<const int> fds,
                                     IoMode mode) {
   const auto words = encode_message(message);
-  return send_message(fd_.get(), as_bytes(words), fds, mode);
+  return send(as_bytes(words), fds, mode);
+}
+
+Result<SendStatus> Connection::send(std::span<const std::byte> bytes, std::span<const int> fds,
+                                    IoMode mode) {
+  auto sent = send_message(fd_.get(), bytes, fds, mode);
+  // EPIPE: the broker closed its end; ECONNRESET: it closed with our messages unread. Either
+  // way it is gone, and the caller hears it as every receive says it.
+  if (!sent && (sent.error().is(std::errc::broken_pipe) ||
+                sent.error().is(std::errc::connection_reset))) {
+    return fail(Errc::disconnected, "the broker closed the connection");
+  }
+  return sent;
 }
 
 Result<ReceivedMessage> Connection::receive(IoMode mode) {

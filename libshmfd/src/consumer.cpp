@@ -39,7 +39,7 @@ struct ConsumerLink {
 
   Status flush() {
     while (!unsent.empty()) {
-      auto sent = send_message(connection.fd(), as_bytes(unsent.front()));
+      auto sent = connection.send(as_bytes(unsent.front()));
       if (!sent) return fail(std::move(sent.error()));
       unsent.pop_front();
     }
@@ -98,7 +98,7 @@ Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
       Mapping::map(fds[*index].get(), static_cast<std::size_t>(total), Access::read_only);
   if (!mapping) return fail(std::move(mapping.error()));
   auto view = std::make_shared<detail::PoolView>();
-  view->topic = attach.getTopic().cStr();
+  view->topic = text_of(attach.getTopic());
   view->mapping = std::move(*mapping);
   view->slot_size = attach.getSlotSize();
   view->slot_count = attach.getSlotCount();
@@ -134,6 +134,30 @@ Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t 
     if (incoming->error) return fail(std::move(*incoming->error));
     if (incoming->event) link_->early.push_back(std::move(*incoming->event));
   }
+}
+
+Status Consumer::unsubscribe(std::string_view topic) {
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnsubscribe().setTopic(std::string(topic));
+  if (auto ok = link_->flush(); !ok) return fail(std::move(ok.error()));
+  if (auto sent = link_->connection.send(message); !sent) return fail(std::move(sent.error()));
+  const auto of_topic = [&](const Event& e) {
+    const auto* frame = std::get_if<Frame>(&e);
+    return frame != nullptr && frame->topic() == topic;
+  };
+  std::erase_if(link_->early, of_topic);  // released here, unseen
+  for (;;) {
+    auto incoming = read_one(IoMode::blocking);
+    if (!incoming) return fail(std::move(incoming.error()));
+    if (incoming->unsubscribed && incoming->topic == topic) break;
+    if (incoming->error) return fail(std::move(*incoming->error));
+    if (incoming->event && !of_topic(*incoming->event)) {
+      link_->early.push_back(std::move(*incoming->event));
+    }
+  }
+  // No frame of the topic's pools comes any more; frames still held keep their mapping.
+  std::erase_if(link_->pools, [&](const auto& p) { return p.second->topic == topic; });
+  return {};
 }
 
 Result<Event> Consumer::receive() {
@@ -172,13 +196,18 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         Incoming in;
         if (r.isSubscribed()) {
           in.subscribed = true;
-          in.topic = r.getSubscribed().getTopic().cStr();
+          in.topic = text_of(r.getSubscribed().getTopic());
           in.depth = r.getSubscribed().getQueueDepth();
+          return in;
+        }
+        if (r.isUnsubscribed()) {
+          in.unsubscribed = true;
+          in.topic = text_of(r.getUnsubscribed().getTopic());
           return in;
         }
         if (r.isEndOfStream()) {
           auto end = r.getEndOfStream();
-          in.event = EndOfStream{end.getTopic().cStr(), end.getReason().cStr()};
+          in.event = EndOfStream{text_of(end.getTopic()), text_of(end.getReason())};
           // The topic's pools get no new frames: forget them (held frames keep their mapping).
           std::erase_if(link_->pools,
                         [&](const auto& p) { return p.second->topic == view(end.getTopic()); });
@@ -192,7 +221,7 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
           return in;
         }
         if (r.isError()) {
-          in.topic = r.getError().getTopic().cStr();
+          in.topic = text_of(r.getError().getTopic());
           in.error = broker_error(r.getError());
           return in;
         }
@@ -202,7 +231,7 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         auto deliver = r.getDeliver();
         auto frame = deliver.getFrame();
         Frame out;
-        out.topic_ = deliver.getTopic().cStr();
+        out.topic_ = text_of(deliver.getTopic());
         out.sequence_ = frame.getSequence();
         out.timestamp_ns_ = frame.getTimestampNs();
         out.dropped_ = deliver.getDropped();

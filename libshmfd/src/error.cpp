@@ -16,6 +16,8 @@ class Category final : public std::error_category {
         return "memfd lacks required seals";
       case Errc::buffer_too_small:
         return "buffer smaller than its layout";
+      case Errc::not_readable:
+        return "fd cannot be mapped read-only";
       case Errc::invalid_size:
         return "invalid buffer size";
       case Errc::huge_pages_unavailable:
@@ -48,6 +50,8 @@ class Category final : public std::error_category {
         return "malformed message";
       case Errc::fd_index_out_of_range:
         return "fd index out of range";
+      case Errc::invalid_topic_name:
+        return "invalid topic name";
       case Errc::broker_refused:
         return "refused by the broker";
       case Errc::protocol_violation:

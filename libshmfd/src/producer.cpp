@@ -105,6 +105,19 @@ Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee le
   });
 }
 
+Status Producer::unadvertise(std::string_view topic) {
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnadvertise().setTopic(std::string(topic));
+  if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
+  auto ok = wait_for([&](proto::Message::Reader r) {
+    return answered(errors_, r, topic,
+                    r.isUnadvertised() && view(r.getUnadvertised().getTopic()) == topic);
+  });
+  if (!ok) return ok;
+  std::erase_if(pools_, [&](const auto& p) { return p.second.topic == topic; });
+  return {};
+}
+
 Result<WritableBuffer> Producer::allocate(std::string_view topic, const Layout& layout,
                                           MemfdOptions options) {
   auto extent = layout_extent(layout);
@@ -147,9 +160,9 @@ Result<std::uint64_t> Producer::sent_or_refused(std::uint64_t sequence) {
 
 Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
   const int fd = frame.buffer ? frame.buffer->fd() : -1;
-  auto sent =
-      send_message(connection_.fd(), as_bytes(frame.message),
-                   fd >= 0 ? std::span(&fd, 1) : std::span<const int>(), IoMode::non_blocking);
+  auto sent = connection_.send(as_bytes(frame.message),
+                               fd >= 0 ? std::span(&fd, 1) : std::span<const int>(),
+                               IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
   auto done = sent_or_refused(frame.sequence);
@@ -163,7 +176,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
   if (!frame) return fail(std::move(frame.error()));
   const int fd = frame->buffer->fd();
   // Blocking: under block-producer backpressure this waits for the broker to read again.
-  auto sent = send_message(connection_.fd(), as_bytes(frame->message), std::span(&fd, 1));
+  auto sent = connection_.send(as_bytes(frame->message), std::span(&fd, 1));
   if (!sent) return fail(std::move(sent.error()));
   return sent_or_refused(frame->sequence);
 }
@@ -299,7 +312,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
   auto frame = prepare(topic, slot, layout, timestamp_ns);
   if (!frame) return fail(std::move(frame.error()));
   // Blocking: under block-producer backpressure this waits for the broker to read again.
-  auto sent = send_message(connection_.fd(), as_bytes(frame->message));
+  auto sent = connection_.send(as_bytes(frame->message));
   if (!sent) return fail(std::move(sent.error()));
   return sent_or_refused(frame->sequence);
 }

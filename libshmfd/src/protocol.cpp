@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+
+#include "shmfd/wire.hpp"
 
 namespace shmfd {
 
@@ -58,6 +61,30 @@ std::string_view to_string(proto::ErrorCode code) noexcept {
       return "internal";
     case C::TOPIC_TAKEN:
       return "topic-taken";
+    case C::NOT_READABLE:
+      return "not-readable";
+    case C::INVALID_TOPIC_NAME:
+      return "invalid-topic-name";
+    case C::UNEXPECTED_MESSAGE:
+      return "unexpected-message";
+    case C::ALREADY_SUBSCRIBED:
+      return "already-subscribed";
+    case C::NOT_SUBSCRIBED:
+      return "not-subscribed";
+    case C::NOT_HELD:
+      return "not-held";
+    case C::SLOT_BUSY:
+      return "slot-busy";
+    case C::UNKNOWN_POOL:
+      return "unknown-pool";
+    case C::GUARANTEE_MISMATCH:
+      return "guarantee-mismatch";
+    case C::WRONG_FD_COUNT:
+      return "wrong-fd-count";
+    case C::ALREADY_ADVERTISED:
+      return "already-advertised";
+    case C::BAD_SEQUENCE:
+      return "bad-sequence";
   }
   return "unknown-error";
 }
@@ -87,6 +114,10 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
       return C::MISSING_SEALS;
     case Errc::buffer_too_small:
       return C::BUFFER_TOO_SMALL;
+    case Errc::not_readable:
+      return C::NOT_READABLE;
+    case Errc::invalid_topic_name:
+      return C::INVALID_TOPIC_NAME;
     case Errc::layout_unknown_format:
     case Errc::layout_bad_dimensions:
     case Errc::layout_plane_count:
@@ -98,6 +129,8 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
       return C::INVALID_LAYOUT;
     case Errc::too_many_fds:
     case Errc::fds_truncated:
+    case Errc::fd_index_out_of_range:
+      return C::WRONG_FD_COUNT;
     case Errc::message_truncated:
       return C::LIMIT_EXCEEDED;
     default:
@@ -105,16 +138,26 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
   }
 }
 
+bool is_topic_byte(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-' || c == '/' || c == ':';
+}
+
 Status check_topic_name(std::string_view topic) {
   if (topic.empty() || topic.size() > kMaxTopicLength) {
-    return fail(Errc::malformed_message, "topic name must be 1 to " +
-                                             std::to_string(kMaxTopicLength) + " bytes, got " +
-                                             std::to_string(topic.size()));
+    return fail(Errc::invalid_topic_name, "topic name must be 1 to " +
+                                              std::to_string(kMaxTopicLength) + " bytes, got " +
+                                              std::to_string(topic.size()));
   }
-  for (char c : topic) {
-    if (c <= ' ' || c > '~') {
-      return fail(Errc::malformed_message,
-                  "topic name may hold only printable ASCII without spaces");
+  for (std::size_t i = 0; i < topic.size(); ++i) {
+    const char c = topic[i];
+    if (!is_topic_byte(c)) {
+      const auto byte = static_cast<unsigned>(static_cast<unsigned char>(c));
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", byte);
+      return fail(Errc::invalid_topic_name,
+                  "topic name has byte " + std::string(hex) + " at offset " + std::to_string(i) +
+                      "; a topic name holds only A-Z a-z 0-9 . _ - / :");
     }
   }
   return {};
@@ -130,10 +173,10 @@ std::string default_socket_path() {
 
 Error broker_error(proto::Error::Reader error) {
   std::string text = "broker refused";
-  if (error.hasTopic()) text += " (topic '" + std::string(error.getTopic().cStr()) + "'";
+  if (error.hasTopic()) text += " (topic '" + text_of(error.getTopic()) + "'";
   if (error.getSequence() != 0) text += ", frame " + std::to_string(error.getSequence());
   if (error.hasTopic()) text += ")";
-  text += ": [" + std::string(to_string(error.getCode())) + "] " + error.getMessage().cStr();
+  text += ": [" + std::string(to_string(error.getCode())) + "] " + text_of(error.getMessage());
   return Error(Errc::broker_refused, text);
 }
 

@@ -32,6 +32,14 @@ void collect_fds(msghdr& msg, std::vector<UniqueFd>& out) {
   }
 }
 
+// The kernel keeps only the fds that fit the receiver's control buffer and discards the rest
+// (MSG_CTRUNC), so how many the sender attached is unknowable: say what the limit is.
+std::string too_many_fds(const std::string& context, std::size_t max_fds, std::size_t arrived) {
+  return context + ": the message carried more fds than a message may (at most " +
+         std::to_string(max_fds) + "); the kernel discarded those past the limit and the " +
+         std::to_string(arrived) + " that arrived were closed; the message was not read";
+}
+
 }  // namespace
 
 Result<SendStatus> send_message(int socket, std::span<const std::byte> bytes,
@@ -122,18 +130,14 @@ Result<ReceivedMessage> receive_message(int socket, std::span<std::byte> buffer,
     // The kernel already discarded the fds that did not fit; close the ones that did.
     const std::size_t got = out.fds.size();
     out.fds.clear();
-    return fail(Errc::fds_truncated, context() + ": the message carried more than " +
-                                         std::to_string(max_fds) + " fds; closed all " +
-                                         std::to_string(got) + " that arrived");
+    return fail(Errc::fds_truncated, too_many_fds(context(), max_fds, got));
   }
   if (out.fds.size() > max_fds) {
     // CMSG_SPACE rounds up, so the kernel can fit one fd more than asked for without
     // MSG_CTRUNC: the limit is enforced here.
     const std::size_t got = out.fds.size();
     out.fds.clear();
-    return fail(Errc::fds_truncated, context() + ": the message carried more than " +
-                                         std::to_string(max_fds) + " fds; closed all " +
-                                         std::to_string(got) + " that arrived");
+    return fail(Errc::fds_truncated, too_many_fds(context(), max_fds, got));
   }
   if ((msg.msg_flags & MSG_TRUNC) != 0 || received > buffer.size()) {
     out.fds.clear();

@@ -69,6 +69,22 @@ Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t exte
   if (fs.f_type != static_cast<decltype(fs.f_type)>(TMPFS_MAGIC) && !huge) {
     return fail(Errc::not_memfd, who() + " is a regular file on a disk filesystem, not a memfd");
   }
+  // A consumer maps what it receives PROT_READ, MAP_SHARED: mmap needs an fd opened for reading
+  // (EACCES otherwise), and an O_PATH fd supports neither mmap nor fcntl(F_GET_SEALS) (EBADF).
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) {
+    const int err = errno;
+    return fail_errno(err, "verify " + who() + ": fcntl(F_GETFL)");
+  }
+  if ((flags & O_PATH) != 0) {
+    return fail(Errc::not_readable,
+                who() + " was opened with O_PATH; it cannot be mapped. Send the memfd itself");
+  }
+  if ((flags & O_ACCMODE) == O_WRONLY) {
+    return fail(Errc::not_readable, who() +
+                                        " was opened write-only (O_WRONLY); a consumer could not "
+                                        "map it read-only. Send an fd opened for reading");
+  }
   const int seals = ::fcntl(fd, F_GET_SEALS);
   if (seals < 0) {
     const int err = errno;
@@ -96,6 +112,17 @@ Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t exte
                                             std::to_string(extent));
   }
   return VerifiedBuffer{size, have, huge, static_cast<std::uint64_t>(st.st_blksize)};
+}
+
+Result<UniqueFd> reopen_read_only(int fd) {
+  // Opening /proc/self/fd/N opens the file anew (the magic link resolves to the inode), so the
+  // result is a new open file description: O_RDONLY whatever `fd` was, with its own status
+  // flags and offset. A memfd's inode is mode 0777 (0666 with MFD_NOEXEC_SEAL), so this works
+  // for any uid that holds the fd.
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const int copy = retry_eintr([&] { return ::open(link.c_str(), O_RDONLY | O_CLOEXEC); });
+  if (copy < 0) return fail_errno(errno, "open(\"" + link + "\", O_RDONLY)");
+  return UniqueFd(copy);
 }
 
 }  // namespace shmfd

@@ -26,7 +26,11 @@ class Connection {
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
 
+  // Sends one message (blocking, or IoMode::non_blocking: SendStatus::would_block when the
+  // socket is full). A broker that has gone is Errc::disconnected, as on receive.
   Result<SendStatus> send(capnp::MessageBuilder& message, std::span<const int> fds = {},
+                          IoMode mode = IoMode::blocking);
+  Result<SendStatus> send(std::span<const std::byte> bytes, std::span<const int> fds = {},
                           IoMode mode = IoMode::blocking);
   // Receives one message (accepting at most one fd) into this connection's buffer. A closed
   // connection is Errc::disconnected.

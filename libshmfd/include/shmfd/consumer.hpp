@@ -88,6 +88,11 @@ class Consumer {
   Result<std::uint32_t> subscribe(std::string_view topic, std::uint32_t depth = 0,
                                   Backpressure policy = Backpressure::DROP_OLDEST);
 
+  // Stops deliveries of `topic` (waits for the broker's answer). Frames of it this consumer
+  // already holds stay valid until dropped; frames of it still on their way are dropped unseen.
+  // Subscribing again later works as the first time.
+  Status unsubscribe(std::string_view topic);
+
   // The next frame or end of stream (blocking). Errc::disconnected when the broker is gone.
   Result<Event> receive();
   // Non-blocking: nullopt when nothing has arrived.
@@ -101,6 +106,7 @@ class Consumer {
     std::optional<Event> event;
     std::optional<Error> error;  // a refusal
     bool subscribed = false;     // a Subscribed answer for `topic` with `depth`
+    bool unsubscribed = false;   // an Unsubscribed answer for `topic`
     std::string topic;
     std::uint32_t depth = 0;
   };

@@ -20,6 +20,7 @@ enum class Errc {
   not_memfd = 1,
   missing_seals,
   buffer_too_small,
+  not_readable,  // its access mode (O_WRONLY, O_PATH) does not allow a read-only mapping
   // Buffer creation (memfd.hpp).
   invalid_size,
   huge_pages_unavailable,
@@ -40,6 +41,7 @@ enum class Errc {
   // Wire decoding (wire.hpp).
   malformed_message,
   fd_index_out_of_range,
+  invalid_topic_name,
   // Client library (producer.hpp, consumer.hpp).
   broker_refused,      // the broker answered with an Error message
   protocol_violation,  // the broker sent something the protocol does not allow here

@@ -53,6 +53,12 @@ class Producer {
   // Declares this client the producer of `topic` (waits for the broker's answer).
   Status advertise(std::string_view topic, LayoutKind kind, Guarantee level = Guarantee::sealed);
 
+  // Stops producing `topic` without disconnecting (waits for the broker's answer): its
+  // subscribers get EndOfStream, and its pools are unregistered and unmapped here (frames of
+  // them that consumers still hold stay intact: the pages live on in the consumers' mappings).
+  // Another client may then advertise the topic, or this one again, afresh.
+  Status unadvertise(std::string_view topic);
+
   // A writable buffer big enough for `layout`, named after the topic.
   Result<WritableBuffer> allocate(std::string_view topic, const Layout& layout,
                                   MemfdOptions options = {});

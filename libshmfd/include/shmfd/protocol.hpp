@@ -14,6 +14,7 @@
 namespace shmfd {
 
 inline constexpr std::uint32_t kProtocolVersion = proto::PROTOCOL_VERSION;
+inline constexpr std::uint32_t kMinProtocolVersion = proto::MIN_PROTOCOL_VERSION;
 inline constexpr std::size_t kMaxTopicLength = 255;
 
 using LayoutKind = proto::LayoutKind;
@@ -29,7 +30,11 @@ Result<Guarantee> guarantee_from_proto(proto::Guarantee level);
 // The wire code for a refusal caused by `error` (a verification, layout or decoding failure).
 proto::ErrorCode wire_error_code(const Error& error) noexcept;
 
-// A topic name is 1 to 255 bytes of printable ASCII without spaces ("camera/front", "audio.0").
+// A topic name is 1 to 255 bytes, each one of A-Z a-z 0-9 . _ - / : ("camera/front",
+// "audio.0"); anything else is Errc::invalid_topic_name, naming the first bad byte. The broker
+// compares names as bytes: '/' and ".." have no meaning of their own, and no glob character
+// can occur in a name, so a policy pattern always means the same thing (docs/PROTOCOL.md).
+bool is_topic_byte(char c) noexcept;
 Status check_topic_name(std::string_view topic);
 
 // The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for

@@ -7,6 +7,7 @@
 
 #include "shmfd/error.hpp"
 #include "shmfd/guarantee.hpp"
+#include "shmfd/unique_fd.hpp"
 
 namespace shmfd {
 
@@ -18,8 +19,14 @@ struct VerifiedBuffer {
 };
 
 // Checks that `fd` is a memfd (Errc::not_memfd otherwise: pipes, sockets, regular and tmpfs
-// files, devices such as /dev/zero, eventfds, ...), that it carries the seals `level` needs
+// files, devices such as /dev/zero, eventfds, ...), that it can be mapped read-only
+// (Errc::not_readable for O_WRONLY and O_PATH fds), that it carries the seals `level` needs
 // (Errc::missing_seals), and that it holds at least `extent` bytes (Errc::buffer_too_small).
 Result<VerifiedBuffer> verify_buffer(int fd, Guarantee level, std::uint64_t extent);
+
+// A new, read-only open file description of the same memfd (through /proc/self/fd). The broker
+// forwards this instead of the producer's own fd: a consumer's fd then cannot write whatever
+// the seals, and shares no status flags (O_NONBLOCK, offset) with the producer's.
+Result<UniqueFd> reopen_read_only(int fd);
 
 }  // namespace shmfd

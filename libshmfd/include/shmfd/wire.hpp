@@ -109,9 +109,14 @@ auto decode_message(std::span<const std::byte> bytes, F&& read)
 Result<Layout> layout_from_proto(proto::Layout::Reader reader);
 void layout_to_proto(const Layout& layout, proto::Layout::Builder builder);
 
-// A Cap'n Proto text as a string_view (valid while the message is).
+// A Cap'n Proto text as a string_view (valid while the message is), and as a string. Both keep
+// its full length: a peer's text may hold NUL bytes, and cStr() would cut the text at the
+// first one, so that a check sees less than what is used. Never read wire text with cStr().
 inline std::string_view view(capnp::Text::Reader text) {
   return {text.cStr(), text.size()};
+}
+inline std::string text_of(capnp::Text::Reader text) {
+  return std::string(view(text));
 }
 
 // An fd index taken from a message, checked against the number of fds the datagram carried.
