@@ -90,6 +90,17 @@ void BM_VerifySealedBuffer(benchmark::State& state) {
     benchmark::DoNotOptimize(must(verify_buffer(sealed.fd(), Guarantee::sealed, k1M)));
 }
 
+// What the broker adds per sealed frame (and once per pool) to forward a read-only file
+// description of its own: open("/proc/self/fd/N", O_RDONLY), and the close of that fd when the
+// frame goes. The producer's fd stays open throughout, as it does in the broker.
+void BM_ReopenReadOnly(benchmark::State& state) {
+  auto sealed = must(must(WritableBuffer::create("bench-reopen", k1M)).seal());
+  for (auto _ : state) {
+    UniqueFd copy = must(reopen_read_only(sealed.fd()));
+    benchmark::DoNotOptimize(copy.get());
+  }
+}
+
 void BM_DecodeAndValidatePublish(benchmark::State& state) {
   capnp::MallocMessageBuilder builder;
   auto frame = builder.initRoot<proto::Message>().initPublish().initFrame();
@@ -110,6 +121,7 @@ BENCHMARK(BM_FreshSealedMemfd)->Arg(k4K)->Arg(k1M)->Arg(k4KVideo);
 BENCHMARK(BM_PoolSlotRefill)->Arg(k4K)->Arg(k1M)->Arg(k4KVideo);
 BENCHMARK(BM_SeqpacketHop)->Arg(0)->Arg(1)->Arg(16);
 BENCHMARK(BM_VerifySealedBuffer);
+BENCHMARK(BM_ReopenReadOnly);
 BENCHMARK(BM_DecodeAndValidatePublish);
 
 // Prints the usual table and keeps each benchmark's median for the ratio summary.
