@@ -1,11 +1,13 @@
 #include "shmfd/verify.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -175,6 +177,33 @@ TEST_F(VerifyTest, RefusesBufferSmallerThanTheExtent) {
   EXPECT_NE(sut.error().message().find("holds 8192 bytes but its layout needs 8193"),
             std::string::npos)
       << sut.error().message();
+}
+
+// The broker forwards a read-only reopen of each memfd. A sender who took the read bits away
+// (fchmod 0) makes that open fail for any uid but root: a refusal (not-readable), not a fault.
+TEST(ReopenTest, ReopensReadOnlyAndRefusesAMemfdWhoseModeForbidsReading) {
+  auto buffer = WritableBuffer::create("reopen", 4096);
+  ASSERT_TRUE(buffer);
+  auto sealed = std::move(*buffer).seal();
+  ASSERT_TRUE(sealed);
+  auto copy = reopen_read_only(sealed->fd());
+  ASSERT_TRUE(copy) << copy.error().message();
+  EXPECT_EQ(::fcntl(copy->get(), F_GETFL) & O_ACCMODE, O_RDONLY);
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the sender as another uid";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(100);
+    auto mine = WritableBuffer::create("unreadable", 4096);
+    if (!mine) _exit(101);
+    auto done = std::move(*mine).seal();
+    if (!done || ::fchmod(done->fd(), 0) != 0) _exit(102);
+    auto refused = reopen_read_only(done->fd());
+    _exit(!refused && refused.error().is(Errc::not_readable) ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(GuaranteeTest, SealNamesAreReadable) {

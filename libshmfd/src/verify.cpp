@@ -121,6 +121,13 @@ Result<UniqueFd> reopen_read_only(int fd) {
   // for any uid that holds the fd.
   const std::string link = "/proc/self/fd/" + std::to_string(fd);
   const int copy = retry_eintr([&] { return ::open(link.c_str(), O_RDONLY | O_CLOEXEC); });
+  if (copy < 0 && errno == EACCES) {
+    // The open checks the inode's mode against this process: a sender may have taken the
+    // read bits away (fchmod) to make a buffer that nobody but itself can reopen.
+    return fail(Errc::not_readable, "fd " + std::to_string(fd) +
+                                        ": its file mode does not let a reader open it "
+                                        "(fchmod took the read permission away)");
+  }
   if (copy < 0) return fail_errno(errno, "open(\"" + link + "\", O_RDONLY)");
   return UniqueFd(copy);
 }
