@@ -96,6 +96,50 @@ TEST_F(ProtocolTest, Framing_ADatagramOverTheSizeLimitIsRefused) {
   expect_served(c);
 }
 
+// §1 Framing: each message carries exactly the fds it refers to; any other count is
+// wrongFdCount, and every fd that came is closed (the fixture counts them).
+TEST_F(ProtocolTest, Framing_EachMessageCarriesExactlyItsFds) {
+  RawClient c = RawClient::greeted(broker_->path());
+  c.advertise("cam");
+  ASSERT_TRUE(c.next().is(M::ADVERTISED));
+  auto a = testing::sealed_memfd(64);
+  auto b = testing::sealed_memfd(64);
+  c.publish_fd("cam", 1, a.fd(), 64, {a.fd(), b.fd()});  // two fds
+  EXPECT_TRUE(c.next().is_error(Code::WRONG_FD_COUNT));
+  c.send([](M::Builder m) {  // no fd
+    auto p = m.initPublish();
+    p.setTopic("cam");
+    p.initFrame().setSequence(2);
+    layout_to_proto(blob_layout(64), p.getFrame().initLayout());
+  });
+  EXPECT_TRUE(c.next().is_error(Code::WRONG_FD_COUNT));
+  c.send(
+      [](M::Builder m) {  // an index past the fds that came
+        auto p = m.initPublish();
+        p.setTopic("cam");
+        p.initFrame().setFd(1);
+        p.getFrame().setSequence(3);
+        layout_to_proto(blob_layout(64), p.getFrame().initLayout());
+      },
+      {a.fd()});
+  EXPECT_TRUE(c.next().is_error(Code::WRONG_FD_COUNT));
+  c.send([](M::Builder m) { m.initSubscribe().setTopic("cam"); }, {a.fd()});
+  EXPECT_TRUE(c.next().is_error(Code::WRONG_FD_COUNT));
+  expect_served(c);
+}
+
+// §1 Framing: unknown enum values never alias a known one.
+TEST_F(ProtocolTest, Framing_UnknownEnumValuesAreRefused) {
+  RawClient c = RawClient::greeted(broker_->path());
+  c.advertise("cam", static_cast<proto::LayoutKind>(9));
+  EXPECT_TRUE(c.next().is_error(Code::MALFORMED_MESSAGE));
+  c.advertise("cam", proto::LayoutKind::BLOB, static_cast<proto::Guarantee>(7));
+  EXPECT_TRUE(c.next().is_error(Code::MALFORMED_MESSAGE));
+  c.subscribe("cam", 0, static_cast<proto::Backpressure>(5));
+  EXPECT_TRUE(c.next().is_error(Code::MALFORMED_MESSAGE));
+  expect_served(c);
+}
+
 // §2 Handshake: Hello first, or the connection is refused and closed.
 TEST_F(ProtocolTest, Handshake_TheFirstMessageMustBeHello) {
   RawClient c(broker_->path(), /*version=*/0);
@@ -135,6 +179,15 @@ TEST_F(ProtocolTest, Handshake_AnOlderClientIsToldTheRangeAndDisconnected) {
                            std::to_string(kProtocolVersion)),
             std::string::npos)
       << r.message;
+  EXPECT_TRUE(c.next().closed);
+}
+
+// §2 Handshake: a connection that says no Hello in time is closed.
+TEST(ProtocolDeadlineTest, Handshake_NoHelloInTimeClosesTheConnection) {
+  broker::Options options;
+  options.limits.hello_timeout_ms = 50;
+  testing::InProcessBroker broker(options);
+  RawClient c(broker.path(), /*version=*/0);
   EXPECT_TRUE(c.next().closed);
 }
 

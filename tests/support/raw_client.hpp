@@ -36,6 +36,7 @@ struct Received {
   std::uint32_t pool = 0;  // Deliver, PoolAttach, SlotFree, PoolRegistered
   std::uint32_t slot = 0;
   std::uint32_t depth = 0;  // Subscribed
+  std::uint64_t dropped = 0;  // Deliver
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -143,6 +144,7 @@ class RawClient {
               out.sequence = r.getDeliver().getFrame().getSequence();
               out.pool = r.getDeliver().getFrame().getPool();
               out.slot = r.getDeliver().getFrame().getSlot();
+              out.dropped = r.getDeliver().getDropped();
               break;
             case M::END_OF_STREAM:
               out.topic = text_of(r.getEndOfStream().getTopic());
