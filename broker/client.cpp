@@ -838,9 +838,18 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
   record->bytes = pool.slot_size;
   ++t.frames;
   t.bytes += *extent;
-  FramePtr shared = std::move(record);
-  for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
-  // With no subscriber, `shared` is the last reference: the slot is free again right here.
+  {
+    FramePtr shared = std::move(record);
+    for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
+  }  // with no subscriber that was the last reference: the slot is free again right here
+  if (std::find(pool.busy.begin(), pool.busy.end(), false) == pool.busy.end()) {
+    // The producer has no slot left. Frames only queued for drop-oldest subscribers that are
+    // behind give theirs up (counted as drops): such a subscriber holds back no one beyond
+    // the slots it holds, and those are bounded by its pool window (topic.hpp).
+    for (Subscription* sub : t.subscribers) {
+      if (sub->policy == Backpressure::DROP_OLDEST) sub->drop_queued_frames_of(pool);
+    }
+  }
 }
 
 void Client::on_introspect() {

@@ -1,6 +1,7 @@
 // The broker's routing state: topics, their subscriptions and the frames queued for them.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -131,9 +132,34 @@ struct Subscription {
   bool blocks_producer() const {
     return policy == Backpressure::BLOCK_PRODUCER && queued_frames() >= depth;
   }
-  // Whether the head of `pending` may be sent now (the consumer's window has room).
+  // Frames of one pool this subscription may hold at once: its depth, but always one slot fewer
+  // than the pool has (and at least one). However long a consumer holds them, the producer
+  // keeps a slot for everyone else.
+  std::size_t pool_window(const PoolRecord& pool) const {
+    return std::max<std::size_t>(1, std::min<std::size_t>(depth, pool.slot_count - 1));
+  }
+  std::size_t held_of(const PoolRecord& pool) const {
+    return static_cast<std::size_t>(
+        std::count_if(in_flight.begin(), in_flight.end(), [&](const InFlight& f) {
+          return f.pool_frame != nullptr && f.pool_frame->pool.get() == &pool;
+        }));
+  }
+  // Whether the head of `pending` may be sent now (the consumer's window has room, and for a
+  // pool frame its window of that pool).
   bool can_send() const {
-    return !pending.empty() && (pending.front().frame == nullptr || in_flight.size() < depth);
+    if (pending.empty()) return false;
+    const FramePtr& head = pending.front().frame;
+    if (head == nullptr) return true;
+    if (in_flight.size() >= depth) return false;
+    return head->pool == nullptr || held_of(*head->pool) < pool_window(*head->pool);
+  }
+  // Drops the frames of `pool` waiting here (not yet delivered), counting them as drops.
+  void drop_queued_frames_of(const PoolRecord& pool) {
+    const std::size_t before = pending.size();
+    std::erase_if(pending, [&](const Pending& p) {
+      return p.frame != nullptr && p.frame->pool.get() == &pool;
+    });
+    dropped += before - pending.size();
   }
 };
 

@@ -12,6 +12,7 @@
 #include "shmfd/producer.hpp"
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"
+#include "support/program.hpp"
 #include "support/raw_client.hpp"
 
 namespace shmfd {
@@ -232,29 +233,11 @@ TEST_F(HostileClientTest, APublishAfterTheBrokerDiedSaysTheBrokerClosedTheConnec
 // image that is not shmfd-pub's test pattern once it has subscribed; returns its exit status.
 int run_sub_on_foreign_frames(const std::string& socket, const std::string& topic,
                               std::vector<std::string> extra) {
-  int err[2];
-  if (::pipe2(err, O_CLOEXEC) != 0) return -1;
   std::vector<std::string> args{SHMFD_SUB_BIN, "--socket", socket, "--topic", topic,
                                 "--frames", "3"};
   args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(err[1], 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(err[1]);
-  std::string output;
-  while (output.find("subscribed") == std::string::npos) {
-    char buf[256];
-    const ssize_t n = ::read(err[0], buf, sizeof buf);
-    if (n <= 0) break;
-    output.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(err[0]);
+  testing::Program sub(args);
+  if (!sub.wait_for("subscribed")) return -1;
   auto producer = Producer::connect(socket, "third-party");
   if (producer && producer->advertise(topic, LayoutKind::IMAGE)) {
     const auto layout = *image_layout(PixelFormat::rgba8, 16, 8);
@@ -263,9 +246,7 @@ int run_sub_on_foreign_frames(const std::string& socket, const std::string& topi
       if (buffer) (void)producer->publish(topic, std::move(*buffer), layout);
     }
   }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return sub.wait();
 }
 
 // shmfd-sub is a general-purpose subscriber: anyone's frames are fine. The pattern check is

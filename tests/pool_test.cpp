@@ -157,13 +157,14 @@ TEST_F(PoolTest, ExhaustionFailsFastOrWaitsAndResumesOnRelease) {
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path());
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("full", 4));
+  // Block-producer: frames queued for it keep their slots (drop-oldest would give them up).
+  ASSERT_TRUE(consumer->subscribe("full", 4, Backpressure::BLOCK_PRODUCER));
   auto p = pool_producer(broker.path(), "full", 2);
   ASSERT_TRUE(p);
   ASSERT_TRUE(publish_stamped(*p, "full", 1));
   ASSERT_TRUE(publish_stamped(*p, "full", 2));
+  // A subscription holds at most one frame of a 2-slot pool; frame 2 waits in the broker.
   std::optional<Frame> one(receive_frame(*consumer));
-  std::optional<Frame> two(receive_frame(*consumer));
 
   auto none = p->producer.acquire(p->pool, Wait::fail_fast);
   ASSERT_FALSE(none);
@@ -176,6 +177,7 @@ TEST_F(PoolTest, ExhaustionFailsFastOrWaitsAndResumesOnRelease) {
   one.reset();
   auto slot = waiting.get();
   ASSERT_TRUE(slot) << slot.error().message();
+  std::optional<Frame> two(receive_frame(*consumer));
   EXPECT_TRUE(stamped_with(two->bytes(), 2));
 }
 
@@ -325,17 +327,18 @@ TEST(PoolProcessTest, AConsumerKilledWhileHoldingSlotsGivesThemBack) {
       if (!event || !std::holds_alternative<Frame>(*event)) ::_exit(2);
       hoard.push_back(std::move(std::get<Frame>(*event)));
     }
-    (void)!::write(ready[1], "h", 1);  // holding both slots
+    (void)!::write(ready[1], "h", 1);  // holding two slots: its window of a 3-slot pool
     for (;;) ::pause();
   }
   char c = 0;
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  auto p = pool_producer(broker.path(), "hoard", 2);
+  auto p = pool_producer(broker.path(), "hoard", 3);
   ASSERT_TRUE(p) << p.error().message();
   ASSERT_TRUE(publish_stamped(*p, "hoard", 1));
   ASSERT_TRUE(publish_stamped(*p, "hoard", 2));
   ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  EXPECT_FALSE(p->producer.acquire(p->pool, Wait::fail_fast));
+  EXPECT_TRUE(p->producer.acquire(p->pool, Wait::fail_fast));   // the slot it cannot hold
+  EXPECT_FALSE(p->producer.acquire(p->pool, Wait::fail_fast));  // the two it holds
 
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);

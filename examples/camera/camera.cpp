@@ -5,9 +5,9 @@
 //   shmfd-camera [--socket PATH] [--topic NAME] [--format rgba|nv12] [--width W] [--height H]
 //                [--fps N] [--frames N] [--slots N]
 #include <cstdio>
-#include <thread>
 
 #include "../common/args.hpp"
+#include "../common/live_clock.hpp"
 #include "../common/test_pattern.hpp"
 #include "shmfd/producer.hpp"
 
@@ -48,8 +48,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "shmfd-camera: %s %ux%u at %llu fps on '%s'\n", format.c_str(),
                layout->width, layout->height, fps, topic.c_str());
 
-  const auto period = std::chrono::nanoseconds(fps == 0 ? 0 : 1'000'000'000ULL / fps);
-  auto next = std::chrono::steady_clock::now();
+  examples::LiveClock clock(fps);  // a stall skips ticks rather than bursting after it
   std::uint64_t published = 0;
   for (std::uint64_t seq = 1; frames == 0 || seq <= frames; ++seq) {
     auto slot = producer->acquire(*pool);  // waits while consumers hold every slot
@@ -58,9 +57,10 @@ int main(int argc, char** argv) {
     auto sent = producer->publish(topic, *slot, *layout, examples::now_ns());
     if (!sent) return std::fprintf(stderr, "shmfd-camera: %s\n", sent.error().message().c_str()), 1;
     ++published;
-    next += period;
-    std::this_thread::sleep_until(next);
+    clock.wait_next();
   }
-  std::printf("camera: %llu frames produced\n", static_cast<unsigned long long>(published));
+  std::printf("camera: %llu frames produced, %llu ticks skipped\n",
+              static_cast<unsigned long long>(published),
+              static_cast<unsigned long long>(clock.skipped()));
   return 0;
 }

@@ -4,9 +4,9 @@
 //   shmfd-pub [--socket PATH] [--topic NAME] [--width W] [--height H] [--fps N] [--frames N]
 //             [--pool SLOTS]
 #include <cstdio>
-#include <thread>
 
 #include "../common/args.hpp"
+#include "../common/live_clock.hpp"
 #include "../common/test_pattern.hpp"
 #include "shmfd/producer.hpp"
 
@@ -41,12 +41,19 @@ int main(int argc, char** argv) {
     if (!created)
       return std::fprintf(stderr, "shmfd-pub: %s\n", created.error().message().c_str()), 1;
     pool = *created;
+    if (pool_slots < 3) {
+      // One stuck consumer pins at most N - 1 slots (its pool window), so the others share
+      // what is left: with fewer than 3 slots that is one slot, and no overlap at all.
+      std::fprintf(stderr,
+                   "shmfd-pub: warning: a pool of %u slots leaves healthy consumers one slot "
+                   "when another is slow; use --pool 4 or more for live video\n",
+                   pool_slots);
+    }
   }
   std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' at %llu fps%s\n", width, height,
                topic.c_str(), fps, pool_slots > 0 ? " from a pool" : "");
 
-  const auto period = std::chrono::nanoseconds(fps == 0 ? 0 : 1'000'000'000ULL / fps);
-  auto next = std::chrono::steady_clock::now();
+  examples::LiveClock clock(fps);
   for (std::uint64_t i = 0; frames == 0 || i < frames; ++i) {
     // Sequence numbers start at 1; the pattern is drawn for the number publish will assign.
     Result<std::uint64_t> sequence = std::uint64_t{0};
@@ -68,8 +75,13 @@ int main(int argc, char** argv) {
     }
     if (*sequence % 100 == 0)
       std::fprintf(stderr, "shmfd-pub: %llu frames\n", static_cast<unsigned long long>(*sequence));
-    next += period;
-    std::this_thread::sleep_until(next);
+    if (const auto missed = clock.wait_next(); missed != 0) {
+      std::fprintf(stderr, "shmfd-pub: skipped %llu ticks while held back (%llu in all)\n",
+                   static_cast<unsigned long long>(missed),
+                   static_cast<unsigned long long>(clock.skipped()));
+    }
   }
+  std::fprintf(stderr, "shmfd-pub: done; %llu ticks skipped\n",
+               static_cast<unsigned long long>(clock.skipped()));
   return 0;
 }
