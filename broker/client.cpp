@@ -72,6 +72,8 @@ std::string message_name(proto::Message::Which which) {
       return "Unadvertise";
     case M::UNADVERTISED:
       return "Unadvertised";
+    case M::CREDIT:
+      return "Credit";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
@@ -349,6 +351,10 @@ void Client::handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds)
                                        std::to_string(fds.size()) + " attached were closed");
       return {};  // `fds` closes them
     }
+    if (which == M::PUBLISH && !fds.empty()) {
+      // Counted on reading, whatever the answer: the producer's window is about its sends.
+      if (++credit_owed_ >= credit_threshold()) wake_writer();
+    }
     switch (which) {
       case M::HELLO:
         on_hello(m.getHello());
@@ -410,6 +416,7 @@ void Client::on_hello(proto::Hello::Reader hello) {
   welcome.setMaxMessageBytes(
       static_cast<std::uint32_t>(broker_.options().limits.max_message_bytes));
   welcome.setMaxFdsPerMessage(1);
+  welcome.setPublishWindow(broker_.options().limits.publish_window);
   reply(message);
   broker_.log().info(describe() + " connected");
 }
@@ -983,6 +990,10 @@ void Client::enqueue(Subscription& sub, Pending entry) {
   wake_writer();
 }
 
+std::uint32_t Client::credit_threshold() const {
+  return std::max<std::uint32_t>(1, broker_.options().limits.publish_window / 2);
+}
+
 bool Client::must_hold_producer() const {
   for (const Topic* t : produced_) {
     for (const Subscription* s : t->subscribers) {
@@ -997,6 +1008,13 @@ bool Client::next_outgoing(kj::Array<capnp::word>& words, int& fd,
   if (!replies_.empty()) {
     words = std::move(replies_.front());
     replies_.pop_front();
+    return true;
+  }
+  if (credit_owed_ >= credit_threshold() && !close_after_replies_) {
+    ControlMessageBuilder message;
+    message.initRoot<proto::Message>().initCredit().setFrames(credit_owed_);
+    credit_owed_ = 0;
+    words = encode_message(message);
     return true;
   }
   while (!slot_frees_.empty() && !close_after_replies_) {

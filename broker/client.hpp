@@ -101,6 +101,7 @@ class Client : public std::enable_shared_from_this<Client> {
   // event, see close()) for not reading its replies.
   void reply(capnp::MessageBuilder& message);
   bool must_hold_producer() const;
+  std::uint32_t credit_threshold() const;  // half the publish window
   // Charges `bytes` more to this client's account, or refuses naming --max-pinned-bytes.
   bool within_pinned_limit(std::uint64_t bytes, const std::string& topic, std::uint64_t sequence);
   // Refills this client's --max-message-rate budget; how long until it holds a whole message.
@@ -138,6 +139,9 @@ class Client : public std::enable_shared_from_this<Client> {
   // SlotFree notices not yet sent, at most one per slot (PoolRecord::free_queued): however
   // often a producer republishes a slot without reading, this never outgrows its pools.
   std::deque<std::pair<std::uint32_t, std::uint32_t>> slot_frees_;
+  // Fd-carrying Publishes read and not yet acknowledged: one Credit covers them all, sent once
+  // they reach half the publish window (so at most one is ever owed).
+  std::uint32_t credit_owed_ = 0;
   struct Outgoing {
     kj::Array<capnp::word> words;
     int fd = -1;

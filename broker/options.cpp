@@ -69,6 +69,9 @@ layout before a consumer sees it.
   --max-message-rate N       messages per second the broker reads from one client; the
                              rest wait in its socket (0: no limit; default: )" +
          std::to_string(d.max_message_rate) + R"()
+  --publish-window N         frames with an fd a producer may have sent and the broker not
+                             yet read (default: )" +
+         std::to_string(d.publish_window) + R"()
   --max-pool-slots N         slots per pool (default: )" +
          std::to_string(d.max_pool_slots) + R"()
   --hold-deadline-ms N       report a consumer holding a pool slot longer (0: never; default: )" +
@@ -152,6 +155,8 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       if ((n = number(1, 1U << 20))) o.limits.max_slots_held = static_cast<std::uint32_t>(*n);
     } else if (flag == "--max-queued-messages") {
       if ((n = number(1, kBig))) o.limits.max_pending_replies = *n;
+    } else if (flag == "--publish-window") {
+      if ((n = number(2, 1024))) o.limits.publish_window = static_cast<std::uint32_t>(*n);
     } else if (flag == "--max-message-rate") {
       if ((n = number(0, kBig))) o.limits.max_message_rate = *n;
     } else if (flag == "--max-pool-slots") {

@@ -41,6 +41,10 @@ struct Limits {
   // pass at once); past it, the client's messages wait in its socket, and its sends block like
   // any other backpressure. Nothing is refused or lost. 0: unlimited.
   std::uint64_t max_message_rate = 100000;
+  // Fd-carrying Publishes a producer may have sent that the broker has not yet read (and
+  // acknowledged with Credit): what bounds a producer's frames in flight in the kernel when a
+  // block-producer subscriber or the message rate holds it back.
+  std::uint32_t publish_window = 8;
   std::uint32_t max_pool_slots = 1024;
   // A consumer holding a pool slot longer than this is reported (0: never); with
   // disconnect_stuck it is also disconnected, which frees everything it held.

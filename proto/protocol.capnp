@@ -39,6 +39,7 @@ struct Message {
     unsubscribed @18 :Unsubscribed;
     unadvertise @19 :Unadvertise;
     unadvertised @20 :Unadvertised;
+    credit @21 :Credit;
   }
 }
 
@@ -53,6 +54,16 @@ struct Welcome {
   version @0 :UInt32;
   maxMessageBytes @1 :UInt32;
   maxFdsPerMessage @2 :UInt32;
+  # A producer may have at most this many Publishes that carry an fd sent and not yet covered
+  # by Credit; it waits for Credit before sending more. Pool frames (no fd) do not count: their
+  # slots bound them.
+  publishWindow @3 :UInt32;
+}
+
+# Broker -> producer: the broker has read `frames` more of this client's fd-carrying Publishes
+# (accepted or refused); that many more may be sent. Sent once half a window has been read.
+struct Credit {
+  frames @0 :UInt32;
 }
 
 # What a receiver can rely on; see libshmfd/include/shmfd/guarantee.hpp for the seals.

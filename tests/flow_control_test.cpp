@@ -17,6 +17,7 @@
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"
 #include "support/program.hpp"
+#include "support/raw_client.hpp"
 
 namespace shmfd {
 namespace {
@@ -160,6 +161,40 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
   // deliver the 50 missed frames as fast as they are released.
   EXPECT_LE(early, 22) << "frames in the first 300 ms after the stall";
   EXPECT_GE(early, 8);
+}
+
+// A stopped block-producer subscriber holds the producer back in publish(), with a bounded
+// number of sealed buffers in flight: not hundreds queued in its socket outside every limit.
+TEST(InFlightTest, AHeldBackProducerWaitsWithABoundedNumberOfFramesInFlight) {
+  testing::InProcessBroker broker;
+  auto stopped = std::make_unique<testing::RawClient>(
+      testing::RawClient::greeted(broker.path(), "stopped"));
+  stopped->subscribe("block", 1, proto::Backpressure::BLOCK_PRODUCER);  // and never reads again
+  auto producer = Producer::connect(broker.path(), "producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("block", LayoutKind::BLOB));
+  std::atomic<std::uint64_t> published{0};
+  std::thread publisher([&] {
+    const Layout layout = blob_layout(1 << 20);
+    for (int i = 0; i < 300; ++i) {
+      auto buffer = producer->allocate("block", layout);
+      if (!buffer || !producer->publish("block", std::move(*buffer), layout)) return;
+      ++published;
+    }
+  });
+  // Wait until it stops making progress (bounded), then count.
+  std::uint64_t last = ~std::uint64_t{0};
+  for (int i = 0; i < 100 && published != last; ++i) {
+    last = published;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::uint64_t held = published;
+  // The window (8), the subscriber's depth (1), the frame it was sent, and the one read past
+  // the full queue; before the window, the socket took a few hundred.
+  EXPECT_LE(held, 8U + 1U + 1U + 2U) << "frames the producer got out while held back";
+  stopped.reset();  // the subscriber goes; the producer is let go and finishes
+  publisher.join();
+  EXPECT_EQ(published, 300U);
 }
 
 }  // namespace

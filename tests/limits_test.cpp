@@ -164,10 +164,13 @@ TEST_F(LimitsTest, MessageRatePacesTheClientAndLosesNothing) {
   ASSERT_TRUE(producer->advertise("rate", LayoutKind::BLOB));
   constexpr std::uint64_t kFrames = 100;
   const auto start = std::chrono::steady_clock::now();
-  for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
-    auto sent = testing::publish_pattern(*producer, "rate", seq, 64);
-    ASSERT_TRUE(sent) << sent.error().message();
-  }
+  // Published from a thread: with the publish window, a producer held back waits in publish().
+  std::thread publisher([&] {
+    for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
+      auto sent = testing::publish_pattern(*producer, "rate", seq, 64);
+      if (!sent) ADD_FAILURE() << sent.error().message();
+    }
+  });
   for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
     auto event = consumer->receive();
     ASSERT_TRUE(event) << event.error().message();
@@ -179,6 +182,7 @@ TEST_F(LimitsTest, MessageRatePacesTheClientAndLosesNothing) {
   }
   // A burst of 50 passed at once (Hello and Advertise took two of it); the other 52 frames
   // took a second at 50 a second. However loaded the machine, never less.
+  publisher.join();
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took.count(), 0.8) << "the broker read past --max-message-rate";
   auto errors = producer->poll_errors();
@@ -214,7 +218,8 @@ TEST(LimitOptionsTest, EveryLimitHasAFlag) {
   auto parsed =
       broker::parse_options({"shmfd-broker", "--max-pinned-bytes", "1048576", "--max-slots-held",
                              "7", "--max-queued-messages", "9", "--max-message-rate", "0",
-                             "--max-pools", "3", "--max-queued-fds", "11"});
+                             "--max-pools", "3", "--max-queued-fds", "11", "--publish-window",
+                             "5"});
   ASSERT_TRUE(parsed) << parsed.error().message();
   const broker::Limits& l = (*parsed)->limits;
   EXPECT_EQ(l.max_pinned_bytes, 1048576U);
@@ -223,6 +228,7 @@ TEST(LimitOptionsTest, EveryLimitHasAFlag) {
   EXPECT_EQ(l.max_message_rate, 0U);
   EXPECT_EQ(l.max_pools_per_client, 3U);
   EXPECT_EQ(l.max_queued_fds_per_client, 11U);
+  EXPECT_EQ(l.publish_window, 5U);
   auto bad = broker::parse_options({"shmfd-broker", "--max-pinned-bytes", "12"});
   ASSERT_FALSE(bad);
   EXPECT_TRUE(names(bad.error(), "--max-pinned-bytes: '12'")) << bad.error().message();

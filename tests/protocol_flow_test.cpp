@@ -112,6 +112,30 @@ TEST_F(ProtocolFlowTest, Producing_UnadvertiseEndsTheStreamAndFreesTheTopic) {
   EXPECT_TRUE(p.next().is_error(Code::UNKNOWN_TOPIC));
 }
 
+// §4 Producing: a producer may have publishWindow fd frames unacknowledged; the broker credits
+// them in halves as it reads them. Pool frames take no credit.
+TEST_F(ProtocolFlowTest, Producing_CreditCoversTheFramesTheBrokerRead) {
+  RawClient p(broker_->path());
+  Received welcome = p.next_any();
+  ASSERT_TRUE(welcome.is(M::WELCOME)) << welcome;
+  EXPECT_EQ(welcome.window, 8U);
+  p.advertise("cam");
+  ASSERT_TRUE(p.next_any().is(M::ADVERTISED));
+  auto buffer = sealed_memfd(64);
+  for (std::uint64_t s = 1; s <= 4; ++s) p.publish_fd("cam", s, buffer.fd(), 64);
+  Received credit = p.next_any();
+  ASSERT_TRUE(credit.is(M::CREDIT)) << credit;
+  EXPECT_EQ(credit.credit, 4U);
+  p.publish_fd("cam", 5, buffer.fd(), 64);  // refused, and still read: it counts
+  p.publish_fd("cam", 5, buffer.fd(), 64);
+  p.publish_fd("cam", 6, buffer.fd(), 64);
+  p.publish_fd("cam", 7, buffer.fd(), 64);
+  EXPECT_TRUE(p.next_any().is_error(Code::BAD_SEQUENCE));
+  credit = p.next_any();
+  ASSERT_TRUE(credit.is(M::CREDIT)) << credit;
+  EXPECT_EQ(credit.credit, 4U);
+}
+
 // §5 Sequences: chosen by the producer, from 1, strictly increasing; a new producer (or the
 // same after Unadvertise) starts afresh.
 TEST_F(ProtocolFlowTest, Sequences_ZeroDuplicatesAndDecreasesAreRefused) {

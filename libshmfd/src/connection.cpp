@@ -22,15 +22,16 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   auto reply = conn.receive();
   if (!reply) return fail(std::move(reply.error()));
   auto welcome = decode_message<proto::Message>(
-      conn.message(*reply), [&](proto::Message::Reader m) -> Result<std::uint32_t> {
+      conn.message(*reply), [&](proto::Message::Reader m) -> Status {
         if (m.isError()) return fail(broker_error(m.getError()));
         if (!m.isWelcome()) {
           return fail(Errc::protocol_violation, "the broker answered Hello with something else");
         }
-        return m.getWelcome().getMaxMessageBytes();
+        conn.max_message_bytes_ = m.getWelcome().getMaxMessageBytes();
+        conn.publish_window_ = m.getWelcome().getPublishWindow();
+        return {};
       });
   if (!welcome) return fail(std::move(welcome.error()).prefixed("connect to " + socket_path));
-  conn.max_message_bytes_ = *welcome;
   return conn;
 }
 

@@ -42,6 +42,8 @@ void Producer::handle(proto::Message::Reader message) {
         }
       }
     }
+  } else if (message.isCredit()) {
+    fd_frames_in_flight_ -= std::min(fd_frames_in_flight_, message.getCredit().getFrames());
   } else if (message.isSlotFree()) {
     auto freed = message.getSlotFree();
     auto pool = pools_.find(freed.getPool());
@@ -158,13 +160,23 @@ Result<std::uint64_t> Producer::sent_or_refused(std::uint64_t sequence) {
   return sequence;
 }
 
+bool Producer::window_full() const noexcept {
+  const std::uint32_t window = connection_.publish_window();
+  return window != 0 && fd_frames_in_flight_ >= window;
+}
+
 Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
   const int fd = frame.buffer ? frame.buffer->fd() : -1;
+  if (fd >= 0 && window_full()) {
+    if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+    if (window_full()) return std::optional<std::uint64_t>();
+  }
   auto sent = connection_.send(as_bytes(frame.message),
                                fd >= 0 ? std::span(&fd, 1) : std::span<const int>(),
                                IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
+  if (fd >= 0) ++fd_frames_in_flight_;
   auto done = sent_or_refused(frame.sequence);
   if (!done) return fail(std::move(done.error()));
   return std::optional<std::uint64_t>(*done);
@@ -175,9 +187,15 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
   auto frame = prepare(topic, std::move(buffer), layout, timestamp_ns);
   if (!frame) return fail(std::move(frame.error()));
   const int fd = frame->buffer->fd();
-  // Blocking: under block-producer backpressure this waits for the broker to read again.
+  // Blocking: under block-producer backpressure the broker stops reading, its Credit stops,
+  // and this waits here once the window is full.
+  if (window_full()) {
+    auto ok = wait_for([&](proto::Message::Reader) { return Result<bool>(!window_full()); });
+    if (!ok) return fail(std::move(ok.error()));
+  }
   auto sent = connection_.send(as_bytes(frame->message), std::span(&fd, 1));
   if (!sent) return fail(std::move(sent.error()));
+  ++fd_frames_in_flight_;
   return sent_or_refused(frame->sequence);
 }
 

@@ -37,6 +37,8 @@ struct Received {
   std::uint32_t slot = 0;
   std::uint32_t depth = 0;  // Subscribed
   std::uint64_t dropped = 0;  // Deliver
+  std::uint32_t credit = 0;   // Credit
+  std::uint32_t window = 0;   // Welcome.publishWindow
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -96,8 +98,19 @@ class RawClient {
     return sent && *sent == SendStatus::sent;
   }
 
-  // The next message, waiting up to `wait_ms`.
+  // The next message other than Credit (which may come to a producer at any time, docs/
+  // PROTOCOL.md section 4), waiting up to `wait_ms` for each.
   Received next(int wait_ms = 5000) {
+    for (;;) {
+      Received r = next_any(wait_ms);
+      if (!r.is(proto::Message::CREDIT)) return r;
+      credited += r.credit;
+    }
+  }
+  std::uint64_t credited = 0;  // frames covered by the Credit that next() passed over
+
+  // The next message of any kind, waiting up to `wait_ms`.
+  Received next_any(int wait_ms = 5000) {
     Received out;
     pollfd p{fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, wait_ms) != 1) {
@@ -119,6 +132,7 @@ class RawClient {
               out.version = r.getWelcome().getVersion();
               out.max_message_bytes = r.getWelcome().getMaxMessageBytes();
               out.max_fds = r.getWelcome().getMaxFdsPerMessage();
+              out.window = r.getWelcome().getPublishWindow();
               break;
             case M::ERROR:
               out.code = r.getError().getCode();
@@ -157,6 +171,9 @@ class RawClient {
             case M::POOL_ATTACH:
               out.topic = text_of(r.getPoolAttach().getTopic());
               out.pool = r.getPoolAttach().getPool();
+              break;
+            case M::CREDIT:
+              out.credit = r.getCredit().getFrames();
               break;
             case M::SLOT_FREE:
               out.pool = r.getSlotFree().getPool();

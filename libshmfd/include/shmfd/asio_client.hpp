@@ -114,8 +114,13 @@ class AsyncProducer {
       if (!*r) return std::nullopt;
       return Result<std::uint64_t>(**r);
     };
-    return detail::async_when_ready<Result<std::uint64_t>>(
-        readiness_, asio::posix::stream_descriptor::wait_write, std::move(attempt), token);
+    // A full socket waits for room; a full publish window waits for the broker's Credit.
+    auto wait = [this] {
+      return producer_.window_full() ? asio::posix::stream_descriptor::wait_read
+                                     : asio::posix::stream_descriptor::wait_write;
+    };
+    return detail::async_when_ready<Result<std::uint64_t>>(readiness_, std::move(wait),
+                                                            std::move(attempt), token);
   }
 
   AsyncProducer(Producer producer, asio::posix::stream_descriptor readiness)

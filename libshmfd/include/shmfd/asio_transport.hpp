@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include <asio/async_result.hpp>
@@ -28,11 +29,12 @@ namespace detail {
 // for readiness and tries again. The first attempt runs inside the initiating function; if it
 // finishes there, completion is posted so the handler never runs from within the initiating
 // call (Asio's rule for asynchronous operations).
-template <typename Waitable, typename Attempt, typename Value>
+// `wait` says which readiness to wait for after an attempt that would block.
+template <typename Waitable, typename Attempt, typename Wait, typename Value>
 class ReadinessOp {
  public:
-  ReadinessOp(Waitable& waitable, typename Waitable::wait_type wait, Attempt attempt)
-      : waitable_(waitable), wait_(wait), attempt_(std::move(attempt)) {}
+  ReadinessOp(Waitable& waitable, Wait wait, Attempt attempt)
+      : waitable_(waitable), wait_(std::move(wait)), attempt_(std::move(attempt)) {}
 
   template <typename Self>
   void operator()(Self& self, std::error_code ec = {}) {
@@ -49,7 +51,7 @@ class ReadinessOp {
     std::optional<Value> r = attempt_(waitable_.native_handle());
     if (!r) {
       started_ = true;
-      waitable_.async_wait(wait_, std::move(self));
+      waitable_.async_wait(wait_(), std::move(self));
       return;
     }
     if (!started_) {
@@ -62,7 +64,7 @@ class ReadinessOp {
 
  private:
   Waitable& waitable_;
-  typename Waitable::wait_type wait_;
+  Wait wait_;
   Attempt attempt_;
   bool started_ = false;
   std::optional<Value> result_;
@@ -73,9 +75,19 @@ class ReadinessOp {
 template <typename Value, typename Waitable, typename Attempt, typename Token>
 auto async_when_ready(Waitable& waitable, typename Waitable::wait_type wait, Attempt attempt,
                       Token&& token) {
-  using Op = ReadinessOp<Waitable, Attempt, Value>;
-  return asio::async_compose<Token, void(Value)>(Op(waitable, wait, std::move(attempt)), token,
+  auto fixed = [wait] { return wait; };
+  using Op = ReadinessOp<Waitable, Attempt, decltype(fixed), Value>;
+  return asio::async_compose<Token, void(Value)>(Op(waitable, fixed, std::move(attempt)), token,
                                                  waitable);
+}
+
+// The same, with the readiness to wait for chosen after each attempt by `wait()`.
+template <typename Value, typename Waitable, typename Wait, typename Attempt, typename Token>
+  requires std::is_invocable_r_v<typename Waitable::wait_type, Wait>
+auto async_when_ready(Waitable& waitable, Wait wait, Attempt attempt, Token&& token) {
+  using Op = ReadinessOp<Waitable, Attempt, Wait, Value>;
+  return asio::async_compose<Token, void(Value)>(Op(waitable, std::move(wait), std::move(attempt)),
+                                                 token, waitable);
 }
 
 }  // namespace detail

@@ -25,6 +25,8 @@ class Connection {
 
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
+  // Frames with an fd this client may have sent and the broker not yet credited (Welcome).
+  std::uint32_t publish_window() const noexcept { return publish_window_; }
 
   // Sends one message (blocking, or IoMode::non_blocking: SendStatus::would_block when the
   // socket is full). A broker that has gone is Errc::disconnected, as on receive.
@@ -47,6 +49,7 @@ class Connection {
   UniqueFd fd_;
   MessageBuffer buffer_;
   std::uint32_t max_message_bytes_ = 0;
+  std::uint32_t publish_window_ = 0;
 };
 
 }  // namespace shmfd

@@ -75,6 +75,10 @@ class Producer {
                                 std::uint64_t timestamp_ns = 0);
   Result<std::optional<std::uint64_t>> try_send(PreparedFrame& frame);
 
+  // Whether the publish window is full: a frame with its own buffer waits for the broker's
+  // Credit (try_send returns nullopt; an event loop then waits for the socket to be readable).
+  bool window_full() const noexcept;
+
   // Refusals the broker has sent so far (non-blocking).
   Result<std::vector<Error>> poll_errors();
 
@@ -120,7 +124,7 @@ class Producer {
   // Reads messages (blocking) until `done` holds for one; each goes through handle first.
   template <typename Done>
   Status wait_for(Done done);
-  // Keeps refusals in errors_ and marks freed slots.
+  // Keeps refusals in errors_, marks freed slots and counts credit.
   void handle(proto::Message::Reader message);
   std::uint64_t next_sequence(std::string_view topic);
   Result<std::uint64_t> sent_or_refused(std::uint64_t sequence);
@@ -129,6 +133,10 @@ class Producer {
   std::map<std::uint32_t, PoolState> pools_;
   std::map<std::string, std::uint64_t, std::less<>> next_sequence_;
   std::deque<Error> errors_;
+  // Frames with their own buffer sent and not yet covered by the broker's Credit: at most
+  // the connection's publish window, so a producer held back by backpressure waits in
+  // publish() instead of filling its socket with sealed buffers.
+  std::uint32_t fd_frames_in_flight_ = 0;
 };
 
 }  // namespace shmfd
