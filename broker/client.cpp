@@ -615,8 +615,7 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   // description: it cannot write whatever the seals, and shares no flags with the producer's.
   auto read_only = reopen_read_only(fds[*index].get());
   if (!read_only) {
-    return refuse(wire_error_code(read_only.error()), read_only.error().message(), name,
-                  sequence);
+    return refuse(wire_error_code(read_only.error()), read_only.error().message(), name, sequence);
   }
 
   auto record = std::make_shared<FrameRecord>();
@@ -741,10 +740,10 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
                   name);
   }
   if (fds.size() != 1) {
-    return refuse(Code::WRONG_FD_COUNT,
-                  "a RegisterPool carries exactly one fd, this one carried " +
-                      std::to_string(fds.size()),
-                  name);
+    return refuse(
+        Code::WRONG_FD_COUNT,
+        "a RegisterPool carries exactly one fd, this one carried " + std::to_string(fds.size()),
+        name);
   }
   auto index = fd_index(reg.getFd(), fds.size());
   if (!index) return refuse(Code::WRONG_FD_COUNT, index.error().message(), name);
@@ -773,7 +772,8 @@ void Client::on_register_pool(proto::RegisterPool::Reader reg, std::vector<Uniqu
   if (!within_pinned_limit(verified->size, name, 0)) return;
   // As for fd frames: consumers get a read-only open of the broker's own.
   auto read_only = reopen_read_only(fds[*index].get());
-  if (!read_only) return refuse(wire_error_code(read_only.error()), read_only.error().message(), name);
+  if (!read_only)
+    return refuse(wire_error_code(read_only.error()), read_only.error().message(), name);
   auto pool = std::make_shared<PoolRecord>();
   pool->charge = Charge(account_, verified->size);
   pool->id = broker_.next_pool_id();
@@ -810,8 +810,8 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
   PoolRecord& pool = *it->second;
   if (slot >= pool.slot_count) {
     return refuse(Code::UNKNOWN_POOL,
-                  "slot " + std::to_string(slot) + " of pool " + std::to_string(id) + ", a pool of " +
-                      std::to_string(pool.slot_count) + " slots",
+                  "slot " + std::to_string(slot) + " of pool " + std::to_string(id) +
+                      ", a pool of " + std::to_string(pool.slot_count) + " slots",
                   t.name, sequence);
   }
   if (pool.busy[slot]) {
@@ -893,9 +893,9 @@ void Client::describe_into(proto::ClientInfo::Builder info,
   info.setConnectedNs(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(now - connected_at_).count()));
   info.setProduces(static_cast<std::uint32_t>(produced_.size()));
-  info.setSubscribes(static_cast<std::uint32_t>(std::count_if(
-      subscriptions_.begin(), subscriptions_.end(),
-      [](const auto& entry) { return entry.second->topic != nullptr; })));
+  info.setSubscribes(static_cast<std::uint32_t>(
+      std::count_if(subscriptions_.begin(), subscriptions_.end(),
+                    [](const auto& entry) { return entry.second->topic != nullptr; })));
   std::uint64_t pinned = 0;
   for (const auto& [name, sub] : subscriptions_) {
     for (const Pending& p : sub->pending) pinned += p.frame ? p.frame->bytes : 0;

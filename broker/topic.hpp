@@ -66,10 +66,10 @@ struct PoolRecord {
   DeferredFd fd;  // closed on the broker's closer thread
   std::uint32_t slot_count = 0;
   std::uint64_t slot_size = 0;
-  Client* owner = nullptr;  // the producer; null once it has gone
-  std::vector<bool> busy;   // published, and not yet let go by every subscriber
+  Client* owner = nullptr;        // the producer; null once it has gone
+  std::vector<bool> busy;         // published, and not yet let go by every subscriber
   std::vector<bool> free_queued;  // a SlotFree for the slot waits in the owner's queue
-  Charge charge;            // the whole pool, to its producer
+  Charge charge;                  // the whole pool, to its producer
 
   // The last subscriber let go of `slot`: it is free, and the producer is told.
   void release_slot(std::uint32_t slot);
@@ -169,9 +169,9 @@ struct Topic {
   Guarantee guarantee = Guarantee::sealed;
   Client* producer = nullptr;
   std::vector<Subscription*> subscribers;
-  FramePtr last;             // only with --keep-last-frame
+  FramePtr last;                    // only with --keep-last-frame
   std::uint64_t last_sequence = 0;  // of the current producer's last accepted frame
-  std::uint64_t frames = 0;  // published so far
+  std::uint64_t frames = 0;         // published so far
   std::uint64_t bytes = 0;
 };
 

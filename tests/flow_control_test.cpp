@@ -110,8 +110,8 @@ TEST_P(FlowControlTest, AStoppedDropOldestConsumerSlowsNoOne) {
   HealthyConsumer healthy(broker_->path(), "c");
   auto producer = Producer::connect(broker_->path(), "producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("c", LayoutKind::IMAGE,
-                                  pooled ? Guarantee::pool : Guarantee::sealed));
+  ASSERT_TRUE(
+      producer->advertise("c", LayoutKind::IMAGE, pooled ? Guarantee::pool : Guarantee::sealed));
   std::uint32_t pool = 0;
   if (pooled) {
     auto created = producer->create_pool("c", 64 * 64 * 4, 4);
@@ -132,7 +132,9 @@ TEST_P(FlowControlTest, AStoppedDropOldestConsumerSlowsNoOne) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PoolAndSealed, FlowControlTest, ::testing::Bool(),
-                         [](const auto& param_info) { return param_info.param ? "pool" : "sealed"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "pool" : "sealed";
+                         });
 
 // A live source held back by a block-producer consumer keeps its cadence once let go: the
 // ticks it missed are skipped, not published in a burst.
@@ -141,8 +143,8 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
   auto consumer = Consumer::connect(broker.path(), "slow");
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->subscribe("live", 1, Backpressure::BLOCK_PRODUCER));
-  testing::Program pub({SHMFD_PUB_BIN, "--socket", broker.path(), "--topic", "live", "--fps",
-                        "50", "--pool", "2", "--width", "64", "--height", "64"});
+  testing::Program pub({SHMFD_PUB_BIN, "--socket", broker.path(), "--topic", "live", "--fps", "50",
+                        "--pool", "2", "--width", "64", "--height", "64"});
   auto first = consumer->receive();
   ASSERT_TRUE(first && std::holds_alternative<Frame>(*first));
   std::this_thread::sleep_for(std::chrono::seconds(1));  // the stall: 50 ticks pass
@@ -154,9 +156,8 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
     ASSERT_TRUE(event) << event.error().message();
     arrivals.push_back(Clock::now() - resumed);
   }
-  const auto early = std::count_if(arrivals.begin(), arrivals.end(), [](auto t) {
-    return t < std::chrono::milliseconds(300);
-  });
+  const auto early = std::count_if(arrivals.begin(), arrivals.end(),
+                                   [](auto t) { return t < std::chrono::milliseconds(300); });
   // At 50 fps, 300 ms hold 15 ticks (plus the frame queued during the stall); a burst would
   // deliver the 50 missed frames as fast as they are released.
   EXPECT_LE(early, 22) << "frames in the first 300 ms after the stall";
@@ -167,8 +168,8 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
 // number of sealed buffers in flight: not hundreds queued in its socket outside every limit.
 TEST(InFlightTest, AHeldBackProducerWaitsWithABoundedNumberOfFramesInFlight) {
   testing::InProcessBroker broker;
-  auto stopped = std::make_unique<testing::RawClient>(
-      testing::RawClient::greeted(broker.path(), "stopped"));
+  auto stopped =
+      std::make_unique<testing::RawClient>(testing::RawClient::greeted(broker.path(), "stopped"));
   stopped->subscribe("block", 1, proto::Backpressure::BLOCK_PRODUCER);  // and never reads again
   auto producer = Producer::connect(broker.path(), "producer");
   ASSERT_TRUE(producer);

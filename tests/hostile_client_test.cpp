@@ -233,8 +233,8 @@ TEST_F(HostileClientTest, APublishAfterTheBrokerDiedSaysTheBrokerClosedTheConnec
 // image that is not shmfd-pub's test pattern once it has subscribed; returns its exit status.
 int run_sub_on_foreign_frames(const std::string& socket, const std::string& topic,
                               std::vector<std::string> extra) {
-  std::vector<std::string> args{SHMFD_SUB_BIN, "--socket", socket, "--topic", topic,
-                                "--frames", "3"};
+  std::vector<std::string> args{SHMFD_SUB_BIN, "--socket", socket, "--topic",
+                                topic,         "--frames", "3"};
   args.insert(args.end(), extra.begin(), extra.end());
   testing::Program sub(args);
   if (!sub.wait_for("subscribed")) return -1;

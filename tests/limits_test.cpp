@@ -215,11 +215,10 @@ TEST_F(LimitsTest, AClientThatDoesNotReadItsRepliesIsDisconnected) {
 }
 
 TEST(LimitOptionsTest, EveryLimitHasAFlag) {
-  auto parsed =
-      broker::parse_options({"shmfd-broker", "--max-pinned-bytes", "1048576", "--max-slots-held",
-                             "7", "--max-queued-messages", "9", "--max-message-rate", "0",
-                             "--max-pools", "3", "--max-queued-fds", "11", "--publish-window",
-                             "5"});
+  auto parsed = broker::parse_options({"shmfd-broker", "--max-pinned-bytes", "1048576",
+                                       "--max-slots-held", "7", "--max-queued-messages", "9",
+                                       "--max-message-rate", "0", "--max-pools", "3",
+                                       "--max-queued-fds", "11", "--publish-window", "5"});
   ASSERT_TRUE(parsed) << parsed.error().message();
   const broker::Limits& l = (*parsed)->limits;
   EXPECT_EQ(l.max_pinned_bytes, 1048576U);

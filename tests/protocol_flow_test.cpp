@@ -255,14 +255,16 @@ TEST_F(ProtocolFlowTest, Pools_EachMistakeHasItsCode) {
   EXPECT_TRUE(r.is_error(Code::SLOT_BUSY)) << r;
   EXPECT_EQ(r.sequence, 4U);
   auto buffer = sealed_memfd(64);
-  p.send([&](M::Builder m) {
-    auto f = m.initPublish();
-    f.setTopic("pool");
-    auto frame = f.initFrame();
-    frame.setSequence(6);
-    frame.setPool(pool);
-    layout_to_proto(blob_layout(64), frame.initLayout());
-  }, {buffer.fd()});
+  p.send(
+      [&](M::Builder m) {
+        auto f = m.initPublish();
+        f.setTopic("pool");
+        auto frame = f.initFrame();
+        frame.setSequence(6);
+        frame.setPool(pool);
+        layout_to_proto(blob_layout(64), frame.initLayout());
+      },
+      {buffer.fd()});
   EXPECT_TRUE(p.next_not_slot_free().is_error(Code::WRONG_FD_COUNT));
 }
 

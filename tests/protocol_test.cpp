@@ -47,8 +47,8 @@ TEST_F(ProtocolTest, Framing_AMessageWithoutASegmentTableIsRefused) {
   auto segments = m.getSegmentsForOutput();
   ASSERT_EQ(segments.size(), 1U);
   const auto words = segments[0];  // the bare segment: what `capnp encode --flat` prints
-  ASSERT_TRUE(c.send_bytes({reinterpret_cast<const std::byte*>(words.begin()),
-                            words.size() * sizeof(capnp::word)}));
+  ASSERT_TRUE(c.send_bytes(
+      {reinterpret_cast<const std::byte*>(words.begin()), words.size() * sizeof(capnp::word)}));
   Received r = c.next();
   EXPECT_TRUE(r.is_error(Code::MALFORMED_MESSAGE)) << r;
   expect_served(c);
@@ -77,8 +77,8 @@ TEST_F(ProtocolTest, Framing_BytesAfterTheMessageAreRefused) {
   auto words = capnp::messageToFlatArray(m);
   std::vector<capnp::word> longer(words.begin(), words.end());
   longer.push_back({});
-  ASSERT_TRUE(c.send_bytes({reinterpret_cast<const std::byte*>(longer.data()),
-                            longer.size() * sizeof(capnp::word)}));
+  ASSERT_TRUE(c.send_bytes(
+      {reinterpret_cast<const std::byte*>(longer.data()), longer.size() * sizeof(capnp::word)}));
   Received r = c.next();
   EXPECT_TRUE(r.is_error(Code::MALFORMED_MESSAGE)) << r;
   expect_served(c);
@@ -219,8 +219,8 @@ TEST_F(ProtocolTest, TopicNames_ANulByteIsRefusedNotCutAt) {
 // §3 Topic names: 1 to 255 bytes of A-Z a-z 0-9 . _ - / : and nothing else.
 TEST_F(ProtocolTest, TopicNames_OnlyTheAllowedBytesAndLengthsPass) {
   RawClient c = RawClient::greeted(broker_->path());
-  const std::vector<std::string> bad{"",     std::string(256, 'a'), "a b", "cam*", "cam?",
-                                     "c[1]", "x\\y",                "é",   "a\tb", "a,b"};
+  const std::vector<std::string> bad{
+      "", std::string(256, 'a'), "a b", "cam*", "cam?", "c[1]", "x\\y", "é", "a\tb", "a,b"};
   for (const std::string& name : bad) {
     c.advertise(name);
     Received r = c.next();

@@ -130,7 +130,8 @@ TEST_F(TransportTest, SurplusFdsAreClosedAndReported) {
   auto sut = receive_message(receiver_.get(), buf, 3);
   ASSERT_FALSE(sut);
   EXPECT_TRUE(sut.error().is(Errc::fds_truncated));
-  EXPECT_NE(sut.error().message().find("more fds than a message may (at most 3)"), std::string::npos)
+  EXPECT_NE(sut.error().message().find("more fds than a message may (at most 3)"),
+            std::string::npos)
       << sut.error().message();
   for (std::size_t i = 0; i < pipes.size(); ++i) EXPECT_TRUE(sees_eof(pipes[i])) << "pipe " << i;
 }

@@ -69,11 +69,12 @@ int main(int argc, char** argv) {
                                     p * static_cast<double>(latency_ns.size() - 1))]) /
                                     1e3;
   };
-  std::printf("shmfd-sub: %llu frames in %.1f s (%.1f fps), latency p50 %.0f us p99 %.0f us, "
-              "%llu dropped",
-              static_cast<unsigned long long>(received), seconds,
-              seconds > 0 ? static_cast<double>(received) / seconds : 0.0, pct(0.5), pct(0.99),
-              static_cast<unsigned long long>(dropped));
+  std::printf(
+      "shmfd-sub: %llu frames in %.1f s (%.1f fps), latency p50 %.0f us p99 %.0f us, "
+      "%llu dropped",
+      static_cast<unsigned long long>(received), seconds,
+      seconds > 0 ? static_cast<double>(received) / seconds : 0.0, pct(0.5), pct(0.99),
+      static_cast<unsigned long long>(dropped));
   if (check_pattern) std::printf(", %llu wrong pixels", static_cast<unsigned long long>(wrong));
   std::printf("\n");
   return wrong == 0 ? 0 : 1;

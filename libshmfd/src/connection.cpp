@@ -21,8 +21,8 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
 
   auto reply = conn.receive();
   if (!reply) return fail(std::move(reply.error()));
-  auto welcome = decode_message<proto::Message>(
-      conn.message(*reply), [&](proto::Message::Reader m) -> Status {
+  auto welcome =
+      decode_message<proto::Message>(conn.message(*reply), [&](proto::Message::Reader m) -> Status {
         if (m.isError()) return fail(broker_error(m.getError()));
         if (!m.isWelcome()) {
           return fail(Errc::protocol_violation, "the broker answered Hello with something else");
@@ -46,8 +46,8 @@ Result<SendStatus> Connection::send(std::span<const std::byte> bytes, std::span<
   auto sent = send_message(fd_.get(), bytes, fds, mode);
   // EPIPE: the broker closed its end; ECONNRESET: it closed with our messages unread. Either
   // way it is gone, and the caller hears it as every receive says it.
-  if (!sent && (sent.error().is(std::errc::broken_pipe) ||
-                sent.error().is(std::errc::connection_reset))) {
+  if (!sent &&
+      (sent.error().is(std::errc::broken_pipe) || sent.error().is(std::errc::connection_reset))) {
     return fail(Errc::disconnected, "the broker closed the connection");
   }
   return sent;

@@ -171,9 +171,9 @@ Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
     if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
     if (window_full()) return std::optional<std::uint64_t>();
   }
-  auto sent = connection_.send(as_bytes(frame.message),
-                               fd >= 0 ? std::span(&fd, 1) : std::span<const int>(),
-                               IoMode::non_blocking);
+  auto sent =
+      connection_.send(as_bytes(frame.message),
+                       fd >= 0 ? std::span(&fd, 1) : std::span<const int>(), IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
   if (fd >= 0) ++fd_frames_in_flight_;

@@ -155,9 +155,9 @@ Status check_topic_name(std::string_view topic) {
       const auto byte = static_cast<unsigned>(static_cast<unsigned char>(c));
       char hex[8];
       std::snprintf(hex, sizeof hex, "0x%02x", byte);
-      return fail(Errc::invalid_topic_name,
-                  "topic name has byte " + std::string(hex) + " at offset " + std::to_string(i) +
-                      "; a topic name holds only A-Z a-z 0-9 . _ - / :");
+      return fail(Errc::invalid_topic_name, "topic name has byte " + std::string(hex) +
+                                                " at offset " + std::to_string(i) +
+                                                "; a topic name holds only A-Z a-z 0-9 . _ - / :");
     }
   }
   return {};

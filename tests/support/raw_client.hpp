@@ -35,7 +35,7 @@ struct Received {
   std::uint32_t max_fds = 0;
   std::uint32_t pool = 0;  // Deliver, PoolAttach, SlotFree, PoolRegistered
   std::uint32_t slot = 0;
-  std::uint32_t depth = 0;  // Subscribed
+  std::uint32_t depth = 0;    // Subscribed
   std::uint64_t dropped = 0;  // Deliver
   std::uint32_t credit = 0;   // Credit
   std::uint32_t window = 0;   // Welcome.publishWindow

@@ -120,7 +120,7 @@ class AsyncProducer {
                                      : asio::posix::stream_descriptor::wait_write;
     };
     return detail::async_when_ready<Result<std::uint64_t>>(readiness_, std::move(wait),
-                                                            std::move(attempt), token);
+                                                           std::move(attempt), token);
   }
 
   AsyncProducer(Producer producer, asio::posix::stream_descriptor readiness)

@@ -83,7 +83,7 @@ auto async_when_ready(Waitable& waitable, typename Waitable::wait_type wait, Att
 
 // The same, with the readiness to wait for chosen after each attempt by `wait()`.
 template <typename Value, typename Waitable, typename Wait, typename Attempt, typename Token>
-  requires std::is_invocable_r_v<typename Waitable::wait_type, Wait>
+requires std::is_invocable_r_v<typename Waitable::wait_type, Wait>
 auto async_when_ready(Waitable& waitable, Wait wait, Attempt attempt, Token&& token) {
   using Op = ReadinessOp<Waitable, Attempt, Wait, Value>;
   return asio::async_compose<Token, void(Value)>(Op(waitable, std::move(wait), std::move(attempt)),
