@@ -849,13 +849,16 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
     FramePtr shared = std::move(record);
     for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
   }  // with no subscriber that was the last reference: the slot is free again right here
-  if (std::find(pool.busy.begin(), pool.busy.end(), false) == pool.busy.end()) {
+  if (pool.all_busy()) {
     // The producer has no slot left. Frames only queued for drop-oldest subscribers that are
     // behind give theirs up (counted as drops): such a subscriber holds back no one beyond
     // the slots it holds, and those are bounded by its pool window (topic.hpp).
     for (Subscription* sub : t.subscribers) {
       if (sub->policy == Backpressure::DROP_OLDEST) sub->drop_queued_frames_of(pool);
     }
+    // Still dry: the slots are held (or queued for block-producer subscribers). check_holds
+    // judges holders stuck past the deadline by how long this lasts.
+    if (pool.all_busy() && !pool.dry_since) pool.dry_since = std::chrono::steady_clock::now();
   }
 }
 
@@ -929,6 +932,7 @@ void Client::collect_pools(std::map<std::uint32_t, const PoolRecord*>& pools) co
 
 void PoolRecord::release_slot(std::uint32_t slot) {
   busy[slot] = false;
+  dry_since.reset();
   if (owner != nullptr) owner->slot_free(id, slot);
 }
 
@@ -942,15 +946,22 @@ void Client::slot_free(std::uint32_t pool, std::uint32_t slot) {
 }
 
 void Client::check_holds(std::chrono::steady_clock::time_point now) {
+  if (closed_ || close_requested_) return;
+  if (close_after_replies_) {
+    // Closing once its last replies are out; a consumer that does not read may never take
+    // them (its socket full). One check interval is all it gets.
+    if (final_replies_checked_) close("did not read its final error");
+    final_replies_checked_ = true;
+    return;
+  }
   const Limits& limits = broker_.options().limits;
   const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
   for (auto& [name, sub] : subscriptions_) {
     for (InFlight& f : sub->in_flight) {
-      if (f.reported || now - f.since < deadline) continue;
+      if (now - f.since < deadline) continue;
       // A held pool slot is memory its producer cannot reuse; a frame held by a block-producer
       // subscriber holds its producer back. A fresh frame held otherwise costs no one else.
       if (!f.pool_frame && sub->policy != Backpressure::BLOCK_PRODUCER) continue;
-      f.reported = true;
       const std::string where = f.pool_frame
                                     ? "slot " + std::to_string(f.pool_frame->slot) + " of pool " +
                                           std::to_string(f.pool_frame->pool->id)
@@ -958,13 +969,30 @@ void Client::check_holds(std::chrono::steady_clock::time_point now) {
       const std::string what = describe() + " has held frame " + std::to_string(f.sequence) +
                                " of '" + name + "' (" + where + ") for more than " +
                                std::to_string(limits.hold_deadline_ms) + " ms";
-      broker_.log().warn(what);
-      if (limits.disconnect_stuck) {
+      if (!f.reported) {
+        f.reported = true;
+        broker_.log().warn(what);
+      }
+      // Judged again at every check: a pool can run dry long after the hold was reported.
+      std::string why;
+      if (limits.stuck == StuckPolicy::always) {
+        why = what + "; disconnecting";
+      } else if (limits.stuck == StuckPolicy::pool_dry && f.pool_frame &&
+                 sub->policy == Backpressure::DROP_OLDEST) {
+        const auto& dry = f.pool_frame->pool->dry_since;
+        if (dry && now - *dry >= deadline / 4) {
+          why = what + ", and the pool has had no free slot for " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(now - *dry).count()) +
+                " ms; disconnecting";
+        }
+      }
+      if (!why.empty()) {
         // Disconnecting clears subscriptions_: leave the loops first.
         const std::string topic = name;
         const std::uint64_t sequence = f.sequence;
         close_after_replies_ = true;
-        refuse(Code::LIMIT_EXCEEDED, what + "; disconnecting", topic, sequence);
+        refuse(Code::LIMIT_EXCEEDED, why, topic, sequence);
         return;
       }
     }

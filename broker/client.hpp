@@ -53,7 +53,8 @@ class Client : public std::enable_shared_from_this<Client> {
 
   // Tells this producer that `slot` of its pool is free again.
   void slot_free(std::uint32_t pool, std::uint32_t slot);
-  // Reports (and with --disconnect-stuck disconnects) a consumer holding a pool slot too long.
+  // Reports a consumer holding a frame past the hold deadline, and disconnects it as
+  // Limits::stuck says; closes one that has not taken its final replies within a check.
   void check_holds(std::chrono::steady_clock::time_point now);
 
   std::string describe() const;  // "client 3 (pid 1234, uid 0, 'cam')"
@@ -128,7 +129,8 @@ class Client : public std::enable_shared_from_this<Client> {
   bool close_requested_ = false;  // close() was called; close_now() is posted
   bool closed_ = false;
   bool close_after_replies_ = false;
-  bool writer_gone_ = false;  // the peer stopped reading for good (EPIPE)
+  bool final_replies_checked_ = false;  // check_holds saw close_after_replies_ once already
+  bool writer_gone_ = false;            // the peer stopped reading for good (EPIPE)
   std::size_t errors_ = 0;
   AccountPtr account_ = std::make_shared<Account>();
   std::uint32_t slots_held_ = 0;  // pool frames delivered and not released

@@ -74,9 +74,13 @@ layout before a consumer sees it.
          std::to_string(d.publish_window) + R"()
   --max-pool-slots N         slots per pool (default: )" +
          std::to_string(d.max_pool_slots) + R"()
-  --hold-deadline-ms N       report a consumer holding a pool slot longer (0: never; default: )" +
+  --hold-deadline-ms N       report a consumer holding a pool slot, or a frame of a
+                             block-producer subscription, longer (0: never; default: )" +
          std::to_string(d.hold_deadline_ms) + R"()
-  --disconnect-stuck         also disconnect it, freeing all it held
+  --stuck-policy P           what else befalls it: log (nothing), pool-dry (default: it is
+                             disconnected if it is a drop-oldest subscriber holding a slot
+                             of a pool left with no free slot), always (disconnected)
+  --disconnect-stuck         the same as --stuck-policy always
   --hello-timeout-ms N       close connections that say no Hello in time (default: )" +
          std::to_string(d.hello_timeout_ms) + R"()
   --help                     this text
@@ -100,7 +104,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       continue;
     }
     if (flag == "--disconnect-stuck") {
-      o.limits.disconnect_stuck = true;
+      o.limits.stuck = StuckPolicy::always;
       continue;
     }
     if (i + 1 >= args.size()) {
@@ -131,6 +135,16 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       else
         return fail(Errc::malformed_message,
                     "--log-level: '" + value + "' is not error, warn, info or debug");
+    } else if (flag == "--stuck-policy") {
+      if (value == "log")
+        o.limits.stuck = StuckPolicy::log;
+      else if (value == "pool-dry")
+        o.limits.stuck = StuckPolicy::pool_dry;
+      else if (value == "always")
+        o.limits.stuck = StuckPolicy::always;
+      else
+        return fail(Errc::malformed_message,
+                    "--stuck-policy: '" + value + "' is not log, pool-dry or always");
     } else if (flag == "--max-clients") {
       if ((n = number(1, kBig))) o.limits.max_clients = *n;
     } else if (flag == "--max-topics") {

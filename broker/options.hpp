@@ -15,6 +15,17 @@ namespace shmfd::broker {
 
 enum class LogLevel { error, warn, info, debug };
 
+// What happens to a consumer past the hold deadline (always logged once per frame).
+enum class StuckPolicy {
+  log,  // nothing more
+  // Disconnected while it holds back someone who did not choose to wait for it: a drop-oldest
+  // subscriber holding a slot of a pool that has had no free slot for a quarter of the
+  // deadline. A lone drop-oldest subscriber cannot empty a pool (its pool window leaves a
+  // slot), so this cuts off only consumers stuck together, or one holding a tiny pool.
+  pool_dry,
+  always,  // disconnected, whatever it holds (a block-producer subscriber too)
+};
+
 struct Limits {
   std::size_t max_clients = 256;
   std::size_t max_topics = 256;
@@ -46,12 +57,12 @@ struct Limits {
   // block-producer subscriber or the message rate holds it back.
   std::uint32_t publish_window = 8;
   std::uint32_t max_pool_slots = 1024;
-  // A consumer holding a pool slot longer than this is reported (0: never); with
-  // disconnect_stuck it is also disconnected, which frees everything it held.
+  // A consumer holding a pool slot, or a frame of a block-producer subscription, longer than
+  // this is reported (0: never), and disconnected as `stuck` says.
   std::uint64_t hold_deadline_ms = 5000;
   // A connection that has not said Hello by then is closed (it holds a client slot and an fd).
   std::uint64_t hello_timeout_ms = 5000;
-  bool disconnect_stuck = false;
+  StuckPolicy stuck = StuckPolicy::pool_dry;
 };
 
 class Policy;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -70,9 +71,13 @@ struct PoolRecord {
   std::vector<bool> busy;         // published, and not yet let go by every subscriber
   std::vector<bool> free_queued;  // a SlotFree for the slot waits in the owner's queue
   Charge charge;                  // the whole pool, to its producer
+  // Since when every slot has been busy (a publish took the last free one and no slot has
+  // been freed since); empty while the producer has a slot to fill.
+  std::optional<std::chrono::steady_clock::time_point> dry_since;
 
   // The last subscriber let go of `slot`: it is free, and the producer is told.
   void release_slot(std::uint32_t slot);
+  bool all_busy() const { return std::find(busy.begin(), busy.end(), false) == busy.end(); }
 };
 using PoolPtr = std::shared_ptr<PoolRecord>;
 

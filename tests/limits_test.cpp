@@ -126,7 +126,7 @@ TEST_F(LimitsTest, SlotsHeldStopsDeliveryUntilARelease) {
 TEST_F(LimitsTest, AStuckBlockProducerSubscriberIsCutOffAndItsProducerGoesOn) {
   broker::Options options;
   options.limits.hold_deadline_ms = 100;
-  options.limits.disconnect_stuck = true;
+  options.limits.stuck = broker::StuckPolicy::always;
   testing::InProcessBroker broker(options);
   auto stuck = Consumer::connect(broker.path(), "stuck");
   ASSERT_TRUE(stuck);

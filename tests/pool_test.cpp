@@ -288,7 +288,7 @@ TEST_F(PoolTest, LayoutMustFitTheSlotAndPoolsNeedThePoolGuarantee) {
 TEST_F(PoolTest, AConsumerHoldingASlotPastTheDeadlineIsDisconnectedAndTheSlotReturns) {
   broker::Options options;
   options.limits.hold_deadline_ms = 50;
-  options.limits.disconnect_stuck = true;
+  options.limits.stuck = broker::StuckPolicy::always;
   testing::InProcessBroker broker(options);
   auto stuck = Consumer::connect(broker.path(), "stuck");
   ASSERT_TRUE(stuck);

@@ -3,12 +3,25 @@
 //
 //   shmfd-pub [--socket PATH] [--topic NAME] [--width W] [--height H] [--fps N] [--frames N]
 //             [--pool SLOTS]
+//
+// SIGINT or SIGTERM ends it with a summary: frames, rate and the ticks it skipped while held
+// back (a live source never catches up in a burst; examples/common/live_clock.hpp).
+#include <signal.h>
+
+#include <chrono>
 #include <cstdio>
 
 #include "../common/args.hpp"
 #include "../common/live_clock.hpp"
 #include "../common/test_pattern.hpp"
 #include "shmfd/producer.hpp"
+
+namespace {
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) {
+  g_stop = 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace shmfd;
@@ -53,8 +66,16 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' at %llu fps%s\n", width, height,
                topic.c_str(), fps, pool_slots > 0 ? " from a pool" : "");
 
+  struct sigaction stop = {};
+  stop.sa_handler = on_stop;
+  stop.sa_flags =
+      static_cast<int>(SA_RESETHAND);  // a second one ends it at once, even held back in acquire()
+  ::sigaction(SIGINT, &stop, nullptr);
+  ::sigaction(SIGTERM, &stop, nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  std::uint64_t published = 0;
   examples::LiveClock clock(fps);
-  for (std::uint64_t i = 0; frames == 0 || i < frames; ++i) {
+  for (std::uint64_t i = 0; (frames == 0 || i < frames) && g_stop == 0; ++i) {
     // Sequence numbers start at 1; the pattern is drawn for the number publish will assign.
     Result<std::uint64_t> sequence = std::uint64_t{0};
     if (pool_slots > 0) {
@@ -73,6 +94,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "shmfd-pub: %s\n", sequence.error().message().c_str());
       return 1;
     }
+    ++published;
     if (*sequence % 100 == 0)
       std::fprintf(stderr, "shmfd-pub: %llu frames\n", static_cast<unsigned long long>(*sequence));
     if (const auto missed = clock.wait_next(); missed != 0) {
@@ -81,7 +103,11 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(clock.skipped()));
     }
   }
-  std::fprintf(stderr, "shmfd-pub: done; %llu ticks skipped\n",
-               static_cast<unsigned long long>(clock.skipped()));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("shmfd-pub: %llu frames in %.1f s (%.1f fps), %llu ticks skipped\n",
+              static_cast<unsigned long long>(published), seconds,
+              seconds > 0 ? static_cast<double>(published) / seconds : 0.0,
+              static_cast<unsigned long long>(clock.skipped()));
   return 0;
 }

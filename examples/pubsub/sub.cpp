@@ -4,7 +4,12 @@
 // pattern (examples/common/test_pattern.hpp: pixel (x, y) of frame n is R = (x + 8n) mod 256,
 // G = (y + 4n) mod 256, B = (x xor y) mod 256, A = 255) and exits 1 if any is wrong.
 //
+// SIGINT or SIGTERM ends it with its summary (frames, rate, latency, drops) and exit status 0.
+//
 //   shmfd-sub [--socket PATH] [--topic NAME] [--frames N] [--depth N] [--block] [--check-pattern]
+#include <poll.h>
+#include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <vector>
@@ -12,6 +17,13 @@
 #include "../common/args.hpp"
 #include "../common/test_pattern.hpp"
 #include "shmfd/consumer.hpp"
+
+namespace {
+volatile sig_atomic_t g_stop = 0;
+void on_stop(int) {
+  g_stop = 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace shmfd;
@@ -41,18 +53,27 @@ int main(int argc, char** argv) {
   std::uint64_t received = 0, wrong = 0, dropped = 0;
   std::vector<std::uint64_t> latency_ns;
   const std::uint64_t start = examples::now_ns();
-  while (frames == 0 || received < frames) {
-    auto event = consumer->receive();
+  struct sigaction stop = {};
+  stop.sa_handler = on_stop;  // no SA_RESTART: poll() returns EINTR
+  ::sigaction(SIGINT, &stop, nullptr);
+  ::sigaction(SIGTERM, &stop, nullptr);
+  while ((frames == 0 || received < frames) && g_stop == 0) {
+    auto event = consumer->try_receive();
     if (!event) {
       std::fprintf(stderr, "shmfd-sub: %s\n", event.error().message().c_str());
       return 1;
     }
-    if (auto* end = std::get_if<EndOfStream>(&*event)) {
+    if (!*event) {  // nothing yet: wait for the socket, or a signal
+      pollfd p{consumer->native_handle(), POLLIN, 0};
+      ::poll(&p, 1, -1);
+      continue;
+    }
+    if (auto* end = std::get_if<EndOfStream>(&**event)) {
       std::fprintf(stderr, "shmfd-sub: end of stream on '%s': %s\n", end->topic.c_str(),
                    end->reason.c_str());
       break;
     }
-    const Frame& frame = std::get<Frame>(*event);
+    const Frame& frame = std::get<Frame>(**event);
     latency_ns.push_back(examples::now_ns() - frame.timestamp_ns());
     const auto* image = std::get_if<ImageLayout>(&frame.layout());
     if (check_pattern && image != nullptr && image->format == PixelFormat::rgba8) {

@@ -1,5 +1,6 @@
 // Test support: one of the project's programs (shmfd-sub, shmfd-pub) run as a child process,
-// with its stderr read until it says it is ready, and signals to stop, continue or end it.
+// with its stdout and stderr (merged) read until it says it is ready, and signals to stop, continue
+// or end it.
 #pragma once
 
 #include <fcntl.h>
@@ -24,6 +25,7 @@ class Program {
     argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
+      ::dup2(err[1], 1);
       ::dup2(err[1], 2);
       ::execv(argv[0], argv.data());
       ::_exit(127);
@@ -41,7 +43,7 @@ class Program {
     ::close(stderr_fd_);
   }
 
-  // Reads its stderr until `text` appears (true) or the stream ends (false).
+  // Reads its output until `text` appears (true) or the stream ends (false).
   bool wait_for(const std::string& text) {
     while (output_.find(text) == std::string::npos) {
       char buf[512];
@@ -52,8 +54,10 @@ class Program {
     return true;
   }
   void signal(int sig) const { ::kill(pid_, sig); }
-  // Waits for it to exit; its exit status, or -1 if a signal ended it.
+  // Waits for it to exit, reading its output to the end; its exit status, or -1 if a signal
+  // ended it.
   int wait() {
+    wait_for(std::string(1, '\0'));  // never printed: reads until end of file
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
