@@ -5,10 +5,14 @@ BUILD     ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 CMAKE_FLAGS ?=
+# make install: into $(DESTDIR)$(PREFIX) (see the README's Install section).
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+DEB_BUILD ?= build-deb
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-handoff format clean
+.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-handoff format clean
 
 all: build
 
@@ -23,6 +27,25 @@ build: deps $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The library, headers, schemas, CMake package, shmfd.pc, programs, man pages, systemd units
+# and an example policy, under $(DESTDIR)$(PREFIX).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Debian packages in $(DEB_BUILD)/: libshmfd0.2 (the library), libshmfd-dev (headers, CMake
+# package, pkg-config, schemas) and shmfd (broker, tools, units, man pages), built for /usr.
+deb: deps
+	cmake -S . -B $(DEB_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_INSTALL_PREFIX=/usr -DSHMFD_BUILD_TESTS=OFF -DSHMFD_BUILD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(DEB_BUILD) -j $(JOBS)
+	cd $(DEB_BUILD) && cpack -G DEB
+	@ls $(DEB_BUILD)/*.deb
+
+# Installs the packages with apt, runs the installed broker and tools, builds a program
+# against libshmfd-dev, and removes them (root; changes this machine's /usr while it runs).
+test-deb: deb
+	tests/install/deb_test.sh $(DEB_BUILD)
 
 $(ASAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
@@ -82,4 +105,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(DEB_BUILD) build-fuzz

@@ -49,7 +49,7 @@ std::string fit_limits_to_fd_budget(Limits& limits) {
   // Per client: its socket, one message's fd being received, and its queue of frames. Each
   // topic may also keep its last frame.
   const std::size_t per_client = 2 + limits.max_queued_fds_per_client + limits.max_pools_per_client;
-  const std::size_t fixed = kReservedFds + limits.max_topics;
+  const std::size_t fixed = kReservedFds + limits.max_topics + kOperatorReserve * per_client;
   const auto budget = static_cast<std::size_t>(rl.rlim_cur);
   if (budget <= fixed + per_client) {
     limits.max_clients = 1;
@@ -141,10 +141,18 @@ void Broker::accept_one() {
       refuse_connection(fd, proto::ErrorCode::PERMISSION_DENIED, why);
       continue;
     }
-    if (clients_.size() >= options_.limits.max_clients) {
+    // A full broker still lets its operator in (root and its own uid, for shmfdctl), up to
+    // kOperatorReserve connections beyond the limit; the fd budget counts them.
+    const bool operator_uid = cred.uid == 0 || cred.uid == ::geteuid();
+    const std::size_t cap =
+        options_.limits.max_clients + (operator_uid ? kOperatorReserve : std::size_t{0});
+    if (clients_.size() >= cap) {
       const std::string why = "the broker has reached its limit of " +
                               std::to_string(options_.limits.max_clients) +
-                              " clients (--max-clients)";
+                              " clients (--max-clients)" +
+                              (operator_uid ? " and the " + std::to_string(kOperatorReserve) +
+                                                  " more it keeps for root and its own user"
+                                            : std::string());
       log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
       refuse_connection(fd, proto::ErrorCode::LIMIT_EXCEEDED, why);
       continue;

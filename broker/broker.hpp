@@ -24,6 +24,10 @@ namespace shmfd::broker {
 
 class Client;
 
+// Connections from root or the broker's own uid admitted beyond --max-clients, so that a full
+// broker never locks out its operator (shmfdctl).
+inline constexpr std::size_t kOperatorReserve = 4;
+
 struct Stats {
   std::size_t clients = 0;
   std::size_t topics = 0;
@@ -44,6 +48,9 @@ class Broker {
 
   Stats stats() const { return {clients_.size(), topics_.size()}; }
   const Options& options() const { return options_; }
+  // Replaces the access policy (on SIGHUP). Requests are judged by it from now on; what
+  // clients were granted before (subscriptions, topics) stays theirs.
+  void set_policy(std::shared_ptr<const Policy> policy) { options_.policy = std::move(policy); }
   const Logger& log() const { return log_; }
   asio::io_context& io() { return io_; }
   // Closes dropped frames and pools off the event loop (closer.hpp).

@@ -28,7 +28,7 @@ Result<std::uint64_t> parse_number(const std::string& flag, const std::string& v
 
 std::string usage(const std::string& program) {
   const Limits d;
-  return "usage: " + program + R"( [options]
+  return "Usage: " + program + R"( [options]
 
 Routes sealed memfd frames from producers to consumers by topic, verifying every fd and
 layout before a consumer sees it.
@@ -85,7 +85,13 @@ layout before a consumer sees it.
          std::to_string(d.hello_timeout_ms) + R"()
   --help                     this text
 
-Stops cleanly on SIGINT or SIGTERM, removing its socket file.
+Stops cleanly on SIGINT or SIGTERM, removing its socket file. SIGHUP reloads the --policy
+file (a policy with a mistake is reported and the one in force kept). A second broker on the
+same socket path is refused: each holds PATH.lock while it runs.
+
+Under systemd (shmfd-broker.socket and shmfd-broker.service) it takes the listening socket
+systemd passes instead of --socket, reports readiness with sd_notify, and leaves the socket
+file to systemd. Clients may connect before it runs; systemd starts it on the first one.
 )";
 }
 
@@ -96,7 +102,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& flag = args[i];
     if (flag == "--help" || flag == "-h") {
-      std::fputs(usage(args[0]).c_str(), stdout);
+      std::fputs(usage("shmfd-broker").c_str(), stdout);
       return std::optional<Options>();
     }
     if (flag == "--keep-last-frame") {

@@ -1,5 +1,7 @@
 #include "policy.hpp"
 
+#include <sys/stat.h>
+
 #include <fnmatch.h>
 #include <grp.h>
 #include <pwd.h>
@@ -39,6 +41,12 @@ std::string_view to_string(Right right) noexcept {
 }
 
 Result<Policy> Policy::load(const std::string& path) {
+  // An ifstream opens a directory and reads nothing from it: that would be an empty policy.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return fail_errno(S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
+                      "policy " + path + " is not a regular file; pass the policy file itself");
+  }
   std::ifstream in(path);
   if (!in) return fail_errno(errno, "open policy " + path);
   std::stringstream text;

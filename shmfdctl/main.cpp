@@ -28,7 +28,7 @@ using nlohmann::json;
 
 constexpr std::size_t kMaxStateBytes = 4 << 20;
 
-const char* kUsage = R"(usage: shmfdctl [--socket PATH] [--json] COMMAND
+const char* kUsage = R"(Usage: shmfdctl [--socket PATH] [--json] COMMAND
   status               the broker: pid, uptime, topics, clients, pools, bytes pinned
   topics               each topic: kind, producer, frames, bytes, subscribers, drops
   clients              each client: pid, uid, command, role, connected for, bytes pinned

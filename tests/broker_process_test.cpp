@@ -4,12 +4,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 #include "support/broker_harness.hpp"
 #include "support/frames.hpp"
+#include "support/program.hpp"
 
 namespace shmfd {
 namespace {
@@ -70,7 +73,8 @@ TEST(BrokerProcessTest, ALiveBrokerIsNotReplacedButAStaleSocketIs) {
     SubprocessBroker second({}, first.path());
     const int status = second.wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
-    EXPECT_NE(second.output().find("already listening"), std::string::npos) << second.output();
+    EXPECT_NE(second.output().find("another shmfd-broker is running there"), std::string::npos)
+        << second.output();
   }
   first.stop(SIGKILL);  // dies without cleaning up: its socket file stays
   ASSERT_EQ(::access(first.path().c_str(), F_OK), 0);
@@ -153,6 +157,86 @@ TEST(BrokerProcessTest, KilledConsumerWithQueuedFramesIsCleanedUp) {
   ::close(ready[1]);
   EXPECT_TRUE(broker.wait_for_fd_count(baseline))
       << "broker holds " << broker.fd_count() << " fds, baseline " << baseline;
+}
+
+// Two brokers started at the same instant on one path: exactly one runs (it holds PATH.lock);
+// before the lock, both ran about one time in ten.
+TEST(BrokerOperationsTest, TwoBrokersStartedAtOnceNeverBothRun) {
+  for (int round = 0; round < 10; ++round) {
+    testing::TempDir dir;
+    const std::string path = dir.path() + "/broker.sock";
+    testing::Program a({SHMFD_BROKER_BIN, "--socket", path});
+    testing::Program b({SHMFD_BROKER_BIN, "--socket", path});
+    const bool a_runs = a.wait_for("listening on");
+    const bool b_runs = b.wait_for("listening on");
+    ASSERT_NE(a_runs, b_runs) << "round " << round << ":\n" << a.output() << "\n" << b.output();
+    const std::string& refused = a_runs ? b.output() : a.output();
+    EXPECT_NE(refused.find("another shmfd-broker is running there"), std::string::npos) << refused;
+    (a_runs ? a : b).signal(SIGTERM);
+    EXPECT_EQ((a_runs ? a : b).wait(), 0);
+    (a_runs ? b : a).wait();
+  }
+}
+
+// SIGHUP reloads --policy; a policy with a mistake is reported and the one in force kept, and
+// the broker keeps serving either way.
+TEST(BrokerOperationsTest, SighupReloadsThePolicyAndKeepsItOnAMistake) {
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy";
+  std::ofstream(policy) << "subscribe * *\n";
+  const std::string path = dir.path() + "/broker.sock";
+  testing::Program broker(
+      {SHMFD_BROKER_BIN, "--socket", path, "--policy", policy, "--log-level", "info"});
+  ASSERT_TRUE(broker.wait_for("listening on")) << broker.output();
+  std::ofstream(policy) << "subscribe * *\npublish cam/* group:video\n";
+  broker.signal(SIGHUP);
+  EXPECT_TRUE(broker.wait_for("reloaded the policy from " + policy)) << broker.output();
+  std::ofstream(policy) << "subscribe * *\npublish\n";
+  broker.signal(SIGHUP);
+  EXPECT_TRUE(broker.wait_for("keeping the policy in force")) << broker.output();
+  EXPECT_NE(broker.output().find(policy + ":2"), std::string::npos) << broker.output();
+  EXPECT_TRUE(Consumer::connect(path)) << "the broker stopped serving";
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.wait(), 0) << broker.output();
+}
+
+TEST(BrokerOperationsTest, APolicyThatIsADirectoryIsRefused) {
+  testing::TempDir dir;
+  testing::Program broker(
+      {SHMFD_BROKER_BIN, "--socket", dir.path() + "/b.sock", "--policy", "/tmp"});
+  EXPECT_EQ(broker.wait(), 2) << broker.output();
+  EXPECT_NE(broker.output().find("policy /tmp is not a regular file"), std::string::npos)
+      << broker.output();
+}
+
+// The limit on socket paths is the kernel's (107 bytes), not the broker's: a temporary name
+// with a suffix used to push paths of 97 to 107 bytes over it.
+TEST(BrokerOperationsTest, SocketPathsUpToTheKernelLimitWork) {
+  testing::TempDir dir;
+  std::string path = dir.path() + "/";
+  path += std::string(107 - path.size(), 's');
+  ASSERT_EQ(path.size(), 107U);
+  testing::Program broker({SHMFD_BROKER_BIN, "--socket", path});
+  ASSERT_TRUE(broker.wait_for("listening on")) << broker.output();
+  EXPECT_TRUE(Consumer::connect(path));
+  broker.signal(SIGTERM);
+  EXPECT_EQ(broker.wait(), 0) << broker.output();
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "socket file left behind";
+  testing::Program too_long({SHMFD_BROKER_BIN, "--socket", path + "s"});
+  EXPECT_EQ(too_long.wait(), 1);
+  EXPECT_NE(too_long.output().find("108 bytes; 1 to 107 allowed"), std::string::npos)
+      << too_long.output();
+}
+
+// A non-root user without XDG_RUNTIME_DIR is told what was tried and what to do.
+TEST(BrokerOperationsTest, NonRootWithoutXdgRuntimeDirIsToldWhatToDo) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the broker as another uid";
+  testing::Program broker({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "/usr/bin/env", "-u", "XDG_RUNTIME_DIR", SHMFD_BROKER_BIN});
+  EXPECT_EQ(broker.wait(), 1) << broker.output();
+  EXPECT_NE(broker.output().find("/run/shmfd/broker.sock"), std::string::npos) << broker.output();
+  EXPECT_NE(broker.output().find("set XDG_RUNTIME_DIR or pass --socket PATH"), std::string::npos)
+      << broker.output();
 }
 
 }  // namespace

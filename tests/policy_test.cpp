@@ -122,5 +122,29 @@ TEST(PolicyBrokerTest, ThePolicyDecidesWhoPublishesAndSubscribesWhere) {
   EXPECT_EQ(status, 0) << "step " << status << " failed";
 }
 
+// At --max-clients, anyone else is refused, but the operator (root, or the broker's uid)
+// still gets in to see why with shmfdctl.
+TEST(PolicyBrokerTest, AFullBrokerRefusesOthersButAdmitsItsOperator) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another uid";
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy";
+  std::ofstream(policy) << "subscribe * *\n";
+  testing::SubprocessBroker broker(
+      {"--socket-mode", "0666", "--max-clients", "1", "--policy", policy});
+  ASSERT_TRUE(broker.listening()) << broker.output();
+  broker.open_directory();
+  auto first = Consumer::connect(broker.path(), "first");
+  ASSERT_TRUE(first);
+  const int status = as_nobody([&] {
+    auto c = Consumer::connect(broker.path(), "outsider");
+    if (c) return 1;
+    return c.error().message().find("limit of 1 clients (--max-clients)") != std::string::npos ? 0
+                                                                                               : 2;
+  });
+  EXPECT_EQ(status, 0) << "a non-operator got past the client limit";
+  auto op = Consumer::connect(broker.path(), "operator");
+  EXPECT_TRUE(op) << op.error().message();
+}
+
 }  // namespace
 }  // namespace shmfd

@@ -15,6 +15,11 @@ packages=(
   nlohmann-json3-dev     # JSON for shmfdctl --json and its tests
   libpng-dev             # PNG snapshots in the camera example
   libseccomp-dev         # the sandboxed worker example locks itself down with seccomp-bpf
+  libsystemd-dev         # the broker: socket activation and sd_notify readiness
+  systemd                # tests: systemd-socket-activate, systemd-analyze verify
+  python3                # tests: a stand-in for systemd's notify socket
+  dpkg-dev file          # make deb: CPack's DEB generator (dpkg-shlibdeps, file)
+  help2man               # man pages generated from each program's --help
   "$@"
 )
 

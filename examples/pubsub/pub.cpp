@@ -27,10 +27,20 @@ int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
       argc, argv, {"--socket", "--topic", "--width", "--height", "--fps", "--frames", "--pool"}, {},
-      "usage: shmfd-pub [--socket PATH] [--topic NAME] [--width W] [--height H] [--fps N] "
-      "[--frames N] [--pool SLOTS]\n  defaults: the broker's default socket, topic demo/camera, "
-      "640x480, 30 fps, "
-      "frames until killed (0)\n");
+      "Usage: shmfd-pub [options]\n"
+      "Publishes a moving RGBA test pattern on a topic through shmfd-broker: one sealed memfd\n"
+      "per frame, or with --pool N from a pool of N slots. A live source: ticks missed while\n"
+      "held back are skipped and counted, never made up in a burst. SIGINT or SIGTERM ends\n"
+      "it with a summary.\n\n"
+      "  --socket PATH      the broker's socket (default: the broker's default path)\n"
+      "  --topic NAME       the topic (default: demo/camera)\n"
+      "  --width W          frame width in pixels (default 640)\n"
+      "  --height H         frame height in pixels (default 480)\n"
+      "  --fps N            frames per second (default 30; 0: as fast as it may)\n"
+      "  --frames N         stop after N frames (default 0: until stopped)\n"
+      "  --pool SLOTS       publish from a pool of SLOTS slots (default 0: a sealed memfd\n"
+      "                     per frame); 4 or more for live video\n"
+      "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
   const auto width = static_cast<std::uint32_t>(args.number("--width", 640));

@@ -4,7 +4,8 @@
 // pattern (examples/common/test_pattern.hpp: pixel (x, y) of frame n is R = (x + 8n) mod 256,
 // G = (y + 4n) mod 256, B = (x xor y) mod 256, A = 255) and exits 1 if any is wrong.
 //
-// SIGINT or SIGTERM ends it with its summary (frames, rate, latency, drops) and exit status 0.
+// SIGINT or SIGTERM ends it with its summary (frames, rate, latency, drops) and exit status 0;
+// losing the broker prints the summary too, with exit status 1.
 //
 //   shmfd-sub [--socket PATH] [--topic NAME] [--frames N] [--depth N] [--block] [--check-pattern]
 #include <poll.h>
@@ -29,12 +30,19 @@ int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
       argc, argv, {"--socket", "--topic", "--frames", "--depth"}, {"--block", "--check-pattern"},
-      "usage: shmfd-sub [--socket PATH] [--topic NAME] [--frames N] [--depth N] [--block] "
-      "[--check-pattern]\n"
-      "  stops after N frames (0: at end of stream); --block: never lose a frame, hold the "
-      "producer back instead;\n"
-      "  --check-pattern: check RGBA frames against shmfd-pub's test pattern, exit 1 on a "
-      "wrong pixel\n");
+      "Usage: shmfd-sub [options]\n"
+      "Subscribes to a topic through shmfd-broker and prints frames, rate, capture-to-receive\n"
+      "latency and drops. SIGINT or SIGTERM ends it with that summary.\n\n"
+      "  --socket PATH      the broker's socket (default: the broker's default path)\n"
+      "  --topic NAME       the topic (default: demo/camera)\n"
+      "  --frames N         stop after N frames (default 0: at end of stream)\n"
+      "  --depth N          frames it may hold, and frames that may wait for it in the\n"
+      "                     broker (default: the broker's, 4)\n"
+      "  --block            never lose a frame: hold the producer back instead of dropping\n"
+      "                     the oldest (block-producer)\n"
+      "  --check-pattern    check RGBA frames against shmfd-pub's test pattern; exit 1 on a\n"
+      "                     wrong pixel\n"
+      "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
   const auto frames = args.number("--frames", 0);
@@ -51,6 +59,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "shmfd-sub: subscribed to '%s' (queue depth %u)\n", topic.c_str(), *granted);
 
   std::uint64_t received = 0, wrong = 0, dropped = 0;
+  bool failed = false;
   std::vector<std::uint64_t> latency_ns;
   const std::uint64_t start = examples::now_ns();
   struct sigaction stop = {};
@@ -59,9 +68,10 @@ int main(int argc, char** argv) {
   ::sigaction(SIGTERM, &stop, nullptr);
   while ((frames == 0 || received < frames) && g_stop == 0) {
     auto event = consumer->try_receive();
-    if (!event) {
+    if (!event) {  // the broker went away, or cut this consumer off: say why, then the summary
       std::fprintf(stderr, "shmfd-sub: %s\n", event.error().message().c_str());
-      return 1;
+      failed = true;
+      break;
     }
     if (!*event) {  // nothing yet: wait for the socket, or a signal
       pollfd p{consumer->native_handle(), POLLIN, 0};
@@ -98,5 +108,5 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(dropped));
   if (check_pattern) std::printf(", %llu wrong pixels", static_cast<unsigned long long>(wrong));
   std::printf("\n");
-  return wrong == 0 ? 0 : 1;
+  return wrong == 0 && !failed ? 0 : 1;
 }

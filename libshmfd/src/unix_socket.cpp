@@ -51,22 +51,31 @@ Occupant occupant(const std::string& path, const sockaddr_un& addr) {
 Result<UniqueFd> listen_seqpacket(const std::string& path, ListenOptions options) {
   auto addr = make_address(path);
   if (!addr) return fail(std::move(addr.error()));
-  switch (occupant(path, *addr)) {
+  const Occupant found = occupant(path, *addr);
+  switch (found) {
     case Occupant::live:
       return fail_errno(EADDRINUSE, "listen on " + path + ": another process is already listening");
     case Occupant::not_a_socket:
       return fail_errno(EEXIST, "listen on " + path + ": the path exists and is not a socket");
     case Occupant::none:
     case Occupant::stale:
-      break;  // a stale file is replaced by the rename below
+      break;  // a stale file is replaced below
   }
 
-  const std::string temp = path + ".new." + std::to_string(::getpid());
+  // Bound under a temporary name and renamed into place, so that the path never names a
+  // socket that does not listen yet. A path too long for that suffix (the limit is the
+  // user's path, not ours) is bound directly, the stale file removed first.
+  std::string temp = path + ".new." + std::to_string(::getpid());
+  const bool direct = temp.size() >= sizeof(sockaddr_un::sun_path);
+  if (direct) {
+    temp = path;
+    if (found == Occupant::stale) ::unlink(path.c_str());
+  }
   auto temp_addr = make_address(temp);
   if (!temp_addr) return fail(std::move(temp_addr.error()));
   auto fd = new_socket();
   if (!fd) return fd;
-  ::unlink(temp.c_str());  // left over from a crash of this very pid number
+  if (!direct) ::unlink(temp.c_str());  // left over from a crash of this very pid number
   if (::bind(fd->get(), reinterpret_cast<const sockaddr*>(&*temp_addr), sizeof(*temp_addr)) != 0) {
     return fail_errno(errno, "bind(" + temp + ")");
   }
@@ -77,7 +86,7 @@ Result<UniqueFd> listen_seqpacket(const std::string& path, ListenOptions options
   };
   if (::chmod(temp.c_str(), options.mode) != 0) return cleanup_error("chmod(" + temp + ")");
   if (::listen(fd->get(), options.backlog) != 0) return cleanup_error("listen(" + temp + ")");
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
+  if (!direct && ::rename(temp.c_str(), path.c_str()) != 0) {
     return cleanup_error("rename(" + temp + ", " + path + ")");
   }
   return fd;

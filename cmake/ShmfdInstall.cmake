@@ -1,0 +1,78 @@
+# What `make install` and the Debian packages install, beyond each directory's own rules:
+# the CMake package (find_package(shmfd 0.2 CONFIG)), shmfd.pc, and the programs.
+# Components: lib (libshmfd.so.*), dev (headers, schemas, CMake package, pkg-config,
+# libshmfd.so), bin (broker, tools, systemd units, man pages).
+include(CMakePackageConfigHelpers)
+
+set(SHMFD_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmfd)
+install(EXPORT shmfdTargets NAMESPACE shmfd:: DESTINATION ${SHMFD_CMAKE_DIR} COMPONENT dev)
+configure_package_config_file(packaging/shmfdConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/shmfdConfig.cmake INSTALL_DESTINATION ${SHMFD_CMAKE_DIR})
+# 0.x: 0.2.y serves anyone asking for 0.2 (same ABI); 0.3 does not.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/shmfdConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/shmfdConfig.cmake ${PROJECT_BINARY_DIR}/shmfdConfigVersion.cmake
+  DESTINATION ${SHMFD_CMAKE_DIR} COMPONENT dev)
+
+# pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so a tree
+# installed with another --prefix or a DESTDIR still describes itself.
+file(RELATIVE_PATH SHMFD_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" SHMFD_PC_TO_PREFIX "${SHMFD_PC_TO_PREFIX}")
+configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/shmfd.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/shmfd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+  COMPONENT dev)
+
+install(TARGETS shmfd-broker shmfdctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT bin)
+if(SHMFD_BUILD_EXAMPLES)
+  install(TARGETS shmfd-pub shmfd-sub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT bin)
+endif()
+
+# The service: systemd units, tmpfiles and sysusers entries, and an example policy. Paths are
+# relative to the prefix (a prefix of /usr puts units in /usr/lib/systemd/system, which
+# systemd reads), except /etc for a /usr install, where Debian keeps configuration.
+if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+  set(SHMFD_ETCDIR /etc/shmfd)
+else()
+  set(SHMFD_ETCDIR ${CMAKE_INSTALL_SYSCONFDIR}/shmfd)
+endif()
+set(SHMFD_FULL_ETCDIR ${CMAKE_INSTALL_FULL_SYSCONFDIR}/shmfd)
+configure_file(packaging/systemd/shmfd-broker.service.in
+  ${PROJECT_BINARY_DIR}/systemd/shmfd-broker.service @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/systemd/shmfd-broker.service
+              packaging/systemd/shmfd-broker.socket
+  DESTINATION lib/systemd/system COMPONENT bin)
+install(FILES packaging/systemd/shmfd.tmpfiles DESTINATION lib/tmpfiles.d RENAME shmfd.conf
+  COMPONENT bin)
+install(FILES packaging/systemd/shmfd.sysusers DESTINATION lib/sysusers.d RENAME shmfd.conf
+  COMPONENT bin)
+install(FILES packaging/policy.example DESTINATION ${SHMFD_ETCDIR} RENAME policy COMPONENT bin)
+
+# Man pages, generated from each program's --help by help2man (Debian's help2man) at build
+# time, so they cannot drift from it.
+find_program(SHMFD_HELP2MAN help2man REQUIRED)
+set(_shmfd_programs
+  "shmfd-broker=route verified memfd frames from producers to consumers by topic"
+  "shmfdctl=show what the shmfd broker and every process hold")
+if(SHMFD_BUILD_EXAMPLES)
+  list(APPEND _shmfd_programs
+    "shmfd-pub=publish a moving test pattern on a shmfd topic"
+    "shmfd-sub=subscribe to a shmfd topic and report frames, rate, latency and drops")
+endif()
+set(_shmfd_man_pages)
+foreach(_entry IN LISTS _shmfd_programs)
+  string(REPLACE "=" ";" _pair "${_entry}")
+  list(GET _pair 0 _program)
+  list(GET _pair 1 _name)
+  set(_page ${PROJECT_BINARY_DIR}/man/man1/${_program}.1)
+  add_custom_command(OUTPUT ${_page}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man/man1
+    COMMAND ${SHMFD_HELP2MAN} --no-info --section 1 --name "${_name}"
+            --version-string "${PROJECT_VERSION}" --source "shmfd ${PROJECT_VERSION}"
+            --manual "shmfd" --help-option --help --output ${_page} $<TARGET_FILE:${_program}>
+    DEPENDS ${_program}
+    COMMENT "Generating ${_program}(1) from its --help"
+    VERBATIM)
+  list(APPEND _shmfd_man_pages ${_page})
+endforeach()
+add_custom_target(shmfd_man_pages ALL DEPENDS ${_shmfd_man_pages})
+install(FILES ${_shmfd_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT bin)

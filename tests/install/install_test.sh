@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs shmfd from BUILD into a temporary prefix, then builds a producer and a consumer out
+# of tree twice, with CMake's find_package(shmfd) and with pkg-config and plain g++, and runs
+# each pair through the installed broker. Nothing from the build tree may be used.
+#   tests/install/install_test.sh BUILD_DIR
+set -euo pipefail
+build=$(realpath "$1")
+here=$(dirname "$(realpath "$0")")
+work=$(mktemp -d /tmp/shmfd-install-XXXXXX)
+broker_pid=
+cleanup() {
+  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "install_test: $*" >&2; exit 1; }
+
+prefix=$work/prefix
+cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+
+# What lands where (the README's Install section lists the same).
+libdir=$(find "$prefix" -name 'libshmfd.so.*.*.*' -printf '%h\n' | head -1)
+[[ -n $libdir ]] || fail "no libshmfd.so.X.Y.Z under $prefix"
+for f in bin/shmfd-broker bin/shmfdctl bin/shmfd-pub bin/shmfd-sub \
+         include/shmfd/producer.hpp include/shmfd/consumer.hpp \
+         include/shmfd/proto/protocol.capnp.h include/shmfd/proto/layout.capnp.h \
+         share/shmfd/proto/protocol.capnp share/shmfd/proto/layout.capnp; do
+  [[ -e $prefix/$f ]] || fail "missing $f"
+done
+for f in libshmfd.so cmake/shmfd/shmfdConfig.cmake cmake/shmfd/shmfdConfigVersion.cmake \
+         pkgconfig/shmfd.pc; do
+  [[ -e $libdir/$f ]] || fail "missing ${libdir#"$prefix"/}/$f"
+done
+soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
+[[ $soname == libshmfd.so.0.2 ]] || fail "SONAME is '$soname', not libshmfd.so.0.2"
+
+# The installed programs use the installed library.
+loaded=$(ldd "$prefix/bin/shmfd-broker" | awk '/libshmfd/ {print $3}')
+[[ -n $loaded && $(realpath "$loaded") == $(realpath "$libdir")/libshmfd.so.* ]] ||
+  fail "shmfd-broker does not load $libdir/libshmfd.so: $(ldd "$prefix/bin/shmfd-broker")"
+"$prefix/bin/shmfdctl" --help >/dev/null
+
+# 1. CMake: find_package(shmfd 0.2 CONFIG REQUIRED), from a copy outside the source tree.
+cp -r "$here/app" "$work/src"
+cmake -S "$work/src" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+  >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "configuring with find_package failed"; }
+cmake --build "$work/cmake-build" >"$work/cmake-build.log" 2>&1 ||
+  { cat "$work/cmake-build.log"; fail "building with find_package failed"; }
+! grep -q "$build" "$work/cmake-build/build.ninja" || fail "the CMake build used the build tree"
+# A version the package does not serve (0.3: another ABI) is refused.
+cp -r "$here/app" "$work/src-0.3"
+sed -i 's/find_package(shmfd 0.2/find_package(shmfd 0.3/' "$work/src-0.3/CMakeLists.txt"
+if cmake -S "$work/src-0.3" -B "$work/cmake-0.3" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1; then
+  fail "find_package(shmfd 0.3) accepted version 0.2"
+fi
+
+# 2. pkg-config and plain g++.
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+[[ $(pkg-config --modversion shmfd) == 0.2.0 ]] || fail "pkg-config says $(pkg-config --modversion shmfd)"
+for p in producer consumer; do
+  # shellcheck disable=SC2046
+  g++ -std=c++20 -o "$work/pc-$p" "$here/app/$p.cpp" $(pkg-config --cflags --libs shmfd) \
+    -Wl,-rpath,"$(pkg-config --variable=libdir shmfd)" || fail "g++ with pkg-config failed ($p)"
+done
+
+# 3. Through the installed broker: each consumer with the other build's producer.
+sock=$work/broker.sock
+"$prefix/bin/shmfd-broker" --socket "$sock" 2>"$work/broker.log" &
+broker_pid=$!
+for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
+[[ -S $sock ]] || fail "the installed broker did not start: $(cat "$work/broker.log")"
+run_pair() {  # CONSUMER PRODUCER TOPIC
+  local out=$work/$3.out
+  "$1" "$sock" "$3" 200 >"$out" 2>&1 &
+  local consumer=$!
+  for _ in $(seq 100); do grep -q subscribed "$out" && break; sleep 0.05; done
+  "$2" "$sock" "$3" 200 || fail "$2 failed"
+  wait "$consumer" || fail "$1 failed: $(cat "$out")"
+  grep -q "received 200 frames, all intact" "$out" || fail "$1: $(cat "$out")"
+}
+run_pair "$work/cmake-build/app-consumer" "$work/pc-producer" cmake-consumer
+run_pair "$work/pc-consumer" "$work/cmake-build/app-producer" pc-consumer
+"$prefix/bin/shmfdctl" --socket "$sock" status >/dev/null || fail "installed shmfdctl status failed"
+echo "install_test: installed into $prefix; find_package and pkg-config builds ran through the installed broker"
