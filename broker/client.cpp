@@ -628,6 +628,11 @@ void Client::on_publish(proto::Publish::Reader publish, std::vector<UniqueFd>& f
   FramePtr shared = std::move(record);
   if (broker_.options().keep_last_frame) t->last = shared;  // fd frames only: never a pool slot
   for (Subscription* sub : t->subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
+  if (broker_.log().enabled(LogLevel::debug)) {
+    broker_.log().debug(describe() + " published frame " + std::to_string(sequence) + " of '" +
+                        name + "' (" + std::to_string(verified->size) + " bytes) to " +
+                        std::to_string(t->subscribers.size()) + " subscribers");
+  }
 }
 
 void Client::on_release(proto::Release::Reader release) {
@@ -651,6 +656,10 @@ void Client::on_release(proto::Release::Reader release) {
   }
   if (frame->pool_frame && --slots_held_ < broker_.options().limits.max_slots_held) {
     told_slots_held_ = false;
+  }
+  if (broker_.log().enabled(LogLevel::debug)) {
+    broker_.log().debug(describe() + " released frame " + std::to_string(sequence) + " of '" +
+                        name + "'");
   }
   in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
   if (it->second->topic == nullptr && in_flight.empty()) subscriptions_.erase(it);  // unsubscribed
@@ -849,6 +858,12 @@ void Client::publish_slot(Topic& t, proto::Frame::Reader frame, const Layout& la
     FramePtr shared = std::move(record);
     for (Subscription* sub : t.subscribers) sub->client->enqueue(*sub, Pending{shared, {}});
   }  // with no subscriber that was the last reference: the slot is free again right here
+  if (broker_.log().enabled(LogLevel::debug)) {
+    broker_.log().debug(describe() + " published frame " + std::to_string(sequence) + " of '" +
+                        t.name + "' (slot " + std::to_string(slot) + " of pool " +
+                        std::to_string(pool.id) + ") to " + std::to_string(t.subscribers.size()) +
+                        " subscribers");
+  }
   if (pool.all_busy()) {
     // The producer has no slot left. Frames only queued for drop-oldest subscribers that are
     // behind give theirs up (counted as drops): such a subscriber holds back no one beyond
@@ -1004,6 +1019,11 @@ void Client::enqueue(Subscription& sub, Pending entry) {
     while (sub.queued_frames() >= sub.depth) {
       auto oldest = std::find_if(sub.pending.begin(), sub.pending.end(),
                                  [](const Pending& p) { return p.frame != nullptr; });
+      if (broker_.log().enabled(LogLevel::debug)) {
+        broker_.log().debug("dropped frame " + std::to_string(oldest->frame->sequence) + " for " +
+                            describe() + " (drop-oldest, queue of " + std::to_string(sub.depth) +
+                            " full)");
+      }
       sub.pending.erase(oldest);  // its fd closes here unless another queue still holds it
       ++sub.dropped;
     }

@@ -64,15 +64,17 @@ foreach(_entry IN LISTS _shmfd_programs)
   list(GET _pair 0 _program)
   list(GET _pair 1 _name)
   set(_page ${PROJECT_BINARY_DIR}/man/man1/${_program}.1)
-  add_custom_command(OUTPUT ${_page}
+  # Installed compressed, as Debian's policy asks; gzip -n keeps the bytes reproducible.
+  add_custom_command(OUTPUT ${_page} ${_page}.gz
     COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man/man1
     COMMAND ${SHMFD_HELP2MAN} --no-info --section 1 --name "${_name}"
             --version-string "${PROJECT_VERSION}" --source "shmfd ${PROJECT_VERSION}"
             --manual "shmfd" --help-option --help --output ${_page} $<TARGET_FILE:${_program}>
+    COMMAND gzip -9nkf ${_page}
     DEPENDS ${_program}
     COMMENT "Generating ${_program}(1) from its --help"
     VERBATIM)
-  list(APPEND _shmfd_man_pages ${_page})
+  list(APPEND _shmfd_man_pages ${_page}.gz)
 endforeach()
 add_custom_target(shmfd_man_pages ALL DEPENDS ${_shmfd_man_pages})
 install(FILES ${_shmfd_man_pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1 COMPONENT bin)

@@ -1,0 +1,58 @@
+# Debian packages with CPack's DEB generator (`make deb`), one per install component:
+#   libshmfd0.2   lib  the shared library (its name follows the SONAME)
+#   libshmfd-dev  dev  headers, generated headers, schemas, CMake package, shmfd.pc
+#   shmfd         bin  broker, tools, man pages, systemd units, sysusers, example policy
+# CPack rather than a debian/ directory: the split, the SONAME and the file lists already live
+# in the install() rules, so the packages cannot drift from `make install`.
+set(SHMFD_MAINTAINER "shmfd maintainers <root@localhost>" CACHE STRING
+    "The Maintainer field of the Debian packages: set it when you distribute them")
+
+set(CPACK_PACKAGE_NAME shmfd)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "${SHMFD_MAINTAINER}")
+set(CPACK_PACKAGE_VENDOR shmfd)
+# Each package's first description line is its own summary. CPackDeb would put one shared
+# summary above them, except when the summary is CPack's default: so it is set to that.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CMAKE_PROJECT_NAME} built using CMake")
+set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
+set(CPACK_COMPONENTS_ALL lib dev bin)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_STRIP_FILES ON)  # debug info stays in the build tree (build-deb/), as dbgsym would
+# Dependencies from the libraries each binary links (dpkg-shlibdeps); libshmfd itself is
+# found in the build tree and depended on through the component dependencies below.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${PROJECT_BINARY_DIR}/libshmfd)
+set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
+
+set(CPACK_DEBIAN_LIB_PACKAGE_NAME libshmfd${SHMFD_SOVERSION})
+set(CPACK_DEBIAN_LIB_PACKAGE_SECTION libs)
+set(CPACK_DEBIAN_LIB_PACKAGE_GENERATE_SHLIBS ON)  # shlibs file and the ldconfig trigger
+set(CPACK_DEBIAN_LIB_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (library)\n\
+libshmfd moves frames between processes without copying them: sealed memfd buffers passed\n\
+over Unix sockets and verified by shmfd-broker before any consumer maps them.")
+
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME libshmfd-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
+set(CPACK_COMPONENT_DEV_DEPENDS lib)
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libcapnp-dev (>= 0.9), libexpected-dev")
+set(CPACK_DEBIAN_DEV_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (development files)\n\
+Headers, the Cap'n Proto schemas, the CMake package (find_package(shmfd)) and shmfd.pc.")
+
+set(CPACK_DEBIAN_BIN_PACKAGE_NAME shmfd)
+set(CPACK_DEBIAN_BIN_PACKAGE_SECTION net)
+set(CPACK_COMPONENT_BIN_DEPENDS lib)
+set(CPACK_DEBIAN_BIN_PACKAGE_CONTROL_EXTRA
+    ${PROJECT_SOURCE_DIR}/packaging/debian/postinst ${PROJECT_SOURCE_DIR}/packaging/debian/prerm
+    ${PROJECT_SOURCE_DIR}/packaging/debian/postrm ${PROJECT_SOURCE_DIR}/packaging/debian/conffiles)
+set(CPACK_DEBIAN_BIN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_BIN_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (broker and tools)\n\
+shmfd-broker, the socket-activated systemd service that verifies and routes frames by topic;\n\
+shmfdctl, which shows what the broker and every process hold; shmfd-pub and shmfd-sub.")
+
+include(CPack)
