@@ -3,28 +3,10 @@
 #include <cstdio>
 #include <limits>
 
+#include "shmfd/parse.hpp"
 #include "shmfd/protocol.hpp"
 
 namespace shmfd::broker {
-namespace {
-
-Result<std::uint64_t> parse_number(const std::string& flag, const std::string& value,
-                                   std::uint64_t min, std::uint64_t max, int base = 10) {
-  std::size_t used = 0;
-  std::uint64_t n = 0;
-  try {
-    n = std::stoull(value, &used, base);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != value.size() || n < min || n > max) {
-    return fail(Errc::malformed_message, flag + ": '" + value + "' is not a number from " +
-                                             std::to_string(min) + " to " + std::to_string(max));
-  }
-  return n;
-}
-
-}  // namespace
 
 std::string usage(const std::string& program) {
   const Limits d;

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,6 +21,7 @@
 #include "memfds.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/guarantee.hpp"
+#include "shmfd/parse.hpp"
 #include "shmfd/protocol.hpp"
 
 namespace {
@@ -337,7 +340,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--socket" && i + 1 < argc) {
+    if (a == "--socket") {
+      if (i + 1 >= argc) die(2, "--socket needs a path");
       socket = argv[++i];
     } else if (a == "--json") {
       as_json = true;
@@ -354,34 +358,57 @@ int main(int argc, char** argv) {
   if (command == "memfds") {
     std::vector<pid_t> pids;
     for (std::size_t i = 1; i < args.size(); ++i) {
-      char* end = nullptr;
-      const long pid = std::strtol(args[i].c_str(), &end, 10);
-      if (*end != '\0' || pid <= 0) die(2, "memfds: not a pid: " + args[i]);
-      pids.push_back(static_cast<pid_t>(pid));
+      auto pid = parse_number("memfds", args[i], 1, std::numeric_limits<pid_t>::max());
+      if (!pid) die(2, pid.error().message() + " (a pid)");
+      pids.push_back(static_cast<pid_t>(*pid));
     }
-    const auto found = ctl::scan_memfds(pids);
+    std::size_t unreadable = 0;
+    const auto found = ctl::scan_memfds(pids, &unreadable);
     if (as_json)
       std::printf("%s\n", memfds_json(found).dump(2).c_str());
     else
       show_memfds(found);
+    if (unreadable != 0) {
+      // Not an error: what it could see is right. But say what it could not.
+      std::fprintf(stderr,
+                   "shmfdctl: could not read the fds of %zu processes of other users; run as "
+                   "root to see every memfd\n",
+                   unreadable);
+    }
     return 0;
   }
   if (command == "top") {
+    if (as_json) {
+      die(2,
+          "top is for people and has no --json form; for scripts, poll `shmfdctl --json "
+          "topics`");
+    }
     double interval = 1.0;
     std::uint64_t count = 0;
-    for (std::size_t i = 1; i + 1 < args.size(); i += 2) {
-      if (args[i] == "--interval")
-        interval = std::max(0.1, std::atof(args[i + 1].c_str()));
-      else if (args[i] == "--count")
-        count = std::strtoull(args[i + 1].c_str(), nullptr, 10);
-      else
-        die(2, "top: unknown option " + args[i]);
+    for (std::size_t i = 1; i < args.size(); i += 2) {
+      if (args[i] != "--interval" && args[i] != "--count") die(2, "top: unknown option " + args[i]);
+      if (i + 1 >= args.size()) die(2, "top: " + args[i] + " needs a value");
+      if (args[i] == "--interval") {
+        // Seconds, as digits with at most one point: 0.1 to 3600.
+        const std::string& text = args[i + 1];
+        const bool plain = !text.empty() && std::count(text.begin(), text.end(), '.') <= 1 &&
+                           text.find_first_not_of("0123456789.") == std::string::npos;
+        interval = plain ? std::strtod(text.c_str(), nullptr) : -1;
+        if (!(interval >= 0.1 && interval <= 3600)) {
+          die(2, "top --interval: '" + text + "' is not a number of seconds from 0.1 to 3600");
+        }
+      } else {
+        auto n = parse_number("top --count", args[i + 1], 0, std::uint64_t{1} << 53);
+        if (!n) die(2, n.error().message());
+        count = *n;
+      }
     }
     return top(socket, interval, count);
   }
   if (command != "status" && command != "topics" && command != "clients" && command != "pools") {
     die(2, "unknown command '" + command + "' (status, topics, clients, pools, top, memfds)");
   }
+  if (args.size() > 1) die(2, command + " takes no arguments, not '" + args[1] + "'");
   const json state = fetch_state(socket);
   if (as_json) {
     json out;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -49,6 +50,7 @@ using Key = std::pair<dev_t, ino_t>;
 
 struct Scan {
   std::map<Key, MemfdInfo> found;
+  std::size_t unreadable = 0;
 
   MemfdHolder& holder(MemfdInfo& info, pid_t pid, const std::string& command) {
     for (auto& h : info.holders) {
@@ -61,7 +63,10 @@ struct Scan {
   void fds_of(pid_t pid, const std::string& command) {
     const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
     DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return;
+    if (d == nullptr) {
+      if (errno == EACCES) ++unreadable;
+      return;
+    }
     while (const dirent* e = ::readdir(d)) {
       if (e->d_name[0] == '.') continue;
       const std::string path = dir + "/" + e->d_name;
@@ -114,7 +119,7 @@ struct Scan {
 
 }  // namespace
 
-std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids) {
+std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids, std::size_t* unreadable) {
   Scan scan;
   for (pid_t pid : pids.empty() ? all_pids() : pids) {
     std::string command;
@@ -131,6 +136,7 @@ std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids) {
   }
   std::sort(out.begin(), out.end(),
             [](const MemfdInfo& a, const MemfdInfo& b) { return a.size > b.size; });
+  if (unreadable != nullptr) *unreadable = scan.unreadable;
   return out;
 }
 

@@ -25,7 +25,9 @@ struct MemfdInfo {
   std::vector<MemfdHolder> holders;
 };
 
-// All processes when `pids` is empty. Processes that vanish or deny access are skipped.
-std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids);
+// All processes when `pids` is empty. Processes that vanish are skipped; those whose fds this
+// user may not read (another user's, without root) are skipped and counted in `unreadable`.
+std::vector<MemfdInfo> scan_memfds(const std::vector<pid_t>& pids,
+                                   std::size_t* unreadable = nullptr);
 
 }  // namespace shmfd::ctl

@@ -154,6 +154,18 @@ TEST(ShmfdctlTest, ClearErrorsWhenNoBrokerRunsOrAccessIsDenied) {
   EXPECT_NE(denied.out.find("permission-denied"), std::string::npos) << denied.out;
 }
 
+// Run by a user who cannot read other processes' fds, memfds says so instead of silently
+// showing less.
+TEST(ShmfdctlTest, MemfdsAsAnotherUserSaysWhatItCouldNotSee) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run shmfdctl as another uid";
+  const CtlRun as_nobody = shmfdctl({"memfds"}, 65534);
+  EXPECT_EQ(as_nobody.status, 0) << as_nobody.out;
+  EXPECT_NE(as_nobody.out.find("could not read the fds of"), std::string::npos) << as_nobody.out;
+  EXPECT_NE(as_nobody.out.find("run as root to see every memfd"), std::string::npos);
+  const CtlRun as_root = shmfdctl({"memfds"});
+  EXPECT_EQ(as_root.out.find("could not read"), std::string::npos) << as_root.out;
+}
+
 TEST(ShmfdctlTest, MemfdsFindsAPoolMappedByAConsumerAndNobodyAfterItExits) {
   testing::SubprocessBroker broker;
   ASSERT_TRUE(broker.listening()) << broker.output();

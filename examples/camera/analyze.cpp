@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   const examples::Args args(argc, argv, {"--socket", "--topic", "--frames"}, {},
                             "usage: shmfd-analyze [--socket PATH] [--topic NAME] [--frames N]\n");
   const std::string topic = args.get("--topic", "camera/0");
-  const auto frames = args.number("--frames", 0);
+  const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
   auto consumer = Consumer::connect(args.get("--socket", default_socket_path()), "shmfd-analyze");
   if (!consumer)
     return std::fprintf(stderr, "shmfd-analyze: %s\n", consumer.error().message().c_str()), 1;

@@ -27,11 +27,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shmfd-camera: --format must be rgba or nv12, not '%s'\n", format.c_str());
     return 2;
   }
-  const auto fps = args.number("--fps", 30);
-  const auto frames = args.number("--frames", 0);
+  const auto fps = args.number("--fps", 30, 0, 1000);
+  const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
   auto layout = image_layout(format == "nv12" ? PixelFormat::nv12 : PixelFormat::rgba8,
-                             static_cast<std::uint32_t>(args.number("--width", 1920)),
-                             static_cast<std::uint32_t>(args.number("--height", 1080)));
+                             static_cast<std::uint32_t>(args.number("--width", 1920, 1, 16384)),
+                             static_cast<std::uint32_t>(args.number("--height", 1080, 1, 16384)));
   if (!layout)
     return std::fprintf(stderr, "shmfd-camera: %s\n", layout.error().message().c_str()), 2;
   const std::size_t frame_bytes = *layout_extent(*layout);
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "shmfd-camera: %s\n", ok.error().message().c_str()), 1;
   }
   auto pool = producer->create_pool(topic, frame_bytes,
-                                    static_cast<std::uint32_t>(args.number("--slots", 4)));
+                                    static_cast<std::uint32_t>(args.number("--slots", 4, 1, 1024)));
   if (!pool) return std::fprintf(stderr, "shmfd-camera: %s\n", pool.error().message().c_str()), 1;
   std::fprintf(stderr, "shmfd-camera: %s %ux%u at %llu fps on '%s'\n", format.c_str(),
                layout->width, layout->height, fps, topic.c_str());

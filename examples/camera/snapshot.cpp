@@ -87,9 +87,9 @@ int main(int argc, char** argv) {
                             "[--dir DIR] [--frames N]\n"
                             "  defaults: topic camera/0, every 30th frame, /tmp/shmfd-snapshots\n");
   const std::string topic = args.get("--topic", "camera/0");
-  const auto every = std::max<unsigned long long>(1, args.number("--every", 30));
+  const auto every = args.number("--every", 30, 1, examples::kMaxCount);
   const std::string dir = args.get("--dir", "/tmp/shmfd-snapshots");
-  const auto frames = args.number("--frames", 0);
+  const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
 

@@ -7,7 +7,12 @@
 #include <set>
 #include <string>
 
+#include "shmfd/parse.hpp"
+
 namespace shmfd::examples {
+
+// The largest count (frames, ticks) an option takes: 2^53, beyond any run and exact in a double.
+inline constexpr unsigned long long kMaxCount = 1ULL << 53;
 
 class Args {
  public:
@@ -33,13 +38,15 @@ class Args {
     auto it = values_.find(name);
     return it == values_.end() ? fallback : it->second;
   }
-  unsigned long long number(const std::string& name, unsigned long long fallback) const {
+  // The value of `name` (or `fallback`) as a number from `min` to `max`: digits only, so
+  // "-1" or "4294967297" for a 32-bit option is an error, not a wrapped value.
+  unsigned long long number(const std::string& name, unsigned long long fallback,
+                            unsigned long long min, unsigned long long max) const {
     auto it = values_.find(name);
     if (it == values_.end()) return fallback;
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != '\0') exit_with(2, name + ": not a number: " + it->second);
-    return n;
+    auto n = parse_number(name, it->second, min, max);
+    if (!n) exit_with(2, n.error().message());
+    return *n;
   }
 
  private:

@@ -43,11 +43,11 @@ int main(int argc, char** argv) {
       "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
-  const auto width = static_cast<std::uint32_t>(args.number("--width", 640));
-  const auto height = static_cast<std::uint32_t>(args.number("--height", 480));
-  const auto fps = args.number("--fps", 30);
-  const auto frames = args.number("--frames", 0);
-  const auto pool_slots = static_cast<std::uint32_t>(args.number("--pool", 0));
+  const auto width = static_cast<std::uint32_t>(args.number("--width", 640, 1, 16384));
+  const auto height = static_cast<std::uint32_t>(args.number("--height", 480, 1, 16384));
+  const auto fps = args.number("--fps", 30, 0, 1000);
+  const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
+  const auto pool_slots = static_cast<std::uint32_t>(args.number("--pool", 0, 0, 1024));
 
   auto layout = image_layout(PixelFormat::rgba8, width, height);
   if (!layout) return std::fprintf(stderr, "shmfd-pub: %s\n", layout.error().message().c_str()), 2;

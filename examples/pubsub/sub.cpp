@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
       "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
-  const auto frames = args.number("--frames", 0);
-  const auto depth = static_cast<std::uint32_t>(args.number("--depth", 0));
+  const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
+  const auto depth = static_cast<std::uint32_t>(args.number("--depth", 0, 0, 4096));
   const bool check_pattern = args.has("--check-pattern");
 
   auto consumer = Consumer::connect(socket, "shmfd-sub");

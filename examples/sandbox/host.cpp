@@ -40,11 +40,11 @@ int main(int argc, char** argv) {
                             "usage: shmfd-sandbox-host [--frames N] [--misbehave-on N] [--width W] "
                             "[--height H]\n  defaults: 20 frames, the worker misbehaves on frame 7 "
                             "(0: never), 320x240\n");
-  const auto frames = args.number("--frames", 20);
-  const std::uint64_t misbehave_on = args.number("--misbehave-on", 7);
-  auto layout =
-      image_layout(PixelFormat::rgba8, static_cast<std::uint32_t>(args.number("--width", 320)),
-                   static_cast<std::uint32_t>(args.number("--height", 240)));
+  const auto frames = args.number("--frames", 20, 0, examples::kMaxCount);
+  const std::uint64_t misbehave_on = args.number("--misbehave-on", 7, 0, examples::kMaxCount);
+  auto layout = image_layout(PixelFormat::rgba8,
+                             static_cast<std::uint32_t>(args.number("--width", 320, 1, 16384)),
+                             static_cast<std::uint32_t>(args.number("--height", 240, 1, 16384)));
   if (!layout) return std::fprintf(stderr, "%s\n", layout.error().message().c_str()), 2;
   auto worker = spawn_worker(misbehave_on);
   if (!worker) return std::fprintf(stderr, "%s\n", worker.error().message().c_str()), 1;

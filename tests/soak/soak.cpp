@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "shmfd/consumer.hpp"
+#include "shmfd/parse.hpp"
 #include "shmfd/producer.hpp"
 #include "support/proc.hpp"
 #include "support/stamped_slots.hpp"
@@ -206,14 +207,22 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return usage(argv[0]);
     const std::string value = argv[++i];
+    const auto number = [&](std::uint64_t min, std::uint64_t max) {
+      auto n = shmfd::parse_number(flag, value, min, max);
+      if (!n) {
+        std::fprintf(stderr, "%s\n", n.error().message().c_str());
+        std::exit(2);
+      }
+      return *n;
+    };
     if (flag == "--frames") {
-      o.frames = std::stoull(value);
+      o.frames = number(1, std::uint64_t{1} << 40);
     } else if (flag == "--max-seconds") {
-      o.max_seconds = std::stoi(value);
+      o.max_seconds = static_cast<int>(number(1, 86400));
     } else if (flag == "--kill-every-ms") {
-      o.kill_every_ms = std::stoi(value);
+      o.kill_every_ms = static_cast<int>(number(1, 3600000));
     } else if (flag == "--rss-slack-mib") {
-      o.rss_slack_mib = std::stoull(value);
+      o.rss_slack_mib = number(0, 1 << 20);
     } else if (flag == "--broker") {
       o.broker = value;
     } else {
