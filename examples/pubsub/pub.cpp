@@ -26,7 +26,8 @@ void on_stop(int) {
 int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
-      argc, argv, {"--socket", "--topic", "--width", "--height", "--fps", "--frames", "--pool"}, {},
+      argc, argv, {"--socket", "--topic", "--width", "--height", "--fps", "--frames", "--pool"},
+      {"--reconnect"},
       "Usage: shmfd-pub [options]\n"
       "Publishes a moving RGBA test pattern on a topic through shmfd-broker: one sealed memfd\n"
       "per frame, or with --pool N from a pool of N slots. A live source: ticks missed while\n"
@@ -40,6 +41,8 @@ int main(int argc, char** argv) {
       "  --frames N         stop after N frames (default 0: until stopped)\n"
       "  --pool SLOTS       publish from a pool of SLOTS slots (default 0: a sealed memfd\n"
       "                     per frame); 4 or more for live video\n"
+      "  --reconnect        if the broker goes away (restart, upgrade), connect again,\n"
+      "                     advertise again and go on with the next frame number\n"
       "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
   if (!producer)
     return std::fprintf(stderr, "shmfd-pub: %s\n", producer.error().message().c_str()), 1;
   const Guarantee level = pool_slots > 0 ? Guarantee::pool : Guarantee::sealed;
+  if (args.has("--reconnect")) producer->reconnect_on_loss();
   if (auto ok = producer->advertise(topic, LayoutKind::IMAGE, level); !ok) {
     return std::fprintf(stderr, "shmfd-pub: %s\n", ok.error().message().c_str()), 1;
   }
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
   ::sigaction(SIGTERM, &stop, nullptr);
   const auto start = std::chrono::steady_clock::now();
   std::uint64_t published = 0;
+  std::uint64_t reconnects = 0;
   examples::LiveClock clock(fps);
   for (std::uint64_t i = 0; (frames == 0 || i < frames) && g_stop == 0; ++i) {
     // Sequence numbers start at 1; the pattern is drawn for the number publish will assign.
@@ -105,6 +110,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     ++published;
+    if (producer->reconnects() != reconnects) {
+      reconnects = producer->reconnects();
+      std::fprintf(stderr, "shmfd-pub: the broker went away; connected again (%llu so far)\n",
+                   static_cast<unsigned long long>(reconnects));
+    }
     if (*sequence % 100 == 0)
       std::fprintf(stderr, "shmfd-pub: %llu frames\n", static_cast<unsigned long long>(*sequence));
     if (const auto missed = clock.wait_next(); missed != 0) {

@@ -29,7 +29,8 @@ void on_stop(int) {
 int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
-      argc, argv, {"--socket", "--topic", "--frames", "--depth"}, {"--block", "--check-pattern"},
+      argc, argv, {"--socket", "--topic", "--frames", "--depth"},
+      {"--block", "--check-pattern", "--reconnect"},
       "Usage: shmfd-sub [options]\n"
       "Subscribes to a topic through shmfd-broker and prints frames, rate, capture-to-receive\n"
       "latency and drops. SIGINT or SIGTERM ends it with that summary.\n\n"
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
       "                     the oldest (block-producer)\n"
       "  --check-pattern    check RGBA frames against shmfd-pub's test pattern; exit 1 on a\n"
       "                     wrong pixel\n"
+      "  --reconnect        if the broker goes away (restart, upgrade), connect again and\n"
+      "                     subscribe again; frames lost meanwhile count as dropped\n"
       "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   auto consumer = Consumer::connect(socket, "shmfd-sub");
   if (!consumer)
     return std::fprintf(stderr, "shmfd-sub: %s\n", consumer.error().message().c_str()), 1;
+  if (args.has("--reconnect")) consumer->reconnect_on_loss();
   auto granted = consumer->subscribe(
       topic, depth, args.has("--block") ? Backpressure::BLOCK_PRODUCER : Backpressure::DROP_OLDEST);
   if (!granted)
@@ -76,6 +80,11 @@ int main(int argc, char** argv) {
     if (!*event) {  // nothing yet: wait for the socket, or a signal
       pollfd p{consumer->native_handle(), POLLIN, 0};
       ::poll(&p, 1, -1);
+      continue;
+    }
+    if (const auto* back = std::get_if<Reconnected>(&**event)) {
+      std::fprintf(stderr, "shmfd-sub: the broker went away; subscribed again after %lld ms\n",
+                   static_cast<long long>(back->gap.count()));
       continue;
     }
     if (auto* end = std::get_if<EndOfStream>(&**event)) {

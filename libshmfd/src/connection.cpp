@@ -1,5 +1,8 @@
 #include "shmfd/connection.hpp"
 
+#include <algorithm>
+#include <thread>
+
 #include "shmfd/protocol.hpp"
 #include "shmfd/unix_socket.hpp"
 
@@ -59,6 +62,24 @@ Result<ReceivedMessage> Connection::receive(IoMode mode) {
     return fail(Errc::disconnected, "the broker closed the connection");
   }
   return m;
+}
+
+Result<Connection> Connection::reopen(const std::string& socket_path, std::string_view client_name,
+                                      const ReconnectOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto wait = options.first_wait;
+  for (;;) {
+    auto connection = open(socket_path, client_name);
+    if (connection) return connection;
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (options.give_up_after.count() > 0 && waited + wait > options.give_up_after) {
+      return fail(Error(Errc::disconnected, "reconnecting to " + socket_path + ": gave up after " +
+                                                std::to_string(options.give_up_after.count()) +
+                                                " ms: " + connection.error().message()));
+    }
+    std::this_thread::sleep_for(wait);
+    wait = std::min(wait * 2, options.max_wait);
+  }
 }
 
 }  // namespace shmfd

@@ -108,7 +108,35 @@ Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
 Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name) {
   auto connection = Connection::open(socket_path, client_name);
   if (!connection) return fail(std::move(connection.error()));
-  return Consumer(std::make_shared<detail::ConsumerLink>(std::move(*connection)));
+  Consumer consumer(std::make_shared<detail::ConsumerLink>(std::move(*connection)));
+  consumer.socket_path_ = socket_path;
+  consumer.client_name_ = std::string(client_name);
+  return consumer;
+}
+
+Result<Event> Consumer::reconnect() {
+  const auto lost = std::chrono::steady_clock::now();
+  for (;;) {
+    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_);
+    if (!connection) return fail(std::move(connection.error()));
+    // Frames held from before keep the old link: their releases go nowhere, harmlessly.
+    link_ = std::make_shared<detail::ConsumerLink>(std::move(*connection));
+    bool renewed = true;
+    for (auto& [topic, sub] : subscriptions_) {
+      auto granted = send_subscribe(topic, sub.depth, sub.policy);
+      if (!granted && granted.error().is(Errc::disconnected)) {
+        renewed = false;  // gone again already: start over
+        break;
+      }
+      if (!granted) return fail(std::move(granted.error()));
+      sub.dropped_before = sub.dropped;
+      sub.renewed = true;
+    }
+    if (renewed) {
+      return Event(Reconnected{std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - lost)});
+    }
+  }
 }
 
 int Consumer::native_handle() const noexcept {
@@ -118,6 +146,18 @@ int Consumer::native_handle() const noexcept {
 Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
                                           Backpressure policy) {
   if (auto ok = check_topic_name(topic); !ok) return fail(std::move(ok.error()));
+  auto granted = send_subscribe(topic, depth, policy);
+  if (granted) {
+    auto& sub = subscriptions_[std::string(topic)];
+    sub = Subscription{};
+    sub.depth = depth;
+    sub.policy = policy;
+  }
+  return granted;
+}
+
+Result<std::uint32_t> Consumer::send_subscribe(std::string_view topic, std::uint32_t depth,
+                                               Backpressure policy) {
   ControlMessageBuilder message;
   auto subscribe = message.initRoot<proto::Message>().initSubscribe();
   subscribe.setTopic(std::string(topic));
@@ -157,6 +197,7 @@ Status Consumer::unsubscribe(std::string_view topic) {
   }
   // No frame of the topic's pools comes any more; frames still held keep their mapping.
   std::erase_if(link_->pools, [&](const auto& p) { return p.second->topic == topic; });
+  if (auto it = subscriptions_.find(topic); it != subscriptions_.end()) subscriptions_.erase(it);
   return {};
 }
 
@@ -179,6 +220,11 @@ Result<std::optional<Event>> Consumer::next(IoMode mode) {
     return std::optional<Event>(std::move(e));
   }
   auto incoming = read_one(mode);
+  if (!incoming && incoming.error().is(Errc::disconnected) && reconnect_) {
+    auto reconnected = reconnect();
+    if (!reconnected) return fail(std::move(reconnected.error()));
+    return std::optional<Event>(std::move(*reconnected));
+  }
   if (!incoming) return fail(std::move(incoming.error()));
   if (incoming->error) return fail(std::move(*incoming->error));
   return std::move(incoming->event);
@@ -234,7 +280,19 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         out.topic_ = text_of(deliver.getTopic());
         out.sequence_ = frame.getSequence();
         out.timestamp_ns_ = frame.getTimestampNs();
-        out.dropped_ = deliver.getDropped();
+        if (auto sub = subscriptions_.find(out.topic_); sub != subscriptions_.end()) {
+          Subscription& st = sub->second;
+          // After a reconnect, a producer that kept its numbering shows what was lost.
+          if (st.renewed && out.sequence_ > st.last_sequence + 1 && st.last_sequence != 0) {
+            st.dropped_before += out.sequence_ - st.last_sequence - 1;
+          }
+          st.renewed = false;
+          st.last_sequence = out.sequence_;
+          st.dropped = st.dropped_before + deliver.getDropped();
+          out.dropped_ = st.dropped;
+        } else {
+          out.dropped_ = deliver.getDropped();
+        }
         // From here on the broker counts this frame as ours: it is released on every path.
         out.link_ = link_;
         auto layout = layout_from_proto(frame.getLayout());

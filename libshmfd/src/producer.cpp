@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace shmfd {
 namespace {
@@ -26,7 +27,54 @@ void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64
 Result<Producer> Producer::connect(const std::string& socket_path, std::string_view client_name) {
   auto connection = Connection::open(socket_path, client_name);
   if (!connection) return fail(std::move(connection.error()));
-  return Producer(std::move(*connection));
+  Producer producer(std::move(*connection));
+  producer.socket_path_ = socket_path;
+  producer.client_name_ = std::string(client_name);
+  return producer;
+}
+
+Result<bool> Producer::recovered(const Error& error) {
+  if (!reconnect_ || !error.is(Errc::disconnected)) return fail(Error(error));
+  if (auto ok = reconnect(); !ok) return fail(std::move(ok.error()));
+  return true;
+}
+
+Status Producer::reconnect() {
+  for (;;) {
+    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_);
+    if (!connection) return fail(std::move(connection.error()));
+    connection_ = std::move(*connection);
+    fd_frames_in_flight_ = 0;  // the old broker's window went with it
+    const auto renew = [&]() -> Status {
+      for (const auto& [topic, a] : advertised_) {
+        if (auto ok = send_advertise(topic, a.kind, a.level); !ok) return ok;
+      }
+      for (auto& [id, pool] : pools_) {
+        // A fresh memfd: consumers of the old broker may still read frames in the old one.
+        auto created = WritableBuffer::create(pool.topic + "/pool",
+                                              pool.slot_size * pool.slots.size(), pool.options);
+        if (!created) return fail(std::move(created.error()));
+        auto buffer = std::move(*created).into_pool();
+        if (!buffer) return fail(std::move(buffer.error()));
+        auto registered = register_pool(pool.topic, *buffer, pool.slot_size,
+                                        static_cast<std::uint32_t>(pool.slots.size()));
+        if (!registered) return fail(std::move(registered.error()));
+        pool.broker_id = *registered;
+        pool.retired.push_back(std::move(pool.buffer));
+        pool.buffer = std::move(*buffer);
+        for (auto& slot : pool.slots) {
+          if (slot == SlotState::published) slot = SlotState::free;  // the new broker: all free
+        }
+      }
+      return {};
+    };
+    auto renewed = renew();
+    if (renewed) {
+      ++reconnects_;
+      return {};
+    }
+    if (!renewed.error().is(Errc::disconnected)) return renewed;  // gone again: start over
+  }
 }
 
 void Producer::handle(proto::Message::Reader message) {
@@ -46,9 +94,10 @@ void Producer::handle(proto::Message::Reader message) {
     fd_frames_in_flight_ -= std::min(fd_frames_in_flight_, message.getCredit().getFrames());
   } else if (message.isSlotFree()) {
     auto freed = message.getSlotFree();
-    auto pool = pools_.find(freed.getPool());
-    if (pool != pools_.end() && freed.getSlot() < pool->second.slots.size()) {
-      pool->second.slots[freed.getSlot()] = SlotState::free;
+    for (auto& [id, pool] : pools_) {
+      if (pool.broker_id == freed.getPool() && freed.getSlot() < pool.slots.size()) {
+        pool.slots[freed.getSlot()] = SlotState::free;
+      }
     }
   }
 }
@@ -95,6 +144,12 @@ static Result<bool> answered(std::deque<Error>& errors, proto::Message::Reader r
 
 Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
   if (auto ok = check_topic_name(topic); !ok) return ok;
+  auto ok = send_advertise(topic, kind, level);
+  if (ok) advertised_[std::string(topic)] = Advertised{kind, level};
+  return ok;
+}
+
+Status Producer::send_advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
   ControlMessageBuilder message;
   auto advertise = message.initRoot<proto::Message>().initAdvertise();
   advertise.setTopic(std::string(topic));
@@ -117,6 +172,7 @@ Status Producer::unadvertise(std::string_view topic) {
   });
   if (!ok) return ok;
   std::erase_if(pools_, [&](const auto& p) { return p.second.topic == topic; });
+  if (auto it = advertised_.find(topic); it != advertised_.end()) advertised_.erase(it);
   return {};
 }
 
@@ -187,22 +243,34 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
   auto frame = prepare(topic, std::move(buffer), layout, timestamp_ns);
   if (!frame) return fail(std::move(frame.error()));
   const int fd = frame->buffer->fd();
-  // Blocking: under block-producer backpressure the broker stops reading, its Credit stops,
-  // and this waits here once the window is full.
-  if (window_full()) {
-    auto ok = wait_for([&](proto::Message::Reader) { return Result<bool>(!window_full()); });
-    if (!ok) return fail(std::move(ok.error()));
+  for (;;) {
+    // Blocking: under block-producer backpressure the broker stops reading, its Credit
+    // stops, and this waits here once the window is full.
+    if (window_full()) {
+      auto ok = wait_for([&](proto::Message::Reader) { return Result<bool>(!window_full()); });
+      if (!ok) {
+        if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+        continue;  // to the new broker, with the same sequence number
+      }
+    }
+    auto sent = connection_.send(as_bytes(frame->message), std::span(&fd, 1));
+    if (!sent) {
+      if (auto again = recovered(sent.error()); !again) return fail(std::move(again.error()));
+      continue;
+    }
+    ++fd_frames_in_flight_;
+    auto done = sent_or_refused(frame->sequence);
+    if (!done && recovered(done.error())) return frame->sequence;  // sent; the broker then went
+    return done;
   }
-  auto sent = connection_.send(as_bytes(frame->message), std::span(&fd, 1));
-  if (!sent) return fail(std::move(sent.error()));
-  ++fd_frames_in_flight_;
-  return sent_or_refused(frame->sequence);
 }
 
 Result<std::vector<Error>> Producer::poll_errors() {
   // The refusals that came before a disconnect say why it happened: they are returned first,
   // the disconnect on the next call.
-  if (auto ok = drain(); !ok && errors_.empty()) return fail(std::move(ok.error()));
+  if (auto ok = drain(); !ok && errors_.empty()) {
+    if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+  }
   std::vector<Error> out(std::make_move_iterator(errors_.begin()),
                          std::make_move_iterator(errors_.end()));
   errors_.clear();
@@ -237,13 +305,29 @@ Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t 
   auto buffer = std::move(*created).into_pool();
   if (!buffer) return fail(std::move(buffer.error()));
 
+  auto registered = register_pool(topic, *buffer, slot_size, slot_count);
+  if (!registered) return fail(std::move(registered.error()));
+  const std::uint32_t id = next_pool_id_++;
+  pools_.emplace(id, PoolState{std::string(topic),
+                               std::move(*buffer),
+                               slot_size,
+                               std::vector<SlotState>(slot_count, SlotState::free),
+                               std::vector<std::uint64_t>(slot_count, 0),
+                               *registered,
+                               options,
+                               {}});
+  return id;
+}
+
+Result<std::uint32_t> Producer::register_pool(std::string_view topic, const PoolBuffer& buffer,
+                                              std::size_t slot_size, std::uint32_t slot_count) {
   ControlMessageBuilder message;
   auto reg = message.initRoot<proto::Message>().initRegisterPool();
   reg.setTopic(std::string(topic));
   reg.setSlotCount(slot_count);
   reg.setSlotSize(slot_size);
   reg.setFd(0);
-  const int fd = buffer->fd();
+  const int fd = buffer.fd();
   if (auto sent = connection_.send(message, std::span(&fd, 1)); !sent) {
     return fail(std::move(sent.error()));
   }
@@ -256,9 +340,6 @@ Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t 
     return answered(errors_, r, topic, false);
   });
   if (!ok) return fail(std::move(ok.error()));
-  pools_.emplace(id, PoolState{std::string(topic), std::move(*buffer), slot_size,
-                               std::vector<SlotState>(slot_count, SlotState::free),
-                               std::vector<std::uint64_t>(slot_count, 0)});
   return id;
 }
 
@@ -267,7 +348,9 @@ Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
   if (it == pools_.end()) {
     return fail(Errc::malformed_message, "acquire: no pool " + std::to_string(pool));
   }
-  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+  if (auto ok = drain(); !ok) {
+    if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+  }
   PoolState& p = it->second;
   auto free = std::find(p.slots.begin(), p.slots.end(), SlotState::free);
   if (free == p.slots.end()) return std::optional<Slot>();
@@ -288,10 +371,13 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
                                           " slots are held by consumers");
     }
     // Block until the broker frees a slot of this pool.
+    const std::uint32_t broker_id = pools_.at(pool).broker_id;
     auto ok = wait_for([&](proto::Message::Reader r) {
-      return Result<bool>(r.isSlotFree() && r.getSlotFree().getPool() == pool);
+      return Result<bool>(r.isSlotFree() && r.getSlotFree().getPool() == broker_id);
     });
-    if (!ok) return fail(std::move(ok.error()));
+    if (!ok) {
+      if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+    }
   }
 }
 
@@ -312,12 +398,17 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
   if (auto extent = validate_layout(layout, p.slot_size); !extent) {
     return fail(std::move(extent.error()));
   }
+  const auto here = p.buffer.bytes().subspan(slot.index * p.slot_size, p.slot_size);
+  if (slot.bytes.data() != here.data() && slot.bytes.size() == here.size()) {
+    // Acquired before a reconnect replaced the pool's memfd: the frame moves to the new one.
+    std::memcpy(here.data(), slot.bytes.data(), here.size());
+  }
   const std::uint64_t sequence = next_sequence(topic);
   ControlMessageBuilder message;
   auto publish = message.initRoot<proto::Message>().initPublish();
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();
-  frame.setPool(slot.pool);
+  frame.setPool(p.broker_id);
   frame.setSlot(slot.index);
   fill_frame(frame, sequence, timestamp_ns, layout);
   p.slots[slot.index] = SlotState::published;
@@ -327,12 +418,22 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
 
 Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
-  auto frame = prepare(topic, slot, layout, timestamp_ns);
-  if (!frame) return fail(std::move(frame.error()));
-  // Blocking: under block-producer backpressure this waits for the broker to read again.
-  auto sent = connection_.send(as_bytes(frame->message));
-  if (!sent) return fail(std::move(sent.error()));
-  return sent_or_refused(frame->sequence);
+  for (;;) {
+    auto frame = prepare(topic, slot, layout, timestamp_ns);
+    if (!frame) return fail(std::move(frame.error()));
+    // Blocking: under block-producer backpressure this waits for the broker to read again.
+    auto sent = connection_.send(as_bytes(frame->message));
+    if (!sent) {
+      if (auto again = recovered(sent.error()); !again) return fail(std::move(again.error()));
+      // Never sent: to the new broker with the same number, from the same slot (still ours).
+      --next_sequence_.find(topic)->second;
+      pools_.at(slot.pool).slots[slot.index] = SlotState::acquired;
+      continue;
+    }
+    auto done = sent_or_refused(frame->sequence);
+    if (!done && recovered(done.error())) return frame->sequence;  // sent; the broker then went
+    return done;
+  }
 }
 
 std::size_t Producer::slot_size(std::uint32_t pool) const {

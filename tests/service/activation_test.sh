@@ -11,14 +11,9 @@ set -euo pipefail
 bin=$(realpath "$1")
 units=$(realpath "$2")
 src_units=$(realpath "$3")
-work=$(mktemp -d /tmp/shmfd-activation-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# A private directory ($dir), and every program started (pids) stopped on any exit.
+source "$(dirname "$(realpath "$0")")/../../examples/common/demo_lib.sh"
+work=$dir
 fail() { echo "activation_test: $*" >&2; exit 1; }
 
 # A stand-in for systemd's notify socket: prints each datagram it gets, one per line.

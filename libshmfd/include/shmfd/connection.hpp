@@ -2,6 +2,7 @@
 // are built on it; most programs use those instead.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -14,6 +15,15 @@
 
 namespace shmfd {
 
+// How a Producer or Consumer gets back to a broker that went away (restarted, upgraded):
+// it connects again, waiting `first_wait`, then twice as long each time up to `max_wait`,
+// and gives up with Errc::disconnected after `give_up_after` (zero: never).
+struct ReconnectOptions {
+  std::chrono::milliseconds first_wait{50};
+  std::chrono::milliseconds max_wait{2000};
+  std::chrono::milliseconds give_up_after{0};
+};
+
 class Connection {
  public:
   // Connects to the broker at `socket_path` and completes the handshake (blocking). Errors:
@@ -22,6 +32,9 @@ class Connection {
   // `max_message_bytes` bounds what this side accepts (shmfdctl reads large BrokerStates).
   static Result<Connection> open(const std::string& socket_path, std::string_view client_name,
                                  std::size_t max_message_bytes = kMaxMessageBytes);
+  // open() until it succeeds, with the waits of `options`; the last error once it gives up.
+  static Result<Connection> reopen(const std::string& socket_path, std::string_view client_name,
+                                   const ReconnectOptions& options);
 
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }

@@ -13,10 +13,17 @@
 // frame is released, which makes room in this subscriber's queue. Frames from a pool share one
 // mapping of the whole pool, made once when the pool is first seen and kept for its life
 // (also after the producer left, for as long as a frame of it is held).
+//
+// With reconnect_on_loss(), a broker that goes away (restarted, upgraded) is connected to
+// again and every subscription renewed; receive() then returns a Reconnected event, and the
+// frames lost meanwhile are counted in the next frames' dropped() where the producer's
+// sequence numbers tell (a producer that reconnects too keeps its numbering).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,7 +54,8 @@ class Frame {
   const std::string& topic() const noexcept { return topic_; }
   std::uint64_t sequence() const noexcept { return sequence_; }
   std::uint64_t timestamp_ns() const noexcept { return timestamp_ns_; }  // CLOCK_MONOTONIC
-  // Frames the broker dropped for this subscriber so far (drop-oldest policy).
+  // Frames this subscriber missed so far: dropped by the broker (drop-oldest policy), and
+  // lost while reconnecting to a restarted broker (see Consumer::reconnect_on_loss).
   std::uint64_t dropped() const noexcept { return dropped_; }
   const Layout& layout() const noexcept { return layout_; }
   // The frame's buffer (or pool slot), read-only; the layout says where the data lies in it.
@@ -76,7 +84,13 @@ struct EndOfStream {
   std::string reason;
 };
 
-using Event = std::variant<Frame, EndOfStream>;
+// The broker went away and this consumer is connected again, every subscription renewed
+// (only with Consumer::reconnect_on_loss). Frames held from before stay valid.
+struct Reconnected {
+  std::chrono::milliseconds gap;  // from noticing the loss to being subscribed again
+};
+
+using Event = std::variant<Frame, EndOfStream, Reconnected>;
 
 class Consumer {
  public:
@@ -98,9 +112,23 @@ class Consumer {
   // Non-blocking: nullopt when nothing has arrived.
   Result<std::optional<Event>> try_receive();
 
+  // From now on, a lost broker is connected to again (with the waits of `options`) and every
+  // subscription renewed, instead of receive() failing with Errc::disconnected. The fd of
+  // native_handle() changes then: an event loop must take it again after a Reconnected.
+  void reconnect_on_loss(ReconnectOptions options = {}) { reconnect_ = options; }
+
   int native_handle() const noexcept;
 
  private:
+  // What this consumer asked for and saw of each topic: renewed after a reconnect.
+  struct Subscription {
+    std::uint32_t depth = 0;
+    Backpressure policy = Backpressure::DROP_OLDEST;
+    std::uint64_t last_sequence = 0;   // of the last frame delivered
+    std::uint64_t dropped = 0;         // reported with the last frame, reconnects included
+    std::uint64_t dropped_before = 0;  // what earlier connections counted
+    bool renewed = false;  // reconnected, and no frame seen since: a sequence gap is a loss
+  };
   // One message from the broker, decoded.
   struct Incoming {
     std::optional<Event> event;
@@ -112,12 +140,20 @@ class Consumer {
   };
 
   explicit Consumer(std::shared_ptr<detail::ConsumerLink> link) : link_(std::move(link)) {}
+  Result<std::uint32_t> send_subscribe(std::string_view topic, std::uint32_t depth,
+                                       Backpressure policy);
+  // Connects again and renews every subscription; the Reconnected event to report.
+  Result<Event> reconnect();
   Result<std::optional<Event>> next(IoMode mode);
   Result<Incoming> read_one(IoMode mode);
   static Result<std::shared_ptr<const detail::PoolView>> attach_pool(
       proto::PoolAttach::Reader attach, const std::vector<UniqueFd>& fds);
 
   std::shared_ptr<detail::ConsumerLink> link_;
+  std::string socket_path_;
+  std::string client_name_;
+  std::optional<ReconnectOptions> reconnect_;
+  std::map<std::string, Subscription, std::less<>> subscriptions_;
 };
 
 }  // namespace shmfd

@@ -106,6 +106,16 @@ class Producer {
   std::size_t slot_size(std::uint32_t pool) const;
   std::size_t free_slots(std::uint32_t pool) const;
 
+  // From now on, a lost broker is connected to again (with the waits of `options`) by the
+  // blocking calls (publish, acquire, poll_errors), which then go on as if nothing happened:
+  // topics are advertised again, each pool is registered again as a fresh memfd (consumers
+  // may still read the old one; a slot acquired before is copied over when published), and
+  // sequence numbers continue, so consumers can count what was lost. The fd of
+  // native_handle() changes; try_send does not reconnect.
+  void reconnect_on_loss(ReconnectOptions options = {}) { reconnect_ = options; }
+  // How many times this producer has reconnected.
+  std::uint64_t reconnects() const noexcept { return reconnects_; }
+
   int native_handle() const noexcept { return connection_.fd(); }
 
  private:
@@ -116,9 +126,22 @@ class Producer {
     std::size_t slot_size = 0;
     std::vector<SlotState> slots;
     std::vector<std::uint64_t> sequence;  // of the frame last published in each slot
+    std::uint32_t broker_id = 0;          // the broker's id (the caller's may differ)
+    MemfdOptions options;
+    std::vector<PoolBuffer> retired;  // earlier buffers, kept while slots into them may live
+  };
+  struct Advertised {
+    LayoutKind kind;
+    Guarantee level;
   };
 
   explicit Producer(Connection connection) : connection_(std::move(connection)) {}
+  Status send_advertise(std::string_view topic, LayoutKind kind, Guarantee level);
+  Result<std::uint32_t> register_pool(std::string_view topic, const PoolBuffer& buffer,
+                                      std::size_t slot_size, std::uint32_t slot_count);
+  // Whether `error` is a lost broker this producer has now reconnected to (else: fail).
+  Result<bool> recovered(const Error& error);
+  Status reconnect();
   // Reads whatever the broker has sent, non-blocking (see handle).
   Status drain();
   // Reads messages (blocking) until `done` holds for one; each goes through handle first.
@@ -130,6 +153,12 @@ class Producer {
   Result<std::uint64_t> sent_or_refused(std::uint64_t sequence);
 
   Connection connection_;
+  std::string socket_path_;
+  std::string client_name_;
+  std::optional<ReconnectOptions> reconnect_;
+  std::uint64_t reconnects_ = 0;
+  std::map<std::string, Advertised, std::less<>> advertised_;
+  std::uint32_t next_pool_id_ = 1;
   std::map<std::uint32_t, PoolState> pools_;
   std::map<std::string, std::uint64_t, std::less<>> next_sequence_;
   std::deque<Error> errors_;
