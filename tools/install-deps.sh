@@ -18,6 +18,7 @@ packages=(
   libsystemd-dev         # the broker: socket activation and sd_notify readiness
   systemd                # tests: systemd-socket-activate, systemd-analyze verify
   python3                # tests: a stand-in for systemd's notify socket
+  man-db                 # tests: man -w and systemd-analyze verify resolve Documentation=man:
   dpkg-dev file          # make deb: CPack's DEB generator (dpkg-shlibdeps, file)
   help2man               # man pages generated from each program's --help
   "$@"
