@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "memfds.hpp"
+#include "shm.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/parse.hpp"
@@ -40,6 +41,10 @@ const char* kUsage = R"(Usage: shmfdctl [--socket PATH] [--json] COMMAND
                        a refreshing view with rates, until q or Ctrl+C
   memfds [PID...]      every memfd (or those of PIDs): size, seals, holders, mappers;
                        works without the broker
+  shm                  all shared memory on the machine: System V segments, tmpfs and
+                       /dev/shm files, memfds, set against Shmem in /proc/meminfo, with
+                       orphans flagged and the command that removes each; kernel.shm*
+                       limits; works without the broker
 exit status: 0 ok, 1 no broker or another failure, 2 usage, 3 permission denied
 options:
   --json               machine-readable output
@@ -287,6 +292,160 @@ void show_memfds(const std::vector<ctl::MemfdInfo>& found) {
 volatile sig_atomic_t g_stop = 0;
 
 // Refreshes the topic table with rates until q, Ctrl+C or `count` refreshes.
+json holders_json(const std::vector<ctl::Holder>& holders) {
+  json out = json::array();
+  for (const auto& h : holders) {
+    out.push_back({{"pid", h.pid}, {"command", h.command}, {"fd", h.fd}, {"maps", h.maps}});
+  }
+  return out;
+}
+
+// What `shmfdctl shm` reports, as numbers: every kind, the reconciliation and the limits.
+struct ShmTotals {
+  std::uint64_t sysv = 0, sysv_size = 0, tmpfs = 0, memfds = 0;
+  std::int64_t unaccounted = 0;
+};
+
+ShmTotals totals_of(const ctl::ShmReport& r) {
+  ShmTotals t;
+  for (const auto& s : r.sysv) {
+    t.sysv += s.rss;
+    t.sysv_size += s.size;
+  }
+  for (const auto& m : r.mounts) t.tmpfs += m.used;
+  t.memfds = r.memfd_allocated;
+  t.unaccounted =
+      static_cast<std::int64_t>(r.shmem) - static_cast<std::int64_t>(t.sysv + t.tmpfs + t.memfds);
+  return t;
+}
+
+json shm_json(const ctl::ShmReport& r) {
+  const ShmTotals t = totals_of(r);
+  json sysv = json::array(), files = json::array(), mounts = json::array();
+  for (const auto& s : r.sysv) {
+    sysv.push_back(
+        {{"key", s.key},
+         {"id", s.id},
+         {"uid", s.uid},
+         {"perms", s.perms},
+         {"size", s.size},
+         {"rss", s.rss},
+         {"swap", s.swap},
+         {"attached", s.attached},
+         {"creator_pid", s.creator},
+         {"last_pid", s.last},
+         {"marked_for_removal", s.marked_for_removal},
+         {"orphan", s.orphan},
+         {"remove_with", s.orphan ? json("ipcrm -m " + std::to_string(s.id)) : json(nullptr)}});
+  }
+  for (const auto& f : r.files) {
+    files.push_back({{"path", f.path},
+                     {"mount", f.mount},
+                     {"uid", f.uid},
+                     {"size", f.size},
+                     {"allocated", f.allocated},
+                     {"age_s", f.age_s},
+                     {"holders", holders_json(f.holders)},
+                     {"orphan", f.orphan},
+                     {"remove_with", f.orphan ? json("rm " + f.path) : json(nullptr)}});
+  }
+  for (const auto& m : r.mounts) {
+    mounts.push_back({{"path", m.path}, {"size", m.size}, {"used", m.used}});
+  }
+  return {{"sysv", sysv},
+          {"tmpfs_files", files},
+          {"tmpfs_mounts", mounts},
+          {"memfds", memfds_json(r.memfds)},
+          {"reconciliation",
+           {{"shmem", r.shmem},
+            {"sysv_resident", t.sysv},
+            {"tmpfs_used", t.tmpfs},
+            {"memfds_allocated", t.memfds},
+            {"unaccounted", t.unaccounted},
+            {"unreadable_processes", r.unreadable}}},
+          {"limits",
+           {{"shmmax", r.shmmax},
+            {"shmall_pages", r.shmall},
+            {"shmmni", r.shmmni},
+            {"page_size", r.page_size},
+            {"sysv_segments", r.sysv.size()},
+            {"sysv_bytes", t.sysv_size}}}};
+}
+
+void show_shm(const ctl::ShmReport& r) {
+  const ShmTotals t = totals_of(r);
+  std::printf("System V segments (/proc/sysvipc/shm):\n");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : r.sysv) {
+    char key[32];
+    std::snprintf(key, sizeof key, "0x%08llx", static_cast<unsigned long long>(s.key));
+    char perms[8];
+    std::snprintf(perms, sizeof perms, "%03o", s.perms);
+    rows.push_back({key, std::to_string(s.id), std::to_string(s.uid), perms, human_bytes(s.size),
+                    human_bytes(s.rss), std::to_string(s.attached),
+                    std::to_string(s.creator) + "/" + std::to_string(s.last),
+                    s.marked_for_removal ? "marked for removal"
+                    : s.orphan           ? "ORPHAN: ipcrm -m " + std::to_string(s.id)
+                                         : ""});
+  }
+  print_table({"KEY", "ID", "UID", "PERMS", "SIZE", "RESIDENT", "ATTACHED", "CPID/LPID", "NOTE"},
+              rows);
+  std::printf("\nFiles on tmpfs (shm_open objects live in /dev/shm):\n");
+  rows.clear();
+  for (const auto& f : r.files) {
+    std::string holders;
+    for (const auto& h : f.holders) {
+      if (!holders.empty()) holders += ", ";
+      holders += std::to_string(h.pid) + " " + h.command +
+                 (h.fd && h.maps ? " (fd + maps)"
+                  : h.fd         ? " (fd)"
+                                 : " (maps)");
+    }
+    rows.push_back({f.path, std::to_string(f.uid), human_bytes(f.size), human_bytes(f.allocated),
+                    holders.empty() ? "-" : holders,
+                    f.orphan ? "ORPHAN, " + std::to_string(f.age_s) + " s old: rm " + f.path : ""});
+  }
+  print_table({"PATH", "UID", "SIZE", "ALLOCATED", "HELD BY", "NOTE"}, rows);
+  std::printf("\nmemfds (by process: shmfdctl memfds):\n");
+  show_memfds(r.memfds);
+  std::printf("\nShmem in /proc/meminfo: %s\n", human_bytes(r.shmem).c_str());
+  std::printf("  System V segments, resident:  %s\n", human_bytes(t.sysv).c_str());
+  std::printf("  tmpfs mounts, used:           %s\n", human_bytes(t.tmpfs).c_str());
+  std::printf("  memfds, allocated:            %s\n", human_bytes(t.memfds).c_str());
+  std::printf(
+      "  not accounted for:            %s%s\n", t.unaccounted < 0 ? "-" : "",
+      human_bytes(static_cast<std::uint64_t>(t.unaccounted < 0 ? -t.unaccounted : t.unaccounted))
+          .c_str());
+  std::printf(
+      "    (shared anonymous mappings, which have no file to find; memfds and unlinked files "
+      "of processes it could not read%s; GPU and driver buffers; memfd pages also counted "
+      "in swap)\n",
+      r.unreadable != 0 ? (": " + std::to_string(r.unreadable) + " here").c_str() : "");
+  std::printf("\nLimits:\n");
+  std::printf("  kernel.shmmax  %s per segment (largest here: %s)\n", human_bytes(r.shmmax).c_str(),
+              human_bytes(r.sysv.empty() ? 0
+                                         : std::max_element(r.sysv.begin(), r.sysv.end(),
+                                                            [](const auto& a, const auto& b) {
+                                                              return a.size < b.size;
+                                                            })
+                                               ->size)
+                  .c_str());
+  std::printf("  kernel.shmall  %llu pages of %llu bytes in all (in use: %llu pages)\n",
+              static_cast<unsigned long long>(r.shmall),
+              static_cast<unsigned long long>(r.page_size),
+              static_cast<unsigned long long>((t.sysv_size + r.page_size - 1) / r.page_size));
+  std::printf("  kernel.shmmni  %llu segments (in use: %zu)\n",
+              static_cast<unsigned long long>(r.shmmni), r.sysv.size());
+  for (const auto& m : r.mounts) {
+    std::printf("  tmpfs %-22s %s of %s used\n", m.path.c_str(), human_bytes(m.used).c_str(),
+                human_bytes(m.size).c_str());
+  }
+  if (r.unreadable != 0) {
+    std::printf("\nAs uid %u this could not read %zu processes; run as root to see everything.\n",
+                static_cast<unsigned>(::geteuid()), r.unreadable);
+  }
+}
+
 int top(const std::string& socket, double interval, std::uint64_t count) {
   ::signal(SIGINT, [](int) { g_stop = 1; });
   termios saved{};
@@ -377,6 +536,15 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (command == "shm") {
+    if (args.size() > 1) die(2, "shm takes no arguments, not '" + args[1] + "'");
+    const auto report = ctl::scan_shm();
+    if (as_json)
+      std::printf("%s\n", shm_json(report).dump(2).c_str());
+    else
+      show_shm(report);
+    return 0;
+  }
   if (command == "top") {
     if (as_json) {
       die(2,
@@ -406,7 +574,7 @@ int main(int argc, char** argv) {
     return top(socket, interval, count);
   }
   if (command != "status" && command != "topics" && command != "clients" && command != "pools") {
-    die(2, "unknown command '" + command + "' (status, topics, clients, pools, top, memfds)");
+    die(2, "unknown command '" + command + "' (status, topics, clients, pools, top, memfds, shm)");
   }
   if (args.size() > 1) die(2, command + " takes no arguments, not '" + args[1] + "'");
   const json state = fetch_state(socket);

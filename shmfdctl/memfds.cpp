@@ -78,6 +78,7 @@ struct Scan {
       info.inode = st.st_ino;
       info.name = memfd_name(target);
       info.size = static_cast<std::uint64_t>(st.st_size);
+      info.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
       if (info.seals < 0) {
         const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
         if (fd >= 0) {
@@ -110,6 +111,7 @@ struct Scan {
         struct stat st {};
         if (::stat(("/proc/" + std::to_string(pid) + "/map_files/" + range).c_str(), &st) == 0) {
           info.size = static_cast<std::uint64_t>(st.st_size);
+          info.allocated = static_cast<std::uint64_t>(st.st_blocks) * 512;
         }
       }
       holder(info, pid, command).maps = true;

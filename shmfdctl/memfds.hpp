@@ -21,7 +21,8 @@ struct MemfdInfo {
   std::uint64_t inode = 0;
   std::string name;  // without the "memfd:" prefix, e.g. "shmfd:cam0/pool,size=33554432"
   std::uint64_t size = 0;
-  int seals = -1;  // F_SEAL_* bits, -1 when no fd to it could be opened
+  std::uint64_t allocated = 0;  // st_blocks * 512: the pages it has (what Shmem counts)
+  int seals = -1;               // F_SEAL_* bits, -1 when no fd to it could be opened
   std::vector<MemfdHolder> holders;
 };
 

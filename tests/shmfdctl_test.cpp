@@ -1,10 +1,14 @@
 // shmfdctl against a live broker and real clients: its JSON must say what the test set up.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -227,6 +231,123 @@ TEST(ShmfdctlTest, MemfdsFindsAPoolMappedByAConsumerAndNobodyAfterItExits) {
   EXPECT_EQ(holder_pids(after).count(child), 0U) << after;
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+}  // namespace
+}  // namespace shmfd
+
+namespace shmfd {
+namespace {
+
+// `shmfdctl shm` (issue 20): the machine's shared memory of every kind, with orphans flagged.
+// Child processes hold a System V segment, a shm_open file and a memfd; one segment and one
+// /dev/shm file are left behind by processes that exited (the orphans).
+TEST(ShmfdctlShmTest, ShowsEveryKindWithHoldersOrphansAndAReconciliation) {
+  constexpr std::size_t kSize = 3 * 4096;
+  const std::string tag = std::to_string(::getpid());
+  const std::string held_path = "/dev/shm/shmfd-test-held-" + tag;
+  const std::string orphan_path = "/dev/shm/shmfd-test-orphan-" + tag;
+  // The orphans: made, touched and left by this process.
+  const int orphan_id = ::shmget(IPC_PRIVATE, kSize, IPC_CREAT | 0600);
+  ASSERT_GE(orphan_id, 0);
+  void* at = ::shmat(orphan_id, nullptr, 0);
+  ASSERT_NE(at, reinterpret_cast<void*>(-1));
+  std::memset(at, 1, kSize);
+  ::shmdt(at);
+  {
+    const int fd = ::open(orphan_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, kSize), 0);
+    std::string bytes(kSize, 'o');
+    ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(kSize));
+    ::close(fd);
+  }
+  const int held_id = ::shmget(IPC_PRIVATE, kSize, IPC_CREAT | 0600);
+  ASSERT_GE(held_id, 0);
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    void* seg = ::shmat(held_id, nullptr, 0);
+    const int file = ::open(held_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const int mem = ::memfd_create("shmfd-test-shm", MFD_CLOEXEC);
+    if (seg == reinterpret_cast<void*>(-1) || file < 0 || mem < 0 ||
+        ::ftruncate(file, kSize) != 0 || ::ftruncate(mem, kSize) != 0) {
+      ::_exit(1);
+    }
+    void* map = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, file, 0);
+    void* mmap_mem = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
+    if (map == MAP_FAILED || mmap_mem == MAP_FAILED) ::_exit(1);
+    std::memset(seg, 2, kSize);
+    std::memset(map, 3, kSize);
+    std::memset(mmap_mem, 4, kSize);
+    (void)!::write(ready[1], "r", 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+
+  const json shm = json_of(shmfdctl({"--json", "shm"}));
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ::shmctl(orphan_id, IPC_RMID, nullptr);
+  ::shmctl(held_id, IPC_RMID, nullptr);
+  ::unlink(held_path.c_str());
+  ::unlink(orphan_path.c_str());
+  ASSERT_TRUE(shm.is_object()) << shm;
+
+  const auto find = [](const json& list, const char* field, const json& value) {
+    for (const auto& e : list) {
+      if (e[field] == value) return e;
+    }
+    return json();
+  };
+  const json orphan_seg = find(shm["sysv"], "id", orphan_id);
+  const json held_seg = find(shm["sysv"], "id", held_id);
+  ASSERT_FALSE(orphan_seg.is_null()) << shm["sysv"];
+  ASSERT_FALSE(held_seg.is_null()) << shm["sysv"];
+  EXPECT_EQ(orphan_seg["size"], kSize);
+  EXPECT_EQ(orphan_seg["rss"], kSize);
+  EXPECT_EQ(orphan_seg["uid"], ::geteuid());
+  EXPECT_EQ(orphan_seg["attached"], 0);
+  EXPECT_TRUE(orphan_seg["orphan"].get<bool>());
+  EXPECT_EQ(orphan_seg["remove_with"], "ipcrm -m " + std::to_string(orphan_id));
+  EXPECT_EQ(held_seg["attached"], 1);
+  EXPECT_EQ(held_seg["last_pid"], child);
+  EXPECT_FALSE(held_seg["orphan"].get<bool>());
+
+  const json orphan_file = find(shm["tmpfs_files"], "path", orphan_path);
+  const json held_file = find(shm["tmpfs_files"], "path", held_path);
+  ASSERT_FALSE(orphan_file.is_null());
+  ASSERT_FALSE(held_file.is_null());
+  EXPECT_EQ(orphan_file["size"], kSize);
+  EXPECT_EQ(orphan_file["allocated"], kSize);
+  EXPECT_TRUE(orphan_file["orphan"].get<bool>());
+  EXPECT_EQ(orphan_file["remove_with"], "rm " + orphan_path);
+  EXPECT_FALSE(held_file["orphan"].get<bool>());
+  ASSERT_EQ(held_file["holders"].size(), 1U) << held_file;
+  EXPECT_EQ(held_file["holders"][0]["pid"], child);
+  EXPECT_TRUE(held_file["holders"][0]["fd"].get<bool>());
+  EXPECT_TRUE(held_file["holders"][0]["maps"].get<bool>());
+
+  const json memfd = find(shm["memfds"], "name", "shmfd-test-shm");
+  ASSERT_FALSE(memfd.is_null());
+  EXPECT_EQ(memfd["size"], kSize);
+  EXPECT_EQ(memfd["holders"][0]["pid"], child);
+
+  // The reconciliation counts this test's own bytes in each kind.
+  const json& rec = shm["reconciliation"];
+  EXPECT_GE(rec["sysv_resident"].get<std::uint64_t>(), 2 * kSize);
+  EXPECT_GE(rec["tmpfs_used"].get<std::uint64_t>(), 2 * kSize);
+  EXPECT_GE(rec["memfds_allocated"].get<std::uint64_t>(), kSize);
+  EXPECT_EQ(rec["unreadable_processes"], 0);
+  EXPECT_EQ(rec["unaccounted"].get<std::int64_t>(),
+            rec["shmem"].get<std::int64_t>() - rec["sysv_resident"].get<std::int64_t>() -
+                rec["tmpfs_used"].get<std::int64_t>() -
+                rec["memfds_allocated"].get<std::int64_t>());
+  EXPECT_GT(shm["limits"]["shmmni"].get<std::uint64_t>(), 0U);
 }
 
 }  // namespace
