@@ -5,12 +5,15 @@
 //   shmfdctl [--json] memfds [PID...]          (works without the broker)
 #include <poll.h>
 #include <signal.h>
+#include <sys/shm.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <string>
@@ -41,10 +44,12 @@ const char* kUsage = R"(Usage: shmfdctl [--socket PATH] [--json] COMMAND
                        a refreshing view with rates, until q or Ctrl+C
   memfds [PID...]      every memfd (or those of PIDs): size, seals, holders, mappers;
                        works without the broker
-  shm                  all shared memory on the machine: System V segments, tmpfs and
+  shm [--remove-orphans [--yes]]
+                       all shared memory on the machine: System V segments, tmpfs and
                        /dev/shm files, memfds, set against Shmem in /proc/meminfo, with
                        orphans flagged and the command that removes each; kernel.shm*
-                       limits; works without the broker
+                       limits; works without the broker. --remove-orphans removes the
+                       orphans you own, after asking (--yes: without asking)
 exit status: 0 ok, 1 no broker or another failure, 2 usage, 3 permission denied
 options:
   --json               machine-readable output
@@ -446,6 +451,82 @@ void show_shm(const ctl::ShmReport& r) {
   }
 }
 
+// Removes the orphans of `r` that the caller owns (root: all), after asking unless `yes`.
+// Each is checked again just before: a segment someone attached meanwhile is kept.
+int remove_orphans(const ctl::ShmReport& r, bool yes) {
+  const uid_t me = ::geteuid();
+  std::vector<const ctl::SysvSegment*> segments;
+  std::vector<const ctl::TmpfsFile*> files;
+  std::size_t refused = 0;
+  for (const auto& s : r.sysv) {
+    if (!s.orphan) continue;
+    if (me != 0 && s.uid != me) {
+      std::printf("not removing segment %d: owned by uid %u, not you\n", s.id,
+                  static_cast<unsigned>(s.uid));
+      ++refused;
+      continue;
+    }
+    segments.push_back(&s);
+  }
+  for (const auto& f : r.files) {
+    if (!f.orphan) continue;
+    if (me != 0 && f.uid != me) {
+      std::printf("not removing %s: owned by uid %u, not you\n", f.path.c_str(),
+                  static_cast<unsigned>(f.uid));
+      ++refused;
+      continue;
+    }
+    files.push_back(&f);
+  }
+  if (segments.empty() && files.empty()) {
+    std::printf("no orphans of yours to remove%s\n",
+                refused != 0 ? (" (" + std::to_string(refused) + " of others)").c_str() : "");
+    return 0;
+  }
+  for (const auto* s : segments) {
+    std::printf("orphan: System V segment %d, %s (ipcrm -m %d)\n", s->id,
+                human_bytes(s->size).c_str(), s->id);
+  }
+  for (const auto* f : files) {
+    std::printf("orphan: %s, %s, %lld s old (rm %s)\n", f->path.c_str(),
+                human_bytes(f->allocated).c_str(), static_cast<long long>(f->age_s),
+                f->path.c_str());
+  }
+  if (!yes) {
+    std::printf("Remove these %zu orphans? [y/N] ", segments.size() + files.size());
+    std::fflush(stdout);
+    char answer[16] = {};
+    if (std::fgets(answer, sizeof answer, stdin) == nullptr ||
+        (answer[0] != 'y' && answer[0] != 'Y')) {
+      std::printf("nothing removed\n");
+      return 1;
+    }
+  }
+  int status = 0;
+  for (const auto* s : segments) {
+    shmid_ds ds{};
+    if (::shmctl(s->id, IPC_STAT, &ds) != 0 || ds.shm_nattch != 0) {
+      std::printf("kept segment %d: it is attached again, or gone\n", s->id);
+      continue;
+    }
+    if (::shmctl(s->id, IPC_RMID, nullptr) != 0) {
+      std::printf("could not remove segment %d: %s\n", s->id, std::strerror(errno));
+      status = 1;
+      continue;
+    }
+    std::printf("removed segment %d\n", s->id);
+  }
+  for (const auto* f : files) {
+    if (::unlink(f->path.c_str()) != 0) {
+      std::printf("could not remove %s: %s\n", f->path.c_str(), std::strerror(errno));
+      status = 1;
+      continue;
+    }
+    std::printf("removed %s\n", f->path.c_str());
+  }
+  return status;
+}
+
 int top(const std::string& socket, double interval, std::uint64_t count) {
   ::signal(SIGINT, [](int) { g_stop = 1; });
   termios saved{};
@@ -537,8 +618,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "shm") {
-    if (args.size() > 1) die(2, "shm takes no arguments, not '" + args[1] + "'");
+    bool remove = false, yes = false;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--remove-orphans")
+        remove = true;
+      else if (args[i] == "--yes")
+        yes = true;
+      else
+        die(2, "shm: unknown option " + args[i] + " (--remove-orphans, --yes)");
+    }
+    if (yes && !remove) die(2, "shm: --yes only goes with --remove-orphans");
     const auto report = ctl::scan_shm();
+    if (remove) return remove_orphans(report, yes);
     if (as_json)
       std::printf("%s\n", shm_json(report).dump(2).c_str());
     else

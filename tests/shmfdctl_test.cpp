@@ -44,6 +44,8 @@ CtlRun shmfdctl(const std::vector<std::string>& args, uid_t uid = 0) {
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
+    const int null = ::open("/dev/null", O_RDONLY);  // nothing to answer a question with
+    if (null >= 0) ::dup2(null, 0);
     if (uid != 0 && (::setgid(uid) != 0 || ::setuid(uid) != 0)) ::_exit(126);
     ::execv(argv[0], argv.data());
     ::_exit(127);
@@ -269,7 +271,9 @@ TEST(ShmfdctlShmTest, ShowsEveryKindWithHoldersOrphansAndAReconciliation) {
   const pid_t child = ::fork();
   if (child == 0) {
     void* seg = ::shmat(held_id, nullptr, 0);
-    const int file = ::open(held_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    // shm_open("/NAME") is /dev/shm/NAME.
+    const int file = ::shm_open(held_path.substr(std::strlen("/dev/shm")).c_str(),
+                                O_RDWR | O_CREAT, 0600);
     const int mem = ::memfd_create("shmfd-test-shm", MFD_CLOEXEC);
     if (seg == reinterpret_cast<void*>(-1) || file < 0 || mem < 0 ||
         ::ftruncate(file, kSize) != 0 || ::ftruncate(mem, kSize) != 0) {
@@ -348,6 +352,69 @@ TEST(ShmfdctlShmTest, ShowsEveryKindWithHoldersOrphansAndAReconciliation) {
                 rec["tmpfs_used"].get<std::int64_t>() -
                 rec["memfds_allocated"].get<std::int64_t>());
   EXPECT_GT(shm["limits"]["shmmni"].get<std::uint64_t>(), 0U);
+}
+
+// --remove-orphans removes exactly the caller's orphans: not another user's (refused, and
+// said), not a segment still attached; and without --yes it asks, and an unanswered
+// question removes nothing.
+TEST(ShmfdctlShmTest, RemoveOrphansRemovesExactlyTheCallersOrphans) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to make objects of another uid";
+  constexpr std::size_t kSize = 4096;
+  constexpr uid_t kNobody = 65534;
+  const std::string file = "/dev/shm/shmfd-test-nobody-" + std::to_string(::getpid());
+  const int root_orphan = ::shmget(IPC_PRIVATE, kSize, IPC_CREAT | 0600);
+  ASSERT_GE(root_orphan, 0);
+  int ids[2];
+  ASSERT_EQ(::pipe2(ids, O_CLOEXEC), 0);
+  // As nobody: an orphaned segment and /dev/shm file, and a segment it keeps attached.
+  const pid_t keeper = ::fork();
+  if (keeper == 0) {
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(1);
+    const int orphan = ::shmget(IPC_PRIVATE, kSize, IPC_CREAT | 0600);
+    const int kept = ::shmget(IPC_PRIVATE, kSize, IPC_CREAT | 0600);
+    void* a = ::shmat(orphan, nullptr, 0);
+    void* b = ::shmat(kept, nullptr, 0);
+    const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (orphan < 0 || kept < 0 || a == reinterpret_cast<void*>(-1) ||
+        b == reinterpret_cast<void*>(-1) || fd < 0 || ::ftruncate(fd, kSize) != 0) {
+      ::_exit(1);
+    }
+    ::shmdt(a);
+    ::close(fd);
+    const int both[2] = {orphan, kept};
+    (void)!::write(ids[1], both, sizeof both);
+    for (;;) ::pause();
+  }
+  ::close(ids[1]);
+  int nobody[2] = {-1, -1};
+  ASSERT_EQ(::read(ids[0], nobody, sizeof nobody), static_cast<ssize_t>(sizeof nobody));
+  ::close(ids[0]);
+  const auto exists = [](int id) {
+    shmid_ds ds{};
+    return ::shmctl(id, IPC_STAT, &ds) == 0;
+  };
+
+  const CtlRun asked = shmfdctl({"shm", "--remove-orphans"}, kNobody);
+  EXPECT_EQ(asked.status, 1) << asked.out;
+  EXPECT_NE(asked.out.find("nothing removed"), std::string::npos) << asked.out;
+  EXPECT_TRUE(exists(nobody[0]));
+
+  const CtlRun removed = shmfdctl({"shm", "--remove-orphans", "--yes"}, kNobody);
+  EXPECT_EQ(removed.status, 0) << removed.out;
+  EXPECT_FALSE(exists(nobody[0])) << removed.out;
+  EXPECT_NE(::access(file.c_str(), F_OK), 0) << removed.out;
+  EXPECT_TRUE(exists(nobody[1])) << "an attached segment is no orphan";
+  EXPECT_TRUE(exists(root_orphan)) << "another user's orphan was removed";
+  EXPECT_NE(removed.out.find("not removing segment " + std::to_string(root_orphan) +
+                             ": owned by uid 0, not you"),
+            std::string::npos)
+      << removed.out;
+
+  ::kill(keeper, SIGKILL);
+  ::waitpid(keeper, nullptr, 0);
+  ::shmctl(nobody[1], IPC_RMID, nullptr);
+  ::shmctl(root_orphan, IPC_RMID, nullptr);
+  ::unlink(file.c_str());
 }
 
 }  // namespace
