@@ -30,8 +30,10 @@ test: build
 
 # The library, headers, schemas, CMake package, shmfd.pc, programs, man pages, systemd units
 # and an example policy, under $(DESTDIR)$(PREFIX).
-install: build
-	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+install: deps $(BUILD)/build.ninja
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX="$(PREFIX)" >/dev/null  # unit paths, RPATH
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 # Debian packages in $(DEB_BUILD)/: libshmfd0.2 (the library), libshmfd-dev (headers, CMake
 # package, pkg-config, schemas) and shmfd (broker, tools, units, man pages), built for /usr.
