@@ -1,8 +1,10 @@
 #include "shmfd/memfd.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,6 +112,26 @@ TEST_F(MemfdTest, SealedBufferKeepsContentAndRefusesEveryWrite) {
   // Upgrading a read-only mapping to writable is refused too.
   void* base = const_cast<std::byte*>(view->bytes().data());
   EXPECT_EQ(::mprotect(base, 4096, PROT_READ | PROT_WRITE), -1);
+}
+
+// A child forked while a buffer is being filled (by another thread starting a program, say)
+// must not make sealing fail: writable mappings are not inherited (MADV_DONTFORK). Found by
+// the reconnect test, whose main thread forks a broker while its producer thread seals.
+TEST_F(MemfdTest, SealingSucceedsWhileAChildForkedMeanwhileLives) {
+  auto buffer = WritableBuffer::create("forked", 4096);
+  ASSERT_TRUE(buffer);
+  std::fill(buffer->bytes().begin(), buffer->bytes().end(), std::byte{7});
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  auto sealed = std::move(*buffer).seal();
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(sealed) << sealed.error().message();
+  EXPECT_TRUE(verify_buffer(sealed->fd(), Guarantee::sealed, 4096));
 }
 
 TEST_F(MemfdTest, PoolKeepsProducerMappingWritableAndNoOtherWriter) {

@@ -36,6 +36,13 @@ Result<Mapping> Mapping::map(int fd, std::size_t size, Access access, std::uint6
   const int flags = MAP_SHARED | (options.populate ? MAP_POPULATE : 0);
   void* base = ::mmap(nullptr, length, prot, flags, fd, static_cast<off_t>(aligned));
   if (base == MAP_FAILED) return fail_errno(errno, context());
+  if (access == Access::read_write) {
+    // Not inherited across fork(): a child forked meanwhile (by any thread: to start a program,
+    // say) would otherwise hold a writable mapping until it execs, and sealing the buffer
+    // (F_SEAL_WRITE) fails with EBUSY while one exists. No child needs to write our buffers.
+    // Failure only loses that protection, so it is not an error.
+    (void)::madvise(base, length, MADV_DONTFORK);
+  }
   return Mapping(base, length, static_cast<std::byte*>(base) + slack, size, access);
 }
 
