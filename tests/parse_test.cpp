@@ -35,18 +35,12 @@ TEST(ParseNumberTest, RefusesAnythingElseNamingTheOptionAndRange) {
 
 TEST(ParseNumberTest, ProgramsRefuseBadNumbersWithExitStatus2) {
   const std::vector<std::vector<std::string>> runs = {
-      {SHMFD_PUB_BIN, "--width", "-1"},
-      {SHMFD_PUB_BIN, "--fps", "-1"},
-      {SHMFD_PUB_BIN, "--width", "4294967297"},
-      {SHMFD_SUB_BIN, "--depth", "many"},
-      {SHMFD_BROKER_BIN, "--max-clients", "-5"},
-      {SHMFDCTL_BIN, "top", "--count", "abc"},
-      {SHMFDCTL_BIN, "top", "--interval", "0"},
-      {SHMFDCTL_BIN, "top", "--count"},
-      {SHMFDCTL_BIN, "--json", "top"},
-      {SHMFDCTL_BIN, "status", "--socket"},
-      {SHMFDCTL_BIN, "status", "extra"},
-      {SHMFDCTL_BIN, "memfds", "-3"},
+      {SHMFD_PUB_BIN, "--width", "-1"},          {SHMFD_PUB_BIN, "--fps", "-1"},
+      {SHMFD_PUB_BIN, "--width", "4294967297"},  {SHMFD_SUB_BIN, "--depth", "many"},
+      {SHMFD_BROKER_BIN, "--max-clients", "-5"}, {SHMFDCTL_BIN, "top", "--count", "abc"},
+      {SHMFDCTL_BIN, "top", "--interval", "0"},  {SHMFDCTL_BIN, "top", "--count"},
+      {SHMFDCTL_BIN, "--json", "top"},           {SHMFDCTL_BIN, "status", "--socket"},
+      {SHMFDCTL_BIN, "status", "extra"},         {SHMFDCTL_BIN, "memfds", "-3"},
   };
   for (const auto& args : runs) {
     testing::Program p(args);

@@ -272,8 +272,8 @@ TEST(ShmfdctlShmTest, ShowsEveryKindWithHoldersOrphansAndAReconciliation) {
   if (child == 0) {
     void* seg = ::shmat(held_id, nullptr, 0);
     // shm_open("/NAME") is /dev/shm/NAME.
-    const int file = ::shm_open(held_path.substr(std::strlen("/dev/shm")).c_str(),
-                                O_RDWR | O_CREAT, 0600);
+    const int file =
+        ::shm_open(held_path.substr(std::strlen("/dev/shm")).c_str(), O_RDWR | O_CREAT, 0600);
     const int mem = ::memfd_create("shmfd-test-shm", MFD_CLOEXEC);
     if (seg == reinterpret_cast<void*>(-1) || file < 0 || mem < 0 ||
         ::ftruncate(file, kSize) != 0 || ::ftruncate(mem, kSize) != 0) {
