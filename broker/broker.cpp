@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include "client.hpp"
+#include "access.hpp"
+#include "shmfd/peer_credentials.hpp"
 #include "shmfd/transport.hpp"
-#include "shmfd/wire.hpp"
 
 namespace shmfd::broker {
 namespace {
@@ -17,8 +17,7 @@ namespace {
 // Fds the broker needs besides its clients: the listener, the signal pipe, stdio, epoll.
 constexpr std::size_t kReservedFds = 32;
 
-// Tells a client it cannot be served, then drains what it already sent: closing a unix socket
-// with unread data makes the peer's next recv fail with ECONNRESET instead of reading why.
+// Tells a client it cannot be served, and closes so that it reads why (shutdown_and_drain).
 void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
   ControlMessageBuilder message;
   auto error = message.initRoot<proto::Message>().initError();
@@ -26,14 +25,7 @@ void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
   error.setMessage(why);
   const auto words = encode_message(message);
   (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
-  // Closing with its Hello unread would make the kernel report ECONNRESET to the client
-  // before our Error: stop it sending (its send gets EPIPE), then discard what it sent.
-  ::shutdown(fd, SHUT_RDWR);
-  MessageBuffer sink(256);
-  for (int i = 0; i < 8; ++i) {
-    auto m = receive_message(fd, sink.bytes(), 0, IoMode::non_blocking);  // fds: closed
-    if (m && m->status != RecvStatus::message) break;
-  }
+  shutdown_and_drain(fd, 8);
 }
 
 }  // namespace
@@ -69,6 +61,9 @@ Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
     : io_(io),
       options_(std::move(options)),
       log_(options_.log_level),
+      registry_(options_.limits.max_topics),
+      router_(registry_, options_, log_, closer_, wakeups_),
+      receive_buffer_(options_.limits.max_message_bytes),
       listener_(io),
       hold_check_(io) {
   listener_.assign(listener.release());
@@ -96,8 +91,8 @@ void Broker::schedule_hold_check() {
   hold_check_.async_wait([this](std::error_code ec) {
     if (ec || stopped_) return;
     const auto now = std::chrono::steady_clock::now();
-    auto clients = clients_;  // check_holds may disconnect
-    for (auto& [id, client] : clients) client->check_holds(now);
+    for (auto& [id, session] : sessions_) session->check_holds(now);  // closes are posted
+    flush();
     schedule_hold_check();
   });
 }
@@ -108,8 +103,8 @@ void Broker::shutdown() {
   std::error_code ignored;
   listener_.close(ignored);
   hold_check_.cancel();
-  auto clients = clients_;  // close_now() removes each from clients_
-  for (auto& [id, client] : clients) client->close_now("broker shutting down");
+  auto sessions = sessions_;  // close_now() removes each from sessions_
+  for (auto& [id, session] : sessions) session->close_now("broker shutting down");
 }
 
 void Broker::accept_loop() {
@@ -131,22 +126,20 @@ void Broker::accept_one() {
       return;
     }
     UniqueFd owned(fd);
-    const auto credentials = peer_credentials(fd);
-    const PeerCredentials cred = credentials ? *credentials : PeerCredentials{};
-    if (!options_.policy && cred.uid != 0 && cred.uid != ::geteuid()) {
-      const std::string why = "only uid " + std::to_string(::geteuid()) +
-                              " and root may use this broker; it needs --policy to admit uid " +
-                              std::to_string(cred.uid);
-      log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + why);
-      refuse_connection(fd, proto::ErrorCode::PERMISSION_DENIED, why);
+    const auto identity = peer_identity(fd);
+    const PeerIdentity who = identity ? *identity : PeerIdentity{};
+    const PeerCredentials& cred = who.credentials;
+    if (auto why = connection_refused(options_.policy.get(), cred.uid)) {
+      log_.warn("refused a connection from pid " + std::to_string(cred.pid) + ": " + *why);
+      refuse_connection(fd, proto::ErrorCode::PERMISSION_DENIED, *why);
       continue;
     }
     // A full broker still lets its operator in (root and its own uid, for shmfdctl), up to
     // kOperatorReserve connections beyond the limit; the fd budget counts them.
-    const bool operator_uid = cred.uid == 0 || cred.uid == ::geteuid();
+    const bool operator_uid = is_operator(cred.uid);
     const std::size_t cap =
         options_.limits.max_clients + (operator_uid ? kOperatorReserve : std::size_t{0});
-    if (clients_.size() >= cap) {
+    if (sessions_.size() >= cap) {
       const std::string why = "the broker has reached its limit of " +
                               std::to_string(options_.limits.max_clients) +
                               " clients (--max-clients)" +
@@ -157,7 +150,7 @@ void Broker::accept_one() {
       refuse_connection(fd, proto::ErrorCode::LIMIT_EXCEEDED, why);
       continue;
     }
-    Client::Socket socket(io_);
+    Session::Socket socket(io_);
     std::error_code ec;
     socket.assign(asio::generic::seq_packet_protocol(AF_UNIX, SOCK_SEQPACKET), owned.get(), ec);
     if (ec) {
@@ -166,101 +159,38 @@ void Broker::accept_one() {
     }
     (void)owned.release();
     const std::uint64_t id = next_client_id_++;
-    auto client = std::make_shared<Client>(*this, id, std::move(socket), cred);
-    clients_.emplace(id, client);
-    client->start();
+    auto session =
+        std::make_shared<Session>(static_cast<SessionHost&>(*this), id, std::move(socket), who);
+    sessions_.emplace(id, session);
+    session->start();
   }
 }
 
-Result<Topic*> Broker::topic(const std::string& name) {
-  if (Topic* t = find_topic(name)) return t;
-  if (topics_.size() >= options_.limits.max_topics) {
-    return fail(Errc::malformed_message, "the broker has reached its limit of " +
-                                             std::to_string(options_.limits.max_topics) +
-                                             " topics (--max-topics)");
-  }
-  auto t = std::make_unique<Topic>();
-  t->name = name;
-  Topic* raw = t.get();
-  topics_.emplace(name, std::move(t));
-  return raw;
-}
-
-Topic* Broker::find_topic(const std::string& name) {
-  auto it = topics_.find(name);
-  return it == topics_.end() ? nullptr : it->second.get();
-}
-
-void Broker::release_topic(Topic* topic) {
-  if (topic->producer == nullptr && topic->subscribers.empty()) topics_.erase(topic->name);
-}
-
-void Broker::remove_client(Client& client) {
-  clients_.erase(client.id());
-}
-
-void Broker::fill_state(proto::BrokerState::Builder state) const {
-  const auto now = std::chrono::steady_clock::now();
-  state.setBrokerPid(static_cast<std::uint32_t>(::getpid()));
-  state.setUptimeNs(static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now - started_at_).count()));
-
-  auto topics = state.initTopics(static_cast<unsigned>(topics_.size()));
-  unsigned i = 0;
-  for (const auto& [name, topic] : topics_) {
-    auto t = topics[i++];
-    t.setName(name);
-    t.setKind(topic->kind);
-    t.setGuarantee(to_proto(topic->guarantee));
-    t.setProducer(topic->producer != nullptr ? topic->producer->id() : 0);
-    t.setFrames(topic->frames);
-    t.setBytes(topic->bytes);
-    auto subs = t.initSubscribers(static_cast<unsigned>(topic->subscribers.size()));
-    unsigned j = 0;
-    for (const Subscription* sub : topic->subscribers) {
-      auto s = subs[j++];
-      s.setClient(sub->client->id());
-      s.setQueueDepth(sub->depth);
-      s.setBackpressure(sub->policy);
-      s.setQueued(static_cast<std::uint32_t>(sub->queued_frames()));
-      s.setInFlight(static_cast<std::uint32_t>(sub->in_flight.size()));
-      s.setDelivered(sub->delivered);
-      s.setDropped(sub->dropped);
+void Broker::flush() {
+  if (flushing_) return;  // the outer call goes on until nothing is left
+  flushing_ = true;
+  // Sending may queue more (a delivery unblocks a producer, a dropped frame frees a slot):
+  // until nothing is left.
+  do {
+    while (!wakeups_.empty()) {
+      auto batch = wakeups_.take();
+      for (auto& [id, why] : batch.closes) {
+        if (auto it = sessions_.find(id); it != sessions_.end()) it->second->close(why);
+      }
+      for (std::uint64_t id : batch.readers) {
+        if (auto it = sessions_.find(id); it != sessions_.end()) it->second->wake_reader();
+      }
+      for (std::uint64_t id : batch.writers) {
+        if (auto it = sessions_.find(id); it != sessions_.end()) it->second->wake_writer();
+      }
     }
-  }
+    router_.settle();
+  } while (!wakeups_.empty());
+  flushing_ = false;
+}
 
-  auto clients = state.initClients(static_cast<unsigned>(clients_.size()));
-  i = 0;
-  // Pools are found through their producers and through the frames subscribers hold.
-  std::map<std::uint32_t, std::map<std::uint64_t, std::uint32_t>> holders;
-  std::map<std::uint32_t, const PoolRecord*> pools;
-  for (const auto& [id, client] : clients_) {
-    client->describe_into(clients[i++], now);
-    std::map<std::uint32_t, std::uint32_t> slots;
-    client->count_pool_slots(slots);
-    for (auto [pool, n] : slots) holders[pool][id] = n;
-    client->collect_pools(pools);
-  }
-  auto out = state.initPools(static_cast<unsigned>(pools.size()));
-  i = 0;
-  for (const auto& [id, pool] : pools) {
-    auto p = out[i++];
-    p.setId(id);
-    p.setTopic(pool->topic);
-    p.setOwner(pool->owner != nullptr ? pool->owner->id() : 0);
-    p.setSlotCount(pool->slot_count);
-    p.setSlotSize(pool->slot_size);
-    p.setSlotsBusy(
-        static_cast<std::uint32_t>(std::count(pool->busy.begin(), pool->busy.end(), true)));
-    const auto& h = holders[id];
-    auto list = p.initHolders(static_cast<unsigned>(h.size()));
-    unsigned k = 0;
-    for (auto [client, n] : h) {
-      list[k].setClient(client);
-      list[k].setSlots(n);
-      ++k;
-    }
-  }
+void Broker::session_closed(std::uint64_t id) {
+  sessions_.erase(id);
 }
 
 }  // namespace shmfd::broker

@@ -1,6 +1,8 @@
-// shmfd-broker's core: accepts clients on a SOCK_SEQPACKET listener and owns the topic
-// registry. Everything runs on one io_context thread; each client is a pair of coroutines
-// (client.hpp).
+// shmfd-broker's core: accepts clients on a SOCK_SEQPACKET listener, owns the registry, the
+// router and one session per client, checks holds on a timer, and ends every event by
+// flushing what it queued (Wakeups). Everything runs on one io_context thread.
+//
+//   session --> router --> outbox, registry, access, quota      (introspection reads both)
 #pragma once
 
 #include <sys/types.h>
@@ -9,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
@@ -17,12 +20,14 @@
 #include "closer.hpp"
 #include "log.hpp"
 #include "options.hpp"
+#include "outbox.hpp"
+#include "registry.hpp"
+#include "router.hpp"
+#include "session.hpp"
 #include "shmfd/unique_fd.hpp"
-#include "topic.hpp"
+#include "shmfd/wire.hpp"
 
 namespace shmfd::broker {
-
-class Client;
 
 // Connections from root or the broker's own uid admitted beyond --max-clients, so that a full
 // broker never locks out its operator (shmfdctl).
@@ -33,7 +38,7 @@ struct Stats {
   std::size_t topics = 0;
 };
 
-class Broker {
+class Broker final : private SessionHost {
  public:
   // `listener` is a listening SOCK_SEQPACKET socket (listen_seqpacket). The effective limits
   // may be lowered so the worst case fits RLIMIT_NOFILE (see fit_limits_to_fd_budget).
@@ -46,27 +51,25 @@ class Broker {
   // Closes the listener and every client. Idempotent. Does not remove the socket file.
   void shutdown();
 
-  Stats stats() const { return {clients_.size(), topics_.size()}; }
-  const Options& options() const { return options_; }
+  Stats stats() const { return {sessions_.size(), registry_.topics().size()}; }
+  const Options& options() const override { return options_; }
   // Replaces the access policy (on SIGHUP). Requests are judged by it from now on; what
   // clients were granted before (subscriptions, topics) stays theirs.
   void set_policy(std::shared_ptr<const Policy> policy) { options_.policy = std::move(policy); }
-  const Logger& log() const { return log_; }
-  asio::io_context& io() { return io_; }
+  const Logger& log() const override { return log_; }
+  asio::io_context& io() override { return io_; }
+  // Topics and their subscribers, for tests (only on the broker's thread).
+  const Registry& registry() const { return registry_; }
   // Closes dropped frames and pools off the event loop (closer.hpp).
   const CloserPtr& closer() const { return closer_; }
 
-  // The topic called `name`, created if needed (Errc::... limit error past max_topics).
-  Result<Topic*> topic(const std::string& name);
-  Topic* find_topic(const std::string& name);
-  // Forgets a topic that has neither producer nor subscribers.
-  void release_topic(Topic* topic);
-  void remove_client(Client& client);
-  std::uint32_t next_pool_id() { return next_pool_id_++; }
-  // The whole registry, for shmfdctl.
-  void fill_state(proto::BrokerState::Builder state) const;
-
  private:
+  Router& router() override { return router_; }
+  Wakeups& wakeups() override { return wakeups_; }
+  std::span<std::byte> receive_buffer() override { return receive_buffer_.bytes(); }
+  void flush() override;
+  void session_closed(std::uint64_t id) override;
+
   void accept_loop();
   void accept_one();
   void schedule_hold_check();
@@ -75,14 +78,16 @@ class Broker {
   CloserPtr closer_ = std::make_shared<Closer>();  // before anything that holds frames
   Options options_;
   Logger log_;
+  Registry registry_;
+  Wakeups wakeups_;
+  Router router_;
+  MessageBuffer receive_buffer_;
   asio::posix::stream_descriptor listener_;
   bool stopped_ = false;
+  bool flushing_ = false;
   std::uint64_t next_client_id_ = 1;
-  std::uint32_t next_pool_id_ = 1;  // 0 means "no pool" on the wire
   asio::steady_timer hold_check_;
-  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
-  std::map<std::uint64_t, std::shared_ptr<Client>> clients_;
-  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
 };
 
 // Raises RLIMIT_NOFILE's soft limit to the hard limit and lowers max_clients so that every

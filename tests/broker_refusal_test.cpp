@@ -363,7 +363,7 @@ TEST(BrokerLimitTest, ATakenTopicIsNoStrikeAndACrashedProducersTopicIsFree) {
     ASSERT_TRUE(testing::publish_pattern(*first, "cam", seq, 64));
   }
   ASSERT_TRUE(
-      broker.wait_until([](broker::Broker& b) { return b.find_topic("cam")->frames == 2; }));
+      broker.wait_until([](broker::Broker& b) { return b.registry().find("cam")->frames == 2; }));
   first = fail(Errc::disconnected, "crashed");  // its socket closes; the broker is not reading it
   ASSERT_TRUE(second->advertise("cam", LayoutKind::BLOB))
       << "the topic of a producer that hung up goes to the next one";

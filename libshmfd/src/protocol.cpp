@@ -180,4 +180,55 @@ Error broker_error(proto::Error::Reader error) {
   return Error(Errc::broker_refused, text);
 }
 
+std::string message_name(proto::Message::Which which) {
+  using M = proto::Message;
+  switch (which) {
+    case M::HELLO:
+      return "Hello";
+    case M::WELCOME:
+      return "Welcome";
+    case M::ADVERTISE:
+      return "Advertise";
+    case M::SUBSCRIBE:
+      return "Subscribe";
+    case M::PUBLISH:
+      return "Publish";
+    case M::DELIVER:
+      return "Deliver";
+    case M::RELEASE:
+      return "Release";
+    case M::END_OF_STREAM:
+      return "EndOfStream";
+    case M::ERROR:
+      return "Error";
+    case M::ADVERTISED:
+      return "Advertised";
+    case M::SUBSCRIBED:
+      return "Subscribed";
+    case M::REGISTER_POOL:
+      return "RegisterPool";
+    case M::POOL_REGISTERED:
+      return "PoolRegistered";
+    case M::POOL_ATTACH:
+      return "PoolAttach";
+    case M::SLOT_FREE:
+      return "SlotFree";
+    case M::INTROSPECT:
+      return "Introspect";
+    case M::BROKER_STATE:
+      return "BrokerState";
+    case M::UNSUBSCRIBE:
+      return "Unsubscribe";
+    case M::UNSUBSCRIBED:
+      return "Unsubscribed";
+    case M::UNADVERTISE:
+      return "Unadvertise";
+    case M::UNADVERTISED:
+      return "Unadvertised";
+    case M::CREDIT:
+      return "Credit";
+  }
+  return "message type " + std::to_string(static_cast<unsigned>(which));
+}
+
 }  // namespace shmfd

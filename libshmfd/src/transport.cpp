@@ -166,4 +166,18 @@ Result<std::pair<UniqueFd, UniqueFd>> make_seqpacket_pair() {
   return std::pair{UniqueFd(sv[0]), UniqueFd(sv[1])};
 }
 
+void shutdown_and_drain(int socket, std::size_t max_messages) {
+  ::shutdown(socket, SHUT_RDWR);
+  // MSG_TRUNC discards the bytes past the buffer; a message too big is still one message.
+  std::byte sink[64];
+  for (std::size_t i = 0; i < max_messages; ++i) {
+    auto m = receive_message(socket, sink, 0, IoMode::non_blocking);  // its fds close here
+    if (m && m->status != RecvStatus::message) break;
+    if (!m && !m.error().is(Errc::fds_truncated) && !m.error().is(Errc::message_truncated) &&
+        !m.error().is(Errc::empty_message)) {
+      break;
+    }
+  }
+}
+
 }  // namespace shmfd

@@ -1,8 +1,11 @@
-// Credentials of the process at the other end of a connected AF_UNIX socket, as the kernel
-// recorded them at connect(2) (SO_PEERCRED): they cannot be forged by the peer.
+// Who is at the other end of a connected AF_UNIX socket, as the kernel recorded it at
+// connect(2): SO_PEERCRED for the pid, uid and primary gid, SO_PEERGROUPS (Linux 4.13) for the
+// supplementary groups. The peer cannot forge either.
 #pragma once
 
 #include <sys/types.h>
+
+#include <vector>
 
 #include "shmfd/error.hpp"
 
@@ -15,5 +18,14 @@ struct PeerCredentials {
 };
 
 Result<PeerCredentials> peer_credentials(int socket);
+
+// The credentials and every group of the peer: what an access policy judges.
+struct PeerIdentity {
+  PeerCredentials credentials;
+  std::vector<gid_t> groups;  // the primary group first, then the supplementary ones
+};
+
+// Fails only when SO_PEERCRED does; a kernel without SO_PEERGROUPS gives the primary group.
+Result<PeerIdentity> peer_identity(int socket);
 
 }  // namespace shmfd

@@ -41,6 +41,9 @@ Status check_topic_name(std::string_view topic);
 // root (and when XDG_RUNTIME_DIR is unset).
 std::string default_socket_path();
 
+// "Publish", "SlotFree": a message type as docs/PROTOCOL.md names it, for errors and logs.
+std::string message_name(proto::Message::Which which);
+
 // An Error message from the broker as a client-side Error (Errc::broker_refused).
 Error broker_error(proto::Error::Reader error);
 

@@ -46,6 +46,13 @@ struct ReceivedMessage {
 Result<ReceivedMessage> receive_message(int socket, std::span<std::byte> buffer,
                                         std::size_t max_fds, IoMode mode = IoMode::blocking);
 
+// Ends a connection so that the peer still reads what was sent to it last (an Error saying
+// why). Closing a unix socket with messages of the peer unread makes the peer's next recv fail
+// with ECONNRESET before it reads ours; so: shutdown(SHUT_RDWR) first (the peer's sends now
+// fail with EPIPE), then discard up to `max_messages` it had sent, closing any fds they
+// carried. Does not close `socket`.
+void shutdown_and_drain(int socket, std::size_t max_messages);
+
 // A connected AF_UNIX SOCK_SEQPACKET pair, close-on-exec.
 Result<std::pair<UniqueFd, UniqueFd>> make_seqpacket_pair();
 

@@ -1,13 +1,17 @@
-// The broker's routing state: topics, their subscriptions and the frames queued for them.
+// The broker's routing state: topics, their subscriptions, pools, and the frames queued and
+// held. Plain records with no I/O: the router (router.hpp) changes them, the outbox
+// (outbox.hpp) delivers from them, introspection (introspection.hpp) reads them.
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,7 +23,7 @@
 
 namespace shmfd::broker {
 
-class Client;
+struct ClientState;
 
 // What one client makes the broker hold: shared with every record charged to it, so the
 // charge is returned when the record goes, even after the client has gone.
@@ -67,7 +71,7 @@ struct PoolRecord {
   DeferredFd fd;  // closed on the broker's closer thread
   std::uint32_t slot_count = 0;
   std::uint64_t slot_size = 0;
-  Client* owner = nullptr;        // the producer; null once it has gone
+  ClientState* owner = nullptr;   // the producer; null once it has gone
   std::vector<bool> busy;         // published, and not yet let go by every subscriber
   std::vector<bool> free_queued;  // a SlotFree for the slot waits in the owner's queue
   Charge charge;                  // the whole pool, to its producer
@@ -75,7 +79,8 @@ struct PoolRecord {
   // been freed since); empty while the producer has a slot to fill.
   std::optional<std::chrono::steady_clock::time_point> dry_since;
 
-  // The last subscriber let go of `slot`: it is free, and the producer is told.
+  // The last subscriber let go of `slot`: it is free, and a SlotFree for the producer is
+  // queued (sent at the end of the event, never from here).
   void release_slot(std::uint32_t slot);
   bool all_busy() const { return std::find(busy.begin(), busy.end(), false) == busy.end(); }
 };
@@ -124,7 +129,7 @@ struct Topic;
 
 struct Subscription {
   Topic* topic = nullptr;  // null once unsubscribed: then only its held frames remain
-  Client* client = nullptr;
+  ClientState* client = nullptr;
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::DROP_OLDEST;
   std::deque<Pending> pending;     // waiting in the broker
@@ -172,12 +177,37 @@ struct Topic {
   std::string name;
   LayoutKind kind = LayoutKind::BLOB;
   Guarantee guarantee = Guarantee::sealed;
-  Client* producer = nullptr;
+  ClientState* producer = nullptr;
   std::vector<Subscription*> subscribers;
   FramePtr last;                    // only with --keep-last-frame
   std::uint64_t last_sequence = 0;  // of the current producer's last accepted frame
   std::uint64_t frames = 0;         // published so far
   std::uint64_t bytes = 0;
+};
+
+// Every topic by name, and the ids of pools. A topic exists while it has a producer or a
+// subscriber.
+class Registry {
+ public:
+  explicit Registry(std::size_t max_topics) : max_topics_(max_topics) {}
+
+  // The topic called `name`, created if needed; past --max-topics a LIMIT_EXCEEDED refusal.
+  Result<Topic*> topic(const std::string& name);
+  Topic* find(std::string_view name);
+  const Topic* find(std::string_view name) const { return const_cast<Registry*>(this)->find(name); }
+  // Forgets `topic` if it has neither producer nor subscribers.
+  void release(Topic* topic);
+  std::uint32_t next_pool_id() { return next_pool_id_++; }
+  const std::map<std::string, std::unique_ptr<Topic>, std::less<>>& topics() const {
+    return topics_;
+  }
+  std::chrono::steady_clock::time_point started_at() const { return started_at_; }
+
+ private:
+  std::size_t max_topics_;
+  std::uint32_t next_pool_id_ = 1;  // 0 means "no pool" on the wire
+  std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
+  std::map<std::string, std::unique_ptr<Topic>, std::less<>> topics_;
 };
 
 }  // namespace shmfd::broker

@@ -1,0 +1,48 @@
+// What the router knows of one client: who it is, what it produces and subscribes to, what it
+// is charged for, and its outbox. No socket: the session (session.hpp) owns that, and the
+// router's unit tests make ClientStates without one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "outbox.hpp"
+#include "policy.hpp"
+#include "registry.hpp"
+#include "shmfd/peer_credentials.hpp"
+
+namespace shmfd::broker {
+
+struct ClientState {
+  ClientState(std::uint64_t client_id, const PeerIdentity& who, const Limits& limits,
+              const Logger& log, Wakeups& wakeups);
+  ClientState(const ClientState&) = delete;
+  ClientState& operator=(const ClientState&) = delete;
+
+  std::string describe() const;  // "client 3 (pid 1234, uid 0, 'cam')"
+
+  const std::uint64_t id;
+  const PeerCredentials credentials;
+  const Identity identity;  // uid and every group, for the policy
+  std::string name;         // from Hello, made printable
+  std::string command;      // /proc/PID/comm at connect
+  const std::chrono::steady_clock::time_point connected_at = std::chrono::steady_clock::now();
+  const AccountPtr account = std::make_shared<Account>();
+
+  // Active subscriptions, and unsubscribed ones whose held frames are not all released yet
+  // (Subscription::topic == nullptr): those only take Releases.
+  std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions;
+  std::set<Topic*> produced;
+  std::map<std::uint32_t, PoolPtr> pools;  // registered by this client as producer
+  Outbox outbox;
+  // Whether the peer has hung up and left nothing unread, though the session has not read
+  // its end of file yet (set by the session; unset in tests).
+  std::function<bool()> hung_up;
+};
+
+}  // namespace shmfd::broker

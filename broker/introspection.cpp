@@ -1,0 +1,125 @@
+#include "introspection.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "client_state.hpp"
+
+namespace shmfd::broker {
+namespace {
+
+std::uint64_t nanoseconds(std::chrono::steady_clock::duration d) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
+void describe(proto::ClientInfo::Builder info, const ClientState& client,
+              std::chrono::steady_clock::time_point now) {
+  info.setId(client.id);
+  info.setPid(client.credentials.pid);
+  info.setUid(client.credentials.uid);
+  info.setGid(client.credentials.gid);
+  info.setName(client.name);
+  info.setCommand(client.command);
+  info.setConnectedNs(nanoseconds(now - client.connected_at));
+  info.setProduces(static_cast<std::uint32_t>(client.produced.size()));
+  info.setSubscribes(static_cast<std::uint32_t>(
+      std::count_if(client.subscriptions.begin(), client.subscriptions.end(),
+                    [](const auto& entry) { return entry.second->topic != nullptr; })));
+  std::uint64_t pinned = 0;
+  for (const auto& [name, sub] : client.subscriptions) {
+    for (const Pending& p : sub->pending) pinned += p.frame ? p.frame->bytes : 0;
+    for (const InFlight& f : sub->in_flight) pinned += f.pool_frame ? f.pool_frame->bytes : 0;
+  }
+  info.setBytesPinned(pinned);
+}
+
+// The pools `client` registered or holds frames of (their producer may be gone), and how many
+// slots of each it holds or has queued.
+void collect_pools(const ClientState& client, std::map<std::uint32_t, const PoolRecord*>& pools,
+                   std::map<std::uint32_t, std::uint32_t>& slots) {
+  for (const auto& [id, pool] : client.pools) pools[id] = pool.get();
+  for (const auto& [name, sub] : client.subscriptions) {
+    for (const Pending& p : sub->pending) {
+      if (p.frame && p.frame->pool) {
+        pools[p.frame->pool->id] = p.frame->pool.get();
+        ++slots[p.frame->pool->id];
+      }
+    }
+    for (const InFlight& f : sub->in_flight) {
+      if (f.pool_frame) {
+        pools[f.pool_frame->pool->id] = f.pool_frame->pool.get();
+        ++slots[f.pool_frame->pool->id];
+      }
+    }
+  }
+}
+
+void fill_topic(proto::TopicInfo::Builder t, const Topic& topic) {
+  t.setName(topic.name);
+  t.setKind(topic.kind);
+  t.setGuarantee(to_proto(topic.guarantee));
+  t.setProducer(topic.producer != nullptr ? topic.producer->id : 0);
+  t.setFrames(topic.frames);
+  t.setBytes(topic.bytes);
+  auto subs = t.initSubscribers(static_cast<unsigned>(topic.subscribers.size()));
+  unsigned j = 0;
+  for (const Subscription* sub : topic.subscribers) {
+    auto s = subs[j++];
+    s.setClient(sub->client->id);
+    s.setQueueDepth(sub->depth);
+    s.setBackpressure(sub->policy);
+    s.setQueued(static_cast<std::uint32_t>(sub->queued_frames()));
+    s.setInFlight(static_cast<std::uint32_t>(sub->in_flight.size()));
+    s.setDelivered(sub->delivered);
+    s.setDropped(sub->dropped);
+  }
+}
+
+}  // namespace
+
+void fill_state(proto::BrokerState::Builder state, const Registry& registry,
+                const std::map<std::uint64_t, ClientState*>& clients) {
+  const auto now = std::chrono::steady_clock::now();
+  state.setBrokerPid(static_cast<std::uint32_t>(::getpid()));
+  state.setUptimeNs(nanoseconds(now - registry.started_at()));
+
+  auto topics = state.initTopics(static_cast<unsigned>(registry.topics().size()));
+  unsigned i = 0;
+  for (const auto& [name, topic] : registry.topics()) fill_topic(topics[i++], *topic);
+
+  auto list = state.initClients(static_cast<unsigned>(clients.size()));
+  i = 0;
+  std::map<std::uint32_t, std::map<std::uint64_t, std::uint32_t>> holders;
+  std::map<std::uint32_t, const PoolRecord*> pools;
+  for (const auto& [id, client] : clients) {
+    describe(list[i++], *client, now);
+    std::map<std::uint32_t, std::uint32_t> slots;
+    collect_pools(*client, pools, slots);
+    for (auto [pool, n] : slots) holders[pool][id] = n;
+  }
+  auto out = state.initPools(static_cast<unsigned>(pools.size()));
+  i = 0;
+  for (const auto& [id, pool] : pools) {
+    auto p = out[i++];
+    p.setId(id);
+    p.setTopic(pool->topic);
+    p.setOwner(pool->owner != nullptr ? pool->owner->id : 0);
+    p.setSlotCount(pool->slot_count);
+    p.setSlotSize(pool->slot_size);
+    p.setSlotsBusy(
+        static_cast<std::uint32_t>(std::count(pool->busy.begin(), pool->busy.end(), true)));
+    const auto& h = holders[id];
+    auto holder_list = p.initHolders(static_cast<unsigned>(h.size()));
+    unsigned k = 0;
+    for (auto [client, n] : h) {
+      holder_list[k].setClient(client);
+      holder_list[k].setSlots(n);
+      ++k;
+    }
+  }
+}
+
+}  // namespace shmfd::broker

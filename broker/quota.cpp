@@ -1,0 +1,92 @@
+#include "quota.hpp"
+
+#include <algorithm>
+
+#include "client_state.hpp"
+
+namespace shmfd::broker {
+
+RateBudget::RateBudget(std::uint64_t per_second)
+    : rate_(per_second),
+      budget_(static_cast<double>(per_second)),
+      refilled_(std::chrono::steady_clock::now()) {}
+
+std::chrono::nanoseconds RateBudget::wait(std::chrono::steady_clock::time_point now) {
+  if (rate_ == 0) return std::chrono::nanoseconds(0);
+  const double per_second = static_cast<double>(rate_);
+  const std::chrono::duration<double> elapsed = now - refilled_;
+  refilled_ = now;
+  budget_ = std::min(per_second, budget_ + elapsed.count() * per_second);
+  if (budget_ >= 1.0) return std::chrono::nanoseconds(0);
+  const double seconds = (1.0 - budget_) / per_second;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9) + 1);
+}
+
+void RateBudget::spend() {
+  if (rate_ != 0) budget_ -= 1.0;
+}
+
+Outcome check_pinned(const Account& account, std::uint64_t bytes, std::uint64_t limit,
+                     const std::string& topic, std::uint64_t sequence) {
+  const std::uint64_t pinned = account.pinned_bytes;
+  if (bytes <= limit && pinned <= limit - bytes) return {};
+  return refuse(proto::ErrorCode::LIMIT_EXCEEDED,
+                "the broker already holds " + std::to_string(pinned) +
+                    " bytes of this client's buffers; " + std::to_string(bytes) +
+                    " more would pass the broker's --max-pinned-bytes " + std::to_string(limit),
+                topic, sequence);
+}
+
+namespace {
+
+// Why a frame held past the deadline costs its holder the connection under `limits.stuck`,
+// or empty when it does not.
+std::string disconnect_reason(const Subscription& sub, const InFlight& held, const Limits& limits,
+                              const std::string& what, std::chrono::steady_clock::time_point now) {
+  if (limits.stuck == StuckPolicy::always) return what + "; disconnecting";
+  if (limits.stuck != StuckPolicy::pool_dry || !held.pool_frame ||
+      sub.policy != Backpressure::DROP_OLDEST) {
+    return {};
+  }
+  const auto& dry = held.pool_frame->pool->dry_since;
+  const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
+  if (!dry || now - *dry < deadline / 4) return {};
+  return what + ", and the pool has had no free slot for " +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now - *dry).count()) +
+         " ms; disconnecting";
+}
+
+}  // namespace
+
+std::optional<Refusal> judge_holds(ClientState& client, const Limits& limits, const Logger& log,
+                                   std::chrono::steady_clock::time_point now) {
+  const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
+  for (auto& [name, sub] : client.subscriptions) {
+    for (InFlight& f : sub->in_flight) {
+      if (now - f.since < deadline) continue;
+      // A held pool slot is memory its producer cannot reuse; a frame held by a block-producer
+      // subscriber holds its producer back. A fresh frame held otherwise costs no one else.
+      if (!f.pool_frame && sub->policy != Backpressure::BLOCK_PRODUCER) continue;
+      const std::string where = f.pool_frame
+                                    ? "slot " + std::to_string(f.pool_frame->slot) + " of pool " +
+                                          std::to_string(f.pool_frame->pool->id)
+                                    : std::string("a block-producer subscription");
+      const std::string what = client.describe() + " has held frame " + std::to_string(f.sequence) +
+                               " of '" + name + "' (" + where + ") for more than " +
+                               std::to_string(limits.hold_deadline_ms) + " ms";
+      if (!f.reported) {
+        f.reported = true;
+        log.warn(what);
+      }
+      // Judged again at every check: a pool can run dry long after the hold was reported.
+      std::string why = disconnect_reason(*sub, f, limits, what, now);
+      if (!why.empty()) {
+        return Refusal{
+            proto::ErrorCode::LIMIT_EXCEEDED, std::move(why), name, f.sequence, true, true};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace shmfd::broker

@@ -1,0 +1,283 @@
+// Topics and subscriptions: advertise, subscribe, their undoing, releases, and a client's
+// leaving. Frames and pools are in publish.cpp.
+#include "router.hpp"
+
+#include <algorithm>
+
+#include "access.hpp"
+#include "introspection.hpp"
+#include "shmfd/wire.hpp"
+
+namespace shmfd::broker {
+
+using Code = proto::ErrorCode;
+
+Router::Router(Registry& registry, const Options& options, const Logger& log, CloserPtr closer,
+               Wakeups& wakeups)
+    : registry_(registry),
+      options_(options),
+      log_(log),
+      closer_(std::move(closer)),
+      wakeups_(wakeups) {}
+
+void Router::join(ClientState& client) {
+  clients_.emplace(client.id, &client);
+}
+
+void Router::remove(ClientState& client) {
+  leave(client);
+  clients_.erase(client.id);
+}
+
+void Router::leave(ClientState& client) {
+  const auto produced = client.produced;  // stop_producing erases from it
+  for (Topic* t : produced)
+    stop_producing(client, t, "the producer, " + client.describe() + ", left");
+  for (auto& [id, pool] : client.pools) pool->owner = nullptr;  // pools of no topic
+  client.pools.clear();
+  for (auto& [name, sub] : client.subscriptions) {
+    Topic* t = sub->topic;
+    if (t == nullptr) continue;  // unsubscribed already; only held frames remained
+    std::erase(t->subscribers, sub.get());
+    if (t->producer != nullptr) wakeups_.reader(t->producer->id);
+    registry_.release(t);
+  }
+  client.subscriptions.clear();  // frees the slots it held, queueing SlotFree for producers
+}
+
+Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertise) {
+  const std::string name = text_of(advertise.getTopic());
+  const auto kind = advertise.getKind();
+  auto guarantee = guarantee_from_proto(advertise.getGuarantee());
+  if (auto ok = check_topic_name(name); !ok)
+    return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
+  if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
+  if (static_cast<unsigned>(kind) > static_cast<unsigned>(LayoutKind::TENSOR)) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "unknown layout kind " + std::to_string(static_cast<unsigned>(kind)), name);
+  }
+  if (auto ok = check_access(options_.policy.get(), client, Right::publish, name); !ok) return ok;
+  Topic* t = registry_.find(name);
+  if (t != nullptr && t->producer != nullptr && t->producer != &client && t->producer->hung_up &&
+      t->producer->hung_up()) {
+    // A producer restarted after a crash often advertises before the broker has read the
+    // old connection's end of file: that one is gone, let the new one take over now. The old
+    // client gives the topic up here and is closed at the end of this event.
+    ClientState& old = *t->producer;
+    wakeups_.close(old.id,
+                   "hung up (noticed when " + client.describe() + " advertised '" + name + "')");
+    stop_producing(old, t, "the producer, " + old.describe() + ", left");
+  }
+  auto topic = registry_.topic(name);  // the old producer's leaving may have removed the topic
+  if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
+  t = *topic;
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initAdvertised().setTopic(name);
+  if (t->producer == &client) {
+    // Advertising again is harmless when nothing changes; a topic's kind and guarantee are
+    // fixed while it has a producer, since subscribers and pools rely on them.
+    if (t->kind != kind || t->guarantee != *guarantee) {
+      return refuse(Code::ALREADY_ADVERTISED,
+                    "this client already produces '" + name + "' as " +
+                        std::string(to_string(t->kind)) + ", " +
+                        std::string(to_string(t->guarantee)) + "; Unadvertise it to change that",
+                    name);
+    }
+    client.outbox.post(message);
+    return {};
+  }
+  if (t->producer != nullptr) {
+    // A state conflict, not misbehaviour: it counts no strike (the rate limit bounds retries).
+    auto conflict =
+        refuse(Code::TOPIC_TAKEN,
+               "topic '" + name + "' already has a producer: " + t->producer->describe(), name);
+    conflict.value().strike = false;
+    return conflict;
+  }
+  t->producer = &client;
+  t->kind = kind;
+  t->guarantee = *guarantee;
+  t->last_sequence = 0;  // sequences are the producer's: a new one starts afresh
+  client.produced.insert(t);
+  client.outbox.post(message);
+  log_.info(client.describe() + " produces '" + name + "' (" + std::string(to_string(kind)) + ", " +
+            std::string(to_string(*guarantee)) + ")");
+  return {};
+}
+
+Outcome Router::unadvertise(ClientState& client, proto::Unadvertise::Reader unadvertise) {
+  const std::string name = text_of(unadvertise.getTopic());
+  Topic* t = registry_.find(name);
+  if (t == nullptr || t->producer != &client) {
+    return refuse(Code::UNKNOWN_TOPIC,
+                  "unadvertise '" + printable(name) + "', which this client does not produce",
+                  printable(name));
+  }
+  stop_producing(client, t, "the producer, " + client.describe() + ", stopped producing it");
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnadvertised().setTopic(name);
+  client.outbox.post(message);
+  log_.info(client.describe() + " no longer produces '" + name + "'");
+  return {};
+}
+
+void Router::stop_producing(ClientState& producer, Topic* t, const std::string& why) {
+  t->producer = nullptr;
+  t->last.reset();
+  for (Subscription* s : t->subscribers) s->client->outbox.enqueue(*s, Pending{nullptr, why});
+  producer.produced.erase(t);
+  // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
+  for (auto it = producer.pools.begin(); it != producer.pools.end();) {
+    if (it->second->topic != t->name) {
+      ++it;
+      continue;
+    }
+    it->second->owner = nullptr;
+    producer.outbox.forget_slot_frees_of(it->first);
+    it = producer.pools.erase(it);
+  }
+  registry_.release(t);
+}
+
+Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscribe) {
+  const std::string name = text_of(subscribe.getTopic());
+  const auto policy = subscribe.getBackpressure();
+  const Limits& limits = options_.limits;
+  if (auto ok = check_topic_name(name); !ok)
+    return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
+  if (policy != Backpressure::DROP_OLDEST && policy != Backpressure::BLOCK_PRODUCER) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)),
+                  name);
+  }
+  if (auto ok = check_access(options_.policy.get(), client, Right::subscribe, name); !ok) return ok;
+  auto& subscriptions = client.subscriptions;
+  auto existing = subscriptions.find(name);
+  if (existing != subscriptions.end() && existing->second->topic != nullptr) {
+    return refuse(Code::ALREADY_SUBSCRIBED, "already subscribed to '" + name + "'", name);
+  }
+  if (existing == subscriptions.end() &&
+      subscriptions.size() >= limits.max_subscriptions_per_client) {
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "a client may hold at most " +
+                      std::to_string(limits.max_subscriptions_per_client) +
+                      " subscriptions (--max-subscriptions)",
+                  name);
+  }
+  const std::uint32_t requested = subscribe.getQueueDepth();
+  const std::uint32_t depth =
+      requested == 0 ? limits.default_queue_depth : std::min(requested, limits.max_queue_depth);
+  // A block-producer queue can hold one frame past its depth (the one read before it filled).
+  std::size_t queued = depth + 1;
+  for (const auto& [other, sub] : subscriptions) {
+    if (other != name) queued += sub->depth + 1;
+  }
+  if (queued > limits.max_queued_fds_per_client) {
+    return refuse(Code::LIMIT_EXCEEDED,
+                  "queue depth " + std::to_string(depth) + " would let this client have " +
+                      std::to_string(queued) + " frames queued in the broker; the limit is " +
+                      std::to_string(limits.max_queued_fds_per_client) + " (--max-queued-fds)",
+                  name);
+  }
+  auto topic = registry_.topic(name);
+  if (!topic) return refuse(Code::LIMIT_EXCEEDED, topic.error().message(), name);
+
+  // Subscribing again after Unsubscribe takes up the old entry: the frames it still holds
+  // stay held, and count against the new depth.
+  if (existing == subscriptions.end()) {
+    existing = subscriptions.emplace(name, std::make_unique<Subscription>()).first;
+  }
+  Subscription& s = *existing->second;
+  s.topic = *topic;
+  s.client = &client;
+  s.depth = depth;
+  s.policy = policy;
+  (*topic)->subscribers.push_back(&s);
+
+  ControlMessageBuilder message;
+  auto subscribed = message.initRoot<proto::Message>().initSubscribed();
+  subscribed.setTopic(name);
+  subscribed.setQueueDepth(depth);
+  client.outbox.post(message);
+  log_.info(client.describe() + " subscribes to '" + name + "' (depth " + std::to_string(depth) +
+            (policy == Backpressure::DROP_OLDEST ? ", drop-oldest)" : ", block-producer)"));
+  if (options_.keep_last_frame && s.topic->last) {
+    client.outbox.enqueue(s, Pending{s.topic->last, {}});
+  }
+  return {};
+}
+
+Outcome Router::unsubscribe(ClientState& client, proto::Unsubscribe::Reader unsubscribe) {
+  const std::string name = text_of(unsubscribe.getTopic());
+  auto it = client.subscriptions.find(name);
+  if (it == client.subscriptions.end() || it->second->topic == nullptr) {
+    return refuse(Code::NOT_SUBSCRIBED,
+                  "unsubscribe from '" + printable(name) + "', where this client is not subscribed",
+                  printable(name));
+  }
+  Subscription& sub = *it->second;
+  Topic* t = sub.topic;
+  std::erase(t->subscribers, &sub);
+  sub.topic = nullptr;
+  sub.pending.clear();  // frames queued here are dropped (a pool slot frees if this held it last)
+  // The consumer may unmap the topic's pools now: a later subscription gets their fds again.
+  client.outbox.forget_pools_of(name);
+  if (sub.in_flight.empty()) client.subscriptions.erase(it);
+  if (t->producer != nullptr) wakeups_.reader(t->producer->id);
+  registry_.release(t);
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initUnsubscribed().setTopic(name);
+  client.outbox.post(message);
+  log_.info(client.describe() + " unsubscribed from '" + name + "'");
+  return {};
+}
+
+Outcome Router::release(ClientState& client, proto::Release::Reader release) {
+  const std::string name = text_of(release.getTopic());
+  const std::uint64_t sequence = release.getSequence();
+  auto it = client.subscriptions.find(name);
+  if (it == client.subscriptions.end()) {
+    return refuse(Code::NOT_SUBSCRIBED,
+                  "release on '" + printable(name) +
+                      "', where this client is not subscribed and holds no frame",
+                  printable(name), sequence);
+  }
+  auto& in_flight = it->second->in_flight;
+  auto frame = std::find_if(in_flight.begin(), in_flight.end(),
+                            [sequence](const InFlight& f) { return f.sequence == sequence; });
+  if (frame == in_flight.end()) {
+    return refuse(Code::NOT_HELD,
+                  "release of frame " + std::to_string(sequence) + " on '" + name +
+                      "', which this client does not hold",
+                  name, sequence);
+  }
+  if (log_.enabled(LogLevel::debug)) {
+    log_.debug(client.describe() + " released frame " + std::to_string(sequence) + " of '" + name +
+               "'");
+  }
+  const bool pool_slot = frame->pool_frame != nullptr;
+  in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
+  if (it->second->topic == nullptr && in_flight.empty()) client.subscriptions.erase(it);
+  client.outbox.released(pool_slot);
+  return {};
+}
+
+Outcome Router::introspect(ClientState& client) {
+  // Only the broker's own user and root may see everyone's topics and processes.
+  if (auto ok = check_access(options_.policy.get(), client, Right::introspect, ""); !ok) return ok;
+  ControlMessageBuilder message;
+  fill_state(message.initRoot<proto::Message>().initBrokerState(), registry_, clients_);
+  client.outbox.post(message);
+  return {};
+}
+
+bool Router::must_hold(const ClientState& producer) const {
+  for (const Topic* t : producer.produced) {
+    for (const Subscription* s : t->subscribers) {
+      if (s->blocks_producer()) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace shmfd::broker
