@@ -248,20 +248,27 @@ inline std::string self_dir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
-// shmfd-broker from the same build, on a private socket, optionally pinned to a CPU.
+// shmfd-broker from the same build (or $SHMFD_BENCH_BROKER, to compare two brokers in one
+// run), on a private socket, optionally pinned to a CPU, with `extra` options.
 class BrokerProcess {
  public:
-  explicit BrokerProcess(int cpu = -1) {
+  explicit BrokerProcess(int cpu = -1, std::vector<std::string> extra = {}) {
     dir_ = "/tmp/shmfd-bench-" + std::to_string(::getpid()) + "-" + std::to_string(++count_);
     std::filesystem::create_directories(dir_);
     socket_ = dir_ + "/broker.sock";
-    const std::string bin = self_dir() + "/shmfd-broker";
+    const char* chosen = std::getenv("SHMFD_BENCH_BROKER");
+    const std::string bin = chosen != nullptr ? chosen : self_dir() + "/shmfd-broker";
+    std::vector<std::string> args = {bin,     "--socket",      socket_, "--log-level",
+                                     "error", "--max-clients", "512"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::fflush(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       pin_to_cpu(cpu);
-      ::execl(bin.c_str(), bin.c_str(), "--socket", socket_.c_str(), "--log-level", "error",
-              "--max-clients", "512", static_cast<char*>(nullptr));
+      ::execv(bin.c_str(), argv.data());
       ::_exit(127);
     }
     for (int i = 0; i < 2000 && !std::filesystem::exists(socket_); ++i) ::usleep(1000);

@@ -15,6 +15,7 @@
 //
 //   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5] [--variant TEXT]
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -517,6 +518,30 @@ void s5(Results& results, const bench::Options& o) {
     ::usleep(200'000);
     results.add("S5", "broker", "shmfd broker RSS, 100 clients on 10 topics", "RSS", "MiB",
                 static_cast<double>(bench::rss_bytes(broker.pid())) / (1 << 20));
+  }
+  {
+    // What one more idle client costs the broker: 1000 consumers, each subscribed to one of
+    // 10 topics. Later options win: 1000 clients, and a per-client fd budget that lets the
+    // broker serve them under a 20000-fd RLIMIT_NOFILE (it lowers --max-clients otherwise).
+    rlimit fds{};
+    ::getrlimit(RLIMIT_NOFILE, &fds);
+    fds.rlim_cur = fds.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &fds);
+    constexpr int kClients = 1000;
+    bench::BrokerProcess broker(
+        -1, {"--max-clients", "1100", "--max-queued-fds", "8", "--max-pools", "1"});
+    ::usleep(100'000);
+    const auto idle = static_cast<double>(bench::rss_bytes(broker.pid()));
+    std::vector<Consumer> consumers;
+    consumers.reserve(kClients);
+    for (int c = 0; c < kClients; ++c) {
+      consumers.push_back(must(Consumer::connect(broker.socket(), "s5"), "connect"));
+      must(consumers.back().subscribe("s5/" + std::to_string(c % 10), 4), "subscribe");
+    }
+    ::usleep(200'000);
+    const auto full = static_cast<double>(bench::rss_bytes(broker.pid()));
+    results.add("S5", "broker", "shmfd broker RSS per idle subscribed client (1000 clients)", "RSS",
+                "KiB", (full - idle) / kClients / 1024);
   }
   // PSS of producer + 4 consumers of 4K frames, measured mid-stream.
   constexpr std::uint32_t kConsumers = 4;
