@@ -184,6 +184,7 @@ bool Outbox::next_delivery(Outgoing& out) {
       auto deliver = root.initDeliver();
       deliver.setTopic(sub.topic->name);
       deliver.setDropped(sub.dropped);
+      deliver.setGuarantee(to_proto(f.guarantee));
       auto frame = deliver.initFrame();
       frame.setSequence(f.sequence);
       frame.setTimestampNs(f.timestamp_ns);

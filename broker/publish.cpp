@@ -6,6 +6,7 @@
 #include "access.hpp"
 #include "quota.hpp"
 #include "router.hpp"
+#include "shmfd/intake.hpp"
 #include "shmfd/verify.hpp"
 #include "shmfd/wire.hpp"
 
@@ -70,44 +71,42 @@ Outcome Router::publish_fd(ClientState& client, Topic& t, proto::Frame::Reader f
         "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()), t.name,
         sequence);
   }
-  auto index = fd_index(frame.getFd(), fds.size());
-  if (!index) return refuse(Code::WRONG_FD_COUNT, index.error().message(), t.name, sequence);
   if (auto ok = check_kind(t, layout, sequence); !ok) return ok;
-  auto extent = layout_extent(layout);
-  if (!extent) return refuse(Code::INVALID_LAYOUT, extent.error().message(), t.name, sequence);
-  auto verified = verify_buffer(fds[*index].get(), t.guarantee, *extent);
-  if (!verified) {
-    return refuse(wire_error_code(verified.error()), verified.error().message(), t.name, sequence);
+  auto accepted = accept_frame(frame, fds, t.guarantee);
+  if (!accepted) {
+    return refuse(wire_error_code(accepted.error()), accepted.error().message(), t.name, sequence);
   }
+  const VerifiedBuffer& verified = accepted->verified;
   const bool kept = !t.subscribers.empty() || options_.keep_last_frame;
   // Only a frame the broker keeps pins memory (with no subscriber it is closed right away).
   if (kept) {
-    auto ok = check_pinned(*client.account, verified->size, options_.limits.max_pinned_bytes,
-                           t.name, sequence);
+    auto ok = check_pinned(*client.account, verified.size, options_.limits.max_pinned_bytes, t.name,
+                           sequence);
     if (!ok) return ok;
   }
   t.last_sequence = sequence;
   ++t.frames;
-  t.bytes += *extent;
+  t.bytes += accepted->extent;
   if (!kept) {
     // Its last close may free the whole buffer: off the event loop when that is slow.
-    DeferredFd(std::move(fds[*index]), closer_, verified->size);
+    DeferredFd(std::move(accepted->fd), closer_, verified.size);
     return {};
   }
   // Consumers get a read-only open of the memfd of the broker's own, not the producer's file
   // description: it cannot write whatever the seals, and shares no flags with the producer's.
-  auto read_only = reopen_read_only(fds[*index].get());
+  auto read_only = reopen_read_only(accepted->fd.get());
   if (!read_only) {
     return refuse(wire_error_code(read_only.error()), read_only.error().message(), t.name,
                   sequence);
   }
   auto record = std::make_shared<FrameRecord>();
-  record->fd = DeferredFd(std::move(*read_only), closer_, verified->size);
+  record->fd = DeferredFd(std::move(*read_only), closer_, verified.size);
   record->layout = layout;
+  record->guarantee = t.guarantee;
   record->sequence = sequence;
   record->timestamp_ns = frame.getTimestampNs();
-  record->bytes = verified->size;
-  record->charge = Charge(client.account, verified->size);
+  record->bytes = verified.size;
+  record->charge = Charge(client.account, verified.size);
   FramePtr shared = std::move(record);
   if (options_.keep_last_frame) t.last = shared;  // fd frames only: never a pool slot
   fan_out(client, t, std::move(shared));
@@ -153,6 +152,7 @@ Outcome Router::publish_slot(ClientState& client, Topic& t, proto::Frame::Reader
   t.bytes += *extent;
   auto record = std::make_shared<FrameRecord>();
   record->layout = layout;
+  record->guarantee = Guarantee::pool;
   record->sequence = sequence;
   record->timestamp_ns = frame.getTimestampNs();
   record->pool = it->second;
@@ -224,40 +224,25 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
         "a RegisterPool carries exactly one fd, this one carried " + std::to_string(fds.size()),
         name);
   }
-  auto index = fd_index(reg.getFd(), fds.size());
-  if (!index) return refuse(Code::WRONG_FD_COUNT, index.error().message(), name);
   if (slots == 0 || slots > limits.max_pool_slots) {
     return refuse(Code::LIMIT_EXCEEDED,
                   "a pool has 1 to " + std::to_string(limits.max_pool_slots) +
                       " slots (--max-pool-slots), not " + std::to_string(slots),
                   name);
   }
-  std::uint64_t total = 0;
-  if (slot_size == 0 || __builtin_mul_overflow(slot_size, std::uint64_t{slots}, &total)) {
-    return refuse(Code::INVALID_LAYOUT,
-                  "slot size " + std::to_string(slot_size) + " x " + std::to_string(slots) +
-                      " slots is not a size",
-                  name);
-  }
-  auto verified = verify_buffer(fds[*index].get(), Guarantee::pool, total);
-  if (!verified) return refuse(wire_error_code(verified.error()), verified.error().message(), name);
-  if (slot_size % verified->page_size != 0) {
-    return refuse(Code::INVALID_LAYOUT,
-                  "slot size " + std::to_string(slot_size) +
-                      " is not a multiple of the pool's page size " +
-                      std::to_string(verified->page_size),
-                  name);
-  }
-  if (auto ok = check_pinned(*client.account, verified->size, limits.max_pinned_bytes, name, 0);
+  auto accepted = accept_pool(reg.getFd(), slots, slot_size, fds);
+  if (!accepted) return refuse(wire_error_code(accepted.error()), accepted.error().message(), name);
+  const VerifiedBuffer& verified = accepted->verified;
+  if (auto ok = check_pinned(*client.account, verified.size, limits.max_pinned_bytes, name, 0);
       !ok) {
     return ok;
   }
   // As for fd frames: consumers get a read-only open of the broker's own.
-  auto read_only = reopen_read_only(fds[*index].get());
+  auto read_only = reopen_read_only(accepted->fd.get());
   if (!read_only)
     return refuse(wire_error_code(read_only.error()), read_only.error().message(), name);
   auto pool = std::make_shared<PoolRecord>();
-  pool->charge = Charge(client.account, verified->size);
+  pool->charge = Charge(client.account, verified.size);
   pool->id = registry_.next_pool_id();
   pool->topic = name;
   pool->fd = DeferredFd(std::move(*read_only), closer_);
@@ -275,7 +260,7 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   client.outbox.post(message);
   log_.info(client.describe() + " registered pool " + std::to_string(pool->id) + " for '" + name +
             "': " + std::to_string(slots) + " slots of " + std::to_string(slot_size) + " bytes" +
-            (verified->huge_pages ? " (huge pages)" : ""));
+            (verified.huge_pages ? " (huge pages)" : ""));
   return {};
 }
 

@@ -100,6 +100,7 @@ struct FrameRecord {
 
   DeferredFd fd;  // closed on the broker's closer thread
   Layout layout;
+  Guarantee guarantee = Guarantee::sealed;  // the level it was verified at
   std::uint64_t sequence = 0;
   std::uint64_t timestamp_ns = 0;
   PoolPtr pool;

@@ -163,6 +163,10 @@ struct Deliver {
   topic @0 :Text;
   frame @1 :Frame;
   dropped @2 :UInt64;  # frames dropped for this subscriber so far
+  # The level the broker verified this frame's fd at: its topic's guarantee when it was
+  # published. A consumer that checks the fd again checks it at this level. The default is
+  # what a broker that does not send it verified: at least pool.
+  guarantee @3 :Guarantee = pool;
 }
 
 # Consumer -> broker: done with a frame.

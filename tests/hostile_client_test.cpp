@@ -143,9 +143,13 @@ TEST_F(HostileClientTest, ConsumersGetAReadOnlyFileDescriptionOfTheirOwn) {
   Received deliver = consumer.next();
   ASSERT_TRUE(deliver.is(M::DELIVER)) << deliver;
   ASSERT_EQ(deliver.fds.size(), 1U);
+  EXPECT_EQ(deliver.guarantee, proto::Guarantee::SEALED) << "the level the broker verified";
   Received attach = consumer.next();
   ASSERT_TRUE(attach.is(M::POOL_ATTACH)) << attach;
   ASSERT_EQ(attach.fds.size(), 1U);
+  Received slot = consumer.next();
+  ASSERT_TRUE(slot.is(M::DELIVER)) << slot;
+  EXPECT_EQ(slot.guarantee, proto::Guarantee::POOL);
   for (int fd : {deliver.fds[0].get(), attach.fds[0].get()}) {
     const int flags = ::fcntl(fd, F_GETFL);
     EXPECT_EQ(flags & O_ACCMODE, O_RDONLY);

@@ -7,8 +7,8 @@
 #include <string>
 #include <variant>
 
+#include "shmfd/intake.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/verify.hpp"
 #include "shmfd/wire.hpp"
 
 namespace shmfd::examples {
@@ -58,16 +58,10 @@ inline Result<LinkEvent> receive_link(int sock, MessageBuffer& buffer) {
         if (r.isError()) return LinkEvent(std::string(text_of(r.getError().getMessage())));
         if (!r.isPublish()) return fail(Errc::protocol_violation, "expected a frame");
         auto frame = r.getPublish().getFrame();
-        auto index = fd_index(frame.getFd(), m->fds.size());
-        if (!index) return fail(std::move(index.error()));
-        auto layout = layout_from_proto(frame.getLayout());
-        if (!layout) return fail(std::move(layout.error()));
-        auto extent = layout_extent(*layout);
-        if (!extent) return fail(std::move(extent.error()));
-        auto verified = verify_buffer(m->fds[*index].get(), Guarantee::sealed, *extent);
-        if (!verified) return fail(std::move(verified.error()));
-        return LinkEvent(
-            LinkFrame{std::move(m->fds[*index]), *layout, frame.getSequence(), verified->size});
+        auto accepted = accept_frame(frame, m->fds, Guarantee::sealed);
+        if (!accepted) return fail(std::move(accepted.error()));
+        return LinkEvent(LinkFrame{std::move(accepted->fd), accepted->layout, frame.getSequence(),
+                                   accepted->verified.size});
       });
 }
 

@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "../common/test_pattern.hpp"
+#include "shmfd/intake.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/verify.hpp"
 #include "shmfd/wire.hpp"
 
 namespace {
@@ -80,43 +80,37 @@ Status send_reply(int sock, std::uint64_t seq, const std::string& refusal) {
 }
 
 // Verifies, maps and checks one received frame. Returns the refusal reason, or "".
-std::string consume(const ReceivedMessage& m, std::span<const std::byte> bytes, bool first,
+std::string consume(ReceivedMessage& m, std::span<const std::byte> bytes, bool first,
                     std::uint64_t& seq, std::uint64_t& wrong) {
+  // Never trust the producer: accept_frame checks that the layout fits the buffer and that the
+  // buffer is a memfd sealed immutable, and only then hands over the fd.
   struct Parsed {
-    std::size_t fd;
-    Layout layout;
+    AcceptedFrame frame;
     std::uint64_t seq;
   };
   auto parsed =
       decode_message<proto::Message>(bytes, [&](proto::Message::Reader msg) -> Result<Parsed> {
         if (!msg.isPublish()) return fail(Errc::malformed_message, "expected a Publish message");
         auto frame = msg.getPublish().getFrame();
-        auto index = fd_index(frame.getFd(), m.fds.size());
-        if (!index) return fail(std::move(index.error()));
-        auto layout = layout_from_proto(frame.getLayout());
-        if (!layout) return fail(std::move(layout.error()));
-        return Parsed{*index, *layout, frame.getSequence()};
+        auto accepted = accept_frame(frame, m.fds, Guarantee::sealed);
+        if (!accepted) return fail(std::move(accepted.error()));
+        return Parsed{std::move(*accepted), frame.getSequence()};
       });
   if (!parsed) return parsed.error().message();
   seq = parsed->seq;
-  const int fd = m.fds[parsed->fd].get();
-
-  // Never trust the producer: the layout must fit the buffer, the buffer must be a sealed memfd.
-  auto extent = layout_extent(parsed->layout);
-  if (!extent) return extent.error().message();
-  auto verified = verify_buffer(fd, Guarantee::sealed, *extent);
-  if (!verified) return verified.error().message();
-  auto view = Mapping::map(fd, verified->size, Access::read_only);
+  const int fd = parsed->frame.fd.get();
+  const VerifiedBuffer& verified = parsed->frame.verified;
+  auto view = Mapping::map(fd, verified.size, Access::read_only);
   if (!view) return view.error().message();
 
-  if (const auto* image = std::get_if<ImageLayout>(&parsed->layout)) {
+  if (const auto* image = std::get_if<ImageLayout>(&parsed->frame.layout)) {
     wrong += count_wrong_pixels(view->bytes(), *image, parsed->seq);
   }
   if (first) {
     const char byte = 0;
     std::printf(
         "consumer: frame 0 verified (%s); write(2) into it: %s; a writable mapping: %s\n",
-        seal_names(verified->seals).c_str(),
+        seal_names(verified.seals).c_str(),
         ::pwrite(fd, &byte, 1, 0) < 0 ? std::strerror(errno) : "ALLOWED?!",
         Mapping::map(fd, 4096, Access::read_write) ? "ALLOWED?!" : "Operation not permitted");
   }

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "shmfd/intake.hpp"
 #include "shmfd/verify.hpp"
 
 namespace shmfd {
@@ -83,19 +84,12 @@ void Frame::release() noexcept {
 }
 
 Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
-    proto::PoolAttach::Reader attach, const std::vector<UniqueFd>& fds) {
-  auto index = fd_index(attach.getFd(), fds.size());
-  if (!index) return fail(std::move(index.error()));
-  std::uint64_t total = 0;
-  if (__builtin_mul_overflow(attach.getSlotSize(), std::uint64_t{attach.getSlotCount()}, &total) ||
-      total == 0) {
-    return fail(Errc::protocol_violation, "pool attach with an impossible size");
-  }
-  // As for every fd from outside: verify before mapping. The pool level is what a pool needs.
-  auto verified = verify_buffer(fds[*index].get(), Guarantee::pool, total);
-  if (!verified) return fail(std::move(verified.error()));
-  auto mapping =
-      Mapping::map(fds[*index].get(), static_cast<std::size_t>(total), Access::read_only);
+    proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds) {
+  // As for every fd from outside: verify before mapping, at the level a pool needs.
+  auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
+  if (!accepted) return fail(std::move(accepted.error()));
+  auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->bytes),
+                              Access::read_only);
   if (!mapping) return fail(std::move(mapping.error()));
   auto view = std::make_shared<detail::PoolView>();
   view->topic = text_of(attach.getTopic());
@@ -314,16 +308,15 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
           in.event = std::move(out);
           return in;
         }
-        auto index = fd_index(frame.getFd(), m->fds.size());
-        if (!index) return fail(std::move(index.error()));
-        auto extent = layout_extent(out.layout_);
-        if (!extent) return fail(std::move(extent.error()));
-        // The broker verified it; checking again costs ~0.4 us and guards against a broker bug.
-        const int fd = m->fds[*index].get();
-        auto verified = verify_buffer(fd, Guarantee::pool, *extent);
-        if (!verified) return fail(std::move(verified.error()));
+        // The broker verified it; checking again, at the level the broker says it checked,
+        // costs ~0.4 us and guards against a broker bug.
+        auto guarantee = guarantee_from_proto(deliver.getGuarantee());
+        if (!guarantee) return fail(std::move(guarantee.error()));
+        auto accepted = accept_frame(frame, m->fds, *guarantee);
+        if (!accepted) return fail(std::move(accepted.error()));
         auto mapping =
-            Mapping::map(fd, static_cast<std::size_t>(verified->size), Access::read_only);
+            Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->verified.size),
+                         Access::read_only);
         if (!mapping) return fail(std::move(mapping.error()));
         out.mapping_ = std::move(*mapping);
         out.view_ = out.mapping_.bytes();

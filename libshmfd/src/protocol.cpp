@@ -126,6 +126,7 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
     case Errc::layout_planes_overlap:
     case Errc::layout_overflow:
     case Errc::layout_out_of_bounds:
+    case Errc::invalid_size:  // of a pool (accept_pool)
       return C::INVALID_LAYOUT;
     case Errc::too_many_fds:
     case Errc::fds_truncated:

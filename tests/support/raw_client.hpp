@@ -35,10 +35,11 @@ struct Received {
   std::uint32_t max_fds = 0;
   std::uint32_t pool = 0;  // Deliver, PoolAttach, SlotFree, PoolRegistered
   std::uint32_t slot = 0;
-  std::uint32_t depth = 0;    // Subscribed
-  std::uint64_t dropped = 0;  // Deliver
-  std::uint32_t credit = 0;   // Credit
-  std::uint32_t window = 0;   // Welcome.publishWindow
+  std::uint32_t depth = 0;                              // Subscribed
+  std::uint64_t dropped = 0;                            // Deliver
+  proto::Guarantee guarantee = proto::Guarantee::POOL;  // Deliver
+  std::uint32_t credit = 0;                             // Credit
+  std::uint32_t window = 0;                             // Welcome.publishWindow
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -159,6 +160,7 @@ class RawClient {
               out.pool = r.getDeliver().getFrame().getPool();
               out.slot = r.getDeliver().getFrame().getSlot();
               out.dropped = r.getDeliver().getDropped();
+              out.guarantee = r.getDeliver().getGuarantee();
               break;
             case M::END_OF_STREAM:
               out.topic = text_of(r.getEndOfStream().getTopic());

@@ -147,7 +147,7 @@ class Consumer {
   Result<std::optional<Event>> next(IoMode mode);
   Result<Incoming> read_one(IoMode mode);
   static Result<std::shared_ptr<const detail::PoolView>> attach_pool(
-      proto::PoolAttach::Reader attach, const std::vector<UniqueFd>& fds);
+      proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds);
 
   std::shared_ptr<detail::ConsumerLink> link_;
   std::string socket_path_;
