@@ -59,7 +59,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // nothing more is queued for it). Idempotent.
   void close(const std::string& why);
   // Leaves every topic and closes the socket at once; the coroutines end on their own. Only
-  // from outside any handler: the posted step of close(), and Broker::shutdown.
+  // from outside any handler: the posted step of close(), the read loop at end of file, and
+  // Broker::shutdown.
   void close_now(const std::string& why);
   // The router unblocked this client's messages (a block-producer subscriber drained).
   void wake_reader();
@@ -82,8 +83,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<void> read_loop();
   asio::awaitable<void> write_loop();
-  // Waits while a block-producer subscriber is full or the rate limit says so.
-  asio::awaitable<void> hold_back();
+  // Until when the client's messages stay unread: a block-producer subscriber of its topics is
+  // full (until woken), or it is past its message rate. nullopt: read now.
+  std::optional<asio::steady_timer::time_point> held_until();
   void handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds);
   Outcome dispatch(proto::Message::Reader message, std::vector<UniqueFd>& fds);
   Outcome hello(proto::Hello::Reader hello);
