@@ -72,7 +72,7 @@ json fetch_state(const std::string& socket) {
       die(1, "no broker is running at " + socket + " (" + conn.error().message() +
                  "); start shmfd-broker or pass --socket");
     }
-    if (conn.error().message().find("[permission-denied]") != std::string::npos) {
+    if (conn.error().is(BrokerErrc::permission_denied)) {
       die(3, conn.error().message());
     }
     if (conn.error().is(std::errc::permission_denied)) {

@@ -286,6 +286,10 @@ TEST_F(BrokerRefusalTest, AnotherClientCannotTakeAProducedTopic) {
   auto ok = other->advertise("cam", LayoutKind::BLOB);
   ASSERT_FALSE(ok);
   EXPECT_TRUE(ok.error().is(Errc::broker_refused));
+  EXPECT_TRUE(ok.error().is(BrokerErrc::topic_taken)) << ok.error().code().message();
+  EXPECT_EQ(ok.error().code().category().name(), std::string("shmfd.broker"));
+  EXPECT_EQ(ok.error().code().message(), "topic-taken");
+  EXPECT_FALSE(ok.error().is(BrokerErrc::permission_denied));
   EXPECT_NE(ok.error().message().find("topic-taken"), std::string::npos) << ok.error().message();
 }
 

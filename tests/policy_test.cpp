@@ -79,7 +79,7 @@ int as_nobody(F body) {
 }
 
 bool denied(const Status& s, const std::string& what) {
-  return !s && s.error().message().find("[permission-denied]") != std::string::npos &&
+  return !s && s.error().is(BrokerErrc::permission_denied) &&
          s.error().message().find(what) != std::string::npos;
 }
 

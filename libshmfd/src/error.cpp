@@ -3,6 +3,9 @@
 #include <cstring>
 
 namespace shmfd {
+namespace detail {
+std::string broker_code_name(int code);  // protocol.cpp: the wire's name of an ErrorCode
+}  // namespace detail
 namespace {
 
 class Category final : public std::error_category {
@@ -65,7 +68,23 @@ class Category final : public std::error_category {
   }
 };
 
+class BrokerCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "shmfd.broker"; }
+  // The wire's name for the code ("permission-denied"): what docs/PROTOCOL.md lists.
+  std::string message(int ev) const override { return detail::broker_code_name(ev); }
+};
+
 }  // namespace
+
+const std::error_category& broker_category() noexcept {
+  static const BrokerCategory category;
+  return category;
+}
+
+std::error_code make_error_code(BrokerErrc e) noexcept {
+  return {static_cast<int>(e), broker_category()};
+}
 
 const std::error_category& error_category() noexcept {
   static const Category category;

@@ -172,13 +172,87 @@ std::string default_socket_path() {
   return "/run/shmfd/broker.sock";
 }
 
+namespace {
+
+// The public spelling of a wire code. A switch without default: a code added to the schema and
+// not here fails the build (-Wswitch, -Werror).
+constexpr BrokerErrc to_broker_errc(proto::ErrorCode code) noexcept {
+  using C = proto::ErrorCode;
+  switch (code) {
+    case C::PROTOCOL_VERSION:
+      return BrokerErrc::protocol_version;
+    case C::MALFORMED_MESSAGE:
+      return BrokerErrc::malformed_message;
+    case C::NOT_MEMFD:
+      return BrokerErrc::not_memfd;
+    case C::MISSING_SEALS:
+      return BrokerErrc::missing_seals;
+    case C::BUFFER_TOO_SMALL:
+      return BrokerErrc::buffer_too_small;
+    case C::INVALID_LAYOUT:
+      return BrokerErrc::invalid_layout;
+    case C::LIMIT_EXCEEDED:
+      return BrokerErrc::limit_exceeded;
+    case C::UNKNOWN_TOPIC:
+      return BrokerErrc::unknown_topic;
+    case C::PERMISSION_DENIED:
+      return BrokerErrc::permission_denied;
+    case C::INTERNAL:
+      return BrokerErrc::internal;
+    case C::TOPIC_TAKEN:
+      return BrokerErrc::topic_taken;
+    case C::NOT_READABLE:
+      return BrokerErrc::not_readable;
+    case C::INVALID_TOPIC_NAME:
+      return BrokerErrc::invalid_topic_name;
+    case C::UNEXPECTED_MESSAGE:
+      return BrokerErrc::unexpected_message;
+    case C::ALREADY_SUBSCRIBED:
+      return BrokerErrc::already_subscribed;
+    case C::NOT_SUBSCRIBED:
+      return BrokerErrc::not_subscribed;
+    case C::NOT_HELD:
+      return BrokerErrc::not_held;
+    case C::SLOT_BUSY:
+      return BrokerErrc::slot_busy;
+    case C::UNKNOWN_POOL:
+      return BrokerErrc::unknown_pool;
+    case C::GUARANTEE_MISMATCH:
+      return BrokerErrc::guarantee_mismatch;
+    case C::WRONG_FD_COUNT:
+      return BrokerErrc::wrong_fd_count;
+    case C::ALREADY_ADVERTISED:
+      return BrokerErrc::already_advertised;
+    case C::BAD_SEQUENCE:
+      return BrokerErrc::bad_sequence;
+  }
+  return static_cast<BrokerErrc>(code);  // a newer broker's code: its number is kept
+}
+
+// The two enums number their codes alike, so an error_code's value is the wire's value.
+constexpr bool same_numbers() {
+  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::BAD_SEQUENCE); ++i) {
+    if (static_cast<int>(to_broker_errc(static_cast<proto::ErrorCode>(i))) != i) return false;
+  }
+  return true;
+}
+static_assert(same_numbers());
+
+}  // namespace
+
+namespace detail {
+std::string broker_code_name(int code) {
+  return std::string(to_string(static_cast<proto::ErrorCode>(code)));
+}
+}  // namespace detail
+
 Error broker_error(proto::Error::Reader error) {
   std::string text = "broker refused";
   if (error.hasTopic()) text += " (topic '" + text_of(error.getTopic()) + "'";
   if (error.getSequence() != 0) text += ", frame " + std::to_string(error.getSequence());
   if (error.hasTopic()) text += ")";
   text += ": [" + std::string(to_string(error.getCode())) + "] " + text_of(error.getMessage());
-  return Error(Errc::broker_refused, text);
+  return Error(make_error_code(to_broker_errc(error.getCode())), text);
 }
 
 std::string message_name(proto::Message::Which which) {

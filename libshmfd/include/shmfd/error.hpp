@@ -49,15 +49,49 @@ enum class Errc {
   no_free_slot,        // every slot of a pool is held (acquire with Wait::fail_fast)
 };
 
+// Why the broker refused a request: the code of its Error message (docs/PROTOCOL.md, "Errors"),
+// in a category of its own ("shmfd.broker"), so a caller tests `error.is(BrokerErrc::...)`
+// instead of matching text. Every such error is also Errc::broker_refused. The values are the
+// wire's, in its order (protocol.cpp checks each at compile time).
+enum class BrokerErrc {
+  protocol_version,
+  malformed_message,
+  not_memfd,
+  missing_seals,
+  buffer_too_small,
+  invalid_layout,
+  limit_exceeded,
+  unknown_topic,
+  permission_denied,
+  internal,
+  topic_taken,
+  not_readable,
+  invalid_topic_name,
+  unexpected_message,
+  already_subscribed,
+  not_subscribed,
+  not_held,
+  slot_busy,
+  unknown_pool,
+  guarantee_mismatch,
+  wrong_fd_count,
+  already_advertised,
+  bad_sequence,
+};
+
 }  // namespace shmfd
 
 template <>
 struct std::is_error_code_enum<shmfd::Errc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<shmfd::BrokerErrc> : std::true_type {};
 
 namespace shmfd {
 
 const std::error_category& error_category() noexcept;
 std::error_code make_error_code(Errc e) noexcept;
+const std::error_category& broker_category() noexcept;
+std::error_code make_error_code(BrokerErrc e) noexcept;
 
 class Error {
  public:
@@ -69,7 +103,11 @@ class Error {
 
   const std::error_code& code() const noexcept { return code_; }
   const std::string& message() const noexcept { return message_; }
-  bool is(Errc e) const noexcept { return code_ == make_error_code(e); }
+  bool is(Errc e) const noexcept {
+    return code_ == make_error_code(e) ||
+           (e == Errc::broker_refused && code_.category() == broker_category());
+  }
+  bool is(BrokerErrc e) const noexcept { return code_ == make_error_code(e); }
   bool is(std::errc e) const noexcept { return code_ == std::make_error_code(e); }
 
   // Prefixes more context: Error("verify fd 7: ...") from Error("...").
