@@ -28,7 +28,7 @@ struct ConsumerLink {
       release.setSequence(sequence);
       auto words = encode_message(message);
       if (unsent.empty()) {
-        auto sent = send_message(connection.fd(), as_bytes(words), {}, IoMode::non_blocking);
+        auto sent = connection.send(as_bytes(words), {}, IoMode::non_blocking);
         if (!sent || *sent == SendStatus::sent) return;  // an error means the broker is gone
       }
       unsent.push_back(std::move(words));
