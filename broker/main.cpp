@@ -46,13 +46,13 @@ shmfd::Result<std::optional<shmfd::UniqueFd>> activated_socket(std::string& path
   if (n < 0) return shmfd::fail_errno(-n, "sd_listen_fds");
   if (n == 0) return std::optional<shmfd::UniqueFd>();
   if (n > 1) {
-    return shmfd::fail(shmfd::Errc::malformed_message,
+    return shmfd::fail(shmfd::Errc::invalid_configuration,
                        "systemd passed " + std::to_string(n) +
                            " sockets; shmfd-broker takes one (ListenSequentialPacket=)");
   }
   shmfd::UniqueFd fd(SD_LISTEN_FDS_START);
   if (sd_is_socket_unix(fd.get(), SOCK_SEQPACKET, 1, nullptr, 0) <= 0) {
-    return shmfd::fail(shmfd::Errc::malformed_message,
+    return shmfd::fail(shmfd::Errc::invalid_configuration,
                        "the socket systemd passed is not a listening SOCK_SEQPACKET Unix socket "
                        "(use ListenSequentialPacket= in the .socket unit)");
   }

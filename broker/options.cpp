@@ -96,7 +96,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       continue;
     }
     if (i + 1 >= args.size()) {
-      return fail(Errc::malformed_message,
+      return fail(Errc::invalid_configuration,
                   "unknown option or missing value: " + flag + " (see --help)");
     }
     const std::string& value = args[++i];
@@ -121,7 +121,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       else if (value == "debug")
         o.log_level = LogLevel::debug;
       else
-        return fail(Errc::malformed_message,
+        return fail(Errc::invalid_configuration,
                     "--log-level: '" + value + "' is not error, warn, info or debug");
     } else if (flag == "--stuck-policy") {
       if (value == "log")
@@ -131,7 +131,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       else if (value == "always")
         o.limits.stuck = StuckPolicy::always;
       else
-        return fail(Errc::malformed_message,
+        return fail(Errc::invalid_configuration,
                     "--stuck-policy: '" + value + "' is not log, pool-dry or always");
     } else if (flag == "--max-clients") {
       if ((n = number(1, kBig))) o.limits.max_clients = *n;
@@ -168,7 +168,7 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
     } else if (flag == "--hold-deadline-ms") {
       if ((n = number(0, 1ULL << 40))) o.limits.hold_deadline_ms = *n;
     } else {
-      return fail(Errc::malformed_message, "unknown option: " + flag + " (see --help)");
+      return fail(Errc::invalid_configuration, "unknown option: " + flag + " (see --help)");
     }
     if (!n) return fail(std::move(n.error()));
   }

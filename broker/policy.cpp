@@ -21,7 +21,7 @@ Result<unsigned> parse_id(const std::string& text) {
     used = 0;
   }
   if (used == 0 || used != text.size() || n > 0xfffffffeUL) {
-    return fail(Errc::malformed_message, "'" + text + "' is not a numeric id");
+    return fail(Errc::invalid_configuration, "'" + text + "' is not a numeric id");
   }
   return static_cast<unsigned>(n);
 }
@@ -72,10 +72,10 @@ Result<Policy> Policy::parse(std::string_view text, const std::string& origin) {
     else if (right == "introspect")
       rule.right = Right::introspect;
     else
-      return fail(Errc::malformed_message,
+      return fail(Errc::invalid_configuration,
                   where() + "unknown right '" + right + "' (publish, subscribe, introspect)");
     if (!(words >> pattern))
-      return fail(Errc::malformed_message, where() + "missing topic pattern");
+      return fail(Errc::invalid_configuration, where() + "missing topic pattern");
     rule.pattern = pattern;
     while (words >> who) {
       Subject s;
@@ -86,28 +86,29 @@ Result<Policy> Policy::parse(std::string_view text, const std::string& origin) {
         s.kind = Subject::anyone;
       } else if (kind == "uid" || kind == "gid") {
         auto id = parse_id(value);
-        if (!id) return fail(Errc::malformed_message, where() + id.error().message());
+        if (!id) return fail(Errc::invalid_configuration, where() + id.error().message());
         s.kind = kind == "uid" ? Subject::uid : Subject::gid;
         s.id = *id;
       } else if (kind == "user") {
         const passwd* pw = ::getpwnam(value.c_str());
         if (pw == nullptr)
-          return fail(Errc::malformed_message, where() + "no user '" + value + "'");
+          return fail(Errc::invalid_configuration, where() + "no user '" + value + "'");
         s.kind = Subject::uid;
         s.id = pw->pw_uid;
       } else if (kind == "group") {
         const group* gr = ::getgrnam(value.c_str());
         if (gr == nullptr)
-          return fail(Errc::malformed_message, where() + "no group '" + value + "'");
+          return fail(Errc::invalid_configuration, where() + "no group '" + value + "'");
         s.kind = Subject::gid;
         s.id = gr->gr_gid;
       } else {
-        return fail(Errc::malformed_message,
+        return fail(Errc::invalid_configuration,
                     where() + "'" + who + "' is not *, user:, uid:, group: or gid:");
       }
       rule.who.push_back(s);
     }
-    if (rule.who.empty()) return fail(Errc::malformed_message, where() + "the rule names nobody");
+    if (rule.who.empty())
+      return fail(Errc::invalid_configuration, where() + "the rule names nobody");
     policy.rules_.push_back(std::move(rule));
   }
   return policy;

@@ -18,9 +18,8 @@ std::size_t Subscription::queued_frames() const {
 Result<Topic*> Registry::topic(const std::string& name) {
   if (Topic* t = find(name)) return t;
   if (topics_.size() >= max_topics_) {
-    return fail(Errc::malformed_message, "the broker has reached its limit of " +
-                                             std::to_string(max_topics_) +
-                                             " topics (--max-topics)");
+    return fail(Errc::limit_exceeded, "the broker has reached its limit of " +
+                                          std::to_string(max_topics_) + " topics (--max-topics)");
   }
   auto t = std::make_unique<Topic>();
   t->name = name;

@@ -231,6 +231,10 @@ TEST(LimitOptionsTest, EveryLimitHasAFlag) {
   auto bad = broker::parse_options({"shmfd-broker", "--max-pinned-bytes", "12"});
   ASSERT_FALSE(bad);
   EXPECT_TRUE(names(bad.error(), "--max-pinned-bytes: '12'")) << bad.error().message();
+  auto unknown = broker::parse_options({"shmfd-broker", "--max-everything", "1"});
+  ASSERT_FALSE(unknown);
+  EXPECT_TRUE(unknown.error().is(Errc::invalid_configuration)) << unknown.error().message();
+  EXPECT_FALSE(unknown.error().is(Errc::malformed_message)) << "that is a peer's bad bytes";
 }
 
 }  // namespace

@@ -170,6 +170,9 @@ TEST_F(PoolTest, ExhaustionFailsFastOrWaitsAndResumesOnRelease) {
   ASSERT_FALSE(none);
   EXPECT_TRUE(none.error().is(Errc::no_free_slot));
   EXPECT_NE(none.error().message().find("all 2 slots are held"), std::string::npos);
+  auto unknown = p->producer.acquire(p->pool + 100, Wait::fail_fast);
+  ASSERT_FALSE(unknown);
+  EXPECT_TRUE(unknown.error().is(Errc::invalid_argument)) << unknown.error().message();
 
   auto waiting = std::async(std::launch::async, [&] { return p->producer.acquire(p->pool); });
   EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(50)), std::future_status::timeout)

@@ -42,8 +42,8 @@ int main(int argc, char** argv) {
         shmfd_plugin_output result{reinterpret_cast<std::uint8_t*>(out->bytes().data()),
                                    image.width, image.height, stride};
         if (plugin->process(&in, &result) != 0) {
-          return fail(Errc::malformed_message, std::string(plugin->name) + " rejected frame " +
-                                                   std::to_string(frame.sequence));
+          return fail(Errc::invalid_argument, std::string(plugin->name) + " rejected frame " +
+                                                  std::to_string(frame.sequence));
         }
         auto sealed = std::move(*out).seal();
         if (!sealed) return fail(std::move(sealed.error()));

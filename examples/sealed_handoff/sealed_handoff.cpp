@@ -90,7 +90,7 @@ std::string consume(ReceivedMessage& m, std::span<const std::byte> bytes, bool f
   };
   auto parsed =
       decode_message<proto::Message>(bytes, [&](proto::Message::Reader msg) -> Result<Parsed> {
-        if (!msg.isPublish()) return fail(Errc::malformed_message, "expected a Publish message");
+        if (!msg.isPublish()) return fail(Errc::protocol_violation, "expected a Publish message");
         auto frame = msg.getPublish().getFrame();
         auto accepted = accept_frame(frame, m.fds, Guarantee::sealed);
         if (!accepted) return fail(std::move(accepted.error()));
@@ -152,7 +152,7 @@ Result<bool> await_reply(int sock) {
   auto m = receive_message(sock, buffer.bytes(), 0);
   if (!m) return fail(std::move(m.error()));
   if (m->status != RecvStatus::message) {
-    return fail(Errc::malformed_message, "consumer closed the connection");
+    return fail(Errc::disconnected, "consumer closed the connection");
   }
   return decode_message<proto::Message>(
       buffer.bytes(m->size), [](proto::Message::Reader r) { return Result<bool>(r.isRelease()); });

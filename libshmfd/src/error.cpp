@@ -63,6 +63,12 @@ class Category final : public std::error_category {
         return "disconnected from the broker";
       case Errc::no_free_slot:
         return "no free slot in the pool";
+      case Errc::invalid_argument:
+        return "invalid argument";
+      case Errc::invalid_configuration:
+        return "invalid configuration";
+      case Errc::limit_exceeded:
+        return "limit exceeded";
     }
     return "unknown shmfd error " + std::to_string(ev);
   }

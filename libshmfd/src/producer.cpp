@@ -346,7 +346,7 @@ Result<std::uint32_t> Producer::register_pool(std::string_view topic, const Pool
 Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
   auto it = pools_.find(pool);
   if (it == pools_.end()) {
-    return fail(Errc::malformed_message, "acquire: no pool " + std::to_string(pool));
+    return fail(Errc::invalid_argument, "acquire: no pool " + std::to_string(pool));
   }
   if (auto ok = drain(); !ok) {
     if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
@@ -386,13 +386,13 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
   auto it = pools_.find(slot.pool);
   if (it == pools_.end() || slot.index >= it->second.slots.size() ||
       it->second.slots[slot.index] != SlotState::acquired) {
-    return fail(Errc::malformed_message, "publish: slot " + std::to_string(slot.index) +
-                                             " of pool " + std::to_string(slot.pool) +
-                                             " is not acquired");
+    return fail(Errc::invalid_argument, "publish: slot " + std::to_string(slot.index) +
+                                            " of pool " + std::to_string(slot.pool) +
+                                            " is not acquired");
   }
   PoolState& p = it->second;
   if (p.topic != topic) {
-    return fail(Errc::malformed_message,
+    return fail(Errc::invalid_argument,
                 "publish: pool " + std::to_string(slot.pool) + " belongs to '" + p.topic + "'");
   }
   if (auto extent = validate_layout(layout, p.slot_size); !extent) {

@@ -133,6 +133,7 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
     case Errc::fd_index_out_of_range:
       return C::WRONG_FD_COUNT;
     case Errc::message_truncated:
+    case Errc::limit_exceeded:
       return C::LIMIT_EXCEEDED;
     default:
       return C::MALFORMED_MESSAGE;

@@ -47,6 +47,12 @@ enum class Errc {
   protocol_violation,  // the broker sent something the protocol does not allow here
   disconnected,        // the broker closed the connection
   no_free_slot,        // every slot of a pool is held (acquire with Wait::fail_fast)
+  // The caller's own mistake: an argument the API does not take here (a pool id that is not
+  // the producer's, a slot of another pool, a layout that does not fit its slot).
+  invalid_argument,
+  // Start-up configuration: a command-line option, a policy file, a socket systemd passed.
+  invalid_configuration,
+  limit_exceeded,  // a configured limit was reached (the broker's --max-topics)
 };
 
 // Why the broker refused a request: the code of its Error message (docs/PROTOCOL.md, "Errors"),
