@@ -126,6 +126,24 @@ class RouterTest : public ::testing::Test {
     return sut_.release(c, m.getRoot<M>().asReader().getRelease());
   }
 
+  // A producer of the pool topic "cam" with a pool of `slots` pages, and a drop-oldest
+  // consumer of depth 4 whose Subscribed reply has been read.
+  struct PoolTopic {
+    ClientState& producer;
+    ClientState& consumer;
+    std::uint32_t pool;
+  };
+  PoolTopic pool_topic(std::uint32_t slots) {
+    ClientState& producer = client();
+    ClientState& consumer = client();
+    EXPECT_TRUE(advertise(producer, "cam", true));
+    EXPECT_TRUE(subscribe(consumer, "cam", 4));
+    const std::uint32_t pool = register_pool(producer, "cam", slots);
+    EXPECT_NE(pool, 0U);
+    drain(consumer);
+    return {producer, consumer, pool};
+  }
+
   // Everything `c`'s outbox would send at the end of an event, as Broker::flush does it:
   // what is ready goes first, then the router settles (a dry pool takes back the slots of
   // frames still queued), and what that produced goes too. Other clients' outboxes are not
@@ -293,12 +311,7 @@ TEST_F(RouterTest, ADryPoolTakesBackTheSlotsQueuedForDropOldestSubscribersThatAr
 }
 
 TEST_F(RouterTest, AFrameDeliveredBeforeTheEventEndsIsNotTakenBack) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 1);
-  drain(consumer);
+  auto [producer, consumer, pool] = pool_topic(1);
 
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 0, 1));
   const auto out = drain(consumer);  // delivered, then settled
@@ -309,11 +322,7 @@ TEST_F(RouterTest, AFrameDeliveredBeforeTheEventEndsIsNotTakenBack) {
 }
 
 TEST_F(RouterTest, AConsumerLeavingFreesTheSlotsItHeldAndThoseQueuedForIt) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 4);
+  auto [producer, consumer, pool] = pool_topic(4);
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 0, 1));
   ASSERT_EQ(count(drain(consumer), M::DELIVER), 1U);       // slot 0 held
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 1, 2));  // slots 1 and 2 queued
@@ -343,11 +352,7 @@ TEST_F(RouterTest, AProducerLeavingEndsTheStreamAfterItsQueuedFrames) {
 }
 
 TEST_F(RouterTest, AProducerLeavingWhileItsSlotIsHeldLeavesTheSlotToTheConsumer) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 2);
+  auto [producer, consumer, pool] = pool_topic(2);
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 0, 1));
   ASSERT_EQ(count(drain(consumer), M::DELIVER), 1U);
 
@@ -359,12 +364,7 @@ TEST_F(RouterTest, AProducerLeavingWhileItsSlotIsHeldLeavesTheSlotToTheConsumer)
 }
 
 TEST_F(RouterTest, RefusalsAreValuesAndChangeNothing) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 2);
-  drain(consumer);
+  auto [producer, consumer, pool] = pool_topic(2);
 
   const auto unknown = publish_slot(consumer, "cam", pool, 0, 1);
   ASSERT_FALSE(unknown);
@@ -383,11 +383,7 @@ TEST_F(RouterTest, RefusalsAreValuesAndChangeNothing) {
 }
 
 TEST_F(RouterTest, APoolSlotCannotBePublishedAgainUntilEveryHolderReleasedIt) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 2);
+  auto [producer, consumer, pool] = pool_topic(2);
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 0, 1));
   drain(consumer);
 
@@ -399,11 +395,7 @@ TEST_F(RouterTest, APoolSlotCannotBePublishedAgainUntilEveryHolderReleasedIt) {
 }
 
 TEST_F(RouterTest, ResubscribingSendsThePoolsFdAgain) {
-  ClientState& producer = client();
-  ClientState& consumer = client();
-  ASSERT_TRUE(advertise(producer, "cam", true));
-  ASSERT_TRUE(subscribe(consumer, "cam", 4));
-  const std::uint32_t pool = register_pool(producer, "cam", 3);
+  auto [producer, consumer, pool] = pool_topic(3);
   ASSERT_TRUE(publish_slot(producer, "cam", pool, 0, 1));
   ASSERT_EQ(count(drain(consumer), M::POOL_ATTACH), 1U);
   ASSERT_TRUE(release(consumer, "cam", 1));
