@@ -139,6 +139,10 @@ void Broker::accept_one() {
     const bool operator_uid = is_operator(cred.uid);
     const std::size_t cap =
         options_.limits.max_clients + (operator_uid ? kOperatorReserve : std::size_t{0});
+    // Clients that hung up but whose end of file their read loop has not reached yet still
+    // count: retire those first, so a client reconnecting in a loop is not refused for its
+    // own dead connections. Only at the cap, where the poll of each session pays for itself.
+    if (sessions_.size() >= cap) retire_hung_up();
     if (sessions_.size() >= cap) {
       const std::string why = "the broker has reached its limit of " +
                               std::to_string(options_.limits.max_clients) +
@@ -187,6 +191,14 @@ void Broker::flush() {
     router_.settle();
   } while (!wakeups_.empty());
   flushing_ = false;
+}
+
+void Broker::retire_hung_up() {
+  auto sessions = sessions_;  // close_now() removes each from sessions_
+  for (auto& [id, session] : sessions) {
+    if (session->hung_up_with_nothing_unread())
+      session->close_now("connection closed by the client");
+  }
 }
 
 void Broker::session_closed(std::uint64_t id) {

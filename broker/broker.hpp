@@ -72,6 +72,7 @@ class Broker final : private SessionHost {
 
   void accept_loop();
   void accept_one();
+  void retire_hung_up();
   void schedule_hold_check();
 
   asio::io_context& io_;

@@ -362,9 +362,9 @@ void Session::check_holds(std::chrono::steady_clock::time_point now) {
   if (auto stuck = judge_holds(client_, host_.options().limits, host_.log(), now)) refuse(*stuck);
 }
 
-bool Session::hung_up_with_nothing_unread() const {
+bool Session::hung_up_with_nothing_unread() {
   if (state_ == State::closed) return false;
-  const int fd = const_cast<Socket&>(socket_).native_handle();
+  const int fd = socket_.native_handle();
   pollfd p{fd, POLLRDHUP, 0};
   if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLRDHUP)) == 0) return false;
   int unread = 0;

@@ -70,6 +70,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // take to read its final error.
   void check_holds(std::chrono::steady_clock::time_point now);
   std::uint64_t id() const { return client_.id; }
+  // The peer closed its end and left nothing unread: it is gone, though the read loop may not
+  // have seen the end of file yet.
+  bool hung_up_with_nothing_unread();  // native_handle() is not const in Asio
 
  private:
   enum class State {
@@ -95,7 +98,6 @@ class Session : public std::enable_shared_from_this<Session> {
   // Sends what the outbox has while the socket takes it without blocking; the first message
   // it does not take is kept for the write loop.
   void flush_now();
-  bool hung_up_with_nothing_unread() const;
 
   SessionHost& host_;
   Socket socket_;
