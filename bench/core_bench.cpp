@@ -108,7 +108,7 @@ void BM_DecodeAndValidatePublish(benchmark::State& state) {
   layout_to_proto(layout, frame.initLayout());
   const auto words = encode_message(builder);
   for (auto _ : state) {
-    auto extent = decode_message<proto::Message>(as_bytes(words), [](proto::Message::Reader m) {
+    auto extent = decode_message<proto::Message>(words.bytes(), [](proto::Message::Reader m) {
       auto l = layout_from_proto(m.getPublish().getFrame().getLayout());
       return l ? validate_layout(*l, 3840 * 2160 * 2) : fail(std::move(l.error()));
     });

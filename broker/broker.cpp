@@ -24,7 +24,7 @@ void refuse_connection(int fd, proto::ErrorCode code, const std::string& why) {
   error.setCode(code);
   error.setMessage(why);
   const auto words = encode_message(message);
-  (void)send_message(fd, as_bytes(words), {}, IoMode::non_blocking);
+  (void)send_message(fd, words.bytes(), {}, IoMode::non_blocking);
   shutdown_and_drain(fd, 8);
 }
 

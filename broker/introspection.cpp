@@ -59,7 +59,7 @@ void collect_pools(const ClientState& client, std::map<std::uint32_t, const Pool
 
 void fill_topic(proto::TopicInfo::Builder t, const Topic& topic) {
   t.setName(topic.name);
-  t.setKind(topic.kind);
+  t.setKind(to_proto(topic.kind));
   t.setGuarantee(to_proto(topic.guarantee));
   t.setProducer(topic.producer != nullptr ? topic.producer->id : 0);
   t.setFrames(topic.frames);
@@ -70,7 +70,7 @@ void fill_topic(proto::TopicInfo::Builder t, const Topic& topic) {
     auto s = subs[j++];
     s.setClient(sub->client->id);
     s.setQueueDepth(sub->depth);
-    s.setBackpressure(sub->policy);
+    s.setBackpressure(to_proto(sub->policy));
     s.setQueued(static_cast<std::uint32_t>(sub->queued_frames()));
     s.setInFlight(static_cast<std::uint32_t>(sub->in_flight.size()));
     s.setDelivered(sub->delivered);

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "registry.hpp"
-#include "shmfd/protocol.hpp"
+#include "shmfd/wire_protocol.hpp"
 
 namespace shmfd::broker {
 

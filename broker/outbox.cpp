@@ -42,7 +42,7 @@ void Outbox::post(capnp::MessageBuilder& message) {
 }
 
 void Outbox::enqueue(Subscription& sub, Pending entry) {
-  if (entry.frame != nullptr && sub.policy == Backpressure::DROP_OLDEST) {
+  if (entry.frame != nullptr && sub.policy == Backpressure::drop_oldest) {
     while (sub.queued_frames() >= sub.depth) {
       auto oldest = std::find_if(sub.pending.begin(), sub.pending.end(),
                                  [](const Pending& p) { return p.frame != nullptr; });
@@ -210,7 +210,7 @@ bool Outbox::next_delivery(Outgoing& out) {
     out.words = encode_message(message);
     // The queue has room again: a producer held back by this block-producer subscriber may
     // be read on.
-    if (sub.policy == Backpressure::BLOCK_PRODUCER && sub.topic->producer != nullptr) {
+    if (sub.policy == Backpressure::block_producer && sub.topic->producer != nullptr) {
       wakeups_.reader(sub.topic->producer->id);
     }
     return true;

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include <capnp/message.h>
-#include <kj/array.h>
 
 #include "log.hpp"
 #include "options.hpp"
 #include "registry.hpp"
+#include "shmfd/message_buffer.hpp"
 
 namespace shmfd::broker {
 
@@ -51,7 +51,7 @@ class Wakeups {
 
 // One message ready to send. `fd` is -1 or the fd it carries, kept open by `keep` until sent.
 struct Outgoing {
-  kj::Array<capnp::word> words;
+  EncodedMessage words;
   int fd = -1;
   std::shared_ptr<const void> keep;
 };
@@ -100,7 +100,7 @@ class Outbox {
   Wakeups& wakeups_;
   Mode mode_ = Mode::everything;
   bool dirty_ = false;
-  std::deque<kj::Array<capnp::word>> replies_;
+  std::deque<EncodedMessage> replies_;
   // SlotFree notices not yet sent, at most one per slot (PoolRecord::free_queued): however
   // often a producer republishes a slot without reading, this never outgrows its pools.
   std::deque<std::pair<std::uint32_t, std::uint32_t>> slot_frees_;

@@ -173,7 +173,7 @@ void Router::settle() {
     // back no one beyond the slots it holds, bounded by its pool window (registry.hpp).
     if (Topic* t = registry_.find(pool->topic); t != nullptr && pool->owner != nullptr) {
       for (Subscription* sub : t->subscribers) {
-        if (sub->policy == Backpressure::DROP_OLDEST) sub->drop_queued_frames_of(*pool);
+        if (sub->policy == Backpressure::drop_oldest) sub->drop_queued_frames_of(*pool);
       }
     }
     // Still dry: the slots are held (or queued for block-producer subscribers). judge_holds

@@ -45,7 +45,7 @@ std::string disconnect_reason(const Subscription& sub, const InFlight& held, con
                               const std::string& what, std::chrono::steady_clock::time_point now) {
   if (limits.stuck == StuckPolicy::always) return what + "; disconnecting";
   if (limits.stuck != StuckPolicy::pool_dry || !held.pool_frame ||
-      sub.policy != Backpressure::DROP_OLDEST) {
+      sub.policy != Backpressure::drop_oldest) {
     return {};
   }
   const auto& dry = held.pool_frame->pool->dry_since;
@@ -66,7 +66,7 @@ std::optional<Refusal> judge_holds(ClientState& client, const Limits& limits, co
       if (now - f.since < deadline) continue;
       // A held pool slot is memory its producer cannot reuse; a frame held by a block-producer
       // subscriber holds its producer back. A fresh frame held otherwise costs no one else.
-      if (!f.pool_frame && sub->policy != Backpressure::BLOCK_PRODUCER) continue;
+      if (!f.pool_frame && sub->policy != Backpressure::block_producer) continue;
       const std::string where = f.pool_frame
                                     ? "slot " + std::to_string(f.pool_frame->slot) + " of pool " +
                                           std::to_string(f.pool_frame->pool->id)

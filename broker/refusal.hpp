@@ -9,7 +9,7 @@
 
 #include <tl/expected.hpp>
 
-#include "shmfd/protocol.hpp"
+#include "shmfd/wire_protocol.hpp"
 
 namespace shmfd::broker {
 

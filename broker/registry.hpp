@@ -132,7 +132,7 @@ struct Subscription {
   Topic* topic = nullptr;  // null once unsubscribed: then only its held frames remain
   ClientState* client = nullptr;
   std::uint32_t depth = 0;
-  Backpressure policy = Backpressure::DROP_OLDEST;
+  Backpressure policy = Backpressure::drop_oldest;
   std::deque<Pending> pending;     // waiting in the broker
   std::deque<InFlight> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
@@ -141,7 +141,7 @@ struct Subscription {
   std::size_t queued_frames() const;
   // True when a block-producer subscriber cannot take another frame.
   bool blocks_producer() const {
-    return policy == Backpressure::BLOCK_PRODUCER && queued_frames() >= depth;
+    return policy == Backpressure::block_producer && queued_frames() >= depth;
   }
   // Frames of one pool this subscription may hold at once: its depth, but always one slot fewer
   // than the pool has (and at least one). However long a consumer holds them, the producer
@@ -176,7 +176,7 @@ struct Subscription {
 
 struct Topic {
   std::string name;
-  LayoutKind kind = LayoutKind::BLOB;
+  LayoutKind kind = LayoutKind::blob;
   Guarantee guarantee = Guarantee::sealed;
   ClientState* producer = nullptr;
   std::vector<Subscription*> subscribers;

@@ -47,15 +47,12 @@ void Router::leave(ClientState& client) {
 
 Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertise) {
   const std::string name = text_of(advertise.getTopic());
-  const auto kind = advertise.getKind();
+  auto kind = layout_kind_from_proto(advertise.getKind());
   auto guarantee = guarantee_from_proto(advertise.getGuarantee());
   if (auto ok = check_topic_name(name); !ok)
     return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
   if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
-  if (static_cast<unsigned>(kind) > static_cast<unsigned>(LayoutKind::TENSOR)) {
-    return refuse(Code::MALFORMED_MESSAGE,
-                  "unknown layout kind " + std::to_string(static_cast<unsigned>(kind)), name);
-  }
+  if (!kind) return refuse(Code::MALFORMED_MESSAGE, kind.error().message(), name);
   if (auto ok = check_access(options_.policy.get(), client, Right::publish, name); !ok) return ok;
   Topic* t = registry_.find(name);
   if (t != nullptr && t->producer != nullptr && t->producer != &client && t->producer->hung_up &&
@@ -76,7 +73,7 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
   if (t->producer == &client) {
     // Advertising again is harmless when nothing changes; a topic's kind and guarantee are
     // fixed while it has a producer, since subscribers and pools rely on them.
-    if (t->kind != kind || t->guarantee != *guarantee) {
+    if (t->kind != *kind || t->guarantee != *guarantee) {
       return refuse(Code::ALREADY_ADVERTISED,
                     "this client already produces '" + name + "' as " +
                         std::string(to_string(t->kind)) + ", " +
@@ -95,13 +92,13 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
     return conflict;
   }
   t->producer = &client;
-  t->kind = kind;
+  t->kind = *kind;
   t->guarantee = *guarantee;
   t->last_sequence = 0;  // sequences are the producer's: a new one starts afresh
   client.produced.insert(t);
   client.outbox.post(message);
-  log_.info(client.describe() + " produces '" + name + "' (" + std::string(to_string(kind)) + ", " +
-            std::string(to_string(*guarantee)) + ")");
+  log_.info(client.describe() + " produces '" + name + "' (" + std::string(to_string(*kind)) +
+            ", " + std::string(to_string(*guarantee)) + ")");
   return {};
 }
 
@@ -141,15 +138,11 @@ void Router::stop_producing(ClientState& producer, Topic* t, const std::string& 
 
 Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscribe) {
   const std::string name = text_of(subscribe.getTopic());
-  const auto policy = subscribe.getBackpressure();
+  auto policy = backpressure_from_proto(subscribe.getBackpressure());
   const Limits& limits = options_.limits;
   if (auto ok = check_topic_name(name); !ok)
     return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
-  if (policy != Backpressure::DROP_OLDEST && policy != Backpressure::BLOCK_PRODUCER) {
-    return refuse(Code::MALFORMED_MESSAGE,
-                  "unknown backpressure policy " + std::to_string(static_cast<unsigned>(policy)),
-                  name);
-  }
+  if (!policy) return refuse(Code::MALFORMED_MESSAGE, policy.error().message(), name);
   if (auto ok = check_access(options_.policy.get(), client, Right::subscribe, name); !ok) return ok;
   auto& subscriptions = client.subscriptions;
   auto existing = subscriptions.find(name);
@@ -191,7 +184,7 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   s.topic = *topic;
   s.client = &client;
   s.depth = depth;
-  s.policy = policy;
+  s.policy = *policy;
   (*topic)->subscribers.push_back(&s);
 
   ControlMessageBuilder message;
@@ -200,7 +193,7 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   subscribed.setQueueDepth(depth);
   client.outbox.post(message);
   log_.info(client.describe() + " subscribes to '" + name + "' (depth " + std::to_string(depth) +
-            (policy == Backpressure::DROP_OLDEST ? ", drop-oldest)" : ", block-producer)"));
+            ", " + std::string(to_string(*policy)) + ")");
   if (options_.keep_last_frame && s.topic->last) {
     client.outbox.enqueue(s, Pending{s.topic->last, {}});
   }

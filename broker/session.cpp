@@ -178,8 +178,7 @@ void Session::flush_now() {
     Outgoing out;
     if (!client_.outbox.next(out)) break;
     const auto fds = out.fd >= 0 ? std::span<const int>(&out.fd, 1) : std::span<const int>();
-    auto sent =
-        send_message(socket_.native_handle(), as_bytes(out.words), fds, IoMode::non_blocking);
+    auto sent = send_message(socket_.native_handle(), out.words.bytes(), fds, IoMode::non_blocking);
     if (sent && *sent == SendStatus::sent) continue;
     // Would block, or failed: the write loop waits for room, or reports the failure.
     stalled_ = std::move(out);
@@ -207,7 +206,7 @@ asio::awaitable<void> Session::write_loop() {
       continue;
     }
     const auto fds = out.fd >= 0 ? std::span<const int>(&out.fd, 1) : std::span<const int>();
-    auto sent = co_await async_send_message(socket_, as_bytes(out.words), fds, asio::use_awaitable);
+    auto sent = co_await async_send_message(socket_, out.words.bytes(), fds, asio::use_awaitable);
     if (state_ == State::closed) break;
     if (!sent) {
       const Error& e = sent.error();
@@ -315,7 +314,7 @@ Outcome Session::hello(proto::Hello::Reader hello) {
 
 void Session::refuse(const Refusal& r) {
   if (r.strike) ++errors_;
-  host_.log().warn(client_.describe() + ": refused [" + std::string(to_string(r.code)) +
+  host_.log().warn(client_.describe() + ": refused [" + std::string(shmfd::to_string(r.code)) +
                    "]: " + r.message);
   ControlMessageBuilder builder;
   auto error = builder.initRoot<proto::Message>().initError();

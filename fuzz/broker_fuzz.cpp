@@ -132,7 +132,7 @@ struct Harness {
   std::unique_ptr<broker::Broker> broker;
 };
 
-kj::Array<capnp::word> hello(const char* name) {
+EncodedMessage hello(const char* name) {
   capnp::MallocMessageBuilder m;
   auto h = m.initRoot<proto::Message>().initHello();
   h.setVersion(kProtocolVersion);
@@ -175,17 +175,17 @@ void check_still_serving(Harness& h) {
   UniqueFd producer = h.connect();
   const auto c_hello = hello("canary-consumer");
   const auto p_hello = hello("canary-producer");
-  h.send(consumer.get(), as_bytes(c_hello), {});
-  h.send(producer.get(), as_bytes(p_hello), {});
+  h.send(consumer.get(), c_hello.bytes(), {});
+  h.send(producer.get(), p_hello.bytes(), {});
   capnp::MallocMessageBuilder sub;
   auto s = sub.initRoot<proto::Message>().initSubscribe();
   s.setTopic("canary");
   const auto sub_words = encode_message(sub);
-  h.send(consumer.get(), as_bytes(sub_words), {});
+  h.send(consumer.get(), sub_words.bytes(), {});
   capnp::MallocMessageBuilder adv;
   adv.initRoot<proto::Message>().initAdvertise().setTopic("canary");
   const auto adv_words = encode_message(adv);
-  h.send(producer.get(), as_bytes(adv_words), {});
+  h.send(producer.get(), adv_words.bytes(), {});
   h.settle();
   auto buffer = WritableBuffer::create("canary", 4096);
   if (!buffer) violated(buffer.error().message());
@@ -199,7 +199,7 @@ void check_still_serving(Harness& h) {
   layout_to_proto(blob_layout(4096), f.initLayout());
   const auto pub_words = encode_message(pub);
   const int fd = sealed->fd();
-  h.send(producer.get(), as_bytes(pub_words), std::span<const int>(&fd, 1));
+  h.send(producer.get(), pub_words.bytes(), std::span<const int>(&fd, 1));
   h.settle();
   // The consumer's socket now holds Subscribed, then Deliver with the frame's fd.
   MessageBuffer buf;
@@ -237,7 +237,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   {
     UniqueFd client = h.connect();
     const auto greeting = hello("fuzz");
-    h.send(client.get(), as_bytes(greeting), {});
+    h.send(client.get(), greeting.bytes(), {});
     std::size_t at = 0;
     while (at + 4 <= size) {
       const std::uint8_t kind = data[at];

@@ -28,6 +28,7 @@
 #include "shmfd/guarantee.hpp"
 #include "shmfd/parse.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/wire.hpp"
 #include "table.hpp"
 
 namespace {
@@ -83,7 +84,7 @@ json fetch_state(const std::string& socket) {
   }
   capnp::MallocMessageBuilder request;
   request.initRoot<proto::Message>().initIntrospect();
-  if (auto sent = conn->send(request); !sent) die(1, sent.error().message());
+  if (auto sent = send_message(*conn, request); !sent) die(1, sent.error().message());
   auto reply = conn->receive();
   if (!reply) die(1, reply.error().message());
   json out;
@@ -99,20 +100,20 @@ json fetch_state(const std::string& socket) {
         for (auto t : s.getTopics()) {
           json subs = json::array();
           for (auto sub : t.getSubscribers()) {
+            auto policy = backpressure_from_proto(sub.getBackpressure());
             subs.push_back({{"client", sub.getClient()},
                             {"queue_depth", sub.getQueueDepth()},
-                            {"backpressure", sub.getBackpressure() == Backpressure::DROP_OLDEST
-                                                 ? "drop-oldest"
-                                                 : "block-producer"},
+                            {"backpressure", policy ? std::string(to_string(*policy)) : "?"},
                             {"queued", sub.getQueued()},
                             {"in_flight", sub.getInFlight()},
                             {"delivered", sub.getDelivered()},
                             {"dropped", sub.getDropped()}});
           }
           auto guarantee = guarantee_from_proto(t.getGuarantee());
+          auto kind = layout_kind_from_proto(t.getKind());
           out["topics"].push_back(
               {{"name", text_of(t.getName())},
-               {"kind", std::string(to_string(t.getKind()))},
+               {"kind", kind ? std::string(to_string(*kind)) : "?"},
                {"guarantee", guarantee ? std::string(to_string(*guarantee)) : "?"},
                {"producer", t.getProducer()},
                {"frames", t.getFrames()},

@@ -33,7 +33,7 @@ class AdversarialTest : public testing::FdLeakTest {
     ASSERT_TRUE(consumer->subscribe(topic));
     auto producer = Producer::connect(path, "healthy-producer");
     ASSERT_TRUE(producer) << producer.error().message();
-    ASSERT_TRUE(producer->advertise(topic, LayoutKind::BLOB));
+    ASSERT_TRUE(producer->advertise(topic, LayoutKind::blob));
     ASSERT_TRUE(testing::publish_pattern(*producer, topic, 1, 256));
     auto event = consumer->receive();
     ASSERT_TRUE(event && std::holds_alternative<Frame>(*event));
@@ -59,16 +59,16 @@ TEST_F(AdversarialTest, AConsumerThatNeverReadsNeverBlocksTheBroker) {
   testing::InProcessBroker broker;
   auto deaf = Consumer::connect(broker.path(), "deaf");
   ASSERT_TRUE(deaf);
-  ASSERT_TRUE(deaf->subscribe("firehose", 2, Backpressure::DROP_OLDEST));
+  ASSERT_TRUE(deaf->subscribe("firehose", 2, Backpressure::drop_oldest));
   auto producer = Producer::connect(broker.path());
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("firehose", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("firehose", LayoutKind::blob));
   // The deaf consumer reads nothing: the producer is never held back, and the broker keeps at
   // most its depth of frames for it.
   for (std::uint64_t seq = 1; seq <= 2000; ++seq) {
     ASSERT_TRUE(testing::publish_pattern(*producer, "firehose", seq, 64));
   }
-  ASSERT_TRUE(producer->advertise("sync", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("sync", LayoutKind::blob));
   expect_still_serving(broker.path());
 
   // When it finally reads, it gets what its window and queue held, newest last, and a drop
@@ -170,7 +170,7 @@ TEST_F(AdversarialTest, TwoHundredFiftyThreeFdsOfMixedKindsAreAllClosed) {
   }
   capnp::MallocMessageBuilder m;
   m.initRoot<proto::Message>().initPublish().setTopic("x");
-  ASSERT_TRUE(conn->send(m, raw));
+  ASSERT_TRUE(send_message(*conn, m, raw));
   owned.clear();  // our copies go; whatever the broker kept would show in the fd count
   auto reply = conn->receive();
   ASSERT_TRUE(reply);
@@ -215,7 +215,7 @@ TEST_F(AdversarialTest, AProducerFloodingFasterThanItsConsumerLosesOnlyCountedFr
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path(), "slow");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("flood", 2, Backpressure::DROP_OLDEST));
+  ASSERT_TRUE(consumer->subscribe("flood", 2, Backpressure::drop_oldest));
   constexpr std::uint64_t kFrames = 5000;
   std::uint64_t received = 0, last_dropped = 0, bad = 0;
   std::thread reader([&] {
@@ -231,7 +231,7 @@ TEST_F(AdversarialTest, AProducerFloodingFasterThanItsConsumerLosesOnlyCountedFr
   {
     auto producer = Producer::connect(broker.path(), "flood");
     ASSERT_TRUE(producer);
-    ASSERT_TRUE(producer->advertise("flood", LayoutKind::BLOB));
+    ASSERT_TRUE(producer->advertise("flood", LayoutKind::blob));
     for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
       ASSERT_TRUE(testing::publish_pattern(*producer, "flood", seq, 1024));
     }

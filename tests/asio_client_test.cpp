@@ -43,13 +43,13 @@ TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
   auto consumer = Consumer::connect(broker.path(), "async-consumer");
   ASSERT_TRUE(consumer);
   // Depth 2 with block-producer: the producer has to wait for the consumer many times.
-  ASSERT_TRUE(consumer->subscribe("async", 2, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("async", 2, Backpressure::block_producer));
   auto async_consumer = AsyncConsumer::create(io.get_executor(), std::move(*consumer));
   ASSERT_TRUE(async_consumer) << async_consumer.error().message();
 
   auto producer = Producer::connect(broker.path(), "async-producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("async", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("async", LayoutKind::blob));
   // A tiny send buffer: once the broker stops reading, the producer's socket is full after a
   // few frames and async_publish must wait for writability instead of blocking the thread.
   const int small = 4096;
@@ -96,12 +96,12 @@ TEST_F(AsioClientTest, PoolSlotsAreAcquiredAndPublishedWithoutBlockingTheThread)
   constexpr std::uint64_t kFrames = 300;
   auto consumer = Consumer::connect(broker.path(), "async-consumer");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("async-pool", 2, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("async-pool", 2, Backpressure::block_producer));
   auto async_consumer = AsyncConsumer::create(io.get_executor(), std::move(*consumer));
   ASSERT_TRUE(async_consumer);
   auto producer = Producer::connect(broker.path(), "async-producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("async-pool", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("async-pool", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("async-pool", 4096, 3);
   ASSERT_TRUE(pool) << pool.error().message();
   auto async_producer = AsyncProducer::create(io.get_executor(), std::move(*producer));

@@ -24,7 +24,7 @@ pid_t spawn_endless_producer(const std::string& socket, const std::string& topic
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
   auto producer = Producer::connect(socket, "doomed-producer");
-  if (!producer || !producer->advertise(topic, LayoutKind::BLOB)) ::_exit(1);
+  if (!producer || !producer->advertise(topic, LayoutKind::blob)) ::_exit(1);
   (void)!::write(ready_fd, "r", 1);
   for (std::uint64_t seq = 1;; ++seq) {
     if (!testing::publish_pattern(*producer, topic, seq, 4096)) ::_exit(2);
@@ -92,7 +92,7 @@ TEST(BrokerProcessTest, KilledProducerEndsTheStreamAndTheBrokerKeepsServing) {
   {
     auto consumer = Consumer::connect(broker.path(), "watcher");
     ASSERT_TRUE(consumer);
-    ASSERT_TRUE(consumer->subscribe("doomed", 4, Backpressure::BLOCK_PRODUCER));
+    ASSERT_TRUE(consumer->subscribe("doomed", 4, Backpressure::block_producer));
     const pid_t producer = spawn_endless_producer(broker.path(), "doomed", ready[1]);
     wait_ready(ready[0]);
     for (int i = 0; i < 20; ++i) {
@@ -114,7 +114,7 @@ TEST(BrokerProcessTest, KilledProducerEndsTheStreamAndTheBrokerKeepsServing) {
     auto consumer2 = Consumer::connect(broker.path());
     ASSERT_TRUE(producer2 && consumer2);
     ASSERT_TRUE(consumer2->subscribe("fresh"));
-    ASSERT_TRUE(producer2->advertise("fresh", LayoutKind::BLOB));
+    ASSERT_TRUE(producer2->advertise("fresh", LayoutKind::blob));
     ASSERT_TRUE(testing::publish_pattern(*producer2, "fresh", 1, 128));
     auto event = consumer2->receive();
     ASSERT_TRUE(event && std::holds_alternative<Frame>(*event));
@@ -136,14 +136,14 @@ TEST(BrokerProcessTest, KilledConsumerWithQueuedFramesIsCleanedUp) {
     wait_ready(ready[0]);
     auto healthy = Consumer::connect(broker.path(), "healthy");
     ASSERT_TRUE(healthy);
-    ASSERT_TRUE(healthy->subscribe("q", 32, Backpressure::BLOCK_PRODUCER));
+    ASSERT_TRUE(healthy->subscribe("q", 32, Backpressure::block_producer));
     auto producer = Producer::connect(broker.path());
     ASSERT_TRUE(producer);
-    ASSERT_TRUE(producer->advertise("q", LayoutKind::BLOB));
+    ASSERT_TRUE(producer->advertise("q", LayoutKind::blob));
     for (std::uint64_t seq = 1; seq <= 30; ++seq) {
       ASSERT_TRUE(testing::publish_pattern(*producer, "q", seq, 4096));
     }
-    ASSERT_TRUE(producer->advertise("sync", LayoutKind::BLOB));  // all 30 routed by now
+    ASSERT_TRUE(producer->advertise("sync", LayoutKind::blob));  // all 30 routed by now
     // The stuck consumer's queue pins frames in the broker (fds beyond the 3 clients).
     EXPECT_GT(broker.fd_count(), baseline + 3);
     kill_and_reap(stuck);

@@ -37,7 +37,7 @@ class BrokerRefusalTest : public testing::FdLeakTest {
     auto c = Connection::open(broker_->path(), "raw");
     ASSERT_TRUE(c) << c.error().message();
     conn_ = std::make_unique<Connection>(std::move(*c));
-    advertise("cam", LayoutKind::BLOB, Guarantee::sealed);
+    advertise("cam", LayoutKind::blob, Guarantee::sealed);
   }
   void TearDown() override {
     conn_.reset();
@@ -49,9 +49,9 @@ class BrokerRefusalTest : public testing::FdLeakTest {
     capnp::MallocMessageBuilder m;
     auto a = m.initRoot<proto::Message>().initAdvertise();
     a.setTopic(topic);
-    a.setKind(kind);
+    a.setKind(to_proto(kind));
     a.setGuarantee(to_proto(level));
-    ASSERT_TRUE(conn_->send(m));
+    ASSERT_TRUE(send_message(*conn_, m));
     auto reply = next();
     ASSERT_TRUE(reply.is_advertised) << reply.refusal.message;
   }
@@ -65,7 +65,7 @@ class BrokerRefusalTest : public testing::FdLeakTest {
     f.setFd(fd_index);
     f.setSequence(seq);
     layout_to_proto(layout, f.initLayout());
-    ASSERT_TRUE(conn_->send(m, fds));
+    ASSERT_TRUE(send_message(*conn_, m, fds));
   }
 
   struct Reply {
@@ -231,7 +231,7 @@ TEST_F(BrokerRefusalTest, FdsOnAMessageThatTakesNone) {
   capnp::MallocMessageBuilder m;
   m.initRoot<proto::Message>().initSubscribe().setTopic("cam");
   const int raw = fd.get();
-  ASSERT_TRUE(conn_->send(m, std::span(&raw, 1)));
+  ASSERT_TRUE(send_message(*conn_, m, std::span(&raw, 1)));
   Refusal r = refusal();
   EXPECT_EQ(r.code, Code::WRONG_FD_COUNT);
   EXPECT_NE(r.message.find("Subscribe takes no fds"), std::string::npos) << r.message;
@@ -271,7 +271,7 @@ TEST_F(BrokerRefusalTest, HostileCapnProtoIsRefusedAndItsFdClosed) {
 
 TEST_F(BrokerRefusalTest, TruncatedMessagesAreMalformed) {
   const auto words = testing::tensor_publish_words("cam");
-  const auto bytes = as_bytes(words);
+  const auto bytes = words.bytes();
   for (std::size_t cut : {std::size_t{8}, bytes.size() / 2, bytes.size() - 8, bytes.size() - 1}) {
     SCOPED_TRACE(cut);
     ASSERT_TRUE(send_message(conn_->fd(), bytes.first(cut)));
@@ -283,7 +283,7 @@ TEST_F(BrokerRefusalTest, TruncatedMessagesAreMalformed) {
 TEST_F(BrokerRefusalTest, AnotherClientCannotTakeAProducedTopic) {
   auto other = Producer::connect(broker_->path(), "intruder");
   ASSERT_TRUE(other);
-  auto ok = other->advertise("cam", LayoutKind::BLOB);
+  auto ok = other->advertise("cam", LayoutKind::blob);
   ASSERT_FALSE(ok);
   EXPECT_TRUE(ok.error().is(Errc::broker_refused));
   EXPECT_TRUE(ok.error().is(BrokerErrc::topic_taken)) << ok.error().code().message();
@@ -348,11 +348,11 @@ TEST(BrokerLimitTest, ATakenTopicIsNoStrikeAndACrashedProducersTopicIsFree) {
   testing::InProcessBroker broker(options);
   auto first = Producer::connect(broker.path(), "first");
   ASSERT_TRUE(first);
-  ASSERT_TRUE(first->advertise("cam", LayoutKind::BLOB));
+  ASSERT_TRUE(first->advertise("cam", LayoutKind::blob));
   auto second = Producer::connect(broker.path(), "second");
   ASSERT_TRUE(second);
   for (int i = 0; i < 10; ++i) {  // a restarted producer retrying: not misbehaviour
-    auto taken = second->advertise("cam", LayoutKind::BLOB);
+    auto taken = second->advertise("cam", LayoutKind::blob);
     ASSERT_FALSE(taken);
     EXPECT_NE(taken.error().message().find("topic-taken"), std::string::npos);
   }
@@ -362,14 +362,14 @@ TEST(BrokerLimitTest, ATakenTopicIsNoStrikeAndACrashedProducersTopicIsFree) {
   // the next producer at once (it left nothing unread, so nothing is lost).
   auto consumer = Consumer::connect(broker.path(), "stalled");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("cam", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("cam", 1, Backpressure::block_producer));
   for (std::uint64_t seq = 1; seq <= 2; ++seq) {  // one in flight, one queued: held
     ASSERT_TRUE(testing::publish_pattern(*first, "cam", seq, 64));
   }
   ASSERT_TRUE(
       broker.wait_until([](broker::Broker& b) { return b.registry().find("cam")->frames == 2; }));
   first = fail(Errc::disconnected, "crashed");  // its socket closes; the broker is not reading it
-  ASSERT_TRUE(second->advertise("cam", LayoutKind::BLOB))
+  ASSERT_TRUE(second->advertise("cam", LayoutKind::blob))
       << "the topic of a producer that hung up goes to the next one";
   ASSERT_TRUE(testing::publish_pattern(*second, "cam", 1, 64));
   // The consumer gets both frames of the first producer, its end of stream, then the second's.

@@ -69,7 +69,7 @@ void expect_fan_out_intact(const std::string& path) {
   for (int i = 0; i < 3; ++i) {
     auto c = Consumer::connect(path, "consumer" + std::to_string(i));
     ASSERT_TRUE(c) << c.error().message();
-    auto depth = c->subscribe("fanout", 4, Backpressure::BLOCK_PRODUCER);
+    auto depth = c->subscribe("fanout", 4, Backpressure::block_producer);
     ASSERT_TRUE(depth) << depth.error().message();
     EXPECT_EQ(*depth, 4U);
     consumers.push_back(std::move(*c));
@@ -82,7 +82,7 @@ void expect_fan_out_intact(const std::string& path) {
   {
     auto producer = Producer::connect(path, "producer");
     ASSERT_TRUE(producer) << producer.error().message();
-    ASSERT_TRUE(producer->advertise("fanout", LayoutKind::BLOB));
+    ASSERT_TRUE(producer->advertise("fanout", LayoutKind::blob));
     for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
       auto sent = publish_pattern(*producer, "fanout", seq, sizes[(seq - 1) % sizes.size()]);
       ASSERT_TRUE(sent) << sent.error().message();
@@ -118,15 +118,15 @@ TEST_F(BrokerTest, DropOldestLosesOnlyOldFramesOfTheSlowConsumerAndCountsExactly
   auto slow = Consumer::connect(broker.path(), "slow");
   auto fast = Consumer::connect(broker.path(), "fast");
   ASSERT_TRUE(slow && fast);
-  ASSERT_EQ(*slow->subscribe("live", 2, Backpressure::DROP_OLDEST), 2U);
-  ASSERT_TRUE(fast->subscribe("live", 4, Backpressure::BLOCK_PRODUCER));
+  ASSERT_EQ(*slow->subscribe("live", 2, Backpressure::drop_oldest), 2U);
+  ASSERT_TRUE(fast->subscribe("live", 4, Backpressure::block_producer));
 
   ConsumerReport fast_report;
   std::thread fast_thread([&] { fast_report = drain(*fast, {256}); });
   {
     auto producer = Producer::connect(broker.path(), "producer");
     ASSERT_TRUE(producer);
-    ASSERT_TRUE(producer->advertise("live", LayoutKind::BLOB));
+    ASSERT_TRUE(producer->advertise("live", LayoutKind::blob));
     for (std::uint64_t seq = 1; seq <= kFrames; ++seq) {
       ASSERT_TRUE(publish_pattern(*producer, "live", seq, 256));
     }
@@ -161,12 +161,12 @@ TEST_F(BrokerTest, LateSubscriberGetsTheLastFrameOnlyWithKeepLastFrame) {
   InProcessBroker broker(options);
   auto producer = Producer::connect(broker.path());
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("state", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("state", LayoutKind::blob));
   ASSERT_TRUE(publish_pattern(*producer, "state", 1, 32));
   ASSERT_TRUE(publish_pattern(*producer, "state", 2, 32));
   // The broker handles a client's messages in order: once this answer arrives, both frames
   // have been routed.
-  ASSERT_TRUE(producer->advertise("sync", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("sync", LayoutKind::blob));
 
   auto late = Consumer::connect(broker.path());
   ASSERT_TRUE(late);

@@ -36,7 +36,7 @@ Result<std::uint64_t> publish_slot(Producer& producer, std::uint32_t pool, std::
 TEST_F(ClientLifecycleTest, UnsubscribeKeepsHeldFramesAndSubscribingAgainWorks) {
   auto producer = Producer::connect(broker_->path(), "producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("pool", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("pool", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("pool", 64, 2);
   ASSERT_TRUE(pool) << pool.error().message();
   auto consumer = Consumer::connect(broker_->path(), "consumer");
@@ -76,7 +76,7 @@ TEST_F(ClientLifecycleTest, UnadvertiseEndsTheStreamAndAnotherProducerTakesOver)
   ASSERT_TRUE(consumer->subscribe("cam"));
   auto first = Producer::connect(broker_->path(), "first");
   ASSERT_TRUE(first);
-  ASSERT_TRUE(first->advertise("cam", LayoutKind::BLOB));
+  ASSERT_TRUE(first->advertise("cam", LayoutKind::blob));
   ASSERT_TRUE(testing::publish_pattern(*first, "cam", 1, 256));
   auto ok = first->unadvertise("cam");
   ASSERT_TRUE(ok) << ok.error().message();
@@ -88,7 +88,7 @@ TEST_F(ClientLifecycleTest, UnadvertiseEndsTheStreamAndAnotherProducerTakesOver)
 
   auto second = Producer::connect(broker_->path(), "second");
   ASSERT_TRUE(second);
-  ASSERT_TRUE(second->advertise("cam", LayoutKind::BLOB));
+  ASSERT_TRUE(second->advertise("cam", LayoutKind::blob));
   ASSERT_TRUE(testing::publish_pattern(*second, "cam", 1, 256));
   auto next = consumer->receive();
   ASSERT_TRUE(next && std::holds_alternative<Frame>(*next));

@@ -169,7 +169,7 @@ TEST_P(StoppedConsumerTest, HealthyConsumerAndProducerKeepTheirRate) {
   auto producer = Producer::connect(broker_->path(), "producer");
   ASSERT_TRUE(producer);
   ASSERT_TRUE(
-      producer->advertise("c", LayoutKind::IMAGE, c.pool ? Guarantee::pool : Guarantee::sealed));
+      producer->advertise("c", LayoutKind::image, c.pool ? Guarantee::pool : Guarantee::sealed));
   std::uint32_t pool = 0;
   if (c.pool) {
     auto created = producer->create_pool("c", 64 * 64 * 4, 4);
@@ -274,7 +274,7 @@ TEST_P(StuckTogetherTest, TwoStuckConsumersDryAPool) {
   HealthyConsumer healthy(broker.path(), "dry");
   auto producer = Producer::connect(broker.path(), "producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("dry", LayoutKind::IMAGE, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("dry", LayoutKind::image, Guarantee::pool));
   auto pool = producer->create_pool("dry", 64 * 64 * 4, 4);
   ASSERT_TRUE(pool) << pool.error().message();
   // Each takes two frames and reads nothing more: a window of 2 slots each.
@@ -356,7 +356,7 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path(), "slow");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("live", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("live", 1, Backpressure::block_producer));
   testing::Program pub({SHMFD_PUB_BIN, "--socket", broker.path(), "--topic", "live", "--fps", "50",
                         "--pool", "2", "--width", "64", "--height", "64"});
   auto first = consumer->receive();
@@ -387,7 +387,7 @@ TEST(InFlightTest, AHeldBackProducerWaitsWithABoundedNumberOfFramesInFlight) {
   stopped->subscribe("block", 1, proto::Backpressure::BLOCK_PRODUCER);  // and never reads again
   auto producer = Producer::connect(broker.path(), "producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("block", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("block", LayoutKind::blob));
   std::atomic<std::uint64_t> published{0};
   std::thread publisher([&] {
     const Layout layout = blob_layout(1 << 20);

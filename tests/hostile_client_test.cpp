@@ -220,7 +220,7 @@ TEST_F(HostileClientTest, APublishAfterTheBrokerDiedSaysTheBrokerClosedTheConnec
   testing::SubprocessBroker broker;
   auto producer = Producer::connect(broker.path(), "pub");
   ASSERT_TRUE(producer) << producer.error().message();
-  ASSERT_TRUE(producer->advertise("cam", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("cam", LayoutKind::blob));
   broker.stop(SIGKILL);
   Result<std::uint64_t> sent = 1;
   for (int i = 0; i < 3 && sent; ++i) {
@@ -243,7 +243,7 @@ int run_sub_on_foreign_frames(const std::string& socket, const std::string& topi
   testing::Program sub(args);
   if (!sub.wait_for("subscribed")) return -1;
   auto producer = Producer::connect(socket, "third-party");
-  if (producer && producer->advertise(topic, LayoutKind::IMAGE)) {
+  if (producer && producer->advertise(topic, LayoutKind::image)) {
     const auto layout = *image_layout(PixelFormat::rgba8, 16, 8);
     for (int i = 0; i < 3; ++i) {
       auto buffer = producer->allocate(topic, layout);  // zeros: not the test pattern

@@ -61,10 +61,10 @@ TEST_F(HugePageTest, HugePagePoolCarriesFramesThroughTheBroker) {
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path());
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("huge", 2, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("huge", 2, Backpressure::block_producer));
   auto producer = Producer::connect(broker.path());
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("huge", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("huge", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("huge", 100 * 1000, 3, MemfdOptions{.huge_pages = true});
   ASSERT_TRUE(pool) << pool.error().message();
   EXPECT_EQ(producer->slot_size(*pool), 2U << 20) << "each slot starts on a huge page boundary";
@@ -85,7 +85,7 @@ TEST_F(HugePageTest, APoolFallsBackToNormalPagesOnlyWhenAskedTo) {
   testing::InProcessBroker broker;
   auto producer = Producer::connect(broker.path());
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("maybe-huge", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("maybe-huge", LayoutKind::blob, Guarantee::pool));
   {
     testing::HugePageReservation none(0);
     if (!none.ok()) GTEST_SKIP() << "cannot set vm.nr_hugepages to 0 (needs root)";

@@ -44,7 +44,7 @@ TEST_F(LimitsTest, PinnedBytesBoundPoolsAndQueuedFramesPerClient) {
 
   auto producer = Producer::connect(broker.path(), "pinner");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("pool", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("pool", LayoutKind::blob, Guarantee::pool));
   ASSERT_TRUE(producer->create_pool("pool", 4096, 12));  // 48 KiB of 64
   auto second = producer->create_pool("pool", 4096, 8);  // 32 KiB more
   ASSERT_FALSE(second);
@@ -56,7 +56,7 @@ TEST_F(LimitsTest, PinnedBytesBoundPoolsAndQueuedFramesPerClient) {
   auto consumer = Consumer::connect(broker.path(), "sleeper");
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->subscribe("fresh", 1));
-  ASSERT_TRUE(producer->advertise("fresh", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("fresh", LayoutKind::blob));
   std::vector<Error> refused;
   for (std::uint64_t seq = 1; seq <= 3; ++seq) {
     auto sent = testing::publish_pattern(*producer, "fresh", seq, 12288);
@@ -90,7 +90,7 @@ TEST_F(LimitsTest, PinnedBytesBoundPoolsAndQueuedFramesPerClient) {
   // Another client's budget is its own.
   auto other = Producer::connect(broker.path(), "other");
   ASSERT_TRUE(other);
-  ASSERT_TRUE(other->advertise("pool2", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(other->advertise("pool2", LayoutKind::blob, Guarantee::pool));
   EXPECT_TRUE(other->create_pool("pool2", 4096, 16));
 }
 
@@ -103,7 +103,7 @@ TEST_F(LimitsTest, SlotsHeldStopsDeliveryUntilARelease) {
   ASSERT_TRUE(consumer->subscribe("slots", 4));
   auto producer = Producer::connect(broker.path(), "pool-producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("slots", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("slots", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("slots", 4096, 8);
   ASSERT_TRUE(pool);
   for (int i = 0; i < 3; ++i) {
@@ -130,10 +130,10 @@ TEST_F(LimitsTest, AStuckBlockProducerSubscriberIsCutOffAndItsProducerGoesOn) {
   testing::InProcessBroker broker(options);
   auto stuck = Consumer::connect(broker.path(), "stuck");
   ASSERT_TRUE(stuck);
-  ASSERT_TRUE(stuck->subscribe("held", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(stuck->subscribe("held", 1, Backpressure::block_producer));
   auto producer = Producer::connect(broker.path(), "held-back");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("held", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("held", LayoutKind::blob));
   // One in flight, one queued, then the producer is held until the stuck consumer is cut off.
   for (std::uint64_t seq = 1; seq <= 5; ++seq) {
     ASSERT_TRUE(testing::publish_pattern(*producer, "held", seq, 64));
@@ -158,10 +158,10 @@ TEST_F(LimitsTest, MessageRatePacesTheClientAndLosesNothing) {
   testing::InProcessBroker broker(options);
   auto consumer = Consumer::connect(broker.path(), "watcher");
   ASSERT_TRUE(consumer);
-  ASSERT_TRUE(consumer->subscribe("rate", 16, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("rate", 16, Backpressure::block_producer));
   auto producer = Producer::connect(broker.path(), "flooder");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("rate", LayoutKind::BLOB));
+  ASSERT_TRUE(producer->advertise("rate", LayoutKind::blob));
   constexpr std::uint64_t kFrames = 100;
   const auto start = std::chrono::steady_clock::now();
   // Published from a thread: with the publish window, a producer held back waits in publish().
@@ -204,7 +204,7 @@ TEST_F(LimitsTest, AClientThatDoesNotReadItsRepliesIsDisconnected) {
   // buffer pile up in the broker until the limit cuts the client off.
   bool cut_off = false;
   for (int i = 0; i < 100000 && !cut_off; ++i) {
-    auto sent = send_message(conn->fd(), as_bytes(words), {}, IoMode::non_blocking);
+    auto sent = send_message(conn->fd(), words.bytes(), {}, IoMode::non_blocking);
     cut_off = !sent;  // EPIPE or ECONNRESET: the broker hung up
     if (sent && *sent == SendStatus::would_block) std::this_thread::sleep_for(1ms);
     if (!cut_off && i % 64 == 63) {

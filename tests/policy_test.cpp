@@ -109,8 +109,8 @@ TEST(PolicyBrokerTest, ThePolicyDecidesWhoPublishesAndSubscribesWhere) {
   const int status = as_nobody([&] {
     auto p = Producer::connect(broker.path(), "camera");
     if (!p) return 1;
-    if (!p->advertise("cam/1", LayoutKind::BLOB)) return 2;  // granted
-    if (!denied(p->advertise("secret", LayoutKind::BLOB), "may not publish on 'secret'")) return 3;
+    if (!p->advertise("cam/1", LayoutKind::blob)) return 2;  // granted
+    if (!denied(p->advertise("secret", LayoutKind::blob), "may not publish on 'secret'")) return 3;
     auto c = Consumer::connect(broker.path(), "viewer");
     if (!c) return 4;
     if (!c->subscribe("cam/1")) return 5;  // granted

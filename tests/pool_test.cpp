@@ -36,7 +36,7 @@ Result<PoolProducer> pool_producer(const std::string& path, const std::string& t
                                    std::uint32_t slots, std::size_t slot_bytes = kSlotBytes) {
   auto producer = Producer::connect(path, "pool-producer");
   if (!producer) return fail(std::move(producer.error()));
-  if (auto ok = producer->advertise(topic, LayoutKind::BLOB, Guarantee::pool); !ok) {
+  if (auto ok = producer->advertise(topic, LayoutKind::blob, Guarantee::pool); !ok) {
     return fail(std::move(ok.error()));
   }
   auto pool = producer->create_pool(topic, slot_bytes, slots);
@@ -70,7 +70,7 @@ TEST_F(PoolTest, ReuseIsSafeUnderFanOutWithConsumersHoldingFramesForRandomTimes)
   for (int i = 0; i < 3; ++i) {
     auto c = Consumer::connect(broker.path(), "verifier" + std::to_string(i));
     ASSERT_TRUE(c);
-    ASSERT_TRUE(c->subscribe("reuse", kDepth, Backpressure::BLOCK_PRODUCER));
+    ASSERT_TRUE(c->subscribe("reuse", kDepth, Backpressure::block_producer));
     consumers.push_back(std::move(*c));
   }
   struct Report {
@@ -158,7 +158,7 @@ TEST_F(PoolTest, ExhaustionFailsFastOrWaitsAndResumesOnRelease) {
   auto consumer = Consumer::connect(broker.path());
   ASSERT_TRUE(consumer);
   // Block-producer: frames queued for it keep their slots (drop-oldest would give them up).
-  ASSERT_TRUE(consumer->subscribe("full", 4, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(consumer->subscribe("full", 4, Backpressure::block_producer));
   auto p = pool_producer(broker.path(), "full", 2);
   ASSERT_TRUE(p);
   ASSERT_TRUE(publish_stamped(*p, "full", 1));
@@ -188,7 +188,7 @@ TEST_F(PoolTest, DropOldestReleasesTheSlotsItDrops) {
   testing::InProcessBroker broker;
   auto slow = Consumer::connect(broker.path(), "slow");
   ASSERT_TRUE(slow);
-  ASSERT_TRUE(slow->subscribe("drop", 1, Backpressure::DROP_OLDEST));
+  ASSERT_TRUE(slow->subscribe("drop", 1, Backpressure::drop_oldest));
   auto p = pool_producer(broker.path(), "drop", 3);
   ASSERT_TRUE(p);
   for (std::uint64_t seq = 1; seq <= 50; ++seq) {
@@ -196,7 +196,7 @@ TEST_F(PoolTest, DropOldestReleasesTheSlotsItDrops) {
     auto sent = publish_stamped(*p, "drop", seq);
     ASSERT_TRUE(sent) << sent.error().message();
   }
-  ASSERT_TRUE(p->producer.advertise("sync", LayoutKind::BLOB));  // all 50 routed
+  ASSERT_TRUE(p->producer.advertise("sync", LayoutKind::blob));  // all 50 routed
   {
     // Delivered before the queue filled (frame 1, or 2 if 1 was still queued when 2 came).
     Frame first = receive_frame(*slow);
@@ -233,12 +233,12 @@ TEST_F(PoolTest, TheLastFrameArrivesThoughItsProducerLeftWithSlotFreeUnread) {
   auto holder = Consumer::connect(broker.path(), "holder");
   auto reader = Consumer::connect(broker.path(), "reader");
   ASSERT_TRUE(holder && reader);
-  ASSERT_TRUE(holder->subscribe("held", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(holder->subscribe("held", 1, Backpressure::block_producer));
   ASSERT_TRUE(reader->subscribe("last"));
   auto made = pool_producer(broker.path(), "last", 2);
   ASSERT_TRUE(made) << made.error().message();
   std::optional<PoolProducer> p(std::move(*made));
-  ASSERT_TRUE(p->producer.advertise("held", LayoutKind::BLOB, Guarantee::sealed));
+  ASSERT_TRUE(p->producer.advertise("held", LayoutKind::blob, Guarantee::sealed));
   const auto publish_held = [&] {
     auto buffer = p->producer.allocate("held", blob_layout(4096));
     ASSERT_TRUE(buffer) << buffer.error().message();
@@ -281,7 +281,7 @@ TEST_F(PoolTest, LayoutMustFitTheSlotAndPoolsNeedThePoolGuarantee) {
 
   auto sealed_topic = Producer::connect(broker.path());
   ASSERT_TRUE(sealed_topic);
-  ASSERT_TRUE(sealed_topic->advertise("immutable", LayoutKind::BLOB, Guarantee::sealed));
+  ASSERT_TRUE(sealed_topic->advertise("immutable", LayoutKind::blob, Guarantee::sealed));
   auto refused = sealed_topic->create_pool("immutable", 4096, 2);
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message().find("pools need the pool guarantee"), std::string::npos)

@@ -63,7 +63,7 @@ TEST_F(ProtocolTest, Framing_AMessageOfSeveralSegmentsIsAccepted) {
   a.setTopic("several/segments");
   ASSERT_GT(m.getSegmentsForOutput().size(), 1U);
   const auto words = capnp::messageToFlatArray(m);
-  ASSERT_TRUE(c.send_bytes(as_bytes(words)));
+  ASSERT_TRUE(c.send_bytes(std::as_bytes(std::span(words.begin(), words.size()))));
   Received r = c.next();
   EXPECT_TRUE(r.is(M::ADVERTISED)) << r;
   EXPECT_EQ(r.topic, "several/segments");

@@ -36,7 +36,7 @@ TEST_P(ReconnectTest, ProducerAndConsumerGoOnThroughABrokerRestart) {
   auto producer = Producer::connect(path, "survivor");
   ASSERT_TRUE(producer);
   producer->reconnect_on_loss({std::chrono::milliseconds(10), std::chrono::milliseconds(100)});
-  ASSERT_TRUE(producer->advertise("restart", LayoutKind::BLOB,
+  ASSERT_TRUE(producer->advertise("restart", LayoutKind::blob,
                                   pooled ? Guarantee::pool : Guarantee::sealed));
   std::uint32_t pool = 0;
   if (pooled) {

@@ -64,12 +64,12 @@ class RouterTest : public ::testing::Test {
     return sut_.advertise(c, m.getRoot<M>().asReader().getAdvertise());
   }
   Outcome subscribe(ClientState& c, const std::string& topic, std::uint32_t depth,
-                    Backpressure policy = Backpressure::DROP_OLDEST) {
+                    Backpressure policy = Backpressure::drop_oldest) {
     ControlMessageBuilder m;
     auto s = m.initRoot<M>().initSubscribe();
     s.setTopic(topic);
     s.setQueueDepth(depth);
-    s.setBackpressure(policy);
+    s.setBackpressure(to_proto(policy));
     return sut_.subscribe(c, m.getRoot<M>().asReader().getSubscribe());
   }
   // Registers a pool of `slots` pages for `topic`; its id, or 0.
@@ -161,7 +161,7 @@ class RouterTest : public ::testing::Test {
     while (c.outbox.next(next)) {
       Out o;
       o.has_fd = next.fd >= 0;
-      auto decoded = decode_message<M>(as_bytes(next.words), [&](M::Reader m) -> Status {
+      auto decoded = decode_message<M>(next.words.bytes(), [&](M::Reader m) -> Status {
         o.which = m.which();
         switch (o.which) {
           case M::DELIVER:
@@ -279,7 +279,7 @@ TEST_F(RouterTest, BlockProducerHoldsItsProducerUntilTheQueueDrains) {
   ClientState& producer = client();
   ClientState& consumer = client();
   ASSERT_TRUE(advertise(producer, "cam", false));
-  ASSERT_TRUE(subscribe(consumer, "cam", 1, Backpressure::BLOCK_PRODUCER));
+  ASSERT_TRUE(subscribe(consumer, "cam", 1, Backpressure::block_producer));
   drain(consumer);
   wakeups_.take();
 

@@ -75,7 +75,7 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
   ASSERT_TRUE(consumer->subscribe("ctl/cam", 4));
   auto producer = Producer::connect(broker.path(), "ctl-producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("ctl/cam", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("ctl/cam", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("ctl/cam", 8192, 4);
   ASSERT_TRUE(pool) << pool.error().message();
   for (std::uint64_t seq = 1; seq <= 3; ++seq) {
@@ -91,7 +91,7 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
     ASSERT_TRUE(event && std::holds_alternative<Frame>(*event));
     if (i < 2) held.push_back(std::move(std::get<Frame>(*event)));
   }
-  ASSERT_TRUE(producer->advertise("ctl/other", LayoutKind::IMAGE));  // a second topic, and a sync
+  ASSERT_TRUE(producer->advertise("ctl/other", LayoutKind::image));  // a second topic, and a sync
 
   const json topics = json_of(shmfdctl({"--socket", broker.path(), "--json", "topics"}));
   ASSERT_TRUE(topics.is_array()) << topics;
@@ -177,7 +177,7 @@ TEST(ShmfdctlTest, MemfdsFindsAPoolMappedByAConsumerAndNobodyAfterItExits) {
   ASSERT_TRUE(broker.listening()) << broker.output();
   auto producer = Producer::connect(broker.path(), "ctl-producer");
   ASSERT_TRUE(producer);
-  ASSERT_TRUE(producer->advertise("leak/hunt", LayoutKind::BLOB, Guarantee::pool));
+  ASSERT_TRUE(producer->advertise("leak/hunt", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("leak/hunt", 4096, 2);
   ASSERT_TRUE(pool);
   int ready[2];

@@ -139,9 +139,9 @@ struct Side {
 Side open_side(const std::string& socket, const std::string& in, const std::string& out,
                bool pooled) {
   auto consumer = must(Consumer::connect(socket, "bench-latency"), "connect");
-  must(consumer.subscribe(in, 4, Backpressure::BLOCK_PRODUCER), "subscribe");
+  must(consumer.subscribe(in, 4, Backpressure::block_producer), "subscribe");
   auto producer = must(Producer::connect(socket, "bench-latency"), "connect");
-  must(producer.advertise(out, LayoutKind::BLOB, pooled ? Guarantee::pool : Guarantee::sealed),
+  must(producer.advertise(out, LayoutKind::blob, pooled ? Guarantee::pool : Guarantee::sealed),
        "advertise");
   Side side{std::move(producer), std::move(consumer), 0};
   if (pooled) side.pool = must(side.producer.create_pool(out, kSmall, 8), "create_pool");
@@ -229,7 +229,7 @@ void s1(Results& results, const bench::Options& o) {
 int broker_consumer(const std::string& socket, const std::string& topic, std::uint64_t frames,
                     Work work, SharedSamples& arrivals, const Signal& ready, std::uint32_t depth) {
   auto consumer = must(Consumer::connect(socket, "bench-consumer"), "connect");
-  must(consumer.subscribe(topic, depth, Backpressure::BLOCK_PRODUCER), "subscribe");
+  must(consumer.subscribe(topic, depth, Backpressure::block_producer), "subscribe");
   ready.post();
   std::uint64_t sink = 0;
   for (std::uint64_t i = 0; i < frames; ++i) {
@@ -249,7 +249,7 @@ Rate run_pool_4k(const std::string& socket, std::uint64_t frames, Work work,
       [&] { return broker_consumer(socket, "s2/pool", frames, work, arrivals, ready, 2); });
   ready.wait();
   auto producer = must(Producer::connect(socket, "bench-pool"), "connect");
-  must(producer.advertise("s2/pool", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+  must(producer.advertise("s2/pool", LayoutKind::image, Guarantee::pool), "advertise");
   const auto pool = must(
       producer.create_pool("s2/pool", bench::k4KBytes, 4, MemfdOptions{.huge_pages = huge_pages}),
       "create_pool");
@@ -269,7 +269,7 @@ Rate run_sealed_4k(const std::string& socket, std::uint64_t frames, Work work) {
       [&] { return broker_consumer(socket, "s2/sealed", frames, work, arrivals, ready, 2); });
   ready.wait();
   auto producer = must(Producer::connect(socket, "bench-sealed"), "connect");
-  must(producer.advertise("s2/sealed", LayoutKind::IMAGE), "advertise");
+  must(producer.advertise("s2/sealed", LayoutKind::image), "advertise");
   for (std::uint64_t i = 0; i < frames; ++i) {
     auto buffer = must(producer.allocate("s2/sealed", layout), "allocate");
     must(producer.publish("s2/sealed", std::move(buffer), layout), "publish");
@@ -386,7 +386,7 @@ void s3(Results& results, const bench::Options& o) {
     for (std::uint32_t c = 0; c < consumers; ++c) {
       children.push_back(bench::spawn([&, c] {
         auto consumer = must(Consumer::connect(broker.socket(), "fan-out"), "connect");
-        must(consumer.subscribe("s3", 2, Backpressure::BLOCK_PRODUCER), "subscribe");
+        must(consumer.subscribe("s3", 2, Backpressure::block_producer), "subscribe");
         ready.post();
         std::uint64_t sink = 0;
         for (std::uint64_t f = 0; f < frames; ++f) {
@@ -403,7 +403,7 @@ void s3(Results& results, const bench::Options& o) {
     }
     for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
     auto producer = must(Producer::connect(broker.socket(), "fan-out"), "connect");
-    must(producer.advertise("s3", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+    must(producer.advertise("s3", LayoutKind::image, Guarantee::pool), "advertise");
     // Every consumer gets the same frames: with block-producer queues of depth 2, at most
     // 2 (window) + 2 (queue) frames are out at once, whatever the fan-out; one more to write.
     const auto pool = must(producer.create_pool("s3", bench::k4KBytes, 5), "create_pool");
@@ -452,7 +452,7 @@ void s4(Results& results, const bench::Options& o) {
       });
       ready.wait();
       auto producer = must(Producer::connect(broker.socket(), "stream"), "connect");
-      must(producer.advertise("s4", LayoutKind::BLOB, Guarantee::pool), "advertise");
+      must(producer.advertise("s4", LayoutKind::blob, Guarantee::pool), "advertise");
       const auto p = must(producer.create_pool("s4", kKiB, 128), "create_pool");
       const Layout layout = blob_layout(kKiB);
       for (std::uint64_t i = 0; i < frames; ++i) {
@@ -508,7 +508,7 @@ void s5(Results& results, const bench::Options& o) {
         must(consumers.back().subscribe(topic, 4), "subscribe");
       }
       producers.push_back(must(Producer::connect(broker.socket(), "s5"), "connect"));
-      must(producers.back().advertise(topic, LayoutKind::BLOB, Guarantee::pool), "advertise");
+      must(producers.back().advertise(topic, LayoutKind::blob, Guarantee::pool), "advertise");
       const auto pool = must(producers.back().create_pool(topic, 4096, 64), "create_pool");
       for (int f = 0; f < 8; ++f) {
         auto slot = must(producers.back().acquire(pool), "acquire");
@@ -554,7 +554,7 @@ void s5(Results& results, const bench::Options& o) {
     for (std::uint32_t c = 0; c < kConsumers; ++c) {
       pids.push_back(bench::spawn([&] {
         auto consumer = must(Consumer::connect(broker.socket(), "pss"), "connect");
-        must(consumer.subscribe("s5/pool", 1, Backpressure::BLOCK_PRODUCER), "subscribe");
+        must(consumer.subscribe("s5/pool", 1, Backpressure::block_producer), "subscribe");
         ready.post();
         std::uint64_t sink = 0;
         for (std::uint64_t f = 0; f < frames; ++f) {
@@ -570,7 +570,7 @@ void s5(Results& results, const bench::Options& o) {
     Signal produced;
     pids.push_back(bench::spawn([&] {
       auto producer = must(Producer::connect(broker.socket(), "pss"), "connect");
-      must(producer.advertise("s5/pool", LayoutKind::IMAGE, Guarantee::pool), "advertise");
+      must(producer.advertise("s5/pool", LayoutKind::image, Guarantee::pool), "advertise");
       // Depth 1: one frame in flight and one queued, whatever the fan-out, and one to write.
       const auto pool = must(producer.create_pool("s5/pool", bench::k4KBytes, 3), "pool");
       for (std::uint64_t f = 0; f < frames; ++f) {

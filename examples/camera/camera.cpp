@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   auto producer = Producer::connect(socket, "shmfd-camera");
   if (!producer)
     return std::fprintf(stderr, "shmfd-camera: %s\n", producer.error().message().c_str()), 1;
-  if (auto ok = producer->advertise(topic, LayoutKind::IMAGE, Guarantee::pool); !ok) {
+  if (auto ok = producer->advertise(topic, LayoutKind::image, Guarantee::pool); !ok) {
     return std::fprintf(stderr, "shmfd-camera: %s\n", ok.error().message().c_str()), 1;
   }
   auto pool = producer->create_pool(topic, frame_bytes,

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "shmfd-pub: %s\n", producer.error().message().c_str()), 1;
   const Guarantee level = pool_slots > 0 ? Guarantee::pool : Guarantee::sealed;
   if (args.has("--reconnect")) producer->reconnect_on_loss();
-  if (auto ok = producer->advertise(topic, LayoutKind::IMAGE, level); !ok) {
+  if (auto ok = producer->advertise(topic, LayoutKind::image, level); !ok) {
     return std::fprintf(stderr, "shmfd-pub: %s\n", ok.error().message().c_str()), 1;
   }
   std::uint32_t pool = 0;

@@ -5,6 +5,7 @@
 
 #include "shmfd/protocol.hpp"
 #include "shmfd/unix_socket.hpp"
+#include "shmfd/wire.hpp"
 
 namespace shmfd {
 
@@ -18,7 +19,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   auto h = hello.initRoot<proto::Message>().initHello();
   h.setVersion(kProtocolVersion);
   h.setClientName(std::string(client_name));
-  auto sent = conn.send(hello);
+  auto sent = send_message(conn, hello);
   if (!sent && !sent.error().is(Errc::disconnected)) return fail(std::move(sent.error()));
   // On EPIPE the broker hung up at once; its reason, if any, is waiting to be read.
 
@@ -36,12 +37,6 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
       });
   if (!welcome) return fail(std::move(welcome.error()).prefixed("connect to " + socket_path));
   return conn;
-}
-
-Result<SendStatus> Connection::send(capnp::MessageBuilder& message, std::span<const int> fds,
-                                    IoMode mode) {
-  const auto words = encode_message(message);
-  return send(as_bytes(words), fds, mode);
 }
 
 Result<SendStatus> Connection::send(std::span<const std::byte> bytes, std::span<const int> fds,

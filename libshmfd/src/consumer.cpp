@@ -4,6 +4,7 @@
 
 #include "shmfd/intake.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire.hpp"
 
 namespace shmfd {
 namespace detail {
@@ -28,7 +29,7 @@ struct ConsumerLink {
       release.setSequence(sequence);
       auto words = encode_message(message);
       if (unsent.empty()) {
-        auto sent = connection.send(as_bytes(words), {}, IoMode::non_blocking);
+        auto sent = connection.send(words.bytes(), {}, IoMode::non_blocking);
         if (!sent || *sent == SendStatus::sent) return;  // an error means the broker is gone
       }
       unsent.push_back(std::move(words));
@@ -40,7 +41,7 @@ struct ConsumerLink {
 
   Status flush() {
     while (!unsent.empty()) {
-      auto sent = connection.send(as_bytes(unsent.front()));
+      auto sent = connection.send(unsent.front().bytes());
       if (!sent) return fail(std::move(sent.error()));
       unsent.pop_front();
     }
@@ -48,7 +49,7 @@ struct ConsumerLink {
   }
 
   Connection connection;
-  std::deque<kj::Array<capnp::word>> unsent;
+  std::deque<EncodedMessage> unsent;
   std::deque<Event> early;  // frames that arrived while subscribe() waited for its answer
   std::map<std::uint32_t, std::shared_ptr<const PoolView>> pools;
 };
@@ -83,8 +84,10 @@ void Frame::release() noexcept {
   link_.reset();
 }
 
-Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
-    proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds) {
+namespace {
+
+Result<std::shared_ptr<const detail::PoolView>> attach_pool(proto::PoolAttach::Reader attach,
+                                                            std::vector<UniqueFd>& fds) {
   // As for every fd from outside: verify before mapping, at the level a pool needs.
   auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
   if (!accepted) return fail(std::move(accepted.error()));
@@ -98,6 +101,8 @@ Result<std::shared_ptr<const detail::PoolView>> Consumer::attach_pool(
   view->slot_count = attach.getSlotCount();
   return std::shared_ptr<const detail::PoolView>(std::move(view));
 }
+
+}  // namespace
 
 Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name) {
   auto connection = Connection::open(socket_path, client_name);
@@ -156,9 +161,10 @@ Result<std::uint32_t> Consumer::send_subscribe(std::string_view topic, std::uint
   auto subscribe = message.initRoot<proto::Message>().initSubscribe();
   subscribe.setTopic(std::string(topic));
   subscribe.setQueueDepth(depth);
-  subscribe.setBackpressure(policy);
+  subscribe.setBackpressure(to_proto(policy));
   if (auto ok = link_->flush(); !ok) return fail(std::move(ok.error()));
-  if (auto sent = link_->connection.send(message); !sent) return fail(std::move(sent.error()));
+  if (auto sent = send_message(link_->connection, message); !sent)
+    return fail(std::move(sent.error()));
 
   // Frames of other topics may arrive first; keep them for receive().
   for (;;) {
@@ -174,7 +180,8 @@ Status Consumer::unsubscribe(std::string_view topic) {
   ControlMessageBuilder message;
   message.initRoot<proto::Message>().initUnsubscribe().setTopic(std::string(topic));
   if (auto ok = link_->flush(); !ok) return fail(std::move(ok.error()));
-  if (auto sent = link_->connection.send(message); !sent) return fail(std::move(sent.error()));
+  if (auto sent = send_message(link_->connection, message); !sent)
+    return fail(std::move(sent.error()));
   const auto of_topic = [&](const Event& e) {
     const auto* frame = std::get_if<Frame>(&e);
     return frame != nullptr && frame->topic() == topic;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "shmfd/wire.hpp"
+
 namespace shmfd {
 namespace {
 
@@ -63,7 +65,8 @@ Status Producer::reconnect() {
         pool.retired.push_back(std::move(pool.buffer));
         pool.buffer = std::move(*buffer);
         for (auto& slot : pool.slots) {
-          if (slot == SlotState::published) slot = SlotState::free;  // the new broker: all free
+          if (slot == Producer::SlotState::published)
+            slot = Producer::SlotState::free;  // the new broker: all free
         }
       }
       return {};
@@ -77,26 +80,33 @@ Status Producer::reconnect() {
   }
 }
 
-void Producer::handle(proto::Message::Reader message) {
+// What the broker's messages change in a Producer: refusals are kept, freed slots marked, credit
+// counted. A friend, so that producer.hpp names no Cap'n Proto type.
+struct detail::ProducerIncoming {
+  static void handle(Producer& p, proto::Message::Reader message);
+};
+
+void detail::ProducerIncoming::handle(Producer& p, proto::Message::Reader message) {
   if (message.isError()) {
     auto error = message.getError();
-    errors_.push_back(broker_error(error));
+    p.errors_.push_back(broker_error(error));
     // A refused pool frame never made its slot busy in the broker: it is free again.
-    for (auto& [id, pool] : pools_) {
+    for (auto& [id, pool] : p.pools_) {
       if (view(error.getTopic()) != pool.topic) continue;
       for (std::size_t i = 0; i < pool.slots.size(); ++i) {
-        if (pool.slots[i] == SlotState::published && pool.sequence[i] == error.getSequence()) {
-          pool.slots[i] = SlotState::free;
+        if (pool.slots[i] == Producer::SlotState::published &&
+            pool.sequence[i] == error.getSequence()) {
+          pool.slots[i] = Producer::SlotState::free;
         }
       }
     }
   } else if (message.isCredit()) {
-    fd_frames_in_flight_ -= std::min(fd_frames_in_flight_, message.getCredit().getFrames());
+    p.fd_frames_in_flight_ -= std::min(p.fd_frames_in_flight_, message.getCredit().getFrames());
   } else if (message.isSlotFree()) {
     auto freed = message.getSlotFree();
-    for (auto& [id, pool] : pools_) {
+    for (auto& [id, pool] : p.pools_) {
       if (pool.broker_id == freed.getPool() && freed.getSlot() < pool.slots.size()) {
-        pool.slots[freed.getSlot()] = SlotState::free;
+        pool.slots[freed.getSlot()] = Producer::SlotState::free;
       }
     }
   }
@@ -109,7 +119,7 @@ Status Producer::wait_for(Done done) {
     if (!m) return fail(std::move(m.error()));
     auto finished = decode_message<proto::Message>(connection_.message(*m),
                                                    [&](proto::Message::Reader r) -> Result<bool> {
-                                                     handle(r);
+                                                     detail::ProducerIncoming::handle(*this, r);
                                                      return done(r);
                                                    });
     if (!finished) return fail(std::move(finished.error()));
@@ -124,7 +134,7 @@ Status Producer::drain() {
     if (m->status == RecvStatus::would_block) return {};
     auto ok = decode_message<proto::Message>(connection_.message(*m),
                                              [&](proto::Message::Reader r) -> Status {
-                                               handle(r);
+                                               detail::ProducerIncoming::handle(*this, r);
                                                return {};
                                              });
     if (!ok) return ok;
@@ -153,9 +163,9 @@ Status Producer::send_advertise(std::string_view topic, LayoutKind kind, Guarant
   ControlMessageBuilder message;
   auto advertise = message.initRoot<proto::Message>().initAdvertise();
   advertise.setTopic(std::string(topic));
-  advertise.setKind(kind);
+  advertise.setKind(to_proto(kind));
   advertise.setGuarantee(to_proto(level));
-  if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
+  if (auto sent = send_message(connection_, message); !sent) return fail(std::move(sent.error()));
   return wait_for([&](proto::Message::Reader r) {
     return answered(errors_, r, topic,
                     r.isAdvertised() && view(r.getAdvertised().getTopic()) == topic);
@@ -165,7 +175,7 @@ Status Producer::send_advertise(std::string_view topic, LayoutKind kind, Guarant
 Status Producer::unadvertise(std::string_view topic) {
   ControlMessageBuilder message;
   message.initRoot<proto::Message>().initUnadvertise().setTopic(std::string(topic));
-  if (auto sent = connection_.send(message); !sent) return fail(std::move(sent.error()));
+  if (auto sent = send_message(connection_, message); !sent) return fail(std::move(sent.error()));
   auto ok = wait_for([&](proto::Message::Reader r) {
     return answered(errors_, r, topic,
                     r.isUnadvertised() && view(r.getUnadvertised().getTopic()) == topic);
@@ -228,8 +238,8 @@ Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
     if (window_full()) return std::optional<std::uint64_t>();
   }
   auto sent =
-      connection_.send(as_bytes(frame.message),
-                       fd >= 0 ? std::span(&fd, 1) : std::span<const int>(), IoMode::non_blocking);
+      connection_.send(frame.message.bytes(), fd >= 0 ? std::span(&fd, 1) : std::span<const int>(),
+                       IoMode::non_blocking);
   if (!sent) return fail(std::move(sent.error()));
   if (*sent == SendStatus::would_block) return std::optional<std::uint64_t>();
   if (fd >= 0) ++fd_frames_in_flight_;
@@ -253,7 +263,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer b
         continue;  // to the new broker, with the same sequence number
       }
     }
-    auto sent = connection_.send(as_bytes(frame->message), std::span(&fd, 1));
+    auto sent = connection_.send(frame->message.bytes(), std::span(&fd, 1));
     if (!sent) {
       if (auto again = recovered(sent.error()); !again) return fail(std::move(again.error()));
       continue;
@@ -328,7 +338,7 @@ Result<std::uint32_t> Producer::register_pool(std::string_view topic, const Pool
   reg.setSlotSize(slot_size);
   reg.setFd(0);
   const int fd = buffer.fd();
-  if (auto sent = connection_.send(message, std::span(&fd, 1)); !sent) {
+  if (auto sent = send_message(connection_, message, std::span(&fd, 1)); !sent) {
     return fail(std::move(sent.error()));
   }
   std::uint32_t id = 0;
@@ -422,7 +432,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
     auto frame = prepare(topic, slot, layout, timestamp_ns);
     if (!frame) return fail(std::move(frame.error()));
     // Blocking: under block-producer backpressure this waits for the broker to read again.
-    auto sent = connection_.send(as_bytes(frame->message));
+    auto sent = connection_.send(frame->message.bytes());
     if (!sent) {
       if (auto again = recovered(sent.error()); !again) return fail(std::move(again.error()));
       // Never sent: to the new broker with the same number, from the same slot (still ours).

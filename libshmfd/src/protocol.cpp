@@ -4,140 +4,44 @@
 
 #include <cstdio>
 #include <cstdlib>
-
-#include "shmfd/wire.hpp"
+#include <type_traits>
+#include <variant>
 
 namespace shmfd {
 
 LayoutKind layout_kind(const Layout& layout) noexcept {
-  switch (layout.index()) {
-    case 0:
-      return LayoutKind::BLOB;
-    case 1:
-      return LayoutKind::IMAGE;
-    case 2:
-      return LayoutKind::AUDIO;
-    default:
-      return LayoutKind::TENSOR;
-  }
+  return std::visit(
+      []<typename L>(const L&) {
+        if constexpr (std::is_same_v<L, BlobLayout>) return LayoutKind::blob;
+        if constexpr (std::is_same_v<L, ImageLayout>) return LayoutKind::image;
+        if constexpr (std::is_same_v<L, AudioLayout>) return LayoutKind::audio;
+        if constexpr (std::is_same_v<L, TensorLayout>) return LayoutKind::tensor;
+      },
+      layout);
 }
 
 std::string_view to_string(LayoutKind kind) noexcept {
   switch (kind) {
-    case LayoutKind::BLOB:
+    case LayoutKind::blob:
       return "blob";
-    case LayoutKind::IMAGE:
+    case LayoutKind::image:
       return "image";
-    case LayoutKind::AUDIO:
+    case LayoutKind::audio:
       return "audio";
-    case LayoutKind::TENSOR:
+    case LayoutKind::tensor:
       return "tensor";
   }
   return "unknown";
 }
 
-std::string_view to_string(proto::ErrorCode code) noexcept {
-  using C = proto::ErrorCode;
-  switch (code) {
-    case C::PROTOCOL_VERSION:
-      return "protocol-version";
-    case C::MALFORMED_MESSAGE:
-      return "malformed-message";
-    case C::NOT_MEMFD:
-      return "not-memfd";
-    case C::MISSING_SEALS:
-      return "missing-seals";
-    case C::BUFFER_TOO_SMALL:
-      return "buffer-too-small";
-    case C::INVALID_LAYOUT:
-      return "invalid-layout";
-    case C::LIMIT_EXCEEDED:
-      return "limit-exceeded";
-    case C::UNKNOWN_TOPIC:
-      return "unknown-topic";
-    case C::PERMISSION_DENIED:
-      return "permission-denied";
-    case C::INTERNAL:
-      return "internal";
-    case C::TOPIC_TAKEN:
-      return "topic-taken";
-    case C::NOT_READABLE:
-      return "not-readable";
-    case C::INVALID_TOPIC_NAME:
-      return "invalid-topic-name";
-    case C::UNEXPECTED_MESSAGE:
-      return "unexpected-message";
-    case C::ALREADY_SUBSCRIBED:
-      return "already-subscribed";
-    case C::NOT_SUBSCRIBED:
-      return "not-subscribed";
-    case C::NOT_HELD:
-      return "not-held";
-    case C::SLOT_BUSY:
-      return "slot-busy";
-    case C::UNKNOWN_POOL:
-      return "unknown-pool";
-    case C::GUARANTEE_MISMATCH:
-      return "guarantee-mismatch";
-    case C::WRONG_FD_COUNT:
-      return "wrong-fd-count";
-    case C::ALREADY_ADVERTISED:
-      return "already-advertised";
-    case C::BAD_SEQUENCE:
-      return "bad-sequence";
+std::string_view to_string(Backpressure policy) noexcept {
+  switch (policy) {
+    case Backpressure::drop_oldest:
+      return "drop-oldest";
+    case Backpressure::block_producer:
+      return "block-producer";
   }
-  return "unknown-error";
-}
-
-proto::Guarantee to_proto(Guarantee level) noexcept {
-  return level == Guarantee::sealed ? proto::Guarantee::SEALED : proto::Guarantee::POOL;
-}
-
-Result<Guarantee> guarantee_from_proto(proto::Guarantee level) {
-  switch (level) {
-    case proto::Guarantee::SEALED:
-      return Guarantee::sealed;
-    case proto::Guarantee::POOL:
-      return Guarantee::pool;
-  }
-  return fail(Errc::malformed_message,
-              "unknown guarantee level " + std::to_string(static_cast<unsigned>(level)));
-}
-
-proto::ErrorCode wire_error_code(const Error& error) noexcept {
-  using C = proto::ErrorCode;
-  if (error.code().category() != error_category()) return C::INTERNAL;
-  switch (static_cast<Errc>(error.code().value())) {
-    case Errc::not_memfd:
-      return C::NOT_MEMFD;
-    case Errc::missing_seals:
-      return C::MISSING_SEALS;
-    case Errc::buffer_too_small:
-      return C::BUFFER_TOO_SMALL;
-    case Errc::not_readable:
-      return C::NOT_READABLE;
-    case Errc::invalid_topic_name:
-      return C::INVALID_TOPIC_NAME;
-    case Errc::layout_unknown_format:
-    case Errc::layout_bad_dimensions:
-    case Errc::layout_plane_count:
-    case Errc::layout_stride_too_small:
-    case Errc::layout_plane_too_small:
-    case Errc::layout_planes_overlap:
-    case Errc::layout_overflow:
-    case Errc::layout_out_of_bounds:
-    case Errc::invalid_size:  // of a pool (accept_pool)
-      return C::INVALID_LAYOUT;
-    case Errc::too_many_fds:
-    case Errc::fds_truncated:
-    case Errc::fd_index_out_of_range:
-      return C::WRONG_FD_COUNT;
-    case Errc::message_truncated:
-    case Errc::limit_exceeded:
-      return C::LIMIT_EXCEEDED;
-    default:
-      return C::MALFORMED_MESSAGE;
-  }
+  return "unknown";
 }
 
 bool is_topic_byte(char c) noexcept {
@@ -171,140 +75,6 @@ std::string default_socket_path() {
     return std::string(runtime) + "/shmfd/broker.sock";
   }
   return "/run/shmfd/broker.sock";
-}
-
-namespace {
-
-// The public spelling of a wire code. A switch without default: a code added to the schema and
-// not here fails the build (-Wswitch, -Werror).
-constexpr BrokerErrc to_broker_errc(proto::ErrorCode code) noexcept {
-  using C = proto::ErrorCode;
-  switch (code) {
-    case C::PROTOCOL_VERSION:
-      return BrokerErrc::protocol_version;
-    case C::MALFORMED_MESSAGE:
-      return BrokerErrc::malformed_message;
-    case C::NOT_MEMFD:
-      return BrokerErrc::not_memfd;
-    case C::MISSING_SEALS:
-      return BrokerErrc::missing_seals;
-    case C::BUFFER_TOO_SMALL:
-      return BrokerErrc::buffer_too_small;
-    case C::INVALID_LAYOUT:
-      return BrokerErrc::invalid_layout;
-    case C::LIMIT_EXCEEDED:
-      return BrokerErrc::limit_exceeded;
-    case C::UNKNOWN_TOPIC:
-      return BrokerErrc::unknown_topic;
-    case C::PERMISSION_DENIED:
-      return BrokerErrc::permission_denied;
-    case C::INTERNAL:
-      return BrokerErrc::internal;
-    case C::TOPIC_TAKEN:
-      return BrokerErrc::topic_taken;
-    case C::NOT_READABLE:
-      return BrokerErrc::not_readable;
-    case C::INVALID_TOPIC_NAME:
-      return BrokerErrc::invalid_topic_name;
-    case C::UNEXPECTED_MESSAGE:
-      return BrokerErrc::unexpected_message;
-    case C::ALREADY_SUBSCRIBED:
-      return BrokerErrc::already_subscribed;
-    case C::NOT_SUBSCRIBED:
-      return BrokerErrc::not_subscribed;
-    case C::NOT_HELD:
-      return BrokerErrc::not_held;
-    case C::SLOT_BUSY:
-      return BrokerErrc::slot_busy;
-    case C::UNKNOWN_POOL:
-      return BrokerErrc::unknown_pool;
-    case C::GUARANTEE_MISMATCH:
-      return BrokerErrc::guarantee_mismatch;
-    case C::WRONG_FD_COUNT:
-      return BrokerErrc::wrong_fd_count;
-    case C::ALREADY_ADVERTISED:
-      return BrokerErrc::already_advertised;
-    case C::BAD_SEQUENCE:
-      return BrokerErrc::bad_sequence;
-  }
-  return static_cast<BrokerErrc>(code);  // a newer broker's code: its number is kept
-}
-
-// The two enums number their codes alike, so an error_code's value is the wire's value.
-constexpr bool same_numbers() {
-  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::BAD_SEQUENCE); ++i) {
-    if (static_cast<int>(to_broker_errc(static_cast<proto::ErrorCode>(i))) != i) return false;
-  }
-  return true;
-}
-static_assert(same_numbers());
-
-}  // namespace
-
-namespace detail {
-std::string broker_code_name(int code) {
-  return std::string(to_string(static_cast<proto::ErrorCode>(code)));
-}
-}  // namespace detail
-
-Error broker_error(proto::Error::Reader error) {
-  std::string text = "broker refused";
-  if (error.hasTopic()) text += " (topic '" + text_of(error.getTopic()) + "'";
-  if (error.getSequence() != 0) text += ", frame " + std::to_string(error.getSequence());
-  if (error.hasTopic()) text += ")";
-  text += ": [" + std::string(to_string(error.getCode())) + "] " + text_of(error.getMessage());
-  return Error(make_error_code(to_broker_errc(error.getCode())), text);
-}
-
-std::string message_name(proto::Message::Which which) {
-  using M = proto::Message;
-  switch (which) {
-    case M::HELLO:
-      return "Hello";
-    case M::WELCOME:
-      return "Welcome";
-    case M::ADVERTISE:
-      return "Advertise";
-    case M::SUBSCRIBE:
-      return "Subscribe";
-    case M::PUBLISH:
-      return "Publish";
-    case M::DELIVER:
-      return "Deliver";
-    case M::RELEASE:
-      return "Release";
-    case M::END_OF_STREAM:
-      return "EndOfStream";
-    case M::ERROR:
-      return "Error";
-    case M::ADVERTISED:
-      return "Advertised";
-    case M::SUBSCRIBED:
-      return "Subscribed";
-    case M::REGISTER_POOL:
-      return "RegisterPool";
-    case M::POOL_REGISTERED:
-      return "PoolRegistered";
-    case M::POOL_ATTACH:
-      return "PoolAttach";
-    case M::SLOT_FREE:
-      return "SlotFree";
-    case M::INTROSPECT:
-      return "Introspect";
-    case M::BROKER_STATE:
-      return "BrokerState";
-    case M::UNSUBSCRIBE:
-      return "Unsubscribe";
-    case M::UNSUBSCRIBED:
-      return "Unsubscribed";
-    case M::UNADVERTISE:
-      return "Unadvertise";
-    case M::UNADVERTISED:
-      return "Unadvertised";
-    case M::CREDIT:
-      return "Credit";
-  }
-  return "message type " + std::to_string(static_cast<unsigned>(which));
 }
 
 }  // namespace shmfd

@@ -1,6 +1,10 @@
 #include "shmfd/wire.hpp"
 
+#include <kj/io.h>
+
 #include <string>
+
+#include "shmfd/connection.hpp"
 
 namespace shmfd {
 namespace {
@@ -140,14 +144,26 @@ capnp::ReaderOptions untrusted_reader_options(std::size_t message_words) noexcep
   return options;
 }
 
-kj::Array<capnp::word> encode_message(capnp::MessageBuilder& builder) {
-  return capnp::messageToFlatArray(builder);
+static_assert(sizeof(capnp::word) == sizeof(MessageWord));
+
+EncodedMessage encode_message(capnp::MessageBuilder& builder) {
+  const auto segments = builder.getSegmentsForOutput();
+  EncodedMessage out(capnp::computeSerializedSizeInWords(segments));
+  const auto words = out.words();
+  kj::ArrayOutputStream stream(
+      kj::arrayPtr(reinterpret_cast<kj::byte*>(words.data()), words.size_bytes()));
+  capnp::writeMessage(stream, segments);
+  return out;
 }
 
 Result<SendStatus> send_capnp(int socket, capnp::MessageBuilder& builder,
                               std::span<const int> fds) {
-  const auto words = encode_message(builder);
-  return send_message(socket, as_bytes(words), fds);
+  return send_message(socket, encode_message(builder).bytes(), fds);
+}
+
+Result<SendStatus> send_message(Connection& connection, capnp::MessageBuilder& message,
+                                std::span<const int> fds, IoMode mode) {
+  return connection.send(encode_message(message).bytes(), fds, mode);
 }
 
 namespace detail {

@@ -75,7 +75,7 @@ std::string topic_name(int topic) {
   // the topic when it sees that connection close.
   for (int attempt = 0;; ++attempt) {
     auto ok =
-        producer->advertise(name, LayoutKind::BLOB, pool ? Guarantee::pool : Guarantee::sealed);
+        producer->advertise(name, LayoutKind::blob, pool ? Guarantee::pool : Guarantee::sealed);
     if (ok) break;
     if (attempt > 2000 || ok.error().message().find("topic-taken") == std::string::npos) {
       note_error("advertise: " + ok.error().message());
@@ -131,7 +131,7 @@ std::string topic_name(int topic) {
     if (!consumer) _exit(3);
     const int first = static_cast<int>(rng() % kTopics);
     for (int topic : {first, (first + 1 + static_cast<int>(rng() % (kTopics - 1))) % kTopics}) {
-      const auto policy = rng() % 2 ? Backpressure::BLOCK_PRODUCER : Backpressure::DROP_OLDEST;
+      const auto policy = rng() % 2 ? Backpressure::block_producer : Backpressure::drop_oldest;
       if (auto ok = consumer->subscribe(topic_name(topic), 4, policy); !ok) {
         note_error("subscribe: " + ok.error().message());
         _exit(4);

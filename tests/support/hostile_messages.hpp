@@ -16,13 +16,13 @@ namespace shmfd::testing {
 
 using Bytes = std::vector<std::byte>;
 
-inline Bytes to_bytes(const kj::Array<capnp::word>& words) {
-  const auto span = as_bytes(words);
+inline Bytes to_bytes(const EncodedMessage& words) {
+  const auto span = words.bytes();
   return {span.begin(), span.end()};
 }
 
 // A well-formed Publish with a one-dimensional u8 tensor layout: the base of the attacks.
-inline kj::Array<capnp::word> tensor_publish_words(const std::string& topic = "t") {
+inline EncodedMessage tensor_publish_words(const std::string& topic = "t") {
   capnp::MallocMessageBuilder builder;
   auto publish = builder.initRoot<proto::Message>().initPublish();
   publish.setTopic(topic);

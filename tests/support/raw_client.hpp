@@ -92,7 +92,7 @@ class RawClient {
     capnp::MallocMessageBuilder message;
     build(message.initRoot<proto::Message>());
     const auto words = capnp::messageToFlatArray(message);
-    return send_bytes(as_bytes(words), fds);
+    return send_bytes(std::as_bytes(std::span(words.begin(), words.size())), fds);
   }
   bool send_bytes(std::span<const std::byte> bytes, std::span<const int> fds = {}) {
     auto sent = send_message(fd_.get(), bytes, fds);

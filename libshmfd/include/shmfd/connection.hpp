@@ -9,9 +9,9 @@
 #include <string_view>
 
 #include "shmfd/error.hpp"
+#include "shmfd/message_buffer.hpp"
 #include "shmfd/transport.hpp"
 #include "shmfd/unique_fd.hpp"
-#include "shmfd/wire.hpp"
 
 namespace shmfd {
 
@@ -41,10 +41,9 @@ class Connection {
   // Frames with an fd this client may have sent and the broker not yet credited (Welcome).
   std::uint32_t publish_window() const noexcept { return publish_window_; }
 
-  // Sends one message (blocking, or IoMode::non_blocking: SendStatus::would_block when the
-  // socket is full). A broker that has gone is Errc::disconnected, as on receive.
-  Result<SendStatus> send(capnp::MessageBuilder& message, std::span<const int> fds = {},
-                          IoMode mode = IoMode::blocking);
+  // Sends one encoded message (blocking, or IoMode::non_blocking: SendStatus::would_block when
+  // the socket is full). A broker that has gone is Errc::disconnected, as on receive.
+  // send_message (wire.hpp) encodes and sends a Cap'n Proto builder.
   Result<SendStatus> send(std::span<const std::byte> bytes, std::span<const int> fds = {},
                           IoMode mode = IoMode::blocking);
   // Receives one message (accepting at most one fd) into this connection's buffer. A closed

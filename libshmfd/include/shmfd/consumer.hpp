@@ -100,7 +100,7 @@ class Consumer {
   // Subscribes (waits for the broker's answer). depth 0 takes the broker's default; the depth
   // granted is returned (the broker caps it).
   Result<std::uint32_t> subscribe(std::string_view topic, std::uint32_t depth = 0,
-                                  Backpressure policy = Backpressure::DROP_OLDEST);
+                                  Backpressure policy = Backpressure::drop_oldest);
 
   // Stops deliveries of `topic` (waits for the broker's answer). Frames of it this consumer
   // already holds stay valid until dropped; frames of it still on their way are dropped unseen.
@@ -123,7 +123,7 @@ class Consumer {
   // What this consumer asked for and saw of each topic: renewed after a reconnect.
   struct Subscription {
     std::uint32_t depth = 0;
-    Backpressure policy = Backpressure::DROP_OLDEST;
+    Backpressure policy = Backpressure::drop_oldest;
     std::uint64_t last_sequence = 0;   // of the last frame delivered
     std::uint64_t dropped = 0;         // reported with the last frame, reconnects included
     std::uint64_t dropped_before = 0;  // what earlier connections counted
@@ -146,8 +146,6 @@ class Consumer {
   Result<Event> reconnect();
   Result<std::optional<Event>> next(IoMode mode);
   Result<Incoming> read_one(IoMode mode);
-  static Result<std::shared_ptr<const detail::PoolView>> attach_pool(
-      proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds);
 
   std::shared_ptr<detail::ConsumerLink> link_;
   std::string socket_path_;

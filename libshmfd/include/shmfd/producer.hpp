@@ -1,7 +1,7 @@
 // Producer: publishes frames on topics through shmfd-broker.
 //
 //   auto producer = shmfd::Producer::connect(socket_path, "camera");
-//   producer->advertise("cam0", shmfd::LayoutKind::IMAGE);
+//   producer->advertise("cam0", shmfd::LayoutKind::image);
 //   auto layout = *shmfd::image_layout(shmfd::PixelFormat::rgba8, 1920, 1080);
 //   auto buffer = producer->allocate("cam0", layout);   // a writable memfd of the right size
 //   draw(buffer->bytes());
@@ -24,9 +24,14 @@
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
+#include "shmfd/message_buffer.hpp"
 #include "shmfd/protocol.hpp"
 
 namespace shmfd {
+
+namespace detail {
+struct ProducerIncoming;
+}  // namespace detail
 
 enum class Wait { block, fail_fast };
 
@@ -42,7 +47,7 @@ struct PreparedFrame {
   std::string topic;
   std::uint64_t sequence = 0;
   std::optional<SealedBuffer> buffer;  // empty for a pool slot: no fd travels
-  kj::Array<capnp::word> message;
+  EncodedMessage message;
 };
 
 class Producer {
@@ -147,8 +152,8 @@ class Producer {
   // Reads messages (blocking) until `done` holds for one; each goes through handle first.
   template <typename Done>
   Status wait_for(Done done);
-  // Keeps refusals in errors_, marks freed slots and counts credit.
-  void handle(proto::Message::Reader message);
+  // producer.cpp: keeps refusals in errors_, marks freed slots and counts credit.
+  friend struct detail::ProducerIncoming;
   std::uint64_t next_sequence(std::string_view topic);
   Result<std::uint64_t> sent_or_refused(std::uint64_t sequence);
 

@@ -20,14 +20,15 @@
 
 #include "shmfd/error.hpp"
 #include "shmfd/layout.hpp"
+#include "shmfd/message_buffer.hpp"
 #include "shmfd/proto/layout.capnp.h"
 #include "shmfd/proto/protocol.capnp.h"
 #include "shmfd/transport.hpp"
+#include "shmfd/wire_protocol.hpp"
 
 namespace shmfd {
 
-// Control messages are small; 64 KiB bounds any single datagram shmfd reads.
-inline constexpr std::size_t kMaxMessageBytes = 64 * 1024;
+class Connection;
 
 // Reader limits for an untrusted message of `message_words` words: traversal of at most four
 // times what it sent (plus a little), so no message makes the reader walk more than a small
@@ -35,22 +36,6 @@ inline constexpr std::size_t kMaxMessageBytes = 64 * 1024;
 // of 16, where the schema needs 7 (Message > Publish > Frame > Layout > Image > planes > Plane)
 // and has no recursive type, far below any danger to the stack.
 capnp::ReaderOptions untrusted_reader_options(std::size_t message_words) noexcept;
-
-// A receive buffer aligned for Cap'n Proto (8-byte words), for receive_message.
-class MessageBuffer {
- public:
-  explicit MessageBuffer(std::size_t max_bytes = kMaxMessageBytes)
-      : words_((max_bytes + sizeof(capnp::word) - 1) / sizeof(capnp::word)) {}
-  std::span<std::byte> bytes() {
-    return {reinterpret_cast<std::byte*>(words_.data()), words_.size() * sizeof(capnp::word)};
-  }
-  std::span<const std::byte> bytes(std::size_t size) const {
-    return {reinterpret_cast<const std::byte*>(words_.data()), size};
-  }
-
- private:
-  std::vector<capnp::word> words_;
-};
 
 namespace detail {
 struct FirstSegment {
@@ -68,21 +53,22 @@ class ControlMessageBuilder : private detail::FirstSegment, public capnp::Malloc
 };
 
 // The builder's message as one flat, unpacked datagram.
-kj::Array<capnp::word> encode_message(capnp::MessageBuilder& builder);
-inline std::span<const std::byte> as_bytes(const kj::Array<capnp::word>& words) {
-  return {reinterpret_cast<const std::byte*>(words.begin()), words.size() * sizeof(capnp::word)};
-}
+EncodedMessage encode_message(capnp::MessageBuilder& builder);
 
 // Encodes and sends `builder` with `fds` (blocking).
 Result<SendStatus> send_capnp(int socket, capnp::MessageBuilder& builder,
                               std::span<const int> fds = {});
+// Encodes `message` and sends it on `connection`, as Connection::send sends bytes.
+Result<SendStatus> send_message(Connection& connection, capnp::MessageBuilder& message,
+                                std::span<const int> fds = {}, IoMode mode = IoMode::blocking);
 
 namespace detail {
 Status check_flat_message(std::span<const std::byte> bytes);
 Error malformed(const kj::Exception& e);
 }  // namespace detail
 
-// Decodes `bytes` (one datagram; must be 8-byte aligned, as MessageBuffer is) as a T and calls
+// Decodes `bytes` (one datagram; must be 8-byte aligned, as MessageBuffer and EncodedMessage
+// are) as a T and calls
 // `read(T::Reader)`, which returns a Result<R>. Malformed input of any kind, including what
 // `read` only meets deep inside the message, is Errc::malformed_message.
 template <typename T, typename F>

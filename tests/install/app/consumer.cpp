@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   const unsigned long n = std::strtoul(argv[3], nullptr, 10);
   auto consumer = shmfd::Consumer::connect(argv[1], "app-consumer");
   if (!consumer) return std::fprintf(stderr, "%s\n", consumer.error().message().c_str()), 1;
-  auto depth = consumer->subscribe(argv[2], 4, shmfd::Backpressure::BLOCK_PRODUCER);
+  auto depth = consumer->subscribe(argv[2], 4, shmfd::Backpressure::block_producer);
   if (!depth) return std::fprintf(stderr, "%s\n", depth.error().message().c_str()), 1;
   std::printf("app-consumer: subscribed\n");
   std::fflush(stdout);

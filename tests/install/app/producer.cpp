@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   const unsigned long n = std::strtoul(argv[3], nullptr, 10);
   auto producer = shmfd::Producer::connect(argv[1], "app-producer");
   if (!producer) return std::fprintf(stderr, "%s\n", producer.error().message().c_str()), 1;
-  if (auto ok = producer->advertise(topic, shmfd::LayoutKind::BLOB, shmfd::Guarantee::pool); !ok)
+  if (auto ok = producer->advertise(topic, shmfd::LayoutKind::blob, shmfd::Guarantee::pool); !ok)
     return std::fprintf(stderr, "%s\n", ok.error().message().c_str()), 1;
   auto pool = producer->create_pool(topic, 4096, 4);
   if (!pool) return std::fprintf(stderr, "%s\n", pool.error().message().c_str()), 1;
