@@ -1,0 +1,244 @@
+// Channels: pool frames from one producer to one consumer through shared memory, with no
+// socket message and, while both sides keep up, no system call.
+//
+// A channel is two pages, each a memfd written by one side only and sealed with the pool
+// guarantee after its owner mapped it (so nobody else can ever map it writable):
+//
+//   producer page  header | head | sleep epoch, closed | releases read | descriptor ring
+//   consumer page  header | tail | sleep epoch         | releases      | release ring
+//
+// The producer writes a Descriptor {pool, slot, layout, sequence, timestamp, dropped} into its
+// ring and advances `head`; the consumer reads it, advances `tail`, and later writes
+// {pool, slot, sequence} into its release ring and advances `releases`. All indices are
+// free-running 32-bit counters; the rings hold `capacity` entries (a power of two).
+//
+// Wake-ups cost a system call only when the other side sleeps. A sleeper makes its epoch odd,
+// checks once more, and waits on the peer's index word (FUTEX_WAIT on a shared mapping); the
+// side that advances an index then reads the peer's epoch and wakes it once per odd epoch. An
+// epoch covers exactly one wait, so a wake is never spent on a wait that already ended (the
+// lost wake-up of deduplicating "once per sleep" when one sleep spans several waits); and an
+// epoch counts as woken only if the peer had not already caught up with the store that woke it.
+// waitv() sleeps on many channels at once (futex_waitv, Linux 5.16).
+//
+// Neither side trusts the other. Every shared field is copied once and then checked; nothing
+// is read again after its check:
+//   - a descriptor must name a pool and layout the reader knows, a slot in range, and a layout
+//     whose extent fits the slot; a bad one is skipped, counted and reported (refusals());
+//   - an index that moved backwards or further than the ring holds breaks the channel for the
+//     reader of it (broken()), which never reads that ring again;
+//   - a release must name a slot this consumer holds, at the sequence it was given; any other
+//     is ignored and counted (bogus_releases()). The writer tracks holders in private memory.
+// A peer can make its own side fail, wake the other side spuriously, or never wake it (waits
+// take a deadline), and nothing more.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "shmfd/error.hpp"
+#include "shmfd/mapping.hpp"
+#include "shmfd/memfd.hpp"
+#include "shmfd/unique_fd.hpp"
+
+namespace shmfd {
+
+// One frame on a channel, as the consumer gets it (copied out of the ring and checked).
+struct Descriptor {
+  std::uint32_t pool = 0;    // the producer's pool id (as registered with the broker)
+  std::uint32_t slot = 0;    // slot index in that pool
+  std::uint32_t layout = 0;  // layout id (as registered with the broker)
+  std::uint64_t sequence = 0;
+  std::uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
+  std::uint64_t dropped = 0;       // frames dropped for this consumer before this one
+};
+
+enum class ChannelSide { producer, consumer };
+
+// Ring entries per page. 256 descriptors of 64 bytes: a 4 KiB header page plus 4 pages.
+inline constexpr std::uint32_t kDefaultChannelCapacity = 256;
+inline constexpr std::uint32_t kMaxChannelCapacity = 1U << 16;
+
+// Bytes of a channel page of `side` with `capacity` ring entries: a whole number of 4 KiB pages.
+std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept;
+
+// A page of one's own: a sealed memfd (pool guarantee) and the only writable mapping of it.
+// Send fd() to the broker, which verifies it and passes a read-only reopening to the peer.
+class OwnPage {
+ public:
+  // Creates the page for `side` (Errc::invalid_argument for a capacity that is not a power of
+  // two in 2..kMaxChannelCapacity).
+  static Result<OwnPage> create(ChannelSide side, std::uint32_t capacity = kDefaultChannelCapacity);
+
+  int fd() const noexcept { return buffer_.fd(); }
+  ChannelSide side() const noexcept { return side_; }
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  std::byte* data() const { return buffer_.bytes().data(); }
+
+ private:
+  OwnPage(PoolBuffer buffer, ChannelSide side, std::uint32_t capacity)
+      : buffer_(std::move(buffer)), side_(side), capacity_(capacity) {}
+  PoolBuffer buffer_;
+  ChannelSide side_;
+  std::uint32_t capacity_;
+};
+
+// The peer's page, verified and mapped read-only: a memfd with the pool seals, of exactly the
+// size its header's capacity needs, for the side expected, with magic and version this build
+// reads (Errc::not_memfd, missing_seals, invalid_size, malformed_message). Takes the fd.
+class PeerPage {
+ public:
+  static Result<PeerPage> accept(UniqueFd fd, ChannelSide side);
+
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  const std::byte* data() const noexcept { return mapping_.bytes().data(); }
+
+ private:
+  PeerPage(Mapping mapping, std::uint32_t capacity)
+      : mapping_(std::move(mapping)), capacity_(capacity) {}
+  Mapping mapping_;
+  std::uint32_t capacity_;
+};
+
+// What a reader accepts: the pools it has attached (slots and their size) and the layouts it
+// knows (their extent: the bytes of a slot the layout reaches).
+class FrameShapes {
+ public:
+  void add_pool(std::uint32_t pool, std::uint32_t slot_count, std::uint64_t slot_size);
+  void remove_pool(std::uint32_t pool);
+  void add_layout(std::uint32_t layout, std::uint64_t extent);
+  // Ok, or Errc::malformed_message naming what is wrong with `d`.
+  Status check(const Descriptor& d) const;
+
+ private:
+  struct Pool {
+    std::uint32_t id;
+    std::uint32_t slot_count;
+    std::uint64_t slot_size;
+  };
+  std::vector<Pool> pools_;
+  std::vector<std::optional<std::uint64_t>> layouts_;  // by id
+};
+
+struct WaitOptions {
+  // Spin this long on the peer's index before sleeping, and only when this thread may run on
+  // more than one CPU (on one CPU a spin only delays the peer it waits for). Zero: never spin.
+  std::chrono::nanoseconds spin{0};
+};
+
+// Result of a wait.
+enum class WaitStatus { ready, timed_out };
+
+// The consumer's end.
+class ChannelReader {
+ public:
+  ChannelReader(OwnPage own, PeerPage peer);
+
+  // The next frame, checked against `shapes`; nullopt when the ring is empty (or the channel is
+  // broken). A descriptor that fails the check is skipped, counted in refusals() and reported in
+  // last_refusal(); the next one is tried.
+  std::optional<Descriptor> next(const FrameShapes& shapes);
+  // Whether next() has something (or the producer closed the channel).
+  bool readable() const noexcept;
+  // Whether the producer closed the channel and every frame before that has been read.
+  bool ended() const noexcept;
+
+  // Hands `slot` of `pool`, delivered as `sequence`, back to the producer. Errc::limit_exceeded
+  // when the release ring is full: the producer has stopped reading it (its fault; the slot
+  // stays counted as held by this consumer in the producer's books).
+  Status release(std::uint32_t pool, std::uint32_t slot, std::uint64_t sequence);
+
+  // Waits until readable() or `deadline` (CLOCK_MONOTONIC).
+  WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
+
+  std::uint64_t refusals() const noexcept { return refusals_; }
+  const std::optional<Error>& last_refusal() const noexcept { return last_refusal_; }
+  // Set once the producer's head left the ring's bounds; the channel is then dead for reading.
+  const std::optional<Error>& broken() const noexcept { return broken_; }
+  int own_fd() const noexcept { return own_.fd(); }
+
+ private:
+  friend WaitStatus waitv(std::span<ChannelReader* const>, std::chrono::steady_clock::time_point);
+  std::uint32_t peer_head() const noexcept;
+  bool begin_sleep() noexcept;
+  void end_sleep() noexcept;
+
+  OwnPage own_;
+  PeerPage peer_;
+  std::uint32_t tail_ = 0;      // private copy of what was written to the own page
+  std::uint32_t releases_ = 0;  // ditto
+  std::uint32_t last_woken_ = 0;
+  std::uint64_t refusals_ = 0;
+  std::optional<Error> last_refusal_;
+  std::optional<Error> broken_;
+};
+
+// The producer's end. It tracks in private memory which slots this consumer holds.
+class ChannelWriter {
+ public:
+  ChannelWriter(OwnPage own, PeerPage peer);
+
+  // Puts `d` in the ring and wakes the consumer if it sleeps. false: the ring is full, or the
+  // consumer already holds `capacity` slots (it is behind; the caller drops or waits).
+  // Errc::invalid_argument if this consumer still holds d.slot of d.pool (reusing a held slot
+  // would change a frame under its reader); the channel's broken() error once the consumer's
+  // tail left the ring's bounds.
+  Result<bool> publish(const Descriptor& d);
+
+  // Reads the consumer's new releases; `freed(pool, slot)` is called for each slot it really
+  // held, which it no longer does. Others are counted in bogus_releases(). Returns the number
+  // freed. A release ring out of bounds breaks the channel (broken()).
+  std::size_t collect_releases(const std::function<void(std::uint32_t, std::uint32_t)>& freed);
+
+  // Every slot this consumer holds, taken back (it died, or passed the hold deadline); `freed`
+  // as above. The channel's rings are not read again.
+  std::size_t reclaim_all(const std::function<void(std::uint32_t, std::uint32_t)>& freed);
+
+  // Tells the consumer that no frame follows (it sees ended() after the last one) and wakes it.
+  void close() noexcept;
+
+  // Waits until the consumer released something collect_releases() has not seen, or
+  // `deadline`. (A full ring, or `capacity` slots held, always needs a release to clear.)
+  WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
+
+  std::size_t held() const noexcept { return held_.size(); }
+  bool holds(std::uint32_t pool, std::uint32_t slot) const noexcept;
+  std::uint64_t bogus_releases() const noexcept { return bogus_releases_; }
+  const std::optional<Error>& broken() const noexcept { return broken_; }
+  int own_fd() const noexcept { return own_.fd(); }
+
+ private:
+  friend WaitStatus waitv(std::span<ChannelWriter* const>, std::chrono::steady_clock::time_point);
+  struct Held {
+    std::uint32_t pool;
+    std::uint32_t slot;
+    std::uint64_t sequence;
+  };
+  bool progressed() const noexcept;
+  bool begin_sleep() noexcept;
+  void end_sleep() noexcept;
+
+  OwnPage own_;
+  PeerPage peer_;
+  std::uint32_t head_ = 0;
+  std::uint32_t releases_read_ = 0;
+  std::uint32_t seen_releases_ = 0;  // the consumer's release count when last collected
+  std::uint32_t last_woken_ = 0;
+  std::vector<Held> held_;  // small: at most `capacity` entries
+  std::uint64_t bogus_releases_ = 0;
+  std::optional<Error> broken_;
+};
+
+// Sleeps until any of `readers` is readable (or ended), or `deadline`: one futex_waitv over
+// their producers' head words (at most 128 channels).
+WaitStatus waitv(std::span<ChannelReader* const> readers,
+                 std::chrono::steady_clock::time_point deadline);
+// Sleeps until any of `writers`' consumers released something, or `deadline` (at most 128).
+WaitStatus waitv(std::span<ChannelWriter* const> writers,
+                 std::chrono::steady_clock::time_point deadline);
+
+}  // namespace shmfd

@@ -1,0 +1,514 @@
+#include "shmfd/channel.hpp"
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+#include "shmfd/verify.hpp"
+
+namespace shmfd {
+namespace {
+
+// The pages' binary format (docs/PROTOCOL.md, "Channels"). Little-endian, as the host is; each
+// word a side writes often has a cache line of its own, so the two sides never write one line.
+constexpr std::uint32_t kProducerMagic = 0x50444653;  // "SFDP"
+constexpr std::uint32_t kConsumerMagic = 0x43444653;  // "SFDC"
+constexpr std::uint32_t kPageVersion = 1;
+
+constexpr std::size_t kHeaderAt = 0;      // PageHeader
+constexpr std::size_t kIndexAt = 64;      // producer: head; consumer: tail
+constexpr std::size_t kEpochAt = 128;     // the owner's sleep epoch: odd while it sleeps
+constexpr std::size_t kClosedAt = 132;    // producer: 1 once it closed the channel
+constexpr std::size_t kReleasesAt = 192;  // producer: releases read; consumer: releases written
+constexpr std::size_t kRingAt = 256;
+constexpr std::size_t kPageBytes = 4096;
+
+struct PageHeader {
+  std::uint32_t magic;
+  std::uint32_t version;
+  std::uint32_t capacity;
+  std::uint32_t entry_bytes;
+};
+
+// A descriptor as it lies in the producer's ring.
+struct RingDescriptor {
+  std::uint32_t pool;
+  std::uint32_t slot;
+  std::uint32_t layout;
+  std::uint32_t flags;  // 0; reserved
+  std::uint64_t sequence;
+  std::uint64_t timestamp_ns;
+  std::uint64_t dropped;
+  std::uint8_t reserved[24];
+};
+static_assert(sizeof(RingDescriptor) == 64);
+
+// A release as it lies in the consumer's ring.
+struct RingRelease {
+  std::uint32_t pool;
+  std::uint32_t slot;
+  std::uint64_t sequence;
+};
+static_assert(sizeof(RingRelease) == 16);
+
+using Word = std::atomic<std::uint32_t>;
+static_assert(Word::is_always_lock_free && sizeof(Word) == sizeof(std::uint32_t));
+
+std::size_t entry_bytes(ChannelSide side) {
+  return side == ChannelSide::producer ? sizeof(RingDescriptor) : sizeof(RingRelease);
+}
+std::uint32_t magic(ChannelSide side) {
+  return side == ChannelSide::producer ? kProducerMagic : kConsumerMagic;
+}
+const char* side_name(ChannelSide side) {
+  return side == ChannelSide::producer ? "producer" : "consumer";
+}
+
+// The page's words, through the mapping the caller has (read-write for one's own page,
+// read-only for the peer's: only loads are made through those).
+Word& word(std::byte* page, std::size_t at) {
+  return *std::launder(reinterpret_cast<Word*>(page + at));
+}
+const Word& word(const std::byte* page, std::size_t at) {
+  return *std::launder(reinterpret_cast<const Word*>(page + at));
+}
+
+std::string n(std::uint64_t v) {
+  return std::to_string(v);
+}
+
+// FUTEX_WAKE on a shared mapping (no FUTEX_PRIVATE_FLAG: the peer is another process). Waking
+// needs no write access, so the peer's read-only mapping of our page serves too.
+void futex_wake(const Word& w) noexcept {
+  ::syscall(SYS_futex, &w, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// Whether the side that just advanced an index must wake its peer, whose sleep epoch is
+// `epoch` (read after the index store: Dekker). An odd epoch is one wait; one wake per epoch is
+// enough, so `last_woken` remembers it. But an epoch counts as woken only if the peer had not
+// already caught up (`caught_up`, read after the epoch): a peer can see our store, use it, and
+// start a new sleep before we read its epoch, and marking that sleep as woken would skip the
+// wake for the next store (the lost wake-up of the fastpath prototype).
+template <typename CaughtUp>
+bool wake_needed(std::uint32_t epoch, std::uint32_t& last_woken, CaughtUp caught_up) {
+  if ((epoch & 1U) == 0 || epoch == last_woken) return false;
+  if (caught_up()) return false;  // it sleeps for a later store; that store will wake it
+  last_woken = epoch;
+  return true;
+}
+
+struct FutexWait {
+  const Word* word;
+  std::uint32_t expected;
+};
+
+// Sleeps while every word still holds its expected value, until a wake or `deadline`.
+WaitStatus sleep_on(std::span<const FutexWait> waits,
+                    std::chrono::steady_clock::time_point deadline) {
+  std::array<futex_waitv, FUTEX_WAITV_MAX> v{};
+  const std::size_t count = std::min<std::size_t>(waits.size(), FUTEX_WAITV_MAX);
+  for (std::size_t i = 0; i < count; ++i) {
+    v[i].val = waits[i].expected;
+    v[i].uaddr = reinterpret_cast<std::uintptr_t>(waits[i].word);
+    v[i].flags = FUTEX_32;  // shared: no FUTEX_PRIVATE_FLAG
+  }
+  const auto since_epoch = deadline.time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(secs.count());
+  ts.tv_nsec = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count());
+  // steady_clock is CLOCK_MONOTONIC on Linux; futex_waitv takes an absolute time on it.
+  const long rc =
+      ::syscall(SYS_futex_waitv, v.data(), static_cast<unsigned>(count), 0U, &ts, CLOCK_MONOTONIC);
+  if (rc < 0 && errno == ETIMEDOUT) return WaitStatus::timed_out;
+  return WaitStatus::ready;  // woken, a value already differed (EAGAIN), or a signal: re-check
+}
+
+// Spinning helps only when the peer can run meanwhile: on another CPU.
+bool may_spin(const WaitOptions& options) {
+  if (options.spin.count() <= 0) return false;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+}
+
+template <typename Ready>
+bool spin_until(const WaitOptions& options, Ready ready) {
+  if (!may_spin(options)) return false;
+  const auto until = std::chrono::steady_clock::now() + options.spin;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
+}
+
+Error channel_error(std::string text) {
+  return Error(make_error_code(Errc::malformed_message), std::move(text));
+}
+
+}  // namespace
+
+std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept {
+  const std::size_t bytes = kRingAt + std::size_t{capacity} * entry_bytes(side);
+  return (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
+}
+
+// --- Pages ---
+
+Result<OwnPage> OwnPage::create(ChannelSide side, std::uint32_t capacity) {
+  if (capacity < 2 || capacity > kMaxChannelCapacity || !std::has_single_bit(capacity)) {
+    return fail(Errc::invalid_argument, "channel capacity " + n(capacity) +
+                                            ": must be a power of two from 2 to " +
+                                            n(kMaxChannelCapacity));
+  }
+  auto buffer = WritableBuffer::create(std::string("shmfd:channel-") + side_name(side),
+                                       channel_page_bytes(side, capacity));
+  if (!buffer) return fail(std::move(buffer.error()));
+  const PageHeader header{magic(side), kPageVersion, capacity,
+                          static_cast<std::uint32_t>(entry_bytes(side))};
+  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
+  auto pool = std::move(*buffer).into_pool();  // sealed: no other writable mapping, ever
+  if (!pool) return fail(std::move(pool.error()));
+  return OwnPage(std::move(*pool), side, capacity);
+}
+
+Result<PeerPage> PeerPage::accept(UniqueFd fd, ChannelSide side) {
+  const std::string what = std::string("channel ") + side_name(side) + " page";
+  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
+  if (!verified) return fail(std::move(verified.error()).prefixed(what));
+  auto mapping =
+      Mapping::map(fd.get(), static_cast<std::size_t>(verified->size), Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()).prefixed(what));
+  PageHeader header{};  // copied once, then checked; the page is never trusted beyond this
+  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
+  if (header.magic != magic(side) || header.version != kPageVersion ||
+      header.entry_bytes != entry_bytes(side)) {
+    return fail(Errc::malformed_message,
+                what + ": header (magic " + n(header.magic) + ", version " + n(header.version) +
+                    ", entry " + n(header.entry_bytes) + " bytes) is not a " + side_name(side) +
+                    " page of version " + n(kPageVersion));
+  }
+  if (header.capacity < 2 || header.capacity > kMaxChannelCapacity ||
+      !std::has_single_bit(header.capacity)) {
+    return fail(Errc::malformed_message, what + ": capacity " + n(header.capacity) +
+                                             " is not a power of two in 2.." +
+                                             n(kMaxChannelCapacity));
+  }
+  if (verified->size != channel_page_bytes(side, header.capacity)) {
+    return fail(Errc::invalid_size, what + ": " + n(verified->size) + " bytes, but capacity " +
+                                        n(header.capacity) + " needs " +
+                                        n(channel_page_bytes(side, header.capacity)));
+  }
+  return PeerPage(std::move(*mapping), header.capacity);
+}
+
+// --- What a reader accepts ---
+
+void FrameShapes::add_pool(std::uint32_t pool, std::uint32_t slot_count, std::uint64_t slot_size) {
+  remove_pool(pool);
+  pools_.push_back({pool, slot_count, slot_size});
+}
+
+void FrameShapes::remove_pool(std::uint32_t pool) {
+  std::erase_if(pools_, [&](const Pool& p) { return p.id == pool; });
+}
+
+void FrameShapes::add_layout(std::uint32_t layout, std::uint64_t extent) {
+  if (layouts_.size() <= layout) layouts_.resize(std::size_t{layout} + 1);
+  layouts_[layout] = extent;
+}
+
+Status FrameShapes::check(const Descriptor& d) const {
+  const auto pool =
+      std::find_if(pools_.begin(), pools_.end(), [&](const Pool& p) { return p.id == d.pool; });
+  const std::string frame = "frame " + n(d.sequence);
+  if (pool == pools_.end())
+    return fail(Errc::malformed_message, frame + ": unknown pool " + n(d.pool));
+  if (d.slot >= pool->slot_count) {
+    return fail(Errc::malformed_message, frame + ": slot " + n(d.slot) + " of pool " + n(d.pool) +
+                                             ", which has " + n(pool->slot_count) + " slots");
+  }
+  if (d.layout >= layouts_.size() || !layouts_[d.layout]) {
+    return fail(Errc::malformed_message, frame + ": unknown layout " + n(d.layout));
+  }
+  if (*layouts_[d.layout] > pool->slot_size) {
+    return fail(Errc::malformed_message, frame + ": layout " + n(d.layout) + " reaches " +
+                                             n(*layouts_[d.layout]) + " bytes, slots of pool " +
+                                             n(d.pool) + " hold " + n(pool->slot_size));
+  }
+  return {};
+}
+
+// --- The consumer's end ---
+
+ChannelReader::ChannelReader(OwnPage own, PeerPage peer)
+    : own_(std::move(own)), peer_(std::move(peer)) {}
+
+std::uint32_t ChannelReader::peer_head() const noexcept {
+  return word(peer_.data(), kIndexAt).load(std::memory_order_acquire);
+}
+
+bool ChannelReader::readable() const noexcept {
+  if (broken_) return false;
+  return peer_head() != tail_ || word(peer_.data(), kClosedAt).load(std::memory_order_acquire);
+}
+
+bool ChannelReader::ended() const noexcept {
+  return !broken_ && peer_head() == tail_ &&
+         word(peer_.data(), kClosedAt).load(std::memory_order_acquire) != 0;
+}
+
+std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes) {
+  while (!broken_) {
+    const std::uint32_t head = peer_head();
+    const std::uint32_t waiting = head - tail_;  // modulo 2^32: free-running indices
+    if (waiting == 0) return std::nullopt;
+    if (waiting > peer_.capacity()) {
+      broken_ = channel_error("channel: the producer's head " + n(head) + " is " + n(waiting) +
+                              " ahead of tail " + n(tail_) + ", beyond the ring's " +
+                              n(peer_.capacity()) + " entries");
+      return std::nullopt;
+    }
+    RingDescriptor raw{};  // copied once; only the copy is checked and used
+    std::memcpy(&raw, peer_.data() + kRingAt + (tail_ & (peer_.capacity() - 1)) * sizeof raw,
+                sizeof raw);
+    ++tail_;
+    word(own_.data(), kIndexAt).store(tail_, std::memory_order_release);
+    const Descriptor d{raw.pool, raw.slot, raw.layout, raw.sequence, raw.timestamp_ns, raw.dropped};
+    if (auto ok = shapes.check(d); !ok) {
+      ++refusals_;
+      last_refusal_ = std::move(ok.error());
+      continue;
+    }
+    return d;
+  }
+  return std::nullopt;
+}
+
+Status ChannelReader::release(std::uint32_t pool, std::uint32_t slot, std::uint64_t sequence) {
+  const std::uint32_t read = word(peer_.data(), kReleasesAt).load(std::memory_order_acquire);
+  if (releases_ - read >= own_.capacity()) {
+    return fail(Errc::limit_exceeded, "channel: release ring full (" + n(releases_ - read) +
+                                          " releases unread by the producer)");
+  }
+  const RingRelease entry{pool, slot, sequence};
+  std::memcpy(own_.data() + kRingAt + (releases_ & (own_.capacity() - 1)) * sizeof entry, &entry,
+              sizeof entry);
+  ++releases_;
+  word(own_.data(), kReleasesAt).store(releases_, std::memory_order_seq_cst);
+  // Dekker with the producer's begin_sleep: our store, then its epoch.
+  const std::uint32_t epoch = word(peer_.data(), kEpochAt).load(std::memory_order_seq_cst);
+  const auto collected = [&] {
+    return word(peer_.data(), kReleasesAt).load(std::memory_order_acquire) == releases_;
+  };
+  if (wake_needed(epoch, last_woken_, collected)) futex_wake(word(own_.data(), kReleasesAt));
+  return {};
+}
+
+bool ChannelReader::begin_sleep() noexcept {
+  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // odd: asleep
+  return !readable();  // checked after the epoch store: a publish now sees us asleep
+}
+
+void ChannelReader::end_sleep() noexcept {
+  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // even: awake
+}
+
+WaitStatus ChannelReader::wait(std::chrono::steady_clock::time_point deadline,
+                               WaitOptions options) {
+  if (readable() || broken_) return WaitStatus::ready;
+  if (spin_until(options, [&] { return readable(); })) return WaitStatus::ready;
+  ChannelReader* self = this;
+  return waitv(std::span<ChannelReader* const>(&self, 1), deadline);
+}
+
+WaitStatus waitv(std::span<ChannelReader* const> readers,
+                 std::chrono::steady_clock::time_point deadline) {
+  std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
+  std::size_t count = 0;
+  bool ready = false;
+  const std::size_t used = std::min<std::size_t>(readers.size(), FUTEX_WAITV_MAX / 2);
+  for (std::size_t i = 0; i < used; ++i) {
+    ChannelReader* r = readers[i];
+    if (r->broken_ || !r->begin_sleep()) {
+      ready = true;
+      if (!r->broken_) r->end_sleep();
+      for (std::size_t j = 0; j < i; ++j) readers[j]->end_sleep();
+      break;
+    }
+    waits[count++] = {&word(r->peer_.data(), kIndexAt), r->tail_};
+    waits[count++] = {&word(r->peer_.data(), kClosedAt), 0};
+  }
+  if (ready) return WaitStatus::ready;
+  const auto status = sleep_on(std::span(waits.data(), count), deadline);
+  for (std::size_t i = 0; i < used; ++i) readers[i]->end_sleep();
+  if (status == WaitStatus::timed_out) {
+    for (std::size_t i = 0; i < used; ++i)
+      if (readers[i]->readable()) return WaitStatus::ready;
+  }
+  return status;
+}
+
+// --- The producer's end ---
+
+ChannelWriter::ChannelWriter(OwnPage own, PeerPage peer)
+    : own_(std::move(own)), peer_(std::move(peer)) {
+  held_.reserve(own_.capacity());
+}
+
+bool ChannelWriter::holds(std::uint32_t pool, std::uint32_t slot) const noexcept {
+  return std::any_of(held_.begin(), held_.end(),
+                     [&](const Held& h) { return h.pool == pool && h.slot == slot; });
+}
+
+Result<bool> ChannelWriter::publish(const Descriptor& d) {
+  if (broken_) return fail(Error(*broken_));
+  if (holds(d.pool, d.slot)) {
+    return fail(Errc::invalid_argument, "channel: slot " + n(d.slot) + " of pool " + n(d.pool) +
+                                            " is still held by this consumer");
+  }
+  const std::uint32_t tail = word(peer_.data(), kIndexAt).load(std::memory_order_acquire);
+  const std::uint32_t in_ring = head_ - tail;
+  if (in_ring > own_.capacity()) {
+    broken_ = channel_error("channel: the consumer's tail " + n(tail) + " is not within the " +
+                            n(own_.capacity()) + " entries before head " + n(head_));
+    return fail(Error(*broken_));
+  }
+  if (in_ring == own_.capacity() || held_.size() >= own_.capacity()) return false;
+  RingDescriptor raw{};
+  raw.pool = d.pool;
+  raw.slot = d.slot;
+  raw.layout = d.layout;
+  raw.sequence = d.sequence;
+  raw.timestamp_ns = d.timestamp_ns;
+  raw.dropped = d.dropped;
+  std::memcpy(own_.data() + kRingAt + (head_ & (own_.capacity() - 1)) * sizeof raw, &raw,
+              sizeof raw);
+  held_.push_back({d.pool, d.slot, d.sequence});
+  ++head_;
+  word(own_.data(), kIndexAt).store(head_, std::memory_order_seq_cst);
+  // Dekker with the consumer's begin_sleep: our store, then its epoch.
+  const std::uint32_t epoch = word(peer_.data(), kEpochAt).load(std::memory_order_seq_cst);
+  const auto consumed = [&] {
+    return word(peer_.data(), kIndexAt).load(std::memory_order_acquire) == head_;
+  };
+  if (wake_needed(epoch, last_woken_, consumed)) futex_wake(word(own_.data(), kIndexAt));
+  return true;
+}
+
+std::size_t ChannelWriter::collect_releases(
+    const std::function<void(std::uint32_t, std::uint32_t)>& freed) {
+  if (broken_) return 0;
+  const std::uint32_t written = word(peer_.data(), kReleasesAt).load(std::memory_order_acquire);
+  const std::uint32_t unread = written - releases_read_;
+  if (unread == 0) {
+    seen_releases_ = releases_read_;
+    return 0;
+  }
+  if (unread > peer_.capacity()) {
+    broken_ = channel_error("channel: the consumer's release count " + n(written) + " is " +
+                            n(unread) + " past the " + n(releases_read_) + " read, beyond the " +
+                            "ring's " + n(peer_.capacity()) + " entries");
+    return 0;
+  }
+  std::size_t count = 0;
+  for (; releases_read_ != written; ++releases_read_) {
+    RingRelease entry{};  // copied once; only the copy is checked and used
+    std::memcpy(&entry,
+                peer_.data() + kRingAt + (releases_read_ & (peer_.capacity() - 1)) * sizeof entry,
+                sizeof entry);
+    const auto it = std::find_if(held_.begin(), held_.end(), [&](const Held& h) {
+      return h.pool == entry.pool && h.slot == entry.slot && h.sequence == entry.sequence;
+    });
+    if (it == held_.end()) {
+      ++bogus_releases_;
+      continue;
+    }
+    *it = held_.back();
+    held_.pop_back();
+    ++count;
+    freed(entry.pool, entry.slot);
+  }
+  seen_releases_ = releases_read_;
+  word(own_.data(), kReleasesAt).store(releases_read_, std::memory_order_release);
+  return count;
+}
+
+std::size_t ChannelWriter::reclaim_all(
+    const std::function<void(std::uint32_t, std::uint32_t)>& freed) {
+  if (!broken_) broken_ = channel_error("channel: reclaimed; the consumer is cut off");
+  const std::size_t count = held_.size();
+  for (const Held& h : held_) freed(h.pool, h.slot);
+  held_.clear();
+  return count;
+}
+
+void ChannelWriter::close() noexcept {
+  word(own_.data(), kClosedAt).store(1, std::memory_order_seq_cst);
+  futex_wake(word(own_.data(), kClosedAt));
+}
+
+// A producer waits only for releases: a full ring, or `capacity` slots held, needs one (every
+// frame in the ring is held), so the consumer's tail alone never unblocks it.
+bool ChannelWriter::progressed() const noexcept {
+  if (broken_) return true;
+  return word(peer_.data(), kReleasesAt).load(std::memory_order_acquire) != seen_releases_;
+}
+
+bool ChannelWriter::begin_sleep() noexcept {
+  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // odd: asleep
+  return !progressed();
+}
+
+void ChannelWriter::end_sleep() noexcept {
+  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // even: awake
+}
+
+WaitStatus ChannelWriter::wait(std::chrono::steady_clock::time_point deadline,
+                               WaitOptions options) {
+  if (progressed()) return WaitStatus::ready;
+  if (spin_until(options, [&] { return progressed(); })) return WaitStatus::ready;
+  ChannelWriter* self = this;
+  return waitv(std::span<ChannelWriter* const>(&self, 1), deadline);
+}
+
+WaitStatus waitv(std::span<ChannelWriter* const> writers,
+                 std::chrono::steady_clock::time_point deadline) {
+  std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
+  std::size_t count = 0;
+  const std::size_t used = std::min<std::size_t>(writers.size(), FUTEX_WAITV_MAX);
+  for (std::size_t i = 0; i < used; ++i) {
+    ChannelWriter* w = writers[i];
+    if (!w->begin_sleep()) {
+      for (std::size_t j = 0; j <= i; ++j) writers[j]->end_sleep();
+      return WaitStatus::ready;
+    }
+    waits[count++] = {&word(w->peer_.data(), kReleasesAt), w->seen_releases_};
+  }
+  const auto status = sleep_on(std::span(waits.data(), count), deadline);
+  for (std::size_t i = 0; i < used; ++i) writers[i]->end_sleep();
+  if (status == WaitStatus::timed_out) {
+    for (std::size_t i = 0; i < used; ++i)
+      if (writers[i]->progressed()) return WaitStatus::ready;
+  }
+  return status;
+}
+
+}  // namespace shmfd
