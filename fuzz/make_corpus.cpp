@@ -1,7 +1,7 @@
 // Writes the seed corpus of the fuzz targets (fuzz/corpus/, kept in the repository): one valid
 // message of each kind the broker reads, the hostile messages of the tests, and datagram
 // streams that advertise, publish with an fd, subscribe and register a pool.
-//   shmfd-fuzz-corpus DIR    writes DIR/decode/, DIR/broker/ and DIR/layout/
+//   shmfd-fuzz-corpus DIR    writes DIR/decode/, DIR/broker/, DIR/layout/ and DIR/channel/
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
-  for (const char* sub : {"", "/decode", "/broker", "/layout"}) ::mkdir((dir + sub).c_str(), 0755);
+  for (const char* sub : {"", "/decode", "/broker", "/layout", "/channel"}) ::mkdir((dir + sub).c_str(), 0755);
 
   const std::vector<std::uint64_t> shape{2, 3, 4};
   const Layout image = *image_layout(PixelFormat::nv12, 64, 32, 16);
@@ -175,6 +175,14 @@ int main(int argc, char** argv) {
     Bytes b(static_cast<std::size_t>(16 + i * 24));
     for (auto& x : b) x = static_cast<std::byte>(rng());
     write(dir + "/layout/random-" + std::to_string(i), b);
+  }
+
+  // Channel target: a sequence of operations drawn from the input, so random bytes of a few
+  // lengths are as good a start as any.
+  for (int i = 0; i < 8; ++i) {
+    Bytes b(static_cast<std::size_t>(64 + i * 96));
+    for (auto& x : b) x = static_cast<std::byte>(rng());
+    write(dir + "/channel/random-" + std::to_string(i), b);
   }
   return 0;
 }

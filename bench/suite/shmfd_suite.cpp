@@ -11,6 +11,8 @@
 //       the baseline.
 //   S5  memory: the broker's RSS idle and with 100 clients on 10 topics; total PSS of producer
 //       + 4 consumers for the pool path and for the socket-copy path.
+//   S1, S4 also run over a channel (shmfd/channel.hpp, channel_rows.cpp): the pool path once
+//       the broker has set it up, with no broker on it.
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
 //   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5] [--variant TEXT]
@@ -22,7 +24,9 @@
 #include <memory>
 #include <optional>
 
+#include "channel_rows.hpp"
 #include "common.hpp"
+#include "must.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/memfd.hpp"
@@ -35,6 +39,7 @@ namespace {
 using namespace shmfd;
 using bench::add_rates;
 using bench::die;
+using bench::must;
 using bench::now_ns;
 using bench::Rate;
 using bench::rate_of;
@@ -43,14 +48,6 @@ using bench::SharedSamples;
 using bench::Signal;
 using bench::Work;
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) die(std::string(what) + ": " + r.error().message());
-  return std::move(*r);
-}
-void must(const Status& s, const char* what) {
-  if (!s) die(std::string(what) + ": " + s.error().message());
-}
 
 // ---- S1: latency ----------------------------------------------------------------------------
 
@@ -219,6 +216,8 @@ void s1(Results& results, const bench::Options& o) {
     add("direct SEQPACKET hop with one fd", raw_hop(n, p.ping_cpu, p.pong_cpu, false));
     add("relayed SEQPACKET hop (any broker's floor)", raw_hop(n, p.ping_cpu, p.pong_cpu, true));
     add("shmfd broker, pool", broker_hop(n, p.ping_cpu, p.pong_cpu, true));
+    add("shmfd channel, pool (no broker on the path)",
+        bench::channel_hop(n, p.ping_cpu, p.pong_cpu));
     add("shmfd broker, sealed memfd per message", broker_hop(n / 2, p.ping_cpu, p.pong_cpu, false));
   }
 }
@@ -441,7 +440,7 @@ constexpr std::size_t kKiB = 1024;
 void s4(Results& results, const bench::Options& o) {
   const std::uint64_t frames = o.n(200000);
   constexpr int kRuns = 3;
-  std::vector<Rate> pool, direct;
+  std::vector<Rate> pool, channel, direct;
   for (int r = 0; r < kRuns; ++r) {
     {
       bench::BrokerProcess broker;
@@ -463,6 +462,7 @@ void s4(Results& results, const bench::Options& o) {
       bench::wait_ok(child);
       pool.push_back(rate_of(arrivals.values()));
     }
+    channel.push_back(bench::channel_stream(frames));
     {
       int sv[2];
       if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
@@ -487,6 +487,8 @@ void s4(Results& results, const bench::Options& o) {
     }
   }
   add_rates(results, "S4", "1 KiB frames", "shmfd pool via broker", pool);
+  add_rates(results, "S4", "1 KiB frames", "shmfd pool via channel (no broker on the path)",
+            channel);
   add_rates(results, "S4", "1 KiB frames", "direct SEQPACKET stream (copy, no broker)", direct);
 }
 
