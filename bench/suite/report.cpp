@@ -64,8 +64,11 @@ std::optional<Row> baseline(const Row& r) {
   return std::nullopt;
 }
 
+// iceoryx runs on 4 KiB pages: a shmfd row on huge pages gets no "vs iceoryx".
 std::optional<Row> iceoryx(const Row& r) {
-  if (r.name.rfind("shmfd", 0) != 0) return std::nullopt;
+  if (r.name.rfind("shmfd", 0) != 0 || r.name.find("huge pages") != std::string::npos) {
+    return std::nullopt;
+  }
   return find_row(r.scenario, r.variant, "iceoryx");
 }
 
@@ -117,6 +120,29 @@ std::vector<Target> evaluate() {
         const double r = pool->median / gst->median;
         out.push_back({std::string("S2 ") + label + " ≥ 2× GStreamer shm (" + variant + ")",
                        fmt(pool->median, 1) + " vs " + fmt(gst->median, 1) + " fps: " + ratio(r),
+                       r >= 2.0});
+      }
+    }
+  }
+  // Channels (issue: frames on shared rings): the pool path once the broker has set a channel
+  // up, against iceoryx and against the direct hop or stream, in the same run.
+  for (const char* variant : {"unpinned", "pinned to one CPU"}) {
+    auto channel = find_row("S1", variant, "shmfd channel");
+    auto iox = find_row("S1", variant, "iceoryx");
+    if (channel && iox) {
+      const double r = channel->median / iox->median;
+      out.push_back({std::string("S1 channel latency ≤ 1.0× iceoryx (") + variant + ")",
+                     fmt(channel->median) + " µs vs " + fmt(iox->median) + " µs: " + ratio(r),
+                     r <= 1.0});
+    }
+  }
+  if (auto channel = find_row("S4", "1 KiB frames", "shmfd pool via channel")) {
+    for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
+      if (auto other = find_row("S4", "1 KiB frames", peer)) {
+        const double r = channel->median / other->median;
+        out.push_back({std::string("S4 channel ≥ 2× ") + peer,
+                       fmt(channel->median, 0) + " vs " + fmt(other->median, 0) +
+                           " fps: " + ratio(r),
                        r >= 2.0});
       }
     }
