@@ -120,8 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 4: {  // a hostile hand writes bytes anywhere in either page
         const int side = in.ConsumeIntegralInRange<int>(0, 1);
         const auto at = in.ConsumeIntegralInRange<std::size_t>(0, raw_size[side] - 1);
-        const auto bytes = in.ConsumeBytes<std::uint8_t>(
-            in.ConsumeIntegralInRange<std::size_t>(1, 16));
+        const auto bytes =
+            in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(1, 16));
         if (!bytes.empty()) {
           std::memcpy(raw[side] + at, bytes.data(), std::min(bytes.size(), raw_size[side] - at));
         }

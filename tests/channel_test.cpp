@@ -430,5 +430,111 @@ TEST_F(ChannelTest, AWriterWaitsForReleasesFromAnyOfItsConsumers) {
   EXPECT_EQ(b.writer->collect_releases([](std::uint32_t, std::uint32_t) {}), 1U);
 }
 
+TEST_F(ChannelTest, NewestSkipsOlderFramesAndHandsTheirSlotsBack) {
+  auto pair = make_pair(8);
+  const auto s = shapes();
+  for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(*pair.writer->publish(frame(i, i + 1)));
+  auto d = pair.reader->newest(s);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 3U);
+  EXPECT_EQ(pair.reader->skipped(), 2U);
+  std::vector<std::uint32_t> freed;
+  pair.writer->collect_releases([&](std::uint32_t, std::uint32_t slot) { freed.push_back(slot); });
+  EXPECT_EQ(freed, (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_TRUE(pair.writer->holds(1, 2));
+  EXPECT_FALSE(pair.reader->newest(s));  // nothing more
+}
+
+TEST_F(ChannelTest, NewestKeepsTheOlderFrameWhenItCannotBeReleased) {
+  auto pair = make_pair(2);
+  const auto s = shapes();
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 1)));
+  ASSERT_TRUE(*pair.writer->publish(frame(1, 2)));
+  ASSERT_TRUE(pair.reader->next(s));
+  ASSERT_TRUE(pair.reader->next(s));
+  ASSERT_TRUE(pair.reader->release(1, 0, 1));
+  ASSERT_TRUE(pair.reader->release(1, 1, 2));
+  EXPECT_EQ(pair.writer->collect_releases([](std::uint32_t, std::uint32_t) {}), 2U);
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 3)));
+  ASSERT_TRUE(*pair.writer->publish(frame(1, 4)));
+  poke(pair.producer_page, kReleasesAt, 0);  // the producer "forgets" it read both releases
+  auto d = pair.reader->newest(s);           // no room to release frame 3: it is not skipped
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 3U);
+  EXPECT_EQ(pair.reader->skipped(), 0U);
+  auto next = pair.reader->next(s);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->sequence, 4U);
+}
+
+TEST_F(ChannelTest, TheWriterKnowsHowLongItsOldestSlotIsHeld) {
+  auto pair = make_pair(8);
+  const auto s = shapes();
+  EXPECT_FALSE(pair.writer->oldest_hold());
+  const auto before = Clock::now();
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 1)));
+  std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(*pair.writer->publish(frame(1, 2)));
+  const auto oldest = pair.writer->oldest_hold();
+  ASSERT_TRUE(oldest);
+  EXPECT_GE(*oldest, before);
+  EXPECT_LT(*oldest, before + 5ms);
+  ASSERT_TRUE(pair.reader->next(s));
+  ASSERT_TRUE(pair.reader->release(1, 0, 1));
+  pair.writer->collect_releases([](std::uint32_t, std::uint32_t) {});
+  ASSERT_TRUE(pair.writer->oldest_hold());
+  EXPECT_GE(*pair.writer->oldest_hold(), before + 5ms);
+}
+
+TEST_F(ChannelTest, ADoorbellEndsAWaitOnChannels) {
+  auto bell = OwnBell::create();
+  ASSERT_TRUE(bell) << bell.error().message();
+  auto fd = reopen_read_only(bell->fd());
+  ASSERT_TRUE(fd);
+  auto peer = PeerBell::accept(std::move(*fd));
+  ASSERT_TRUE(peer) << peer.error().message();
+  auto pair = make_pair(8);
+  std::array<ChannelReader*, 1> readers{pair.reader.get()};
+
+  const std::uint32_t seen = peer->count();
+  EXPECT_EQ(waitv(readers, &*peer, seen, Clock::now() + 20ms), WaitStatus::timed_out);
+  std::thread ringer([&] {
+    std::this_thread::sleep_for(50ms);
+    bell->ring();
+  });
+  const auto start = Clock::now();
+  EXPECT_EQ(waitv(readers, &*peer, seen, Clock::now() + 10s), WaitStatus::ready);
+  EXPECT_LT(Clock::now() - start, 5s);
+  ringer.join();
+  EXPECT_EQ(peer->count(), seen + 1);
+  // Rung before the wait began: the wait returns at once.
+  bell->ring();
+  EXPECT_EQ(waitv(readers, &*peer, seen + 1, Clock::now() + 10s), WaitStatus::ready);
+}
+
+TEST_F(ChannelTest, ADoorbellPageIsVerifiedLikeAChannelPage) {
+  auto page = OwnPage::create(ChannelSide::producer, 2);  // one page of 4 KiB, but not a bell
+  ASSERT_TRUE(page);
+  auto fd = reopen_read_only(page->fd());
+  ASSERT_TRUE(fd);
+  auto wrong = PeerBell::accept(std::move(*fd));
+  ASSERT_FALSE(wrong);
+  EXPECT_TRUE(wrong.error().is(Errc::malformed_message)) << wrong.error().message();
+
+  auto big = OwnPage::create(ChannelSide::producer, 256);  // 5 pages
+  ASSERT_TRUE(big);
+  auto big_fd = reopen_read_only(big->fd());
+  ASSERT_TRUE(big_fd);
+  auto too_big = PeerBell::accept(std::move(*big_fd));
+  ASSERT_FALSE(too_big);
+  EXPECT_TRUE(too_big.error().is(Errc::invalid_size)) << too_big.error().message();
+
+  auto loose = create_memfd("loose", 4096);
+  ASSERT_TRUE(loose);
+  auto unsealed = PeerBell::accept(std::move(*loose));
+  ASSERT_FALSE(unsealed);
+  EXPECT_TRUE(unsealed.error().is(Errc::missing_seals)) << unsealed.error().message();
+}
+
 }  // namespace
 }  // namespace shmfd

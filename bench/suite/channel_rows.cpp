@@ -25,7 +25,6 @@ constexpr std::size_t kSmallPayload = 64;  // what the producer writes of each f
 constexpr std::uint32_t kPool = 1;
 constexpr std::uint32_t kLayout = 0;
 
-
 // One process's end of a two-way link: its pool, a channel out (it produces) and a channel in
 // (it consumes), set up by exchanging fds with the peer over `socket`.
 struct Link {
@@ -81,10 +80,14 @@ Link open_link(int socket, std::uint32_t slots, std::uint64_t slot_size, std::ui
   auto m = must(receive_message(socket, buf, 3), "receive fds");
   if (m.fds.size() != 3) die("expected 3 fds");
   must(verify_buffer(m.fds[0].get(), Guarantee::pool, slots * slot_size), "peer pool");
-  Link link{std::move(pool), must(Mapping::map(m.fds[0].get(), slots * slot_size,
-                                               Access::read_only),
-                                  "map peer pool"),
-            std::nullopt, std::nullopt, {}, {}, slot_size};
+  Link link{
+      std::move(pool),
+      must(Mapping::map(m.fds[0].get(), slots * slot_size, Access::read_only), "map peer pool"),
+      std::nullopt,
+      std::nullopt,
+      {},
+      {},
+      slot_size};
   auto peer_out = must(PeerPage::accept(std::move(m.fds[1]), ChannelSide::producer), "peer page");
   auto peer_in = must(PeerPage::accept(std::move(m.fds[2]), ChannelSide::consumer), "peer page");
   link.out.emplace(std::move(out_page), std::move(peer_in));

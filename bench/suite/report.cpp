@@ -140,10 +140,10 @@ std::vector<Target> evaluate() {
     for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
       if (auto other = find_row("S4", "1 KiB frames", peer)) {
         const double r = channel->median / other->median;
-        out.push_back({std::string("S4 channel ≥ 2× ") + peer,
-                       fmt(channel->median, 0) + " vs " + fmt(other->median, 0) +
-                           " fps: " + ratio(r),
-                       r >= 2.0});
+        out.push_back(
+            {std::string("S4 channel ≥ 2× ") + peer,
+             fmt(channel->median, 0) + " vs " + fmt(other->median, 0) + " fps: " + ratio(r),
+             r >= 2.0});
       }
     }
   }

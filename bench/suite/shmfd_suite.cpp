@@ -48,7 +48,6 @@ using bench::SharedSamples;
 using bench::Signal;
 using bench::Work;
 
-
 // ---- S1: latency ----------------------------------------------------------------------------
 
 constexpr std::size_t kSmall = 64;

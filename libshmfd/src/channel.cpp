@@ -24,6 +24,7 @@ namespace {
 // word a side writes often has a cache line of its own, so the two sides never write one line.
 constexpr std::uint32_t kProducerMagic = 0x50444653;  // "SFDP"
 constexpr std::uint32_t kConsumerMagic = 0x43444653;  // "SFDC"
+constexpr std::uint32_t kBellMagic = 0x42444653;      // "SFDB"
 constexpr std::uint32_t kPageVersion = 1;
 
 constexpr std::size_t kHeaderAt = 0;      // PageHeader
@@ -302,9 +303,27 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes) {
   return std::nullopt;
 }
 
-Status ChannelReader::release(std::uint32_t pool, std::uint32_t slot, std::uint64_t sequence) {
+std::optional<Descriptor> ChannelReader::newest(const FrameShapes& shapes) {
+  auto d = next(shapes);
+  // Skip only while the skipped frame can be released: a full release ring keeps the older.
+  while (d && peer_head() != tail_ && release_room()) {
+    auto later = next(shapes);
+    if (!later) break;  // only refused descriptors followed
+    (void)release(d->pool, d->slot, d->sequence);
+    ++skipped_;
+    d = later;
+  }
+  return d;
+}
+
+bool ChannelReader::release_room() const noexcept {
   const std::uint32_t read = word(peer_.data(), kReleasesAt).load(std::memory_order_acquire);
-  if (releases_ - read >= own_.capacity()) {
+  return releases_ - read < own_.capacity();
+}
+
+Status ChannelReader::release(std::uint32_t pool, std::uint32_t slot, std::uint64_t sequence) {
+  if (!release_room()) {
+    const std::uint32_t read = word(peer_.data(), kReleasesAt).load(std::memory_order_acquire);
     return fail(Errc::limit_exceeded, "channel: release ring full (" + n(releases_ - read) +
                                           " releases unread by the producer)");
   }
@@ -341,29 +360,78 @@ WaitStatus ChannelReader::wait(std::chrono::steady_clock::time_point deadline,
 
 WaitStatus waitv(std::span<ChannelReader* const> readers,
                  std::chrono::steady_clock::time_point deadline) {
+  return waitv(readers, nullptr, 0, deadline);
+}
+
+WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
+                 std::chrono::steady_clock::time_point deadline) {
   std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
   std::size_t count = 0;
-  bool ready = false;
-  const std::size_t used = std::min<std::size_t>(readers.size(), FUTEX_WAITV_MAX / 2);
+  if (bell != nullptr) {
+    const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
+    if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
+    waits[count++] = {&rung, seen};
+  }
+  const std::size_t used = std::min<std::size_t>(readers.size(), (FUTEX_WAITV_MAX - 1) / 2);
   for (std::size_t i = 0; i < used; ++i) {
     ChannelReader* r = readers[i];
     if (r->broken_ || !r->begin_sleep()) {
-      ready = true;
       if (!r->broken_) r->end_sleep();
       for (std::size_t j = 0; j < i; ++j) readers[j]->end_sleep();
-      break;
+      return WaitStatus::ready;
     }
     waits[count++] = {&word(r->peer_.data(), kIndexAt), r->tail_};
     waits[count++] = {&word(r->peer_.data(), kClosedAt), 0};
   }
-  if (ready) return WaitStatus::ready;
   const auto status = sleep_on(std::span(waits.data(), count), deadline);
   for (std::size_t i = 0; i < used; ++i) readers[i]->end_sleep();
   if (status == WaitStatus::timed_out) {
+    if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
     for (std::size_t i = 0; i < used; ++i)
       if (readers[i]->readable()) return WaitStatus::ready;
   }
   return status;
+}
+
+// --- The doorbell ---
+
+Result<OwnBell> OwnBell::create() {
+  auto buffer = WritableBuffer::create("shmfd:bell", kPageBytes);
+  if (!buffer) return fail(std::move(buffer.error()));
+  const PageHeader header{kBellMagic, kPageVersion, 0, 0};
+  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
+  auto pool = std::move(*buffer).into_pool();
+  if (!pool) return fail(std::move(pool.error()));
+  return OwnBell(std::move(*pool));
+}
+
+void OwnBell::ring() noexcept {
+  Word& count = word(buffer_.bytes().data(), kIndexAt);
+  count.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(count);
+}
+
+Result<PeerBell> PeerBell::accept(UniqueFd fd) {
+  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
+  if (!verified) return fail(std::move(verified.error()).prefixed("doorbell page"));
+  if (verified->size != kPageBytes) {
+    return fail(Errc::invalid_size,
+                "doorbell page: " + n(verified->size) + " bytes, not " + n(kPageBytes));
+  }
+  auto mapping = Mapping::map(fd.get(), kPageBytes, Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()).prefixed("doorbell page"));
+  PageHeader header{};
+  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
+  if (header.magic != kBellMagic || header.version != kPageVersion) {
+    return fail(Errc::malformed_message, "doorbell page: header (magic " + n(header.magic) +
+                                             ", version " + n(header.version) +
+                                             ") is not a doorbell of version " + n(kPageVersion));
+  }
+  return PeerBell(std::move(*mapping));
+}
+
+std::uint32_t PeerBell::count() const noexcept {
+  return word(mapping_.bytes().data(), kIndexAt).load(std::memory_order_acquire);
 }
 
 // --- The producer's end ---
@@ -401,7 +469,7 @@ Result<bool> ChannelWriter::publish(const Descriptor& d) {
   raw.dropped = d.dropped;
   std::memcpy(own_.data() + kRingAt + (head_ & (own_.capacity() - 1)) * sizeof raw, &raw,
               sizeof raw);
-  held_.push_back({d.pool, d.slot, d.sequence});
+  held_.push_back({d.pool, d.slot, d.sequence, std::chrono::steady_clock::now()});
   ++head_;
   word(own_.data(), kIndexAt).store(head_, std::memory_order_seq_cst);
   // Dekker with the consumer's begin_sleep: our store, then its epoch.
@@ -411,6 +479,13 @@ Result<bool> ChannelWriter::publish(const Descriptor& d) {
   };
   if (wake_needed(epoch, last_woken_, consumed)) futex_wake(word(own_.data(), kIndexAt));
   return true;
+}
+
+std::optional<std::chrono::steady_clock::time_point> ChannelWriter::oldest_hold() const noexcept {
+  if (held_.empty()) return std::nullopt;
+  return std::min_element(held_.begin(), held_.end(),
+                          [](const Held& a, const Held& b) { return a.since < b.since; })
+      ->since;
 }
 
 std::size_t ChannelWriter::collect_releases(

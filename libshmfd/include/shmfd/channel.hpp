@@ -104,6 +104,8 @@ class PeerPage {
   std::uint32_t capacity_;
 };
 
+class PeerBell;
+
 // What a reader accepts: the pools it has attached (slots and their size) and the layouts it
 // knows (their extent: the bytes of a slot the layout reaches).
 class FrameShapes {
@@ -142,6 +144,10 @@ class ChannelReader {
   // broken). A descriptor that fails the check is skipped, counted in refusals() and reported in
   // last_refusal(); the next one is tried.
   std::optional<Descriptor> next(const FrameShapes& shapes);
+  // Drop-oldest: the newest frame waiting. Every older frame that passes the check is released
+  // unseen and counted in skipped() (a consumer that fell behind catches up on the newest
+  // instead of the oldest); if the release ring is full, the older frame is returned instead.
+  std::optional<Descriptor> newest(const FrameShapes& shapes);
   // Whether next() has something (or the producer closed the channel).
   bool readable() const noexcept;
   // Whether the producer closed the channel and every frame before that has been read.
@@ -156,14 +162,17 @@ class ChannelReader {
   WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
 
   std::uint64_t refusals() const noexcept { return refusals_; }
+  std::uint64_t skipped() const noexcept { return skipped_; }
   const std::optional<Error>& last_refusal() const noexcept { return last_refusal_; }
   // Set once the producer's head left the ring's bounds; the channel is then dead for reading.
   const std::optional<Error>& broken() const noexcept { return broken_; }
   int own_fd() const noexcept { return own_.fd(); }
 
  private:
-  friend WaitStatus waitv(std::span<ChannelReader* const>, std::chrono::steady_clock::time_point);
+  friend WaitStatus waitv(std::span<ChannelReader* const>, const PeerBell*, std::uint32_t,
+                          std::chrono::steady_clock::time_point);
   std::uint32_t peer_head() const noexcept;
+  bool release_room() const noexcept;
   bool begin_sleep() noexcept;
   void end_sleep() noexcept;
 
@@ -173,6 +182,7 @@ class ChannelReader {
   std::uint32_t releases_ = 0;  // ditto
   std::uint32_t last_woken_ = 0;
   std::uint64_t refusals_ = 0;
+  std::uint64_t skipped_ = 0;
   std::optional<Error> last_refusal_;
   std::optional<Error> broken_;
 };
@@ -206,6 +216,9 @@ class ChannelWriter {
   WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
 
   std::size_t held() const noexcept { return held_.size(); }
+  // When the longest-held slot of this consumer was published (nullopt: it holds none), for a
+  // hold deadline: a consumer past it is cut off with reclaim_all().
+  std::optional<std::chrono::steady_clock::time_point> oldest_hold() const noexcept;
   bool holds(std::uint32_t pool, std::uint32_t slot) const noexcept;
   std::uint64_t bogus_releases() const noexcept { return bogus_releases_; }
   const std::optional<Error>& broken() const noexcept { return broken_; }
@@ -217,6 +230,7 @@ class ChannelWriter {
     std::uint32_t pool;
     std::uint32_t slot;
     std::uint64_t sequence;
+    std::chrono::steady_clock::time_point since;
   };
   bool progressed() const noexcept;
   bool begin_sleep() noexcept;
@@ -233,9 +247,42 @@ class ChannelWriter {
   std::optional<Error> broken_;
 };
 
+// A doorbell: one counter in a page that only its owner (the broker) writes, which a client
+// sleeps on beside its channels, so that a control message (a channel opened or closed, a
+// peer gone, an error) ends the wait as a frame does. The owner rings it after each message it
+// queued for the client; the client reads the count, then drains its socket, then waits while
+// the count is still what it read: a message that came after the drain has rung since.
+class OwnBell {
+ public:
+  static Result<OwnBell> create();
+  int fd() const noexcept { return buffer_.fd(); }
+  void ring() noexcept;
+
+ private:
+  explicit OwnBell(PoolBuffer buffer) : buffer_(std::move(buffer)) {}
+  PoolBuffer buffer_;
+};
+
+// The client's side: verified like a channel page (a memfd with the pool seals, of one page,
+// with the bell's magic), mapped read-only.
+class PeerBell {
+ public:
+  static Result<PeerBell> accept(UniqueFd fd);
+  std::uint32_t count() const noexcept;
+
+ private:
+  friend WaitStatus waitv(std::span<ChannelReader* const>, const PeerBell*, std::uint32_t,
+                          std::chrono::steady_clock::time_point);
+  explicit PeerBell(Mapping mapping) : mapping_(std::move(mapping)) {}
+  Mapping mapping_;
+};
+
 // Sleeps until any of `readers` is readable (or ended), or `deadline`: one futex_waitv over
-// their producers' head words (at most 128 channels).
+// their producers' head words (at most 63 channels beside a bell).
 WaitStatus waitv(std::span<ChannelReader* const> readers,
+                 std::chrono::steady_clock::time_point deadline);
+// The same, and also until `bell` counts other than `seen`.
+WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
                  std::chrono::steady_clock::time_point deadline);
 // Sleeps until any of `writers`' consumers released something, or `deadline` (at most 128).
 WaitStatus waitv(std::span<ChannelWriter* const> writers,
