@@ -15,85 +15,13 @@
 #include <limits>
 #include <thread>
 
-#include "shmfd/verify.hpp"
+#include "channel_format.hpp"
 
 namespace shmfd {
+
+using namespace channel_format;
+
 namespace {
-
-// The pages' binary format (docs/PROTOCOL.md, "Channels"). Little-endian, as the host is; each
-// word a side writes often has a cache line of its own, so the two sides never write one line.
-constexpr std::uint32_t kProducerMagic = 0x50444653;  // "SFDP"
-constexpr std::uint32_t kConsumerMagic = 0x43444653;  // "SFDC"
-constexpr std::uint32_t kBellMagic = 0x42444653;      // "SFDB"
-constexpr std::uint32_t kPageVersion = 1;
-
-constexpr std::size_t kHeaderAt = 0;      // PageHeader
-constexpr std::size_t kIndexAt = 64;      // producer: head; consumer: tail
-constexpr std::size_t kEpochAt = 128;     // the owner's sleep epoch: odd while it sleeps
-constexpr std::size_t kClosedAt = 132;    // producer: 1 once it closed the channel
-constexpr std::size_t kReleasesAt = 192;  // producer: releases read; consumer: releases written
-constexpr std::size_t kRingAt = 256;
-constexpr std::size_t kPageBytes = 4096;
-
-struct PageHeader {
-  std::uint32_t magic;
-  std::uint32_t version;
-  std::uint32_t capacity;
-  std::uint32_t entry_bytes;
-};
-
-// A descriptor as it lies in the producer's ring.
-struct RingDescriptor {
-  std::uint32_t pool;
-  std::uint32_t slot;
-  std::uint32_t layout;
-  std::uint32_t flags;  // 0; reserved
-  std::uint64_t sequence;
-  std::uint64_t timestamp_ns;
-  std::uint64_t dropped;
-  std::uint8_t reserved[24];
-};
-static_assert(sizeof(RingDescriptor) == 64);
-
-// A release as it lies in the consumer's ring.
-struct RingRelease {
-  std::uint32_t pool;
-  std::uint32_t slot;
-  std::uint64_t sequence;
-};
-static_assert(sizeof(RingRelease) == 16);
-
-using Word = std::atomic<std::uint32_t>;
-static_assert(Word::is_always_lock_free && sizeof(Word) == sizeof(std::uint32_t));
-
-std::size_t entry_bytes(ChannelSide side) {
-  return side == ChannelSide::producer ? sizeof(RingDescriptor) : sizeof(RingRelease);
-}
-std::uint32_t magic(ChannelSide side) {
-  return side == ChannelSide::producer ? kProducerMagic : kConsumerMagic;
-}
-const char* side_name(ChannelSide side) {
-  return side == ChannelSide::producer ? "producer" : "consumer";
-}
-
-// The page's words, through the mapping the caller has (read-write for one's own page,
-// read-only for the peer's: only loads are made through those).
-Word& word(std::byte* page, std::size_t at) {
-  return *std::launder(reinterpret_cast<Word*>(page + at));
-}
-const Word& word(const std::byte* page, std::size_t at) {
-  return *std::launder(reinterpret_cast<const Word*>(page + at));
-}
-
-std::string n(std::uint64_t v) {
-  return std::to_string(v);
-}
-
-// FUTEX_WAKE on a shared mapping (no FUTEX_PRIVATE_FLAG: the peer is another process). Waking
-// needs no write access, so the peer's read-only mapping of our page serves too.
-void futex_wake(const Word& w) noexcept {
-  ::syscall(SYS_futex, &w, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
 
 // Whether the side that just advanced an index must wake its peer, whose sleep epoch is
 // `epoch` (read after the index store: Dekker). An odd epoch is one wait; one wake per epoch is
@@ -165,60 +93,6 @@ Error channel_error(std::string text) {
 }
 
 }  // namespace
-
-std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept {
-  const std::size_t bytes = kRingAt + std::size_t{capacity} * entry_bytes(side);
-  return (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
-}
-
-// --- Pages ---
-
-Result<OwnPage> OwnPage::create(ChannelSide side, std::uint32_t capacity) {
-  if (capacity < 2 || capacity > kMaxChannelCapacity || !std::has_single_bit(capacity)) {
-    return fail(Errc::invalid_argument, "channel capacity " + n(capacity) +
-                                            ": must be a power of two from 2 to " +
-                                            n(kMaxChannelCapacity));
-  }
-  auto buffer = WritableBuffer::create(std::string("shmfd:channel-") + side_name(side),
-                                       channel_page_bytes(side, capacity));
-  if (!buffer) return fail(std::move(buffer.error()));
-  const PageHeader header{magic(side), kPageVersion, capacity,
-                          static_cast<std::uint32_t>(entry_bytes(side))};
-  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
-  auto pool = std::move(*buffer).into_pool();  // sealed: no other writable mapping, ever
-  if (!pool) return fail(std::move(pool.error()));
-  return OwnPage(std::move(*pool), side, capacity);
-}
-
-Result<PeerPage> PeerPage::accept(UniqueFd fd, ChannelSide side) {
-  const std::string what = std::string("channel ") + side_name(side) + " page";
-  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
-  if (!verified) return fail(std::move(verified.error()).prefixed(what));
-  auto mapping =
-      Mapping::map(fd.get(), static_cast<std::size_t>(verified->size), Access::read_only);
-  if (!mapping) return fail(std::move(mapping.error()).prefixed(what));
-  PageHeader header{};  // copied once, then checked; the page is never trusted beyond this
-  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
-  if (header.magic != magic(side) || header.version != kPageVersion ||
-      header.entry_bytes != entry_bytes(side)) {
-    return fail(Errc::malformed_message,
-                what + ": header (magic " + n(header.magic) + ", version " + n(header.version) +
-                    ", entry " + n(header.entry_bytes) + " bytes) is not a " + side_name(side) +
-                    " page of version " + n(kPageVersion));
-  }
-  if (header.capacity < 2 || header.capacity > kMaxChannelCapacity ||
-      !std::has_single_bit(header.capacity)) {
-    return fail(Errc::malformed_message, what + ": capacity " + n(header.capacity) +
-                                             " is not a power of two in 2.." +
-                                             n(kMaxChannelCapacity));
-  }
-  if (verified->size != channel_page_bytes(side, header.capacity)) {
-    return fail(Errc::invalid_size, what + ": " + n(verified->size) + " bytes, but capacity " +
-                                        n(header.capacity) + " needs " +
-                                        n(channel_page_bytes(side, header.capacity)));
-  }
-  return PeerPage(std::move(*mapping), header.capacity);
-}
 
 // --- What a reader accepts ---
 
@@ -391,47 +265,6 @@ WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, 
       if (readers[i]->readable()) return WaitStatus::ready;
   }
   return status;
-}
-
-// --- The doorbell ---
-
-Result<OwnBell> OwnBell::create() {
-  auto buffer = WritableBuffer::create("shmfd:bell", kPageBytes);
-  if (!buffer) return fail(std::move(buffer.error()));
-  const PageHeader header{kBellMagic, kPageVersion, 0, 0};
-  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
-  auto pool = std::move(*buffer).into_pool();
-  if (!pool) return fail(std::move(pool.error()));
-  return OwnBell(std::move(*pool));
-}
-
-void OwnBell::ring() noexcept {
-  Word& count = word(buffer_.bytes().data(), kIndexAt);
-  count.fetch_add(1, std::memory_order_seq_cst);
-  futex_wake(count);
-}
-
-Result<PeerBell> PeerBell::accept(UniqueFd fd) {
-  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
-  if (!verified) return fail(std::move(verified.error()).prefixed("doorbell page"));
-  if (verified->size != kPageBytes) {
-    return fail(Errc::invalid_size,
-                "doorbell page: " + n(verified->size) + " bytes, not " + n(kPageBytes));
-  }
-  auto mapping = Mapping::map(fd.get(), kPageBytes, Access::read_only);
-  if (!mapping) return fail(std::move(mapping.error()).prefixed("doorbell page"));
-  PageHeader header{};
-  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
-  if (header.magic != kBellMagic || header.version != kPageVersion) {
-    return fail(Errc::malformed_message, "doorbell page: header (magic " + n(header.magic) +
-                                             ", version " + n(header.version) +
-                                             ") is not a doorbell of version " + n(kPageVersion));
-  }
-  return PeerBell(std::move(*mapping));
-}
-
-std::uint32_t PeerBell::count() const noexcept {
-  return word(mapping_.bytes().data(), kIndexAt).load(std::memory_order_acquire);
 }
 
 // --- The producer's end ---

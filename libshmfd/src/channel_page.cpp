@@ -1,0 +1,108 @@
+#include "shmfd/channel_page.hpp"
+
+#include <bit>
+#include <cstring>
+
+#include "channel_format.hpp"
+#include "shmfd/verify.hpp"
+
+namespace shmfd {
+
+using namespace channel_format;
+
+std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept {
+  const std::size_t bytes = kRingAt + std::size_t{capacity} * entry_bytes(side);
+  return (bytes + kPageBytes - 1) / kPageBytes * kPageBytes;
+}
+
+// --- Channel pages ---
+
+Result<OwnPage> OwnPage::create(ChannelSide side, std::uint32_t capacity) {
+  if (capacity < 2 || capacity > kMaxChannelCapacity || !std::has_single_bit(capacity)) {
+    return fail(Errc::invalid_argument, "channel capacity " + n(capacity) +
+                                            ": must be a power of two from 2 to " +
+                                            n(kMaxChannelCapacity));
+  }
+  auto buffer = WritableBuffer::create(std::string("shmfd:channel-") + side_name(side),
+                                       channel_page_bytes(side, capacity));
+  if (!buffer) return fail(std::move(buffer.error()));
+  const PageHeader header{magic(side), kPageVersion, capacity,
+                          static_cast<std::uint32_t>(entry_bytes(side))};
+  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
+  auto pool = std::move(*buffer).into_pool();  // sealed: no other writable mapping, ever
+  if (!pool) return fail(std::move(pool.error()));
+  return OwnPage(std::move(*pool), side, capacity);
+}
+
+Result<PeerPage> PeerPage::accept(UniqueFd fd, ChannelSide side) {
+  const std::string what = std::string("channel ") + side_name(side) + " page";
+  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
+  if (!verified) return fail(std::move(verified.error()).prefixed(what));
+  auto mapping =
+      Mapping::map(fd.get(), static_cast<std::size_t>(verified->size), Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()).prefixed(what));
+  PageHeader header{};  // copied once, then checked; the page is never trusted beyond this
+  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
+  if (header.magic != magic(side) || header.version != kPageVersion ||
+      header.entry_bytes != entry_bytes(side)) {
+    return fail(Errc::malformed_message,
+                what + ": header (magic " + n(header.magic) + ", version " + n(header.version) +
+                    ", entry " + n(header.entry_bytes) + " bytes) is not a " + side_name(side) +
+                    " page of version " + n(kPageVersion));
+  }
+  if (header.capacity < 2 || header.capacity > kMaxChannelCapacity ||
+      !std::has_single_bit(header.capacity)) {
+    return fail(Errc::malformed_message, what + ": capacity " + n(header.capacity) +
+                                             " is not a power of two in 2.." +
+                                             n(kMaxChannelCapacity));
+  }
+  if (verified->size != channel_page_bytes(side, header.capacity)) {
+    return fail(Errc::invalid_size, what + ": " + n(verified->size) + " bytes, but capacity " +
+                                        n(header.capacity) + " needs " +
+                                        n(channel_page_bytes(side, header.capacity)));
+  }
+  return PeerPage(std::move(*mapping), header.capacity);
+}
+
+// --- The doorbell ---
+
+Result<OwnBell> OwnBell::create() {
+  auto buffer = WritableBuffer::create("shmfd:bell", kPageBytes);
+  if (!buffer) return fail(std::move(buffer.error()));
+  const PageHeader header{kBellMagic, kPageVersion, 0, 0};
+  std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);
+  auto pool = std::move(*buffer).into_pool();
+  if (!pool) return fail(std::move(pool.error()));
+  return OwnBell(std::move(*pool));
+}
+
+void OwnBell::ring() noexcept {
+  Word& count = word(buffer_.bytes().data(), kIndexAt);
+  count.fetch_add(1, std::memory_order_seq_cst);
+  futex_wake(count);
+}
+
+Result<PeerBell> PeerBell::accept(UniqueFd fd) {
+  auto verified = verify_buffer(fd.get(), Guarantee::pool, kPageBytes);
+  if (!verified) return fail(std::move(verified.error()).prefixed("doorbell page"));
+  if (verified->size != kPageBytes) {
+    return fail(Errc::invalid_size,
+                "doorbell page: " + n(verified->size) + " bytes, not " + n(kPageBytes));
+  }
+  auto mapping = Mapping::map(fd.get(), kPageBytes, Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()).prefixed("doorbell page"));
+  PageHeader header{};
+  std::memcpy(&header, mapping->bytes().data() + kHeaderAt, sizeof header);
+  if (header.magic != kBellMagic || header.version != kPageVersion) {
+    return fail(Errc::malformed_message, "doorbell page: header (magic " + n(header.magic) +
+                                             ", version " + n(header.version) +
+                                             ") is not a doorbell of version " + n(kPageVersion));
+  }
+  return PeerBell(std::move(*mapping));
+}
+
+std::uint32_t PeerBell::count() const noexcept {
+  return word(mapping_.bytes().data(), kIndexAt).load(std::memory_order_acquire);
+}
+
+}  // namespace shmfd
