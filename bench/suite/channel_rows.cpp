@@ -146,6 +146,39 @@ std::vector<double> channel_hop(std::uint64_t iterations, int ping_cpu, int pong
   return samples.values();
 }
 
+Rate channel_4k(std::uint64_t frames, const S2Variant& v) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
+  SharedSamples arrivals(frames);
+  const pid_t consumer = spawn([&] {
+    ::close(sv[0]);
+    Link link = open_link(sv[1], 4, k4KBytes, 2);
+    std::uint64_t sink = 0;
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      const Descriptor d = link.receive();
+      sink += consume(link.peer_slot(d.slot), v.work);
+      must(link.in->release(d.pool, d.slot, d.sequence), "release");
+      arrivals.push(static_cast<double>(now_ns()));
+    }
+    return sink == 1 ? 3 : 0;
+  });
+  const pid_t producer = spawn([&] {
+    ::close(sv[1]);
+    Link link = open_link(sv[0], 4, k4KBytes, 2);
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      const std::uint32_t s = link.acquire();
+      fill(link.slot(s), i, v.fill);
+      link.publish(s, i + 1);
+    }
+    return 0;
+  });
+  ::close(sv[0]);
+  ::close(sv[1]);
+  if (!wait_ok(producer)) die("channel 4K: producer failed");
+  if (!wait_ok(consumer)) die("channel 4K: consumer failed");
+  return rate_of(arrivals.values());
+}
+
 Rate channel_stream(std::uint64_t frames) {
   // 128 slots, of which 1 KiB is used: a pool's slots are whole pages (the broker rows' pool
   // is the same), and the consumer touches one byte, as there.

@@ -14,6 +14,10 @@ namespace bench {
 // in µs, per round. Futex wake-ups, no spinning.
 std::vector<double> channel_hop(std::uint64_t iterations, int ping_cpu, int pong_cpu);
 
+// S2: 4K RGBA frames (33 MB) from a pool of 4 slots, at most 2 with the consumer (the broker
+// rows' depth); the producer fills each as `v` says, the consumer does its work and releases.
+Rate channel_4k(std::uint64_t frames, const S2Variant& v);
+
 // S4: 1 KiB slots streamed, the producer writes 64 B of each and the consumer touches a byte
 // and releases it; the consumer's arrival times.
 Rate channel_stream(std::uint64_t frames);

@@ -86,6 +86,31 @@ inline const char* to_string(Work w) {
   return w == Work::touch ? "touch one byte per page" : "read every byte";
 }
 
+// --- The producer's work on a frame, the same for every transport --------------------------
+
+// What the producer writes of each frame: a 64-byte header (the frame's pixels come from
+// elsewhere, or only a little changes), or every byte (a camera, a decoder, a renderer).
+enum class Fill { header, every_byte };
+
+inline void fill(std::span<std::byte> frame, std::uint64_t i, Fill f) {
+  const std::size_t n =
+      f == Fill::every_byte ? frame.size() : std::min<std::size_t>(64, frame.size());
+  std::memset(frame.data(), static_cast<int>(i), n);
+}
+
+// The S2 variants: the consumer touching or reading frames the producer only stamped, and both
+// sides doing all the work a real pipeline does on every byte.
+struct S2Variant {
+  Fill fill;
+  Work work;
+};
+inline constexpr S2Variant kS2Variants[] = {
+    {Fill::header, Work::touch}, {Fill::header, Work::read}, {Fill::every_byte, Work::read}};
+inline std::string to_string(const S2Variant& v) {
+  if (v.fill == Fill::every_byte) return "producer writes every byte, consumer reads every byte";
+  return to_string(v.work);
+}
+
 // --- Results -------------------------------------------------------------------------------
 
 class Results {

@@ -39,7 +39,9 @@ bool run_to_eos(GstElement* pipeline) {
   return ok;
 }
 
-bench::Rate run(std::uint64_t frames, Work work) {
+// `fill`: with Fill::every_byte the producer writes every byte of its frame before pushing it
+// (shmsink then copies it into its area, as before).
+bench::Rate run(std::uint64_t frames, Work work, bench::Fill fill) {
   const std::string socket = "/tmp/shmfd-bench-gst-" + std::to_string(::getpid());
   const std::size_t size = bench::k4KBytes;
   SharedSamples arrivals(frames);
@@ -53,6 +55,7 @@ bench::Rate run(std::uint64_t frames, Work work) {
     gst_element_set_state(pipeline, GST_STATE_PLAYING);
     std::vector<std::byte> frame(size, std::byte{1});
     for (std::uint64_t i = 0; i < frames; ++i) {
+      if (fill == bench::Fill::every_byte) bench::fill(frame, i, fill);
       GstBuffer* buffer = gst_buffer_new_wrapped_full(GST_MEMORY_FLAG_READONLY, frame.data(), size,
                                                       0, size, nullptr, nullptr);
       if (gst_app_src_push_buffer(GST_APP_SRC(src), buffer) != GST_FLOW_OK) return 1;
@@ -106,10 +109,10 @@ int main(int argc, char** argv) {
                            "." + std::to_string(micro) + " shmsink to shmsrc";
   std::fprintf(stderr, "shmfd-bench-gst: %s\n", name.c_str());
   if (o.runs("S2")) {
-    for (Work work : {Work::touch, Work::read}) {
+    for (const bench::S2Variant& v : bench::kS2Variants) {
       std::vector<bench::Rate> runs;
-      for (int r = 0; r < 3; ++r) runs.push_back(run(o.n(100), work));
-      bench::add_rates(results, "S2", bench::to_string(work), name, runs);
+      for (int r = 0; r < 3; ++r) runs.push_back(run(o.n(100), v.work, v.fill));
+      bench::add_rates(results, "S2", bench::to_string(v), name, runs);
     }
   }
   results.write(o.json);

@@ -159,7 +159,7 @@ std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_c
 // A producer streaming `frames` samples of `size` bytes to one consumer, lossless (the
 // publisher waits for a full consumer queue), the consumer doing `work` on each.
 Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t queue,
-            const char* event) {
+            const char* event, bench::Fill fill = bench::Fill::header) {
   SharedSamples arrivals(frames);
   Signal ready;
   const pid_t consumer = bench::spawn([&] {
@@ -189,7 +189,7 @@ Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t q
     wait_for_subscriber(pub);
     for (std::uint64_t i = 0; i < frames; ++i) {
       void* chunk = loan(pub, size);
-      std::memset(chunk, static_cast<int>(i), 64);
+      bench::fill({static_cast<std::byte*>(chunk), size}, i, fill);
       pub.publish(chunk);
     }
     return 0;
@@ -218,14 +218,14 @@ int main(int argc, char** argv) {
       }
     }
     if (o.runs("S2")) {
-      for (Work work : {Work::touch, Work::read}) {
+      for (const bench::S2Variant& v : bench::kS2Variants) {
         std::vector<Rate> runs;
         for (int r = 0; r < 3; ++r) {
-          runs.push_back(stream(o.n(work == Work::touch ? 600 : 200),
-                                static_cast<std::uint32_t>(bench::k4KBytes), work, 2, "video"));
+          runs.push_back(stream(o.n(v.work == Work::touch ? 600 : 200),
+                                static_cast<std::uint32_t>(bench::k4KBytes), v.work, 2, "video",
+                                v.fill));
         }
-        add_rates(results, "S2", bench::to_string(work), "iceoryx 2.0.3 (mempool of 10 chunks)",
-                  runs);
+        add_rates(results, "S2", bench::to_string(v), "iceoryx 2.0.3 (mempool of 10 chunks)", runs);
       }
     }
     if (o.runs("S4")) {

@@ -136,6 +136,15 @@ std::vector<Target> evaluate() {
                      r <= 1.0});
     }
   }
+  if (auto channel =
+          find_row("S2", "touch one byte per page", "shmfd pool (4 slots) via channel")) {
+    if (auto iox = find_row("S2", "touch one byte per page", "iceoryx")) {
+      const double r = channel->median / iox->median;
+      out.push_back({"S2 channel, touching one byte per page, ≥ 0.9× iceoryx",
+                     fmt(channel->median, 0) + " vs " + fmt(iox->median, 0) + " fps: " + ratio(r),
+                     r >= 0.9});
+    }
+  }
   if (auto channel = find_row("S4", "1 KiB frames", "shmfd pool via channel")) {
     for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
       if (auto other = find_row("S4", "1 KiB frames", peer)) {

@@ -238,8 +238,9 @@ int broker_consumer(const std::string& socket, const std::string& topic, std::ui
   return sink == 1 ? 3 : 0;  // `sink` keeps the reads honest
 }
 
-Rate run_pool_4k(const std::string& socket, std::uint64_t frames, Work work,
+Rate run_pool_4k(const std::string& socket, std::uint64_t frames, bench::S2Variant v,
                  bool huge_pages = false) {
+  const Work work = v.work;
   const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
   SharedSamples arrivals(frames);
   Signal ready;
@@ -253,13 +254,15 @@ Rate run_pool_4k(const std::string& socket, std::uint64_t frames, Work work,
       "create_pool");
   for (std::uint64_t i = 0; i < frames; ++i) {
     auto slot = must(producer.acquire(pool), "acquire");
+    bench::fill(slot.bytes, i, v.fill);
     must(producer.publish("s2/pool", slot, layout), "publish");
   }
   bench::wait_ok(child);
   return rate_of(arrivals.values());
 }
 
-Rate run_sealed_4k(const std::string& socket, std::uint64_t frames, Work work) {
+Rate run_sealed_4k(const std::string& socket, std::uint64_t frames, bench::S2Variant v) {
+  const Work work = v.work;
   const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
   SharedSamples arrivals(frames);
   Signal ready;
@@ -270,6 +273,7 @@ Rate run_sealed_4k(const std::string& socket, std::uint64_t frames, Work work) {
   must(producer.advertise("s2/sealed", LayoutKind::image), "advertise");
   for (std::uint64_t i = 0; i < frames; ++i) {
     auto buffer = must(producer.allocate("s2/sealed", layout), "allocate");
+    bench::fill(buffer.bytes(), i, v.fill);
     must(producer.publish("s2/sealed", std::move(buffer), layout), "publish");
   }
   bench::wait_ok(child);
@@ -294,7 +298,8 @@ bool read_all(int fd, std::span<std::byte> bytes) {
   return true;
 }
 
-Rate run_copy_4k(std::uint64_t frames, Work work) {
+Rate run_copy_4k(std::uint64_t frames, bench::S2Variant v) {
+  const Work work = v.work;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) die("socketpair");
   SharedSamples arrivals(frames);
@@ -312,6 +317,7 @@ Rate run_copy_4k(std::uint64_t frames, Work work) {
   ::close(sv[1]);
   std::vector<std::byte> frame(bench::k4KBytes, std::byte{0});
   for (std::uint64_t i = 0; i < frames; ++i) {
+    bench::fill(frame, i, v.fill);
     if (!write_all(sv[0], frame)) die("socket copy: write");
   }
   ::close(sv[0]);
@@ -325,45 +331,49 @@ void s2(Results& results, const bench::Options& o) {
   // 4 slots of 16 huge pages each, if this process may reserve them (root): reading a frame
   // then crosses 16 pages instead of 8100, and the CPU's prefetcher streams across each.
   testing::HugePageReservation huge(4 * 17);
-  for (Work work : {Work::touch, Work::read}) {
-    std::vector<Rate> pool, huge_pool, sealed, copy;
+  for (const bench::S2Variant& v : bench::kS2Variants) {
+    const Work work = v.work;
+    const std::string variant = bench::to_string(v);
+    const std::uint64_t frames = o.n(work == Work::touch ? 600 : 200);
+    std::vector<Rate> pool, huge_pool, channel, sealed, copy;
     for (int r = 0; r < kRuns; ++r) {
-      pool.push_back(run_pool_4k(broker.socket(), o.n(work == Work::touch ? 600 : 200), work));
-      if (huge.ok()) {
-        huge_pool.push_back(
-            run_pool_4k(broker.socket(), o.n(work == Work::touch ? 600 : 200), work, true));
-      }
-      sealed.push_back(run_sealed_4k(broker.socket(), o.n(60), work));
-      copy.push_back(run_copy_4k(o.n(100), work));
+      pool.push_back(run_pool_4k(broker.socket(), frames, v));
+      if (huge.ok()) huge_pool.push_back(run_pool_4k(broker.socket(), frames, v, true));
+      channel.push_back(bench::channel_4k(frames, v));
+      sealed.push_back(run_sealed_4k(broker.socket(), o.n(60), v));
+      copy.push_back(run_copy_4k(o.n(100), v));
     }
-    add_rates(results, "S2", bench::to_string(work), "shmfd pool (4 slots) via broker", pool);
+    add_rates(results, "S2", variant, "shmfd pool (4 slots) via broker", pool);
     if (huge.ok()) {
-      add_rates(results, "S2", bench::to_string(work),
-                "shmfd pool (4 slots, 2 MiB huge pages) via broker", huge_pool);
+      add_rates(results, "S2", variant, "shmfd pool (4 slots, 2 MiB huge pages) via broker",
+                huge_pool);
     } else {
       results.skip("S2", "shmfd pool with huge pages",
                    "needs root to reserve vm.nr_hugepages (or reserved pages)");
     }
-    add_rates(results, "S2", bench::to_string(work), "shmfd sealed memfd per frame via broker",
-              sealed);
-    add_rates(results, "S2", bench::to_string(work), "Unix stream socket copy", copy);
+    add_rates(results, "S2", variant, "shmfd pool (4 slots) via channel (no broker on the path)",
+              channel);
+    add_rates(results, "S2", variant, "shmfd sealed memfd per frame via broker", sealed);
+    add_rates(results, "S2", variant, "Unix stream socket copy", copy);
+    // Both sides' work, in one process, is no ceiling when two processes share it out.
+    if (v.fill != bench::Fill::header) continue;
     // The consumer's work alone, on frames already in memory and no transport: no transport
     // can deliver faster than its consumer works. Four frames in turn, like the pool's four
     // slots: one frame read again and again stays in the CPU's cache, which no transport of
     // a stream of frames gets (on this VM that alone reads 2.4 times as fast).
     std::vector<double> alone;
     {
-      std::vector<std::vector<std::byte>> frames(
+      std::vector<std::vector<std::byte>> in_memory(
           4, std::vector<std::byte>(bench::k4KBytes, std::byte{1}));
       std::uint64_t sink = 0;
-      for (std::uint64_t i = 0; i < o.n(work == Work::touch ? 600 : 200); ++i) {
-        sink += bench::consume(frames[i % frames.size()], work);
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        sink += bench::consume(in_memory[i % in_memory.size()], work);
         alone.push_back(static_cast<double>(now_ns()));
       }
       if (sink == 1) die("impossible");
     }
-    add_rates(results, "S2", bench::to_string(work),
-              "consumer work alone, 4 frames in turn (the ceiling)", {rate_of(alone)});
+    add_rates(results, "S2", variant, "consumer work alone, 4 frames in turn (the ceiling)",
+              {rate_of(alone)});
   }
 }
 

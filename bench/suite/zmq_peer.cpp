@@ -96,7 +96,11 @@ std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_c
 void no_free(void*, void*) {}
 
 // `frames` messages of `size` bytes from one process to another; the consumer does `work`.
-Rate stream(std::uint64_t frames, std::size_t size, Work work, int hwm) {
+// `fill`: Fill::header sends one unchanging buffer with the zero-copy API; Fill::every_byte
+// writes every byte of each message into a buffer of zmq's own, as a producer that makes its
+// frames would.
+Rate stream(std::uint64_t frames, std::size_t size, Work work, int hwm,
+            bench::Fill fill = bench::Fill::header) {
   SharedSamples arrivals(frames);
   const std::string ep = endpoint("stream");
   const pid_t consumer = bench::spawn([&] {
@@ -117,8 +121,13 @@ Rate stream(std::uint64_t frames, std::size_t size, Work work, int hwm) {
     std::vector<std::byte> frame(size, std::byte{1});  // outlives the socket that sends it
     Pair pair(ep, false, hwm);
     for (std::uint64_t i = 0; i < frames; ++i) {
-      zmq_msg_t msg;  // zero-copy at the API: the buffer is never changed
-      zmq_msg_init_data(&msg, frame.data(), frame.size(), no_free, nullptr);
+      zmq_msg_t msg;
+      if (fill == bench::Fill::every_byte) {
+        if (zmq_msg_init_size(&msg, size) != 0) return 1;
+        bench::fill({static_cast<std::byte*>(zmq_msg_data(&msg)), size}, i, fill);
+      } else {  // zero-copy at the API: the buffer is never changed
+        zmq_msg_init_data(&msg, frame.data(), frame.size(), no_free, nullptr);
+      }
       if (zmq_msg_send(&msg, pair.get(), 0) < 0) return 1;
     }
     return 0;  // closing waits (linger) until the consumer has everything
@@ -149,10 +158,11 @@ int main(int argc, char** argv) {
     }
   }
   if (o.runs("S2")) {
-    for (Work work : {Work::touch, Work::read}) {
+    for (const bench::S2Variant& v : bench::kS2Variants) {
       std::vector<Rate> runs;
-      for (int r = 0; r < 3; ++r) runs.push_back(stream(o.n(100), bench::k4KBytes, work, 2));
-      add_rates(results, "S2", bench::to_string(work), name, runs);
+      for (int r = 0; r < 3; ++r)
+        runs.push_back(stream(o.n(100), bench::k4KBytes, v.work, 2, v.fill));
+      add_rates(results, "S2", bench::to_string(v), name, runs);
     }
   }
   if (o.runs("S4")) {
