@@ -42,8 +42,8 @@ struct Link {
   std::span<const std::byte> peer_slot(std::uint32_t i) const {
     return peer_pool.bytes().subspan(std::size_t{i} * slot_size, slot_size);
   }
-  void collect() {
-    out->collect_releases([&](std::uint32_t, std::uint32_t s) { free_slots.push_back(s); });
+  std::size_t collect() {
+    return out->collect_releases([&](std::uint32_t, std::uint32_t s) { free_slots.push_back(s); });
   }
   // A free slot of our pool, waiting for a release if there is none.
   std::uint32_t acquire() {
@@ -54,9 +54,10 @@ struct Link {
   }
   void publish(std::uint32_t s, std::uint64_t sequence) {
     const Descriptor d{kPool, s, kLayout, sequence, now_ns(), 0};
+    // Full (the consumer holds `capacity` slots): a release frees room; wait only for one that
+    // has not been collected yet.
     while (!must(out->publish(d), "publish")) {
-      collect();
-      out->wait(Clock::now() + 10s);
+      if (collect() == 0) out->wait(Clock::now() + 10s);
     }
   }
   Descriptor receive() {
