@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -178,6 +180,117 @@ Rate channel_4k(std::uint64_t frames, const S2Variant& v) {
   if (!wait_ok(producer)) die("channel 4K: producer failed");
   if (!wait_ok(consumer)) die("channel 4K: consumer failed");
   return rate_of(arrivals.values());
+}
+
+std::vector<double> channel_fan_out(std::uint32_t consumers, std::uint64_t frames,
+                                    std::uint64_t warmup) {
+  constexpr std::uint32_t kSlots = 5;
+  constexpr std::uint32_t kCapacity = 4;
+  std::vector<std::array<int, 2>> links(consumers);
+  for (auto& l : links) {
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, l.data()) != 0) die("socketpair");
+  }
+  SharedSamples latency(std::size_t{consumers} * frames);  // [c * frames + f], µs
+  std::vector<pid_t> children;
+  for (std::uint32_t c = 0; c < consumers; ++c) {
+    children.push_back(spawn([&, c] {
+      for (std::uint32_t o = 0; o < consumers; ++o) {
+        ::close(links[o][0]);
+        if (o != c) ::close(links[o][1]);
+      }
+      const int socket = links[c][1];
+      std::vector<std::byte> buf(16);
+      auto m = must(receive_message(socket, buf, 2), "receive pool and page");
+      if (m.fds.size() != 2) die("expected 2 fds");
+      must(verify_buffer(m.fds[0].get(), Guarantee::pool, kSlots * k4KBytes), "pool");
+      const Mapping pool =
+          must(Mapping::map(m.fds[0].get(), kSlots * k4KBytes, Access::read_only), "map pool");
+      auto peer = must(PeerPage::accept(std::move(m.fds[1]), ChannelSide::producer), "page");
+      auto own = must(OwnPage::create(ChannelSide::consumer, kCapacity), "consumer page");
+      const int fd = own.fd();
+      const std::byte tag{1};
+      if (!send_message(socket, std::span(&tag, 1), std::span(&fd, 1))) die("send page");
+      ChannelReader reader(std::move(own), std::move(peer));
+      FrameShapes shapes;
+      shapes.add_pool(kPool, kSlots, k4KBytes);
+      shapes.add_layout(kLayout, k4KBytes);
+      std::uint64_t sink = 0;
+      for (std::uint64_t f = 0; f < frames;) {
+        auto d = reader.next(shapes);
+        if (!d) {
+          reader.wait(Clock::now() + 10s);
+          continue;
+        }
+        latency.at(c * frames + f) = static_cast<double>(now_ns() - d->timestamp_ns) / 1e3;
+        // A look at the first byte only, as the broker rows: the delivery is measured.
+        sink += std::to_integer<unsigned>(pool.bytes()[d->slot * k4KBytes]);
+        must(reader.release(d->pool, d->slot, d->sequence), "release");
+        ++f;
+      }
+      return sink == 1 ? 3 : 0;
+    }));
+  }
+  const pid_t producer = spawn([&] {
+    for (auto& l : links) ::close(l[1]);
+    auto buffer = must(WritableBuffer::create("bench-fan-out", kSlots * k4KBytes), "pool");
+    auto pool = must(std::move(buffer).into_pool(), "seal pool");
+    std::vector<std::optional<ChannelWriter>> writers(consumers);
+    for (std::uint32_t c = 0; c < consumers; ++c) {
+      auto page = must(OwnPage::create(ChannelSide::producer, kCapacity), "producer page");
+      const int fds[2] = {pool.fd(), page.fd()};
+      const std::byte tag{1};
+      if (!send_message(links[c][0], std::span(&tag, 1), fds)) die("send pool and page");
+      std::vector<std::byte> buf(16);
+      auto m = must(receive_message(links[c][0], buf, 1), "receive page");
+      if (m.fds.size() != 1) die("expected 1 fd");
+      writers[c].emplace(
+          std::move(page),
+          must(PeerPage::accept(std::move(m.fds[0]), ChannelSide::consumer), "consumer page"));
+    }
+    std::vector<std::uint32_t> holders(kSlots, 0);  // channels holding each slot
+    const auto collect = [&] {
+      std::size_t freed = 0;
+      for (auto& w : writers) {
+        freed += w->collect_releases([&](std::uint32_t, std::uint32_t s) { --holders[s]; });
+      }
+      return freed;
+    };
+    std::vector<ChannelWriter*> all;
+    for (auto& w : writers) all.push_back(&*w);
+    for (std::uint64_t f = 0; f < frames; ++f) {
+      auto free_slot = [&] { return std::find(holders.begin(), holders.end(), 0U); };
+      while (free_slot() == holders.end()) {
+        if (collect() == 0) waitv(all, Clock::now() + 10s);
+      }
+      const auto s = static_cast<std::uint32_t>(free_slot() - holders.begin());
+      fill(pool.bytes().subspan(std::size_t{s} * k4KBytes, k4KBytes), f, Fill::header);
+      const Descriptor d{kPool, s, kLayout, f + 1, now_ns(), 0};
+      for (auto& w : writers) {
+        while (!must(w->publish(d), "publish")) {
+          if (collect() == 0) w->wait(Clock::now() + 10s);
+        }
+        ++holders[s];
+      }
+      ::usleep(10'000);  // paced: this measures latency, not queueing
+    }
+    return 0;
+  });
+  for (auto& l : links) {
+    ::close(l[0]);
+    ::close(l[1]);
+  }
+  if (!wait_ok(producer)) die("channel fan-out: producer failed");
+  for (pid_t child : children) {
+    if (!wait_ok(child)) die("channel fan-out: consumer failed");
+  }
+  std::vector<double> all_have;
+  for (std::uint64_t f = warmup; f < frames; ++f) {
+    double worst = 0;
+    for (std::uint32_t c = 0; c < consumers; ++c)
+      worst = std::max(worst, latency.at(c * frames + f));
+    all_have.push_back(worst);
+  }
+  return all_have;
 }
 
 Rate channel_stream(std::uint64_t frames) {

@@ -18,6 +18,11 @@ std::vector<double> channel_hop(std::uint64_t iterations, int ping_cpu, int pong
 // rows' depth); the producer fills each as `v` says, the consumer does its work and releases.
 Rate channel_4k(std::uint64_t frames, const S2Variant& v);
 
+// S3: 4K frames from one pool of 5 slots to `consumers` processes, a channel each, paced 10 ms
+// apart; per frame, µs until the slowest consumer has it (the first `warmup` frames left out).
+std::vector<double> channel_fan_out(std::uint32_t consumers, std::uint64_t frames,
+                                    std::uint64_t warmup);
+
 // S4: 1 KiB slots streamed, the producer writes 64 B of each and the consumer touches a byte
 // and releases it; the consumer's arrival times.
 Rate channel_stream(std::uint64_t frames);

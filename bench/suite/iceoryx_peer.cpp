@@ -2,11 +2,12 @@
 // measured the same way as shmfd-bench-suite measures shmfd:
 //   S1  64 B ping-pong latency with a blocking WaitSet, unpinned and pinned to one CPU;
 //   S2  3840x2160 RGBA frames per second, from a mempool sized for the frames, the consumer
-//       touching one byte per page or reading every byte;
+//       touching one byte per page or reading every byte (and a producer writing every byte);
+//   S3  fan-out of 4K frames to 1-16 subscribers, paced: time until all have the frame;
 //   S4  1 KiB frames per second, no ping-pong.
 // It starts its own iox-roudi with a mempool configuration for these sizes, and stops it.
 //
-//   shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S4]
+//   shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4]
 #include <filesystem>
 #include <thread>
 
@@ -199,11 +200,69 @@ Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t q
   return rate_of(arrivals.values());
 }
 
+// S3: 4K frames from one publisher to `consumers` subscribers, paced 10 ms apart (the suite's
+// S3); per frame, µs until the slowest subscriber has it. The publish time travels in the
+// chunk's first 8 bytes; each subscriber looks at it and releases the chunk.
+std::vector<double> fan_out(std::uint32_t consumers, std::uint64_t frames, std::uint64_t warmup) {
+  SharedSamples latency(std::size_t{consumers} * frames);  // [c * frames + f], µs
+  Signal ready;
+  std::vector<pid_t> children;
+  for (std::uint32_t c = 0; c < consumers; ++c) {
+    children.push_back(bench::spawn([&, c] {
+      init_runtime("bench-fan-out");
+      iox::popo::SubscriberOptions options;
+      options.queueCapacity = 2;
+      options.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+      iox::popo::UntypedSubscriber sub(service("fan-out"), options);
+      iox::popo::WaitSet<> ws;
+      if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
+      ready.post();
+      for (std::uint64_t f = 0; f < frames; ++f) {
+        const void* sample = take(sub, ws);
+        std::uint64_t sent = 0;
+        std::memcpy(&sent, sample, sizeof sent);
+        latency.at(c * frames + f) = static_cast<double>(now_ns() - sent) / 1e3;
+        sub.release(sample);
+      }
+      return 0;
+    }));
+  }
+  const pid_t producer = bench::spawn([&] {
+    init_runtime("bench-fan-out-producer");
+    iox::popo::PublisherOptions options;
+    options.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
+    iox::popo::UntypedPublisher pub(service("fan-out"), options);
+    for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
+    wait_for_subscriber(pub);
+    ::usleep(500'000);  // RouDi connects the subscribers in its discovery loop: let all arrive
+    for (std::uint64_t f = 0; f < frames; ++f) {
+      void* chunk = loan(pub, static_cast<std::uint32_t>(bench::k4KBytes));
+      const std::uint64_t t = now_ns();
+      std::memcpy(chunk, &t, sizeof t);
+      pub.publish(chunk);
+      ::usleep(10'000);  // paced: this measures latency, not queueing
+    }
+    return 0;
+  });
+  bench::wait_ok(producer);
+  for (pid_t child : children) {
+    if (!bench::wait_ok(child)) die("iceoryx fan-out: a subscriber failed");
+  }
+  std::vector<double> all_have;
+  for (std::uint64_t f = warmup; f < frames; ++f) {
+    double worst = 0;
+    for (std::uint32_t c = 0; c < consumers; ++c)
+      worst = std::max(worst, latency.at(c * frames + f));
+    all_have.push_back(worst);
+  }
+  return all_have;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const auto o = bench::parse_options(
-      argc, argv, "shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S4]");
+      argc, argv, "shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4]");
   Results results;
   std::fprintf(stderr, "shmfd-bench-iceoryx: iceoryx 2.0.3\n");
   {
@@ -226,6 +285,14 @@ int main(int argc, char** argv) {
                                 v.fill));
         }
         add_rates(results, "S2", bench::to_string(v), "iceoryx 2.0.3 (mempool of 10 chunks)", runs);
+      }
+    }
+    if (o.runs("S3")) {
+      for (std::uint32_t consumers : {1U, 2U, 4U, 8U, 16U}) {
+        const auto v = fan_out(consumers, o.n(150), 5);
+        results.add("S3", std::to_string(consumers) + " consumers", "iceoryx 2.0.3",
+                    "until all have the frame", "us", bench::median(v), bench::percentile(v, 0.99),
+                    "us", v.size());
       }
     }
     if (o.runs("S4")) {

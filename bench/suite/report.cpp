@@ -145,6 +145,14 @@ std::vector<Target> evaluate() {
                      r >= 0.9});
     }
   }
+  if (auto channel = find_row("S3", "4 consumers", "shmfd pool via channels")) {
+    if (auto iox = find_row("S3", "4 consumers", "iceoryx")) {
+      const double r = channel->median / iox->median;
+      out.push_back({"S3 channels, fan-out to 4 paced, ≤ 1.0× iceoryx",
+                     fmt(channel->median, 0) + " µs vs " + fmt(iox->median, 0) + " µs: " + ratio(r),
+                     r <= 1.0});
+    }
+  }
   if (auto channel = find_row("S4", "1 KiB frames", "shmfd pool via channel")) {
     for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
       if (auto other = find_row("S4", "1 KiB frames", peer)) {
@@ -161,7 +169,7 @@ std::vector<Target> evaluate() {
   std::vector<std::pair<double, double>> points;
   std::string series;
   for (int n : {1, 2, 4, 8, 16}) {
-    if (auto r = find_row("S3", std::to_string(n) + " consumers", "shmfd pool")) {
+    if (auto r = find_row("S3", std::to_string(n) + " consumers", "shmfd pool via broker")) {
       points.emplace_back(n, r->median);
       series += (series.empty() ? "" : ", ") + std::to_string(n) + ": " + fmt(r->median, 0);
     }

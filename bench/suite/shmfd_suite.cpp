@@ -436,6 +436,10 @@ void s3(Results& results, const bench::Options& o) {
     const std::string variant = std::to_string(consumers) + " consumers";
     results.add("S3", variant, "shmfd pool via broker", "until all have the frame", "us",
                 bench::median(all_have), bench::percentile(all_have, 0.99), "us", all_have.size());
+    const auto channel = bench::channel_fan_out(consumers, frames, kFanOutWarmup);
+    results.add("S3", variant, "shmfd pool via channels (no broker on the path)",
+                "until all have the frame", "us", bench::median(channel),
+                bench::percentile(channel, 0.99), "us", channel.size());
     results.add("S3", variant, "shmfd broker CPU per frame", "broker CPU per frame", "us",
                 static_cast<double>(cpu_after - cpu_before) / 1e3 / static_cast<double>(frames),
                 NAN, "", frames);
