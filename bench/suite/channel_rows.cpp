@@ -283,14 +283,7 @@ std::vector<double> channel_fan_out(std::uint32_t consumers, std::uint64_t frame
   for (pid_t child : children) {
     if (!wait_ok(child)) die("channel fan-out: consumer failed");
   }
-  std::vector<double> all_have;
-  for (std::uint64_t f = warmup; f < frames; ++f) {
-    double worst = 0;
-    for (std::uint32_t c = 0; c < consumers; ++c)
-      worst = std::max(worst, latency.at(c * frames + f));
-    all_have.push_back(worst);
-  }
-  return all_have;
+  return bench::slowest_per_frame(latency, consumers, frames, warmup);
 }
 
 Rate channel_stream(std::uint64_t frames) {

@@ -213,6 +213,20 @@ class SharedSamples {
   double* data_;
 };
 
+// Fan-out: `latency` holds, at [c * frames + f], when consumer c had frame f; per frame from
+// `warmup` on, the time until the slowest had it.
+inline std::vector<double> slowest_per_frame(SharedSamples& latency, std::uint32_t consumers,
+                                             std::uint64_t frames, std::uint64_t warmup) {
+  std::vector<double> all_have;
+  for (std::uint64_t f = warmup; f < frames; ++f) {
+    double worst = 0;
+    for (std::uint32_t c = 0; c < consumers; ++c)
+      worst = std::max(worst, latency.at(c * frames + f));
+    all_have.push_back(worst);
+  }
+  return all_have;
+}
+
 // A child process running `body` (pinned to `cpu` unless -1); its exit status is body's.
 inline pid_t spawn(const std::function<int()>& body, int cpu = -1) {
   std::fflush(nullptr);

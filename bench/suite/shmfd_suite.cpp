@@ -426,13 +426,7 @@ void s3(Results& results, const bench::Options& o) {
     const std::uint64_t cpu_after = bench::cpu_ns(broker.pid());
     for (std::uint32_t c = 0; c < consumers; ++c) leave.post();
     for (pid_t child : children) bench::wait_ok(child);
-    std::vector<double> all_have;  // per frame: the slowest consumer
-    for (std::uint64_t f = kFanOutWarmup; f < frames; ++f) {
-      double worst = 0;
-      for (std::uint32_t c = 0; c < consumers; ++c)
-        worst = std::max(worst, latency.at(c * frames + f));
-      all_have.push_back(worst);
-    }
+    const auto all_have = bench::slowest_per_frame(latency, consumers, frames, kFanOutWarmup);
     const std::string variant = std::to_string(consumers) + " consumers";
     results.add("S3", variant, "shmfd pool via broker", "until all have the frame", "us",
                 bench::median(all_have), bench::percentile(all_have, 0.99), "us", all_have.size());
