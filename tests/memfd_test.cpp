@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <iostream>
 #include <string>
 
@@ -200,6 +201,34 @@ TEST_F(MemfdTest, MappingAtUnalignedOffsetSeesTheRightBytes) {
   EXPECT_TRUE(
       std::equal(sut->bytes().begin(), sut->bytes().end(), buffer->bytes().begin() + 4096 + 5));
   EXPECT_THROW((void)sut->writable_bytes(), std::logic_error);
+}
+
+}  // namespace
+}  // namespace shmfd
+
+namespace shmfd {
+namespace {
+
+// A process forked by another thread between a buffer's mmap and its MADV_DONTFORK holds a copy
+// of the writable mapping until it execs or exits; sealing waits for that instead of failing.
+TEST_F(MemfdTest, SealingWaitsOutAWritableMappingAForkedChildStillHolds) {
+  auto buffer = WritableBuffer::create("forked", 4096);
+  ASSERT_TRUE(buffer);
+  // The race, made certain: a second writable mapping without MADV_DONTFORK, inherited by a
+  // child that lives 50 ms; the parent drops its own copy at once.
+  void* extra = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, buffer->fd(), 0);
+  ASSERT_NE(extra, MAP_FAILED);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::usleep(50'000);
+    ::_exit(0);
+  }
+  ASSERT_EQ(::munmap(extra, 4096), 0);
+  auto sealed = std::move(*buffer).seal();
+  EXPECT_TRUE(sealed) << sealed.error().message();
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
 }
 
 }  // namespace

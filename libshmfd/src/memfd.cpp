@@ -123,7 +123,17 @@ Result<WritableBuffer> WritableBuffer::create(std::string_view name, std::size_t
 Result<SealedBuffer> WritableBuffer::seal() && {
   mapping_.reset();
   const unsigned seals = required_seals(Guarantee::sealed);
-  if (::fcntl(fd_.get(), F_ADD_SEALS, seals) != 0) {
+  // F_SEAL_WRITE fails with EBUSY while any writable mapping of the memfd exists, in any
+  // process. Ours is gone, and it is MADV_DONTFORK; but a process that another thread forked
+  // between our mmap and that madvise holds a copy until it execs or exits (a broker or a
+  // program started meanwhile: seen in the reconnect test under ASan). Such a copy goes away
+  // within milliseconds, so EBUSY is retried for a while before it is reported.
+  int rc = ::fcntl(fd_.get(), F_ADD_SEALS, seals);
+  for (int waited_ms = 0; rc != 0 && errno == EBUSY && waited_ms < 500; ++waited_ms) {
+    ::usleep(1000);
+    rc = ::fcntl(fd_.get(), F_ADD_SEALS, seals);
+  }
+  if (rc != 0) {
     const int err = errno;
     // Restore the writable state so the caller still holds a usable buffer.
     if (auto m = Mapping::map(fd_.get(), size_, Access::read_write)) mapping_ = std::move(*m);
