@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <deque>
+#include <fstream>
 #include <future>
 #include <random>
 #include <thread>
@@ -352,6 +354,50 @@ TEST(PoolProcessTest, AConsumerKilledWhileHoldingSlotsGivesThemBack) {
   }
   ::close(ready[0]);
   ::close(ready[1]);
+}
+
+}  // namespace
+}  // namespace shmfd
+
+namespace shmfd {
+namespace {
+
+// Size and Rss (bytes) of this process's mapping that contains `address`, from /proc/self/smaps.
+std::pair<std::uint64_t, std::uint64_t> mapping_size_and_rss(const void* address) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<std::uintptr_t>(address);
+  bool inside = false;
+  std::uint64_t size = 0, rss = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t begin = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &begin, &end) == 2 &&
+        line.find(':') > line.find(' ')) {
+      if (inside) break;
+      inside = at >= begin && at < end;
+      continue;
+    }
+    if (!inside) continue;
+    unsigned long long kb = 0;
+    if (std::sscanf(line.c_str(), "Size: %llu kB", &kb) == 1) size = kb * 1024;
+    if (std::sscanf(line.c_str(), "Rss: %llu kB", &kb) == 1) rss = kb * 1024;
+  }
+  return {size, rss};
+}
+
+// A consumer maps a pool once and reads its slots again and again: every page is present from
+// the start (MAP_POPULATE), so no frame pays the pool's first-touch faults.
+TEST_F(PoolTest, AConsumerMapsAPoolWithEveryPagePresent) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path(), "populated");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("populated"));
+  auto p = pool_producer(broker.path(), "populated", 8, 256 * 1024);
+  ASSERT_TRUE(p) << p.error().message();
+  ASSERT_TRUE(publish_stamped(*p, "populated", 1));
+  Frame frame = receive_frame(*consumer);
+  const auto [size, rss] = mapping_size_and_rss(frame.bytes().data());
+  EXPECT_EQ(size, 8U * 256 * 1024);
+  EXPECT_EQ(rss, size) << "pages of the pool were left to fault in on first touch";
 }
 
 }  // namespace

@@ -91,8 +91,11 @@ Result<std::shared_ptr<const detail::PoolView>> attach_pool(proto::PoolAttach::R
   // As for every fd from outside: verify before mapping, at the level a pool needs.
   auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
   if (!accepted) return fail(std::move(accepted.error()));
+  // MAP_POPULATE: a pool is mapped once and its slots are read again and again, so its page
+  // faults (~3.7 µs a 4 KiB page: 120 ms for four 4K frames) belong here, once, and not to the
+  // first frames of every slot.
   auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->bytes),
-                              Access::read_only);
+                              Access::read_only, 0, MapOptions{.populate = true});
   if (!mapping) return fail(std::move(mapping.error()));
   auto view = std::make_shared<detail::PoolView>();
   view->topic = text_of(attach.getTopic());
