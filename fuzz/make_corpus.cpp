@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
-  for (const char* sub : {"", "/decode", "/broker", "/layout", "/channel"}) ::mkdir((dir + sub).c_str(), 0755);
+  for (const char* sub : {"", "/decode", "/broker", "/layout", "/channel"})
+    ::mkdir((dir + sub).c_str(), 0755);
 
   const std::vector<std::uint64_t> shape{2, 3, 4};
   const Layout image = *image_layout(PixelFormat::nv12, 64, 32, 16);

@@ -253,6 +253,21 @@ TEST_F(ChannelTest, HostileDescriptorsAreSkippedCountedAndNamed) {
   EXPECT_FALSE(pair.reader->broken());
 }
 
+TEST_F(ChannelTest, AnyLayoutIdIsOneEntryAndTheLastDefinitionHolds) {
+  auto pair = make_pair(8);
+  FrameShapes s;
+  s.add_pool(1, 8, 4096);
+  s.add_layout(0xFFFFFFFFU, 8192);  // a table indexed by id would need 4 billion entries
+  s.add_layout(0xFFFFFFFFU, 64);    // defined again: the new extent replaces the old
+  ASSERT_TRUE(*pair.writer->publish(Descriptor{1, 0, 0xFFFFFFFFU, 1, 0, 0}));
+  ASSERT_TRUE(*pair.writer->publish(Descriptor{1, 1, 0xFFFFFFFEU, 2, 0, 0}));
+  auto d = pair.reader->next(s);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->layout, 0xFFFFFFFFU);
+  EXPECT_FALSE(pair.reader->next(s));
+  EXPECT_EQ(pair.reader->last_refusal()->message(), "frame 2: unknown layout 4294967294");
+}
+
 TEST_F(ChannelTest, AProducerHeadBeyondTheRingBreaksTheChannelForItsReaderOnly) {
   auto pair = make_pair(8);
   const auto s = shapes();

@@ -12,8 +12,6 @@
 #include <bit>
 #include <climits>
 #include <cstring>
-#include <limits>
-#include <thread>
 
 #include "channel_format.hpp"
 
@@ -106,27 +104,28 @@ void FrameShapes::remove_pool(std::uint32_t pool) {
 }
 
 void FrameShapes::add_layout(std::uint32_t layout, std::uint64_t extent) {
-  if (layouts_.size() <= layout) layouts_.resize(std::size_t{layout} + 1);
-  layouts_[layout] = extent;
+  std::erase_if(layouts_, [&](const LayoutExtent& l) { return l.id == layout; });
+  layouts_.push_back({layout, extent});
 }
 
+// On every frame: the success path allocates nothing; the message is built only on refusal.
 Status FrameShapes::check(const Descriptor& d) const {
+  const auto refuse = [&](const std::string& why) {
+    return fail(Errc::malformed_message, "frame " + n(d.sequence) + ": " + why);
+  };
   const auto pool =
       std::find_if(pools_.begin(), pools_.end(), [&](const Pool& p) { return p.id == d.pool; });
-  const std::string frame = "frame " + n(d.sequence);
-  if (pool == pools_.end())
-    return fail(Errc::malformed_message, frame + ": unknown pool " + n(d.pool));
+  if (pool == pools_.end()) return refuse("unknown pool " + n(d.pool));
   if (d.slot >= pool->slot_count) {
-    return fail(Errc::malformed_message, frame + ": slot " + n(d.slot) + " of pool " + n(d.pool) +
-                                             ", which has " + n(pool->slot_count) + " slots");
+    return refuse("slot " + n(d.slot) + " of pool " + n(d.pool) + ", which has " +
+                  n(pool->slot_count) + " slots");
   }
-  if (d.layout >= layouts_.size() || !layouts_[d.layout]) {
-    return fail(Errc::malformed_message, frame + ": unknown layout " + n(d.layout));
-  }
-  if (*layouts_[d.layout] > pool->slot_size) {
-    return fail(Errc::malformed_message, frame + ": layout " + n(d.layout) + " reaches " +
-                                             n(*layouts_[d.layout]) + " bytes, slots of pool " +
-                                             n(d.pool) + " hold " + n(pool->slot_size));
+  const auto layout = std::find_if(layouts_.begin(), layouts_.end(),
+                                   [&](const LayoutExtent& l) { return l.id == d.layout; });
+  if (layout == layouts_.end()) return refuse("unknown layout " + n(d.layout));
+  if (layout->extent > pool->slot_size) {
+    return refuse("layout " + n(d.layout) + " reaches " + n(layout->extent) +
+                  " bytes, slots of pool " + n(d.pool) + " hold " + n(pool->slot_size));
   }
   return {};
 }

@@ -72,7 +72,12 @@ class FrameShapes {
     std::uint64_t slot_size;
   };
   std::vector<Pool> pools_;
-  std::vector<std::optional<std::uint64_t>> layouts_;  // by id
+  struct LayoutExtent {
+    std::uint32_t id;
+    std::uint64_t extent;
+  };
+  // A few of each, looked up by id: any u32 id costs one entry, never a table up to it.
+  std::vector<LayoutExtent> layouts_;
 };
 
 struct WaitOptions {
