@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -40,6 +41,10 @@ struct ClientState {
   std::set<Topic*> produced;
   std::map<std::uint32_t, PoolPtr> pools;  // registered by this client as producer
   Outbox outbox;
+  // Protocol version 3 with channels: the client's doorbell, rung after each message sent to
+  // it (session.cpp).
+  bool channels = false;
+  std::optional<OwnBell> bell;
   // Whether the peer has hung up and left nothing unread, though the session has not read
   // its end of file yet (set by the session; unset in tests).
   std::function<bool()> hung_up;

@@ -37,8 +37,28 @@ void Outbox::post(capnp::MessageBuilder& message) {
     set_mode(Mode::closed);
     return;
   }
-  replies_.push_back(encode_message(message));
+  replies_.push_back(Outgoing{encode_message(message), -1, nullptr});
   mark_dirty();
+}
+
+void Outbox::post(capnp::MessageBuilder& message, int fd, std::shared_ptr<const void> keep) {
+  post(message);
+  if (mode_ == Mode::closed) return;
+  replies_.back().fd = fd;
+  replies_.back().keep = std::move(keep);
+}
+
+void Outbox::attach_pool(const PoolPtr& pool) {
+  if (attached_pools_.count(pool->id) != 0) return;
+  ControlMessageBuilder message;
+  auto attach = message.initRoot<proto::Message>().initPoolAttach();
+  attach.setTopic(pool->topic);
+  attach.setPool(pool->id);
+  attach.setSlotCount(pool->slot_count);
+  attach.setSlotSize(pool->slot_size);
+  attach.setFd(0);
+  attached_pools_.emplace(pool->id, pool->topic);
+  post(message, pool->fd.get(), pool);
 }
 
 void Outbox::enqueue(Subscription& sub, Pending entry) {
@@ -55,7 +75,8 @@ void Outbox::enqueue(Subscription& sub, Pending entry) {
       ++sub.dropped;
     }
   }
-  if (entry.frame == nullptr && !sub.pending.empty() && sub.pending.back().frame == nullptr) {
+  if (entry.frame == nullptr && entry.channel == nullptr && !sub.pending.empty() &&
+      sub.pending.back().frame == nullptr && sub.pending.back().channel == nullptr) {
     // Back-to-back ends of stream (a producer that comes and goes while this consumer does
     // not read) say no more than the last: keep one, so the queue stays bounded by its depth.
     sub.pending.back() = std::move(entry);
@@ -99,7 +120,7 @@ void Outbox::forget_pools_of(std::string_view topic) {
 bool Outbox::next(Outgoing& out) {
   if (mode_ == Mode::closed) return false;
   if (!replies_.empty()) {
-    out.words = std::move(replies_.front());
+    out = std::move(replies_.front());
     replies_.pop_front();
     return true;
   }
@@ -179,7 +200,17 @@ bool Outbox::next_delivery(Outgoing& out) {
 
     Pending entry = std::move(sub.pending.front());
     sub.pending.pop_front();
-    if (entry.frame) {
+    if (entry.channel) {
+      // The channel takes over from here: every frame queued before came first.
+      const ChannelRecord& c = *entry.channel;
+      auto open = root.initChannelOpen();
+      open.setChannel(c.id);
+      open.setTopic(c.topic);
+      open.setFd(0);
+      open.setDropped(sub.dropped);
+      out.fd = c.producer_fd->get();
+      out.keep = entry.channel;
+    } else if (entry.frame) {
       const FrameRecord& f = *entry.frame;
       auto deliver = root.initDeliver();
       deliver.setTopic(sub.topic->name);

@@ -68,6 +68,11 @@ class Outbox {
 
   // Queues a reply; past --max-queued-messages the client is disconnected for not reading.
   void post(capnp::MessageBuilder& message);
+  // The same with an fd, kept open by `keep` until sent.
+  void post(capnp::MessageBuilder& message, int fd, std::shared_ptr<const void> keep);
+  // Queues the PoolAttach of `pool` as a reply unless this client has it already (a channel's
+  // consumer needs every pool before a descriptor names it).
+  void attach_pool(const PoolPtr& pool);
   // Queues a frame (or, with a null frame, the end of the stream) for one of the client's
   // subscriptions; a full drop-oldest queue drops its oldest frame, counted.
   void enqueue(Subscription& sub, Pending entry);
@@ -100,7 +105,7 @@ class Outbox {
   Wakeups& wakeups_;
   Mode mode_ = Mode::everything;
   bool dirty_ = false;
-  std::deque<EncodedMessage> replies_;
+  std::deque<Outgoing> replies_;
   // SlotFree notices not yet sent, at most one per slot (PoolRecord::free_queued): however
   // often a producer republishes a slot without reading, this never outgrows its pools.
   std::deque<std::pair<std::uint32_t, std::uint32_t>> slot_frees_;

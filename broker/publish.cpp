@@ -191,7 +191,10 @@ void Router::fan_out(const ClientState& producer, Topic& t, FramePtr frame) {
                " of '" + t.name + "' (" + where + ") to " + std::to_string(t.subscribers.size()) +
                " subscribers");
   }
-  for (Subscription* sub : t.subscribers) sub->client->outbox.enqueue(*sub, Pending{frame, {}});
+  for (Subscription* sub : t.subscribers) {
+    if (frame->pool != nullptr && sub->on_channel()) continue;  // it had it on its channel
+    sub->client->outbox.enqueue(*sub, Pending{frame, {}, nullptr});
+  }
 }
 
 Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader reg,
@@ -252,6 +255,10 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   pool->busy.assign(slots, false);
   pool->free_queued.assign(slots, false);
   client.pools.emplace(pool->id, pool);
+  // Consumers on channels meet the pool in a descriptor: they get it first.
+  for (Subscription* sub : t->subscribers) {
+    if (sub->on_channel()) sub->client->outbox.attach_pool(pool);
+  }
 
   ControlMessageBuilder message;
   auto registered = message.initRoot<proto::Message>().initPoolRegistered();

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "client_state.hpp"
+#include "shmfd/channel.hpp"
 
 namespace shmfd::broker {
 
@@ -56,6 +57,42 @@ std::string disconnect_reason(const Subscription& sub, const InFlight& held, con
          " ms; disconnecting";
 }
 
+// The hold deadline on a channel, read from its pages: frames given to the consumer and not
+// released, with its release count standing still for the deadline. (The count is the
+// consumer's to write: lying about it only hides how long it holds, and the producer still
+// keeps its slots from it alone.) Under --disconnect-stuck the consumer is cut off; with the
+// default policy it is reported (the producer's pool cannot run dry on one consumer: it holds
+// at most its window).
+std::optional<std::string> judge_channel(ClientState& client, Subscription& sub,
+                                         const Limits& limits, const Logger& log,
+                                         std::chrono::steady_clock::time_point now) {
+  if (!sub.on_channel() || !sub.channel->producer_page || !sub.channel->consumer_page) {
+    return std::nullopt;
+  }
+  ChannelRecord& c = *sub.channel;
+  const ChannelProgress p = channel_progress(*c.producer_page, *c.consumer_page);
+  const std::uint32_t outstanding = p.published - p.released;
+  if (outstanding == 0 || p.released != c.released_seen ||
+      c.progress_at.time_since_epoch().count() == 0) {
+    c.released_seen = p.released;
+    c.progress_at = now;
+    c.reported = false;
+    return std::nullopt;
+  }
+  const auto deadline = std::chrono::milliseconds(limits.hold_deadline_ms);
+  if (now - c.progress_at < deadline) return std::nullopt;
+  const std::string what = client.describe() + " has held " + std::to_string(outstanding) +
+                           " frames of '" + c.topic + "' on channel " + std::to_string(c.id) +
+                           " without releasing any for more than " +
+                           std::to_string(limits.hold_deadline_ms) + " ms";
+  if (!c.reported) {
+    c.reported = true;
+    log.warn(what);
+  }
+  if (limits.stuck == StuckPolicy::always) return what + "; disconnecting";
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Refusal> judge_holds(ClientState& client, const Limits& limits, const Logger& log,
@@ -84,6 +121,11 @@ std::optional<Refusal> judge_holds(ClientState& client, const Limits& limits, co
         return Refusal{
             proto::ErrorCode::LIMIT_EXCEEDED, std::move(why), name, f.sequence, true, true};
       }
+    }
+  }
+  for (auto& [name, sub] : client.subscriptions) {
+    if (auto why = judge_channel(client, *sub, limits, log, now)) {
+      return Refusal{proto::ErrorCode::LIMIT_EXCEEDED, std::move(*why), name, 0, true, true};
     }
   }
   return std::nullopt;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "closer.hpp"
+#include "shmfd/channel_page.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"
@@ -119,14 +120,43 @@ struct InFlight {
   bool reported = false;  // past the hold deadline, already logged
 };
 
-// An entry of a subscriber's queue: a frame, or (frame == nullptr) the end of the stream, kept
-// in order so a consumer sees every frame before the end.
+struct Topic;
+struct Subscription;
+
+// A channel (docs/PROTOCOL.md, section 14) between a topic's producer and one subscriber: set
+// up by the broker, which verified both pages and keeps a read-only view of each to show the
+// channel's progress. Pool frames of the topic go on it, not through the broker, once the
+// producer has started it.
+struct ChannelRecord {
+  std::uint32_t id = 0;
+  std::string topic;
+  ClientState* producer = nullptr;
+  ClientState* consumer = nullptr;
+  Subscription* sub = nullptr;  // the consumer's subscription
+  std::uint32_t capacity = 0;
+  std::optional<PeerPage> producer_page;  // verified, mapped read-only
+  std::optional<PeerPage> consumer_page;
+  std::shared_ptr<UniqueFd> producer_fd;  // read-only reopenings, for the peers
+  std::shared_ptr<UniqueFd> consumer_fd;
+  bool opened = false;   // ChannelOpen sent to the producer
+  bool started = false;  // the producer said ChannelStarted: pool frames go on the channel
+  // The hold deadline (quota.cpp): the consumer's release count when last seen to move, and
+  // since when it has not while frames were outstanding.
+  std::uint32_t released_seen = 0;
+  std::chrono::steady_clock::time_point progress_at{};
+  bool reported = false;
+};
+using ChannelPtr = std::shared_ptr<ChannelRecord>;
+
+// An entry of a subscriber's queue: a frame, or (frame == nullptr) the end of the stream, or
+// (channel set) the moment the subscriber's channel takes over, kept in order so a consumer
+// sees every frame before the end, and every frame that came through the broker before the
+// first that comes on the channel.
 struct Pending {
   FramePtr frame;
   std::string end_reason;
+  ChannelPtr channel;
 };
-
-struct Topic;
 
 struct Subscription {
   Topic* topic = nullptr;  // null once unsubscribed: then only its held frames remain
@@ -137,6 +167,9 @@ struct Subscription {
   std::deque<InFlight> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
   std::uint64_t delivered = 0;
+  ChannelPtr channel;  // this subscriber's channel, while it has one
+  // Whether pool frames of the topic reach this subscriber on its channel (not the broker).
+  bool on_channel() const { return channel != nullptr && channel->started; }
 
   std::size_t queued_frames() const;
   // True when a block-producer subscriber cannot take another frame.
@@ -184,6 +217,9 @@ struct Topic {
   std::uint64_t last_sequence = 0;  // of the current producer's last accepted frame
   std::uint64_t frames = 0;         // published so far
   std::uint64_t bytes = 0;
+  // Layouts the producer defined for its channels' descriptors (DefineLayout), by id.
+  std::vector<std::pair<std::uint32_t, Layout>> layouts;
+  bool via_broker = true;  // what the producer was last told (Route)
 };
 
 // Every topic by name, and the ids of pools. A topic exists while it has a producer or a

@@ -35,10 +35,31 @@ void Router::leave(ClientState& client) {
     stop_producing(client, t, "the producer, " + client.describe() + ", left");
   for (auto& [id, pool] : client.pools) pool->owner = nullptr;  // pools of no topic
   client.pools.clear();
+  // Channels it was the consumer of: the producer takes back what it held.
+  for (auto it = lingering_.begin(); it != lingering_.end();) {
+    if (it->consumer != client.id && it->producer != client.id) {
+      ++it;
+      continue;
+    }
+    if (it->consumer == client.id) {
+      if (auto p = clients_.find(it->producer); p != clients_.end()) {
+        ControlMessageBuilder message;
+        auto close = message.initRoot<proto::Message>().initChannelClose();
+        close.setChannel(it->channel);
+        close.setTopic(it->topic);
+        close.setReason("the consumer, " + client.describe() + ", left");
+        close.setReclaim(true);
+        p->second->outbox.post(message);
+      }
+    }
+    it = lingering_.erase(it);
+  }
   for (auto& [name, sub] : client.subscriptions) {
     Topic* t = sub->topic;
     if (t == nullptr) continue;  // unsubscribed already; only held frames remained
+    close_channel(*sub, "the consumer, " + client.describe() + ", left", true, false);
     std::erase(t->subscribers, sub.get());
+    update_route(*t);
     if (t->producer != nullptr) wakeups_.reader(t->producer->id);
     registry_.release(t);
   }
@@ -95,8 +116,11 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
   t->kind = *kind;
   t->guarantee = *guarantee;
   t->last_sequence = 0;  // sequences are the producer's: a new one starts afresh
+  t->via_broker = true;  // what a producer assumes until told otherwise
   client.produced.insert(t);
   client.outbox.post(message);
+  update_route(*t);
+  for (Subscription* s : t->subscribers) offer_channel(*s);
   log_.info(client.describe() + " produces '" + name + "' (" + std::string(to_string(*kind)) +
             ", " + std::string(to_string(*guarantee)) + ")");
   return {};
@@ -121,7 +145,18 @@ Outcome Router::unadvertise(ClientState& client, proto::Unadvertise::Reader unad
 void Router::stop_producing(ClientState& producer, Topic* t, const std::string& why) {
   t->producer = nullptr;
   t->last.reset();
-  for (Subscription* s : t->subscribers) s->client->outbox.enqueue(*s, Pending{nullptr, why});
+  // Its channels end with it: each consumer reads what is on its channel, then the end of
+  // the stream queued below (a channel not yet open for it opens first, in queue order).
+  for (Subscription* s : t->subscribers) {
+    if (s->channel) channels_.erase(s->channel->id);
+    s->channel.reset();
+  }
+  std::erase_if(lingering_, [&](const Lingering& l) {
+    return l.producer == producer.id && l.topic == t->name;
+  });
+  t->layouts.clear();
+  for (Subscription* s : t->subscribers)
+    s->client->outbox.enqueue(*s, Pending{nullptr, why, nullptr});
   producer.produced.erase(t);
   // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
   for (auto it = producer.pools.begin(); it != producer.pools.end();) {
@@ -186,6 +221,9 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   s.depth = depth;
   s.policy = *policy;
   (*topic)->subscribers.push_back(&s);
+  // Before the answer: the producer hears that frames must come through the broker before
+  // this client hears it is subscribed (and perhaps tells the producer to go ahead).
+  update_route(**topic);
 
   ControlMessageBuilder message;
   auto subscribed = message.initRoot<proto::Message>().initSubscribed();
@@ -195,8 +233,9 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   log_.info(client.describe() + " subscribes to '" + name + "' (depth " + std::to_string(depth) +
             ", " + std::string(to_string(*policy)) + ")");
   if (options_.keep_last_frame && s.topic->last) {
-    client.outbox.enqueue(s, Pending{s.topic->last, {}});
+    client.outbox.enqueue(s, Pending{s.topic->last, {}, nullptr});
   }
+  offer_channel(s);
   return {};
 }
 
@@ -210,7 +249,9 @@ Outcome Router::unsubscribe(ClientState& client, proto::Unsubscribe::Reader unsu
   }
   Subscription& sub = *it->second;
   Topic* t = sub.topic;
+  close_channel(sub, "the consumer unsubscribed", false, false);
   std::erase(t->subscribers, &sub);
+  update_route(*t);
   sub.topic = nullptr;
   sub.pending.clear();  // frames queued here are dropped (a pool slot frees if this held it last)
   // The consumer may unmap the topic's pools now: a later subscription gets their fds again.

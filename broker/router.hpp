@@ -46,6 +46,12 @@ class Router {
   // A frame of `client`'s topic: verified, then queued for every subscriber.
   Outcome publish(ClientState& client, proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   Outcome release(ClientState& client, proto::Release::Reader release);
+  // Channels (channels.cpp): a page for a channel this client was asked for; the producer's
+  // word that pool frames now go on the channel; a layout the channels' descriptors name.
+  Outcome channel_page(ClientState& client, proto::ChannelPage::Reader page,
+                       std::vector<UniqueFd>& fds);
+  Outcome channel_started(ClientState& client, proto::ChannelStarted::Reader started);
+  Outcome define_layout(ClientState& client, proto::DefineLayout::Reader define);
   Outcome introspect(ClientState& client);
 
   // Ends an event, after its deliveries went out: frames of a pool that ran dry still queued
@@ -66,8 +72,20 @@ class Router {
                      const Layout& layout, std::vector<UniqueFd>& fds);
   Outcome publish_slot(ClientState& client, Topic& topic, proto::Frame::Reader frame,
                        const Layout& layout);
-  // Queues `frame` for every subscriber of `topic`.
+  // Queues `frame` for every subscriber of `topic` (a pool frame: those not on a channel).
   void fan_out(const ClientState& producer, Topic& topic, FramePtr frame);
+  // Asks `sub`'s client and its topic's producer for the pages of a channel between them, if
+  // both speak channels and the topic takes pool frames.
+  void offer_channel(Subscription& sub);
+  // Ends `sub`'s channel. The producer is told, to reclaim every slot the consumer held
+  // (`reclaim`: the consumer has gone) or to wait for its releases (it unsubscribed: a later
+  // leave reclaims them).
+  void close_channel(Subscription& sub, const std::string& why, bool reclaim, bool tell_consumer);
+  // Whether channel `id` was handed out and has closed since (a page or ChannelStarted for it
+  // crossed its ChannelClose: no error).
+  bool closed_before(std::uint32_t id) const;
+  // Tells `topic`'s producer whether pool frames must still come as Publish (Route).
+  void update_route(Topic& topic);
 
   Registry& registry_;
   const Options& options_;
@@ -76,6 +94,17 @@ class Router {
   Wakeups& wakeups_;
   std::map<std::uint64_t, ClientState*> clients_;
   std::vector<PoolPtr> dry_pools_;  // ran dry during this event: settle() looks at them
+  std::map<std::uint32_t, ChannelPtr> channels_;
+  std::uint32_t next_channel_ = 1;
+  // Channels closed by an Unsubscribe, whose consumer may still hold slots: when it leaves,
+  // the producer is told to reclaim them.
+  struct Lingering {
+    std::uint32_t channel;
+    std::uint64_t consumer;
+    std::uint64_t producer;
+    std::string topic;
+  };
+  std::vector<Lingering> lingering_;
 };
 
 }  // namespace shmfd::broker

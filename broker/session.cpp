@@ -174,17 +174,28 @@ asio::awaitable<void> Session::read_loop() {
 }
 
 void Session::flush_now() {
+  bool rang = false;
+  // The client learns of what was sent from its doorbell: rung once the messages are in its
+  // socket, never before (it would drain too early, and then sleep through them).
+  const auto ring = [&] {
+    if (rang && client_.bell) client_.bell->ring();
+  };
   for (;;) {
     Outgoing out;
     if (!client_.outbox.next(out)) break;
     const auto fds = out.fd >= 0 ? std::span<const int>(&out.fd, 1) : std::span<const int>();
     auto sent = send_message(socket_.native_handle(), out.words.bytes(), fds, IoMode::non_blocking);
-    if (sent && *sent == SendStatus::sent) continue;
+    if (sent && *sent == SendStatus::sent) {
+      rang = true;
+      continue;
+    }
+    ring();
     // Would block, or failed: the write loop waits for room, or reports the failure.
     stalled_ = std::move(out);
     writer_wake_.cancel();
-    break;
+    return;
   }
+  ring();
 }
 
 asio::awaitable<void> Session::write_loop() {
@@ -227,6 +238,7 @@ asio::awaitable<void> Session::write_loop() {
       close("send failed: " + e.message());
       break;
     }
+    if (client_.bell) client_.bell->ring();
     host_.flush();  // a delivery may have made room for a held-back producer
   }
 }
@@ -252,7 +264,8 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
     return tl::unexpected(final_refusal(
         Code::UNEXPECTED_MESSAGE, "the first message must be Hello, not " + message_name(which)));
   }
-  if (which != M::PUBLISH && which != M::REGISTER_POOL && !fds.empty()) {
+  if (which != M::PUBLISH && which != M::REGISTER_POOL && which != M::CHANNEL_PAGE &&
+      !fds.empty()) {
     return shmfd::broker::refuse(Code::WRONG_FD_COUNT, message_name(which) + " takes no fds; the " +
                                                            std::to_string(fds.size()) +
                                                            " attached were closed");
@@ -278,6 +291,18 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
       return router.unsubscribe(client_, m.getUnsubscribe());
     case M::UNADVERTISE:
       return router.unadvertise(client_, m.getUnadvertise());
+    case M::CHANNEL_PAGE:
+    case M::CHANNEL_STARTED:
+    case M::DEFINE_LAYOUT:
+      if (!client_.channels) {
+        return shmfd::broker::refuse(
+            Code::UNEXPECTED_MESSAGE,
+            message_name(which) + " on a connection without channels (see Hello.channels)");
+      }
+      if (which == M::CHANNEL_PAGE) return router.channel_page(client_, m.getChannelPage(), fds);
+      if (which == M::CHANNEL_STARTED)
+        return router.channel_started(client_, m.getChannelStarted());
+      return router.define_layout(client_, m.getDefineLayout());
     default:
       return shmfd::broker::refuse(Code::UNEXPECTED_MESSAGE,
                                    "clients do not send " + message_name(which));
@@ -307,7 +332,19 @@ Outcome Session::hello(proto::Hello::Reader hello) {
   welcome.setMaxMessageBytes(static_cast<std::uint32_t>(limits.max_message_bytes));
   welcome.setMaxFdsPerMessage(1);
   welcome.setPublishWindow(limits.publish_window);
-  client_.outbox.post(message);
+  if (version >= 3 && hello.getChannels()) {
+    auto bell = OwnBell::create();
+    if (!bell) {
+      return tl::unexpected(final_refusal(
+          Code::INTERNAL, "could not make the client's doorbell: " + bell.error().message()));
+    }
+    client_.bell = std::move(*bell);
+    client_.channels = true;
+    welcome.setDoorbell(true);
+    client_.outbox.post(message, client_.bell->fd(), nullptr);
+  } else {
+    client_.outbox.post(message);
+  }
   host_.log().info(client_.describe() + " connected");
   return {};
 }

@@ -13,7 +13,7 @@ using import "layout.capnp".Layout;
 # accepts. A client sends the newest version it speaks in Hello; the broker answers Welcome with
 # the version the connection uses, or Error(protocolVersion) naming the range it accepts.
 # Version 2 added Unsubscribe, Unadvertise and the specific error codes from notReadable on.
-const protocolVersion :UInt32 = 2;
+const protocolVersion :UInt32 = 3;
 const minProtocolVersion :UInt32 = 2;
 
 struct Message {
@@ -40,6 +40,14 @@ struct Message {
     unadvertise @19 :Unadvertise;
     unadvertised @20 :Unadvertised;
     credit @21 :Credit;
+    # Version 3: channels (docs/PROTOCOL.md, section 14).
+    channelRequest @22 :ChannelRequest;
+    channelPage @23 :ChannelPage;
+    channelOpen @24 :ChannelOpen;
+    channelStarted @25 :ChannelStarted;
+    channelClose @26 :ChannelClose;
+    defineLayout @27 :DefineLayout;
+    route @28 :Route;
   }
 }
 
@@ -47,6 +55,8 @@ struct Message {
 struct Hello {
   version @0 :UInt32;   # protocolVersion of the client
   clientName @1 :Text;  # for logs and introspection
+  # Version 3: the client takes pool frames on channels when the broker offers them.
+  channels @2 :Bool;
 }
 
 # Broker -> client, answer to a Hello with a matching version.
@@ -58,6 +68,9 @@ struct Welcome {
   # by Credit; it waits for Credit before sending more. Pool frames (no fd) do not count: their
   # slots bound them.
   publishWindow @3 :UInt32;
+  # Version 3, a client that asked for channels: the Welcome carries one fd, the client's
+  # doorbell (section 14), which the broker rings after each message it sends the client.
+  doorbell @4 :Bool;
 }
 
 # Broker -> producer: the broker has read `frames` more of this client's fd-carrying Publishes
@@ -296,4 +309,70 @@ struct PoolInfo {
 struct PoolHolder {
   client @0 :UInt64;
   slots @1 :UInt32;        # slots of this pool queued for or held by the client
+}
+
+# ---- Channels (version 3; docs/PROTOCOL.md, section 14) ----
+
+enum ChannelSide {
+  producer @0;
+  consumer @1;
+}
+
+# Broker -> both clients of a new channel: make your page for it and send it back.
+struct ChannelRequest {
+  channel @0 :UInt32;       # the broker's id for the channel
+  topic @1 :Text;
+  side @2 :ChannelSide;     # which end this client is
+  capacity @3 :UInt32;      # ring entries (a power of two)
+  queueDepth @4 :UInt32;    # the consumer's granted depth: frames it may hold at once
+  backpressure @5 :Backpressure;
+}
+
+# Client -> broker, with one fd: the client's page for `channel`, sealed with the pool guarantee.
+struct ChannelPage {
+  channel @0 :UInt32;
+  side @1 :ChannelSide;
+  fd @2 :UInt32;
+}
+
+# Broker -> client, with one fd: the peer's page, verified, opened read-only. The producer gets
+# it as soon as both pages are in; the consumer after every frame the broker queued for it
+# before the producer's ChannelStarted, so frames arrive in order.
+struct ChannelOpen {
+  channel @0 :UInt32;
+  topic @1 :Text;
+  fd @2 :UInt32;
+  dropped @3 :UInt64;       # consumer: frames the broker dropped for it before the channel
+}
+
+# Producer -> broker: every pool frame of the channel's topic from here on goes on the channel.
+struct ChannelStarted {
+  channel @0 :UInt32;
+}
+
+# Broker -> client: the channel is over. `reclaim`: the consumer has gone (or broke the
+# channel), and the producer takes back every slot it held; otherwise it unsubscribed and
+# releases what it still holds through its page as it lets go.
+struct ChannelClose {
+  channel @0 :UInt32;
+  topic @1 :Text;
+  reason @2 :Text;
+  reclaim @3 :Bool;
+}
+
+# Producer -> broker -> consumers on channels: descriptors of `topic` name `layout` as `id`.
+# No answer: the producer names the id on its channels right after sending this, and a consumer
+# that meets an id before its definition has arrived reads its socket and waits for it
+# (section 14). A refused definition is an Error to the producer.
+struct DefineLayout {
+  topic @0 :Text;
+  id @1 :UInt32;
+  layout @2 :Layout;
+}
+
+# Broker -> producer: whether pool frames of `topic` must also be sent as Publish (some
+# subscriber is not on a channel). Assumed true until the broker says otherwise.
+struct Route {
+  topic @0 :Text;
+  viaBroker @1 :Bool;
 }

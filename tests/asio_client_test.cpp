@@ -40,14 +40,14 @@ TEST_F(AsioClientTest, CoroutinesPublishAndReceiveUnderBackpressure) {
   asio::io_context io;
   constexpr std::uint64_t kFrames = 200;
 
-  auto consumer = Consumer::connect(broker.path(), "async-consumer");
+  auto consumer = Consumer::connect(broker.path(), "async-consumer", Channels::off);
   ASSERT_TRUE(consumer);
   // Depth 2 with block-producer: the producer has to wait for the consumer many times.
   ASSERT_TRUE(consumer->subscribe("async", 2, Backpressure::block_producer));
   auto async_consumer = AsyncConsumer::create(io.get_executor(), std::move(*consumer));
   ASSERT_TRUE(async_consumer) << async_consumer.error().message();
 
-  auto producer = Producer::connect(broker.path(), "async-producer");
+  auto producer = Producer::connect(broker.path(), "async-producer", Channels::off);
   ASSERT_TRUE(producer);
   ASSERT_TRUE(producer->advertise("async", LayoutKind::blob));
   // A tiny send buffer: once the broker stops reading, the producer's socket is full after a
@@ -94,12 +94,12 @@ TEST_F(AsioClientTest, PoolSlotsAreAcquiredAndPublishedWithoutBlockingTheThread)
   testing::InProcessBroker broker;
   asio::io_context io;
   constexpr std::uint64_t kFrames = 300;
-  auto consumer = Consumer::connect(broker.path(), "async-consumer");
+  auto consumer = Consumer::connect(broker.path(), "async-consumer", Channels::off);
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->subscribe("async-pool", 2, Backpressure::block_producer));
   auto async_consumer = AsyncConsumer::create(io.get_executor(), std::move(*consumer));
   ASSERT_TRUE(async_consumer);
-  auto producer = Producer::connect(broker.path(), "async-producer");
+  auto producer = Producer::connect(broker.path(), "async-producer", Channels::off);
   ASSERT_TRUE(producer);
   ASSERT_TRUE(producer->advertise("async-pool", LayoutKind::blob, Guarantee::pool));
   auto pool = producer->create_pool("async-pool", 4096, 3);

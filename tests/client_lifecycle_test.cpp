@@ -63,7 +63,8 @@ TEST_F(ClientLifecycleTest, UnsubscribeKeepsHeldFramesAndSubscribingAgainWorks) 
 
   ASSERT_TRUE(consumer->subscribe("pool"));  // its pool fd comes again
   std::fill(again->bytes.begin(), again->bytes.end(), std::byte{9});
-  ASSERT_TRUE(producer->publish("pool", *again, blob_layout(64)));
+  auto published = producer->publish("pool", *again, blob_layout(64));
+  ASSERT_TRUE(published) << published.error().message();
   auto next = consumer->receive();
   ASSERT_TRUE(next) << next.error().message();
   ASSERT_TRUE(std::holds_alternative<Frame>(*next));

@@ -43,13 +43,8 @@ class HealthyConsumer {
  private:
   void run() {
     while (!stop_) {
-      pollfd p{consumer_->native_handle(), POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      for (;;) {
-        auto event = consumer_->try_receive();
-        if (!event || !*event) break;
-        if (std::holds_alternative<Frame>(**event)) ++frames_;
-      }
+      auto event = consumer_->receive_for(std::chrono::milliseconds(20));
+      if (event && *event && std::holds_alternative<Frame>(**event)) ++frames_;
     }
   }
 

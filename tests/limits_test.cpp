@@ -2,6 +2,7 @@
 // touching any other client, and without leaking an fd.
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -98,7 +99,8 @@ TEST_F(LimitsTest, SlotsHeldStopsDeliveryUntilARelease) {
   broker::Options options;
   options.limits.max_slots_held = 2;
   testing::InProcessBroker broker(options);
-  auto consumer = Consumer::connect(broker.path(), "hoarder");
+  // Through the broker (a consumer without channels): the broker stops delivering, and says so.
+  auto consumer = Consumer::connect(broker.path(), "hoarder", Channels::off);
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->subscribe("slots", 4));
   auto producer = Producer::connect(broker.path(), "pool-producer");
@@ -121,6 +123,51 @@ TEST_F(LimitsTest, SlotsHeldStopsDeliveryUntilARelease) {
   auto third = consumer->receive();
   ASSERT_TRUE(third) << third.error().message();
   EXPECT_EQ(std::get<Frame>(*third).sequence(), 3U);
+}
+
+TEST_F(LimitsTest, SlotsHeldBoundsAChannelConsumersWindow) {
+  broker::Options options;
+  options.limits.max_slots_held = 2;
+  testing::InProcessBroker broker(options);
+  auto consumer = Consumer::connect(broker.path(), "hoarder");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("slots", 4, Backpressure::block_producer));
+  auto producer = Producer::connect(broker.path(), "pool-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("slots", LayoutKind::blob, Guarantee::pool));
+  auto pool = producer->create_pool("slots", 4096, 8);
+  ASSERT_TRUE(pool);
+  // The channel opens once both sides have read the broker's request.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (producer->channels() == 0 && std::chrono::steady_clock::now() < until) {
+    (void)consumer->receive_for(std::chrono::milliseconds(5));
+    (void)producer->poll_errors();
+  }
+  ASSERT_EQ(producer->channels(), 1U) << "no channel";
+  const auto publish = [&] {
+    auto slot = producer->acquire(*pool);
+    ASSERT_TRUE(slot);
+    ASSERT_TRUE(producer->publish("slots", *slot, blob_layout(64)));
+  };
+  std::thread source([&] {
+    for (int i = 0; i < 3; ++i) publish();
+  });
+  // On a channel the producer enforces the window: two frames, and the third only once one
+  // of them is released (block-producer: the producer waits for it).
+  std::vector<Frame> held;
+  while (held.size() < 2) {
+    auto e = consumer->receive();
+    ASSERT_TRUE(e) << e.error().message();
+    if (auto* f = std::get_if<Frame>(&*e)) held.push_back(std::move(*f));
+  }
+  auto none = consumer->receive_for(std::chrono::milliseconds(200));
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_FALSE(*none) << "a third slot while holding two";
+  held.erase(held.begin());
+  auto third = consumer->receive_for(std::chrono::seconds(5));
+  source.join();
+  ASSERT_TRUE(third && *third);
+  EXPECT_EQ(std::get<Frame>(**third).sequence(), 3U);
 }
 
 TEST_F(LimitsTest, AStuckBlockProducerSubscriberIsCutOffAndItsProducerGoesOn) {

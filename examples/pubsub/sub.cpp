@@ -8,8 +8,8 @@
 // losing the broker prints the summary too, with exit status 1.
 //
 //   shmfd-sub [--socket PATH] [--topic NAME] [--frames N] [--depth N] [--block] [--check-pattern]
-#include <poll.h>
 #include <signal.h>
+#include <chrono>
 
 #include <algorithm>
 #include <cstdio>
@@ -67,21 +67,18 @@ int main(int argc, char** argv) {
   std::vector<std::uint64_t> latency_ns;
   const std::uint64_t start = examples::now_ns();
   struct sigaction stop = {};
-  stop.sa_handler = on_stop;  // no SA_RESTART: poll() returns EINTR
+  stop.sa_handler = on_stop;
   ::sigaction(SIGINT, &stop, nullptr);
   ::sigaction(SIGTERM, &stop, nullptr);
   while ((frames == 0 || received < frames) && g_stop == 0) {
-    auto event = consumer->try_receive();
+    // At most 100 ms at a time, so that a stop signal is noticed.
+    auto event = consumer->receive_for(std::chrono::milliseconds(100));
     if (!event) {  // the broker went away, or cut this consumer off: say why, then the summary
       std::fprintf(stderr, "shmfd-sub: %s\n", event.error().message().c_str());
       failed = true;
       break;
     }
-    if (!*event) {  // nothing yet: wait for the socket, or a signal
-      pollfd p{consumer->native_handle(), POLLIN, 0};
-      ::poll(&p, 1, -1);
-      continue;
-    }
+    if (!*event) continue;  // nothing yet
     if (const auto* back = std::get_if<Reconnected>(&**event)) {
       std::fprintf(stderr, "shmfd-sub: the broker went away; subscribed again after %lld ms\n",
                    static_cast<long long>(back->gap.count()));

@@ -12,6 +12,7 @@
 #include <bit>
 #include <climits>
 #include <cstring>
+#include <thread>
 
 #include "channel_format.hpp"
 
@@ -149,7 +150,18 @@ bool ChannelReader::ended() const noexcept {
          word(peer_.data(), kClosedAt).load(std::memory_order_acquire) != 0;
 }
 
+bool FrameShapes::knows(const Descriptor& d) const noexcept {
+  return std::any_of(pools_.begin(), pools_.end(), [&](const Pool& p) { return p.id == d.pool; }) &&
+         std::any_of(layouts_.begin(), layouts_.end(),
+                     [&](const LayoutExtent& l) { return l.id == d.layout; });
+}
+
 std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes) {
+  return next(shapes, false);
+}
+
+std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool stop_at_unknown) {
+  stopped_ = false;
   while (!broken_) {
     const std::uint32_t head = peer_head();
     const std::uint32_t waiting = head - tail_;  // modulo 2^32: free-running indices
@@ -163,9 +175,13 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes) {
     RingDescriptor raw{};  // copied once; only the copy is checked and used
     std::memcpy(&raw, peer_.data() + kRingAt + (tail_ & (peer_.capacity() - 1)) * sizeof raw,
                 sizeof raw);
+    const Descriptor d{raw.pool, raw.slot, raw.layout, raw.sequence, raw.timestamp_ns, raw.dropped};
+    if (stop_at_unknown && !shapes.knows(d)) {
+      stopped_ = true;  // not taken: read again once the definitions may have come
+      return std::nullopt;
+    }
     ++tail_;
     word(own_.data(), kIndexAt).store(tail_, std::memory_order_release);
-    const Descriptor d{raw.pool, raw.slot, raw.layout, raw.sequence, raw.timestamp_ns, raw.dropped};
     if (auto ok = shapes.check(d); !ok) {
       ++refusals_;
       last_refusal_ = std::move(ok.error());
@@ -255,6 +271,10 @@ WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, 
     }
     waits[count++] = {&word(r->peer_.data(), kIndexAt), r->tail_};
     waits[count++] = {&word(r->peer_.data(), kClosedAt), 0};
+  }
+  if (count == 0) {
+    std::this_thread::sleep_until(deadline);
+    return WaitStatus::timed_out;
   }
   const auto status = sleep_on(std::span(waits.data(), count), deadline);
   for (std::size_t i = 0; i < used; ++i) readers[i]->end_sleep();
@@ -398,9 +418,19 @@ WaitStatus ChannelWriter::wait(std::chrono::steady_clock::time_point deadline,
 
 WaitStatus waitv(std::span<ChannelWriter* const> writers,
                  std::chrono::steady_clock::time_point deadline) {
+  return waitv(writers, nullptr, 0, deadline);
+}
+
+WaitStatus waitv(std::span<ChannelWriter* const> writers, const PeerBell* bell, std::uint32_t seen,
+                 std::chrono::steady_clock::time_point deadline) {
   std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
   std::size_t count = 0;
-  const std::size_t used = std::min<std::size_t>(writers.size(), FUTEX_WAITV_MAX);
+  if (bell != nullptr) {
+    const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
+    if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
+    waits[count++] = {&rung, seen};
+  }
+  const std::size_t used = std::min<std::size_t>(writers.size(), FUTEX_WAITV_MAX - count);
   for (std::size_t i = 0; i < used; ++i) {
     ChannelWriter* w = writers[i];
     if (!w->begin_sleep()) {
@@ -409,13 +439,31 @@ WaitStatus waitv(std::span<ChannelWriter* const> writers,
     }
     waits[count++] = {&word(w->peer_.data(), kReleasesAt), w->seen_releases_};
   }
+  if (count == 0) {
+    std::this_thread::sleep_until(deadline);
+    return WaitStatus::timed_out;
+  }
   const auto status = sleep_on(std::span(waits.data(), count), deadline);
   for (std::size_t i = 0; i < used; ++i) writers[i]->end_sleep();
   if (status == WaitStatus::timed_out) {
+    if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
     for (std::size_t i = 0; i < used; ++i)
       if (writers[i]->progressed()) return WaitStatus::ready;
   }
   return status;
+}
+
+ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept {
+  // Loads through read-only mappings: the page is the broker's own verified view.
+  const auto load = [](const PeerPage& page, std::size_t at) {
+    return word(page.data(), at).load(std::memory_order_acquire);
+  };
+  return {load(producer, kIndexAt), load(consumer, kIndexAt), load(consumer, kReleasesAt)};
+}
+
+std::size_t ChannelWriter::held_of(std::uint32_t pool) const noexcept {
+  return static_cast<std::size_t>(
+      std::count_if(held_.begin(), held_.end(), [&](const Held& h) { return h.pool == pool; }));
 }
 
 }  // namespace shmfd

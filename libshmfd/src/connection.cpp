@@ -1,6 +1,7 @@
 #include "shmfd/connection.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 #include "shmfd/protocol.hpp"
@@ -10,7 +11,7 @@
 namespace shmfd {
 
 Result<Connection> Connection::open(const std::string& socket_path, std::string_view client_name,
-                                    std::size_t max_message_bytes) {
+                                    std::size_t max_message_bytes, bool channels) {
   auto fd = connect_seqpacket(socket_path);
   if (!fd) return fail(std::move(fd.error()));
   Connection conn(std::move(*fd), max_message_bytes);
@@ -19,6 +20,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
   auto h = hello.initRoot<proto::Message>().initHello();
   h.setVersion(kProtocolVersion);
   h.setClientName(std::string(client_name));
+  h.setChannels(channels);
   auto sent = send_message(conn, hello);
   if (!sent && !sent.error().is(Errc::disconnected)) return fail(std::move(sent.error()));
   // On EPIPE the broker hung up at once; its reason, if any, is waiting to be read.
@@ -33,6 +35,14 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
         }
         conn.max_message_bytes_ = m.getWelcome().getMaxMessageBytes();
         conn.publish_window_ = m.getWelcome().getPublishWindow();
+        if (!m.getWelcome().getDoorbell()) return {};
+        if (!channels || reply->fds.size() != 1) {
+          return fail(Errc::protocol_violation,
+                      "the broker sent a doorbell this client did not ask for, or none with it");
+        }
+        auto bell = PeerBell::accept(std::move(reply->fds[0]));
+        if (!bell) return fail(std::move(bell.error()).prefixed("the broker's doorbell"));
+        conn.bell_ = std::move(*bell);
         return {};
       });
   if (!welcome) return fail(std::move(welcome.error()).prefixed("connect to " + socket_path));
@@ -60,11 +70,11 @@ Result<ReceivedMessage> Connection::receive(IoMode mode) {
 }
 
 Result<Connection> Connection::reopen(const std::string& socket_path, std::string_view client_name,
-                                      const ReconnectOptions& options) {
+                                      const ReconnectOptions& options, bool channels) {
   const auto start = std::chrono::steady_clock::now();
   auto wait = options.first_wait;
   for (;;) {
-    auto connection = open(socket_path, client_name);
+    auto connection = open(socket_path, client_name, kMaxMessageBytes, channels);
     if (connection) return connection;
     const auto waited = std::chrono::steady_clock::now() - start;
     if (options.give_up_after.count() > 0 && waited + wait > options.give_up_after) {
@@ -75,6 +85,11 @@ Result<Connection> Connection::reopen(const std::string& socket_path, std::strin
     std::this_thread::sleep_for(wait);
     wait = std::min(wait * 2, options.max_wait);
   }
+}
+
+bool channels_wanted() noexcept {
+  const char* v = std::getenv("SHMFD_CHANNELS");
+  return v == nullptr || std::string_view(v) != "0";
 }
 
 }  // namespace shmfd

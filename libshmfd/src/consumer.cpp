@@ -1,6 +1,12 @@
 #include "shmfd/consumer.hpp"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <climits>
 #include <map>
+
+#include "shmfd/channel.hpp"
 
 #include "shmfd/intake.hpp"
 #include "shmfd/verify.hpp"
@@ -14,6 +20,21 @@ struct PoolView {
   Mapping mapping;
   std::uint64_t slot_size = 0;
   std::uint32_t slot_count = 0;
+};
+
+// A channel this consumer reads (docs/PROTOCOL.md, section 14). Shared with the frames read
+// from it, which release into its page, also after the channel ended for the consumer.
+struct ChannelIn {
+  ChannelIn(std::uint32_t channel, std::string of, ChannelReader r)
+      : id(channel), topic(std::move(of)), reader(std::move(r)) {}
+  std::uint32_t id;
+  std::string topic;
+  ChannelReader reader;
+  std::uint64_t dropped_before = 0;   // dropped by the broker before the channel opened
+  bool active = true;                 // still read: not unsubscribed, not ended
+  std::optional<EndOfStream> ending;  // the producer's end, delivered once the ring is empty
+  bool parked = false;                // a descriptor names what the socket has not told yet
+  std::uint32_t parked_at = 0;        // the doorbell's count then
 };
 
 // What a Consumer and its Frames share: the connection (so a Frame can release itself after
@@ -52,6 +73,37 @@ struct ConsumerLink {
   std::deque<EncodedMessage> unsent;
   std::deque<Event> early;  // frames that arrived while subscribe() waited for its answer
   std::map<std::uint32_t, std::shared_ptr<const PoolView>> pools;
+  // Channels: pages made for the broker's requests, the channels open, what descriptors of
+  // each topic may name, and the doorbell's count when the socket was last read.
+  std::map<std::uint32_t, OwnPage> asked;
+  std::vector<std::shared_ptr<ChannelIn>> channels;
+  std::map<std::string, FrameShapes, std::less<>> shapes;
+  std::map<std::string, std::map<std::uint32_t, Layout>, std::less<>> layouts;
+  std::uint32_t bell_seen = 0;
+  // A broker that died rings no bell: the socket is read at least this often.
+  std::chrono::steady_clock::time_point socket_read{};
+  std::size_t next_channel = 0;       // round-robin position
+  std::uint64_t refusals_before = 0;  // of channels no longer read
+
+  // The topic's pools are of no more use (the stream ended, or unsubscribed).
+  void forget_pools_of(std::string_view topic) {
+    if (auto it = shapes.find(topic); it != shapes.end()) {
+      for (const auto& [id, pool] : pools) {
+        if (pool->topic == topic) it->second.remove_pool(id);
+      }
+    }
+    std::erase_if(pools, [&](const auto& p) { return p.second->topic == topic; });
+  }
+  void stop_channels_of(std::string_view topic) {
+    std::erase_if(channels, [&](const std::shared_ptr<ChannelIn>& c) {
+      if (c->topic != topic) return false;
+      c->active = false;
+      refusals_before += c->reader.refusals();
+      return true;
+    });
+    if (auto it = shapes.find(topic); it != shapes.end()) shapes.erase(it);
+    if (auto it = layouts.find(topic); it != layouts.end()) layouts.erase(it);
+  }
 };
 
 }  // namespace detail
@@ -68,6 +120,9 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     mapping_ = std::move(other.mapping_);
     pool_ = std::move(other.pool_);
     view_ = other.view_;
+    channel_ = std::move(other.channel_);
+    pool_id_ = other.pool_id_;
+    slot_ = other.slot_;
   }
   return *this;
 }
@@ -80,6 +135,12 @@ void Frame::release() noexcept {
   view_ = {};
   mapping_.reset();
   pool_.reset();
+  if (channel_) {
+    // A full release ring means the producer stopped reading it: the slot stays counted as
+    // ours in its books, which is the producer's own loss.
+    (void)channel_->reader.release(pool_id_, slot_, sequence_);
+    channel_.reset();
+  }
   if (link_) link_->send_release(topic_, sequence_);
   link_.reset();
 }
@@ -105,12 +166,80 @@ Result<std::shared_ptr<const detail::PoolView>> attach_pool(proto::PoolAttach::R
   return std::shared_ptr<const detail::PoolView>(std::move(view));
 }
 
+// The broker's channel messages to a consumer (docs/PROTOCOL.md, section 14).
+Status channel_message(detail::ConsumerLink& link, proto::Message::Reader r,
+                       std::vector<UniqueFd>& fds) {
+  if (r.isChannelRequest()) {
+    auto request = r.getChannelRequest();
+    if (request.getSide() != proto::ChannelSide::CONSUMER) {
+      return fail(Errc::protocol_violation, "the broker asked a consumer for a producer's page");
+    }
+    auto page = OwnPage::create(ChannelSide::consumer, request.getCapacity());
+    if (!page) return fail(std::move(page.error()).prefixed("channel request"));
+    ControlMessageBuilder message;
+    auto reply = message.initRoot<proto::Message>().initChannelPage();
+    reply.setChannel(request.getChannel());
+    reply.setSide(proto::ChannelSide::CONSUMER);
+    reply.setFd(0);
+    const int fd = page->fd();
+    // A broker that has gone shows when the socket is read further (perhaps after a last
+    // Error that says why): not here.
+    if (!link.flush()) return {};
+    if (!send_message(link.connection, message, std::span(&fd, 1))) return {};
+    link.asked.insert_or_assign(request.getChannel(), std::move(*page));
+    return {};
+  }
+  if (r.isChannelOpen()) {
+    auto open = r.getChannelOpen();
+    auto asked = link.asked.find(open.getChannel());
+    if (asked == link.asked.end() || fds.size() != 1) {
+      return fail(Errc::protocol_violation, "ChannelOpen for channel " +
+                                                std::to_string(open.getChannel()) +
+                                                ", which was never asked for, or without its page");
+    }
+    // The producer's page, verified again here: a memfd sealed at the pool level, of the
+    // size its header says, mapped read-only.
+    auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::producer);
+    if (!peer) return fail(std::move(peer.error()).prefixed("the producer's channel page"));
+    auto channel = std::make_shared<detail::ChannelIn>(
+        open.getChannel(), text_of(open.getTopic()),
+        ChannelReader(std::move(asked->second), std::move(*peer)));
+    channel->dropped_before = open.getDropped();
+    link.asked.erase(asked);
+    link.channels.push_back(std::move(channel));
+    return {};
+  }
+  if (r.isChannelClose()) {
+    const std::uint32_t id = r.getChannelClose().getChannel();
+    link.asked.erase(id);
+    std::erase_if(link.channels, [&](const std::shared_ptr<detail::ChannelIn>& c) {
+      if (c->id != id) return false;
+      c->active = false;
+      link.refusals_before += c->reader.refusals();
+      return true;
+    });
+    return {};
+  }
+  auto define = r.getDefineLayout();
+  auto layout = layout_from_proto(define.getLayout());
+  if (!layout) return fail(std::move(layout.error()));
+  auto extent = layout_extent(*layout);
+  if (!extent) return fail(std::move(extent.error()));
+  const std::string topic = text_of(define.getTopic());
+  link.shapes[topic].add_layout(define.getId(), *extent);
+  link.layouts[topic].insert_or_assign(define.getId(), *layout);
+  return {};
+}
+
 }  // namespace
 
-Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name) {
-  auto connection = Connection::open(socket_path, client_name);
+Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name,
+                                   Channels channels) {
+  const bool want = channels == Channels::automatic && channels_wanted();
+  auto connection = Connection::open(socket_path, client_name, kMaxMessageBytes, want);
   if (!connection) return fail(std::move(connection.error()));
   Consumer consumer(std::make_shared<detail::ConsumerLink>(std::move(*connection)));
+  consumer.channels_ = channels;
   consumer.socket_path_ = socket_path;
   consumer.client_name_ = std::string(client_name);
   return consumer;
@@ -119,7 +248,8 @@ Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_v
 Result<Event> Consumer::reconnect() {
   const auto lost = std::chrono::steady_clock::now();
   for (;;) {
-    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_);
+    const bool want = channels_ == Channels::automatic && channels_wanted();
+    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_, want);
     if (!connection) return fail(std::move(connection.error()));
     // Frames held from before keep the old link: their releases go nowhere, harmlessly.
     link_ = std::make_shared<detail::ConsumerLink>(std::move(*connection));
@@ -143,6 +273,16 @@ Result<Event> Consumer::reconnect() {
 
 int Consumer::native_handle() const noexcept {
   return link_->connection.fd();
+}
+
+bool Consumer::uses_channels() const noexcept {
+  return link_->connection.bell() != nullptr;
+}
+
+std::uint64_t Consumer::channel_refusals() const noexcept {
+  std::uint64_t n = link_->refusals_before;
+  for (const auto& c : link_->channels) n += c->reader.refusals();
+  return n;
 }
 
 Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
@@ -199,8 +339,10 @@ Status Consumer::unsubscribe(std::string_view topic) {
       link_->early.push_back(std::move(*incoming->event));
     }
   }
-  // No frame of the topic's pools comes any more; frames still held keep their mapping.
-  std::erase_if(link_->pools, [&](const auto& p) { return p.second->topic == topic; });
+  // No frame of the topic's pools comes any more; frames still held keep their mapping (and
+  // release into their channel's page: the producer waits for those).
+  link_->stop_channels_of(topic);
+  link_->forget_pools_of(topic);
   if (auto it = subscriptions_.find(topic); it != subscriptions_.end()) subscriptions_.erase(it);
   return {};
 }
@@ -217,7 +359,25 @@ Result<std::optional<Event>> Consumer::try_receive() {
   return next(IoMode::non_blocking);
 }
 
+Result<std::optional<Event>> Consumer::receive_for(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (link_->connection.bell() != nullptr) {
+    if (!link_->early.empty()) return next(IoMode::non_blocking);
+    return next_with_channels(IoMode::blocking, deadline);
+  }
+  for (;;) {
+    auto event = next(IoMode::non_blocking);
+    if (!event || *event) return event;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return event;
+    pollfd p{link_->connection.fd(), POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count() + 1, INT32_MAX)));
+  }
+}
+
 Result<std::optional<Event>> Consumer::next(IoMode mode) {
+  if (link_->connection.bell() != nullptr) return next_with_channels(mode);
   if (!link_->early.empty()) {
     Event e = std::move(link_->early.front());
     link_->early.pop_front();
@@ -239,7 +399,11 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
   Connection& conn = link_->connection;
   auto m = conn.receive(mode);
   if (!m) return fail(std::move(m.error()));
-  if (m->status == RecvStatus::would_block) return Incoming{};
+  if (m->status == RecvStatus::would_block) {
+    Incoming nothing;
+    nothing.empty_socket = true;
+    return nothing;
+  }
 
   return decode_message<proto::Message>(
       conn.message(*m), [&](proto::Message::Reader r) -> Result<Incoming> {
@@ -257,22 +421,35 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         }
         if (r.isEndOfStream()) {
           auto end = r.getEndOfStream();
-          in.event = EndOfStream{text_of(end.getTopic()), text_of(end.getReason())};
+          EndOfStream eos{text_of(end.getTopic()), text_of(end.getReason())};
+          for (auto& c : link_->channels) {
+            if (c->topic == eos.topic && c->active && !c->ending) {
+              // Frames the producer left on the channel come first; then this.
+              c->ending = std::move(eos);
+              return in;
+            }
+          }
           // The topic's pools get no new frames: forget them (held frames keep their mapping).
-          std::erase_if(link_->pools,
-                        [&](const auto& p) { return p.second->topic == view(end.getTopic()); });
+          link_->forget_pools_of(eos.topic);
+          in.event = std::move(eos);
           return in;
         }
         if (r.isPoolAttach()) {
           auto attach = r.getPoolAttach();
           auto pool = attach_pool(attach, m->fds);
           if (!pool) return fail(std::move(pool.error()));
+          link_->shapes[text_of(attach.getTopic())].add_pool(
+              attach.getPool(), attach.getSlotCount(), attach.getSlotSize());
           link_->pools[attach.getPool()] = std::move(*pool);
           return in;
         }
         if (r.isError()) {
           in.topic = text_of(r.getError().getTopic());
           in.error = broker_error(r.getError());
+          return in;
+        }
+        if (r.isChannelRequest() || r.isChannelOpen() || r.isChannelClose() || r.isDefineLayout()) {
+          if (auto ok = channel_message(*link_, r, m->fds); !ok) return fail(std::move(ok.error()));
           return in;
         }
         if (!r.isDeliver()) {
@@ -333,6 +510,120 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         in.event = std::move(out);  // the fd closes with `m`; the mapping keeps the pages
         return in;
       });
+}
+
+Result<std::optional<Event>> Consumer::next_with_channels(
+    IoMode mode, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const PeerBell& bell = *link_->connection.bell();
+    const std::uint32_t rung = bell.count();
+    const auto now = std::chrono::steady_clock::now();
+    if (rung != link_->bell_seen || now - link_->socket_read >= std::chrono::milliseconds(100)) {
+      // Read before draining: a message that comes after the drain rings again.
+      link_->bell_seen = rung;
+      link_->socket_read = now;
+      for (;;) {
+        auto incoming = read_one(IoMode::non_blocking);
+        if (!incoming && incoming.error().is(Errc::disconnected) && reconnect_) {
+          auto reconnected = reconnect();
+          if (!reconnected) return fail(std::move(reconnected.error()));
+          return std::optional<Event>(std::move(*reconnected));
+        }
+        if (!incoming) return fail(std::move(incoming.error()));
+        if (incoming->error) return fail(std::move(*incoming->error));
+        if (incoming->empty_socket) break;
+        if (incoming->event) link_->early.push_back(std::move(*incoming->event));
+      }
+    }
+    // What came through the socket is older than what waits on the channels.
+    if (!link_->early.empty()) {
+      Event e = std::move(link_->early.front());
+      link_->early.pop_front();
+      return std::optional<Event>(std::move(e));
+    }
+    if (auto event = from_channels()) return std::optional<Event>(std::move(*event));
+    if (mode == IoMode::non_blocking || now >= deadline) return std::optional<Event>();
+    std::vector<ChannelReader*> readers;
+    for (const auto& c : link_->channels) {
+      if (c->active && !c->parked && readers.size() < 62) readers.push_back(&c->reader);
+    }
+    waitv(readers, &bell, link_->bell_seen,
+          std::min(deadline, now + std::chrono::milliseconds(100)));
+  }
+}
+
+std::optional<Event> Consumer::from_channels() {
+  auto& channels = link_->channels;
+  const std::size_t n = channels.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t at = (link_->next_channel + i) % n;
+    std::shared_ptr<detail::ChannelIn> c = channels[at];
+    if (c->parked) {
+      if (link_->connection.bell()->count() == c->parked_at) continue;
+      c->parked = false;
+    }
+    auto shapes = link_->shapes.find(c->topic);
+    static const FrameShapes none;
+    auto d = c->reader.next(shapes != link_->shapes.end() ? shapes->second : none, true);
+    if (!d) {
+      if (c->reader.stopped()) {
+        // Its pool or layout is on its way through the socket (or never comes: a producer
+        // that names what it never defined stalls only its own channel).
+        c->parked = true;
+        c->parked_at = link_->bell_seen;
+        continue;
+      }
+      if (c->reader.ended() && !c->ending) {
+        // The producer closed it and everything on it has been read: the broker's word on
+        // what comes next (an end of stream, a new channel) comes through the socket.
+        c->active = false;
+        link_->refusals_before += c->reader.refusals();
+        channels.erase(channels.begin() + static_cast<std::ptrdiff_t>(at));
+        return from_channels();
+      }
+      // (readable() also says the producer closed it: then ended() says the ring is empty.)
+      if (c->reader.broken() || (c->ending && (c->reader.ended() || !c->reader.readable()))) {
+        EndOfStream end = c->ending ? std::move(*c->ending)
+                                    : EndOfStream{c->topic, c->reader.broken()->message()};
+        link_->stop_channels_of(end.topic);
+        link_->forget_pools_of(end.topic);
+        return Event(std::move(end));
+      }
+      continue;
+    }
+    link_->next_channel = (at + 1) % n;
+    auto pool = link_->pools.find(d->pool);
+    const auto& layouts = link_->layouts[c->topic];
+    auto layout = layouts.find(d->layout);
+    if (pool == link_->pools.end() || layout == layouts.end()) {
+      // Known to the shapes, so never: but a frame is never built from a guess.
+      (void)c->reader.release(d->pool, d->slot, d->sequence);
+      continue;
+    }
+    Frame out;
+    out.topic_ = c->topic;
+    out.sequence_ = d->sequence;
+    out.timestamp_ns_ = d->timestamp_ns;
+    out.layout_ = layout->second;
+    const detail::PoolView& p = *pool->second;
+    out.view_ = p.mapping.bytes().subspan(d->slot * p.slot_size, p.slot_size);
+    out.pool_ = pool->second;
+    out.channel_ = c;
+    out.pool_id_ = d->pool;
+    out.slot_ = d->slot;
+    const std::uint64_t dropped = c->dropped_before + d->dropped + c->reader.skipped();
+    if (auto sub = subscriptions_.find(out.topic_); sub != subscriptions_.end()) {
+      Subscription& st = sub->second;
+      st.renewed = false;
+      st.last_sequence = out.sequence_;
+      st.dropped = st.dropped_before + dropped;
+      out.dropped_ = st.dropped;
+    } else {
+      out.dropped_ = dropped;
+    }
+    return Event(std::move(out));
+  }
+  return std::nullopt;
 }
 
 }  // namespace shmfd

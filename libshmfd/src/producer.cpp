@@ -10,6 +10,10 @@
 namespace shmfd {
 namespace {
 
+// How often a client on channels reads its socket though its doorbell is quiet: how long it
+// may take to notice that the broker has gone.
+constexpr auto kSocketCheck = std::chrono::milliseconds(100);
+
 std::uint64_t monotonic_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -26,10 +30,13 @@ void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64
 
 }  // namespace
 
-Result<Producer> Producer::connect(const std::string& socket_path, std::string_view client_name) {
-  auto connection = Connection::open(socket_path, client_name);
+Result<Producer> Producer::connect(const std::string& socket_path, std::string_view client_name,
+                                   Channels channels) {
+  const bool want = channels == Channels::automatic && channels_wanted();
+  auto connection = Connection::open(socket_path, client_name, kMaxMessageBytes, want);
   if (!connection) return fail(std::move(connection.error()));
   Producer producer(std::move(*connection));
+  producer.channels_wanted_ = channels;
   producer.socket_path_ = socket_path;
   producer.client_name_ = std::string(client_name);
   return producer;
@@ -43,10 +50,14 @@ Result<bool> Producer::recovered(const Error& error) {
 
 Status Producer::reconnect() {
   for (;;) {
-    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_);
+    const bool want = channels_wanted_ == Channels::automatic && channels_wanted();
+    auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_, want);
     if (!connection) return fail(std::move(connection.error()));
     connection_ = std::move(*connection);
     fd_frames_in_flight_ = 0;  // the old broker's window went with it
+    // The old broker's channels went with it: their consumers hold frames of the old pools,
+    // which stay intact (each pool is registered again as a fresh memfd below).
+    forget_channels();
     const auto renew = [&]() -> Status {
       for (const auto& [topic, a] : advertised_) {
         if (auto ok = send_advertise(topic, a.kind, a.level); !ok) return ok;
@@ -68,6 +79,7 @@ Status Producer::reconnect() {
           if (slot == Producer::SlotState::published)
             slot = Producer::SlotState::free;  // the new broker: all free
         }
+        pool.broker_busy.assign(pool.slots.size(), false);
       }
       return {};
     };
@@ -81,34 +93,124 @@ Status Producer::reconnect() {
 }
 
 // What the broker's messages change in a Producer: refusals are kept, freed slots marked, credit
-// counted. A friend, so that producer.hpp names no Cap'n Proto type.
+// counted, channels set up and closed. A friend, so that producer.hpp names no Cap'n Proto type.
 struct detail::ProducerIncoming {
-  static void handle(Producer& p, proto::Message::Reader message);
+  static void handle(Producer& p, proto::Message::Reader message, std::vector<UniqueFd>& fds);
+  static void channel_request(Producer& p, proto::ChannelRequest::Reader request);
+  static void channel_open(Producer& p, proto::ChannelOpen::Reader open,
+                           std::vector<UniqueFd>& fds);
+  static void channel_close(Producer& p, proto::ChannelClose::Reader close);
 };
 
-void detail::ProducerIncoming::handle(Producer& p, proto::Message::Reader message) {
-  if (message.isError()) {
-    auto error = message.getError();
-    p.errors_.push_back(broker_error(error));
-    // A refused pool frame never made its slot busy in the broker: it is free again.
-    for (auto& [id, pool] : p.pools_) {
-      if (view(error.getTopic()) != pool.topic) continue;
-      for (std::size_t i = 0; i < pool.slots.size(); ++i) {
-        if (pool.slots[i] == Producer::SlotState::published &&
-            pool.sequence[i] == error.getSequence()) {
-          pool.slots[i] = Producer::SlotState::free;
+void detail::ProducerIncoming::handle(Producer& p, proto::Message::Reader message,
+                                      std::vector<UniqueFd>& fds) {
+  using M = proto::Message;
+  switch (message.which()) {
+    case M::ERROR: {
+      auto error = message.getError();
+      p.errors_.push_back(broker_error(error));
+      // A refused pool frame never made its slot busy in the broker.
+      for (auto& [id, pool] : p.pools_) {
+        if (view(error.getTopic()) != pool.topic) continue;
+        for (std::size_t i = 0; i < pool.slots.size(); ++i) {
+          if (pool.slots[i] == Producer::SlotState::published &&
+              pool.sequence[i] == error.getSequence()) {
+            pool.broker_busy[i] = false;
+          }
         }
       }
+      break;
     }
-  } else if (message.isCredit()) {
-    p.fd_frames_in_flight_ -= std::min(p.fd_frames_in_flight_, message.getCredit().getFrames());
-  } else if (message.isSlotFree()) {
-    auto freed = message.getSlotFree();
-    for (auto& [id, pool] : p.pools_) {
-      if (pool.broker_id == freed.getPool() && freed.getSlot() < pool.slots.size()) {
-        pool.slots[freed.getSlot()] = Producer::SlotState::free;
+    case M::CREDIT:
+      p.fd_frames_in_flight_ -= std::min(p.fd_frames_in_flight_, message.getCredit().getFrames());
+      break;
+    case M::SLOT_FREE: {
+      auto freed = message.getSlotFree();
+      for (auto& [id, pool] : p.pools_) {
+        if (pool.broker_id == freed.getPool() && freed.getSlot() < pool.slots.size()) {
+          pool.broker_busy[freed.getSlot()] = false;
+        }
       }
+      break;
     }
+    case M::ROUTE:
+      p.via_broker_[text_of(message.getRoute().getTopic())] = message.getRoute().getViaBroker();
+      break;
+    case M::CHANNEL_REQUEST:
+      channel_request(p, message.getChannelRequest());
+      break;
+    case M::CHANNEL_OPEN:
+      channel_open(p, message.getChannelOpen(), fds);
+      break;
+    case M::CHANNEL_CLOSE:
+      channel_close(p, message.getChannelClose());
+      break;
+    default:
+      break;  // answers: wait_for's `done` looks at them
+  }
+}
+
+void detail::ProducerIncoming::channel_request(Producer& p, proto::ChannelRequest::Reader request) {
+  if (request.getSide() != proto::ChannelSide::PRODUCER) return;  // a consumer's (ours too)
+  auto policy = backpressure_from_proto(request.getBackpressure());
+  auto page = OwnPage::create(ChannelSide::producer, request.getCapacity());
+  if (!policy || !page) {
+    Error e = policy ? std::move(page.error()) : std::move(policy.error());
+    p.errors_.push_back(std::move(e).prefixed("channel request"));
+    return;
+  }
+  ControlMessageBuilder message;
+  auto reply = message.initRoot<proto::Message>().initChannelPage();
+  reply.setChannel(request.getChannel());
+  reply.setSide(proto::ChannelSide::PRODUCER);
+  reply.setFd(0);
+  const int fd = page->fd();
+  // A lost broker shows on the next call that needs it.
+  if (!send_message(p.connection_, message, std::span(&fd, 1))) return;
+  p.asked_.insert_or_assign(
+      request.getChannel(),
+      Producer::ChannelAsked{text_of(request.getTopic()), request.getQueueDepth(), *policy,
+                             std::move(*page)});
+}
+
+void detail::ProducerIncoming::channel_open(Producer& p, proto::ChannelOpen::Reader open,
+                                            std::vector<UniqueFd>& fds) {
+  auto asked = p.asked_.find(open.getChannel());
+  if (asked == p.asked_.end() || fds.size() != 1) return;  // closed meanwhile
+  auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::consumer);
+  if (!peer) {
+    // The consumer's page, verified by the broker, fails here: a broker bug. The consumer
+    // stays on the broker's path.
+    p.errors_.push_back(
+        std::move(peer.error()).prefixed("channel " + std::to_string(open.getChannel())));
+    p.asked_.erase(asked);
+    return;
+  }
+  Producer::ChannelAsked& a = asked->second;
+  Producer::ChannelOut out;
+  out.id = open.getChannel();
+  out.topic = a.topic;
+  out.depth = std::max<std::uint32_t>(1, a.depth);
+  out.policy = a.policy;
+  out.writer.reset(new ChannelWriter(std::move(a.page), std::move(*peer)));
+  p.asked_.erase(asked);
+  ControlMessageBuilder message;
+  message.initRoot<proto::Message>().initChannelStarted().setChannel(out.id);
+  if (!send_message(p.connection_, message)) return;
+  p.channels_.push_back(std::move(out));
+}
+
+void detail::ProducerIncoming::channel_close(Producer& p, proto::ChannelClose::Reader close) {
+  const std::uint32_t id = close.getChannel();
+  p.asked_.erase(id);
+  for (auto it = p.channels_.begin(); it != p.channels_.end(); ++it) {
+    if (it->id != id) continue;
+    if (close.getReclaim()) {
+      p.channels_.erase(it);  // the consumer has gone: every slot it held is free
+    } else {
+      it->closing = true;  // it unsubscribed: its slots come back as it releases them
+    }
+    return;
   }
 }
 
@@ -117,11 +219,11 @@ Status Producer::wait_for(Done done) {
   for (;;) {
     auto m = connection_.receive();
     if (!m) return fail(std::move(m.error()));
-    auto finished = decode_message<proto::Message>(connection_.message(*m),
-                                                   [&](proto::Message::Reader r) -> Result<bool> {
-                                                     detail::ProducerIncoming::handle(*this, r);
-                                                     return done(r);
-                                                   });
+    auto finished = decode_message<proto::Message>(
+        connection_.message(*m), [&](proto::Message::Reader r) -> Result<bool> {
+          detail::ProducerIncoming::handle(*this, r, m->fds);
+          return done(r);
+        });
     if (!finished) return fail(std::move(finished.error()));
     if (*finished) return {};
   }
@@ -134,7 +236,7 @@ Status Producer::drain() {
     if (m->status == RecvStatus::would_block) return {};
     auto ok = decode_message<proto::Message>(connection_.message(*m),
                                              [&](proto::Message::Reader r) -> Status {
-                                               detail::ProducerIncoming::handle(*this, r);
+                                               detail::ProducerIncoming::handle(*this, r, m->fds);
                                                return {};
                                              });
     if (!ok) return ok;
@@ -183,6 +285,11 @@ Status Producer::unadvertise(std::string_view topic) {
   if (!ok) return ok;
   std::erase_if(pools_, [&](const auto& p) { return p.second.topic == topic; });
   if (auto it = advertised_.find(topic); it != advertised_.end()) advertised_.erase(it);
+  // Its channels are over (the broker ended them): what consumers hold of the pools stays.
+  std::erase_if(channels_, [&](const ChannelOut& c) { return c.topic == topic; });
+  std::erase_if(asked_, [&](const auto& a) { return a.second.topic == topic; });
+  if (auto it = via_broker_.find(topic); it != via_broker_.end()) via_broker_.erase(it);
+  if (auto it = layouts_.find(topic); it != layouts_.end()) layouts_.erase(it);
   return {};
 }
 
@@ -217,7 +324,7 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer b
 }
 
 Result<std::uint64_t> Producer::sent_or_refused(std::uint64_t sequence) {
-  if (auto ok = drain(); !ok) return fail(std::move(ok.error()));
+  if (auto ok = poll_bell(); !ok) return fail(std::move(ok.error()));
   if (!errors_.empty()) {
     Error first = std::move(errors_.front());
     errors_.pop_front();
@@ -323,6 +430,7 @@ Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t 
                                slot_size,
                                std::vector<SlotState>(slot_count, SlotState::free),
                                std::vector<std::uint64_t>(slot_count, 0),
+                               std::vector<bool>(slot_count, false),
                                *registered,
                                options,
                                {}});
@@ -358,14 +466,26 @@ Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
   if (it == pools_.end()) {
     return fail(Errc::invalid_argument, "acquire: no pool " + std::to_string(pool));
   }
-  if (auto ok = drain(); !ok) {
+  if (auto ok = poll_bell(); !ok) {
     if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
   }
   PoolState& p = it->second;
-  auto free = std::find(p.slots.begin(), p.slots.end(), SlotState::free);
-  if (free == p.slots.end()) return std::optional<Slot>();
-  *free = SlotState::acquired;
-  const auto index = static_cast<std::uint32_t>(free - p.slots.begin());
+  // What the channels' consumers released since the last look; channels that ended once
+  // their consumer released everything, or that it broke, go.
+  for (ChannelOut& c : channels_) {
+    if (c.topic == p.topic) c.writer->collect_releases([](std::uint32_t, std::uint32_t) {});
+  }
+  std::erase_if(channels_, [](const ChannelOut& c) {
+    return (c.closing && c.writer->held() == 0) || c.writer->broken();
+  });
+  std::uint32_t index = 0;
+  while (index < p.slots.size() &&
+         (p.slots[index] == SlotState::acquired ||
+          (p.slots[index] == SlotState::published && slot_held(p, index)))) {
+    ++index;
+  }
+  if (index == p.slots.size()) return std::optional<Slot>();
+  p.slots[index] = SlotState::acquired;
   return std::optional<Slot>(
       Slot{pool, index, p.buffer.bytes().subspan(index * p.slot_size, p.slot_size)});
 }
@@ -379,6 +499,16 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
       return fail(Errc::no_free_slot, "pool " + std::to_string(pool) + ": all " +
                                           std::to_string(pools_.at(pool).slots.size()) +
                                           " slots are held by consumers");
+    }
+    if (const PeerBell* bell = connection_.bell()) {
+      // Until a channel's consumer releases, or the broker says something (a SlotFree, a
+      // channel closed): try_acquire then looks again.
+      std::vector<ChannelWriter*> writers;
+      for (ChannelOut& c : channels_) {
+        if (c.topic == pools_.at(pool).topic) writers.push_back(c.writer.get());
+      }
+      waitv(writers, bell, bell_seen_, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      continue;
     }
     // Block until the broker frees a slot of this pool.
     const std::uint32_t broker_id = pools_.at(pool).broker_id;
@@ -423,14 +553,36 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
   fill_frame(frame, sequence, timestamp_ns, layout);
   p.slots[slot.index] = SlotState::published;
   p.sequence[slot.index] = sequence;
+  p.broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
   return PreparedFrame{std::string(topic), sequence, std::nullopt, encode_message(message)};
 }
 
 Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
+  if (timestamp_ns == 0) timestamp_ns = monotonic_ns();
   for (;;) {
+    // Route changes, channels opened or closed, refusals: one load when nothing came.
+    if (auto ok = poll_bell(); !ok) {
+      if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+    }
     auto frame = prepare(topic, slot, layout, timestamp_ns);
     if (!frame) return fail(std::move(frame.error()));
+    PoolState& pool = pools_.at(slot.pool);
+    if (has_channels(topic)) {
+      auto ok = to_channels(topic, pool, slot.index, layout, frame->sequence, timestamp_ns);
+      if (!ok) {
+        pool.broker_busy[slot.index] = false;
+        if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+        --next_sequence_.find(topic)->second;
+        pool.slots[slot.index] = SlotState::acquired;
+        continue;
+      }
+    }
+    if (!via_broker(topic)) {
+      // Every subscriber is on a channel: the broker does not see the frame.
+      pool.broker_busy[slot.index] = false;
+      return frame->sequence;
+    }
     // Blocking: under block-producer backpressure this waits for the broker to read again.
     auto sent = connection_.send(frame->message.bytes());
     if (!sent) {
@@ -438,6 +590,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
       // Never sent: to the new broker with the same number, from the same slot (still ours).
       --next_sequence_.find(topic)->second;
       pools_.at(slot.pool).slots[slot.index] = SlotState::acquired;
+      pools_.at(slot.pool).broker_busy[slot.index] = false;
       continue;
     }
     auto done = sent_or_refused(frame->sequence);
@@ -454,8 +607,122 @@ std::size_t Producer::slot_size(std::uint32_t pool) const {
 std::size_t Producer::free_slots(std::uint32_t pool) const {
   auto it = pools_.find(pool);
   if (it == pools_.end()) return 0;
-  return static_cast<std::size_t>(
-      std::count(it->second.slots.begin(), it->second.slots.end(), SlotState::free));
+  const PoolState& p = it->second;
+  std::size_t n = 0;
+  for (std::uint32_t i = 0; i < p.slots.size(); ++i) {
+    n += p.slots[i] == SlotState::free || (p.slots[i] == SlotState::published && !slot_held(p, i));
+  }
+  return n;
+}
+
+// --- Channels ---
+
+Status Producer::poll_bell() {
+  if (const PeerBell* bell = connection_.bell()) {
+    const std::uint32_t rung = bell->count();
+    const auto now = std::chrono::steady_clock::now();
+    // A broker that died rings no bell: the socket is read at least every kSocketCheck.
+    if (rung == bell_seen_ && now - socket_read_ < kSocketCheck) return {};
+    bell_seen_ = rung;  // read before draining: a message after the drain rings again
+    socket_read_ = now;
+  }
+  return drain();
+}
+
+bool Producer::has_channels(std::string_view topic) const {
+  return std::any_of(channels_.begin(), channels_.end(),
+                     [&](const ChannelOut& c) { return c.topic == topic && !c.closing; });
+}
+
+bool Producer::via_broker(std::string_view topic) const {
+  auto it = via_broker_.find(topic);
+  return it == via_broker_.end() || it->second;
+}
+
+bool Producer::slot_held(const PoolState& pool, std::uint32_t slot) const {
+  if (pool.broker_busy[slot]) return true;
+  return std::any_of(channels_.begin(), channels_.end(), [&](const ChannelOut& c) {
+    return c.topic == pool.topic && c.writer->holds(pool.broker_id, slot);
+  });
+}
+
+void Producer::forget_channels() {
+  channels_.clear();
+  asked_.clear();
+  via_broker_.clear();
+  layouts_.clear();
+  bell_seen_ = 0;
+}
+
+Result<std::uint32_t> Producer::layout_id(std::string_view topic, const Layout& layout) {
+  auto it = layouts_.find(topic);
+  if (it == layouts_.end()) it = layouts_.emplace(std::string(topic), TopicLayouts{}).first;
+  for (const auto& [known, id] : it->second.ids) {
+    if (known == layout) return id;
+  }
+  // New: sent, not waited for (the broker may not be reading us: backpressure on another
+  // topic). A consumer that meets the id first waits for the definition on its socket.
+  if (it->second.ids.size() >= kMaxChannelLayouts) {
+    return fail(Errc::limit_exceeded, "topic '" + std::string(topic) + "' has used " +
+                                          std::to_string(kMaxChannelLayouts) +
+                                          " layouts, the most a topic's channels may name");
+  }
+  const std::uint32_t id = it->second.next++;
+  ControlMessageBuilder message;
+  auto define = message.initRoot<proto::Message>().initDefineLayout();
+  define.setTopic(std::string(topic));
+  define.setId(id);
+  layout_to_proto(layout, define.initLayout());
+  if (auto sent = send_message(connection_, message); !sent) return fail(std::move(sent.error()));
+  it->second.ids.emplace_back(layout, id);
+  return id;
+}
+
+Status Producer::to_channels(std::string_view topic, const PoolState& pool, std::uint32_t slot,
+                             const Layout& layout, std::uint64_t sequence,
+                             std::uint64_t timestamp_ns) {
+  auto layout_ok = layout_id(topic, layout);
+  if (!layout_ok) return fail(std::move(layout_ok.error()));
+  Descriptor d{pool.broker_id, slot, *layout_ok, sequence, timestamp_ns, 0};
+  // A consumer may hold its depth, and never every slot of a pool (as through the broker).
+  const std::size_t window_cap = std::max<std::size_t>(1, pool.slots.size() - 1);
+  std::vector<std::uint32_t> ids;
+  for (const ChannelOut& c : channels_) {
+    if (c.topic == topic && !c.closing) ids.push_back(c.id);
+  }
+  for (const std::uint32_t id : ids) {
+    for (;;) {
+      // Found again each time: a wait reads messages, which may end the channel.
+      auto c = std::find_if(channels_.begin(), channels_.end(),
+                            [&](const ChannelOut& o) { return o.id == id; });
+      if (c == channels_.end() || c->closing) break;
+      ChannelWriter& w = *c->writer;
+      const auto full = [&] {
+        return w.held() >= c->depth ||
+               w.held_of(pool.broker_id) >= std::min<std::size_t>(c->depth, window_cap);
+      };
+      if (full()) w.collect_releases([](std::uint32_t, std::uint32_t) {});
+      if (!full()) {
+        d.dropped = c->dropped;
+        auto put = w.publish(d);
+        if (!put) {
+          channels_.erase(c);  // the consumer broke its side: it is on its own now
+          break;
+        }
+        if (*put) break;
+      }
+      if (c->policy == Backpressure::drop_oldest) {
+        ++c->dropped;  // behind by its whole depth: it misses this frame, and is told
+        break;
+      }
+      // Block-producer: wait for this consumer to release, or for the broker's word.
+      ChannelWriter* waiting = &w;
+      waitv(std::span(&waiting, 1), connection_.bell(), bell_seen_,
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+      if (auto ok = poll_bell(); !ok) return ok;
+    }
+  }
+  return {};
 }
 
 }  // namespace shmfd

@@ -302,6 +302,20 @@ std::string message_name(proto::Message::Which which) {
       return "Unadvertised";
     case M::CREDIT:
       return "Credit";
+    case M::CHANNEL_REQUEST:
+      return "ChannelRequest";
+    case M::CHANNEL_PAGE:
+      return "ChannelPage";
+    case M::CHANNEL_OPEN:
+      return "ChannelOpen";
+    case M::CHANNEL_STARTED:
+      return "ChannelStarted";
+    case M::CHANNEL_CLOSE:
+      return "ChannelClose";
+    case M::DEFINE_LAYOUT:
+      return "DefineLayout";
+    case M::ROUTE:
+      return "Route";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }

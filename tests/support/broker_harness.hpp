@@ -49,7 +49,8 @@ class InProcessBroker {
  public:
   explicit InProcessBroker(broker::Options options = {}) {
     options.socket_path = dir_.path() + "/broker.sock";
-    options.log_level = broker::LogLevel::error;
+    options.log_level =
+        std::getenv("SHMFD_TEST_BROKER_DEBUG") ? broker::LogLevel::debug : broker::LogLevel::error;
     path_ = options.socket_path;
     // Others may need to reach the socket (tests of access control): open the directory too.
     if ((options.socket_mode & 0007) != 0) ::chmod(dir_.path().c_str(), 0711);

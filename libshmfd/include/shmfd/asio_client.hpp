@@ -2,6 +2,7 @@
 // handlers receive a Result (errors are values), with any completion token: a callback,
 // asio::use_awaitable, asio::use_future, ...
 //
+//   auto blocking = shmfd::Consumer::connect(path, "viewer", shmfd::Channels::off);
 //   auto consumer = shmfd::AsyncConsumer::create(io.get_executor(), std::move(*blocking));
 //   auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
 #pragma once
@@ -34,7 +35,14 @@ inline Result<asio::posix::stream_descriptor> watcher(const asio::any_io_executo
 // The objects must stay in place (not moved) while an operation is in progress.
 class AsyncConsumer {
  public:
+  // `consumer` must be connected with Channels::off: this waits on its socket, and pool frames
+  // on a channel do not come through it.
   static Result<AsyncConsumer> create(const asio::any_io_executor& executor, Consumer consumer) {
+    if (consumer.uses_channels()) {
+      return fail(Errc::invalid_argument,
+                  "AsyncConsumer needs a Consumer connected with Channels::off: it waits on the "
+                  "socket, and frames on channels do not come through it");
+    }
     auto readiness = detail::watcher(executor, consumer.native_handle());
     if (!readiness) return fail(std::move(readiness.error()));
     return AsyncConsumer(std::move(consumer), std::move(*readiness));
@@ -65,7 +73,13 @@ class AsyncConsumer {
 
 class AsyncProducer {
  public:
+  // `producer` must be connected with Channels::off, as for AsyncConsumer.
   static Result<AsyncProducer> create(const asio::any_io_executor& executor, Producer producer) {
+    if (producer.uses_channels()) {
+      return fail(Errc::invalid_argument,
+                  "AsyncProducer needs a Producer connected with Channels::off: it waits on the "
+                  "socket, and releases on channels do not come through it");
+    }
     auto readiness = detail::watcher(executor, producer.native_handle());
     if (!readiness) return fail(std::move(readiness.error()));
     return AsyncProducer(std::move(producer), std::move(*readiness));

@@ -64,6 +64,8 @@ class FrameShapes {
   void add_layout(std::uint32_t layout, std::uint64_t extent);
   // Ok, or Errc::malformed_message naming what is wrong with `d`.
   Status check(const Descriptor& d) const;
+  // Whether `d` names a pool and a layout this knows (whatever else is wrong with it).
+  bool knows(const Descriptor& d) const noexcept;
 
  private:
   struct Pool {
@@ -98,6 +100,11 @@ class ChannelReader {
   // broken). A descriptor that fails the check is skipped, counted in refusals() and reported in
   // last_refusal(); the next one is tried.
   std::optional<Descriptor> next(const FrameShapes& shapes);
+  // The same, but a descriptor naming a pool or layout `shapes` does not know yet is left in the
+  // ring (stopped() is then true): a consumer reads its socket, where the definition comes, and
+  // tries again.
+  std::optional<Descriptor> next(const FrameShapes& shapes, bool stop_at_unknown);
+  bool stopped() const noexcept { return stopped_; }
   // Drop-oldest: the newest frame waiting. Every older frame that passes the check is released
   // unseen and counted in skipped() (a consumer that fell behind catches up on the newest
   // instead of the oldest); if the release ring is full, the older frame is returned instead.
@@ -137,6 +144,7 @@ class ChannelReader {
   std::uint32_t last_woken_ = 0;
   std::uint64_t refusals_ = 0;
   std::uint64_t skipped_ = 0;
+  bool stopped_ = false;
   std::optional<Error> last_refusal_;
   std::optional<Error> broken_;
 };
@@ -170,6 +178,8 @@ class ChannelWriter {
   WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
 
   std::size_t held() const noexcept { return held_.size(); }
+  // Slots of `pool` this consumer holds.
+  std::size_t held_of(std::uint32_t pool) const noexcept;
   // When the longest-held slot of this consumer was published (nullopt: it holds none), for a
   // hold deadline: a consumer past it is cut off with reclaim_all().
   std::optional<std::chrono::steady_clock::time_point> oldest_hold() const noexcept;
@@ -179,7 +189,8 @@ class ChannelWriter {
   int own_fd() const noexcept { return own_.fd(); }
 
  private:
-  friend WaitStatus waitv(std::span<ChannelWriter* const>, std::chrono::steady_clock::time_point);
+  friend WaitStatus waitv(std::span<ChannelWriter* const>, const PeerBell*, std::uint32_t,
+                          std::chrono::steady_clock::time_point);
   struct Held {
     std::uint32_t pool;
     std::uint32_t slot;
@@ -201,6 +212,15 @@ class ChannelWriter {
   std::optional<Error> broken_;
 };
 
+// A channel's counters as its pages say (free-running; a hostile side may write anything in
+// its own): frames published, read, and released. The broker shows them in introspection.
+struct ChannelProgress {
+  std::uint32_t published = 0;
+  std::uint32_t read = 0;
+  std::uint32_t released = 0;
+};
+ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept;
+
 // Sleeps until any of `readers` is readable (or ended), or `deadline`: one futex_waitv over
 // their producers' head words (at most 63 channels beside a bell).
 WaitStatus waitv(std::span<ChannelReader* const> readers,
@@ -210,6 +230,9 @@ WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, 
                  std::chrono::steady_clock::time_point deadline);
 // Sleeps until any of `writers`' consumers released something, or `deadline` (at most 128).
 WaitStatus waitv(std::span<ChannelWriter* const> writers,
+                 std::chrono::steady_clock::time_point deadline);
+// The same, and also until `bell` counts other than `seen` (at most 127 writers then).
+WaitStatus waitv(std::span<ChannelWriter* const> writers, const PeerBell* bell, std::uint32_t seen,
                  std::chrono::steady_clock::time_point deadline);
 
 }  // namespace shmfd

@@ -15,6 +15,7 @@
 namespace shmfd {
 
 class ChannelReader;
+class ChannelWriter;
 enum class WaitStatus;  // channel.hpp
 
 enum class ChannelSide { producer, consumer };
@@ -22,6 +23,8 @@ enum class ChannelSide { producer, consumer };
 // Ring entries per page. 256 descriptors of 64 bytes: a 4 KiB header page plus 4 pages.
 inline constexpr std::uint32_t kDefaultChannelCapacity = 256;
 inline constexpr std::uint32_t kMaxChannelCapacity = 1U << 16;
+// Layouts one topic's descriptors may name by id (DefineLayout).
+inline constexpr std::size_t kMaxChannelLayouts = 256;
 
 // Bytes of a channel page of `side` with `capacity` ring entries: a whole number of 4 KiB pages.
 std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept;
@@ -89,6 +92,8 @@ class PeerBell {
 
  private:
   friend WaitStatus waitv(std::span<ChannelReader* const>, const PeerBell*, std::uint32_t,
+                          std::chrono::steady_clock::time_point);
+  friend WaitStatus waitv(std::span<ChannelWriter* const>, const PeerBell*, std::uint32_t,
                           std::chrono::steady_clock::time_point);
   explicit PeerBell(Mapping mapping) : mapping_(std::move(mapping)) {}
   Mapping mapping_;

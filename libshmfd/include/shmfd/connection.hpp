@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+
+#include "shmfd/channel_page.hpp"
 #include "shmfd/error.hpp"
 #include "shmfd/message_buffer.hpp"
 #include "shmfd/transport.hpp"
@@ -30,16 +33,22 @@ class Connection {
   // the socket's (ENOENT: no broker there), Errc::broker_refused (version mismatch, client
   // limit), Errc::disconnected.
   // `max_message_bytes` bounds what this side accepts (shmfdctl reads large BrokerStates).
+  // `channels`: offer to take pool frames on channels (docs/PROTOCOL.md, section 14); a broker
+  // that agrees sends a doorbell (bell()).
   static Result<Connection> open(const std::string& socket_path, std::string_view client_name,
-                                 std::size_t max_message_bytes = kMaxMessageBytes);
+                                 std::size_t max_message_bytes = kMaxMessageBytes,
+                                 bool channels = false);
   // open() until it succeeds, with the waits of `options`; the last error once it gives up.
   static Result<Connection> reopen(const std::string& socket_path, std::string_view client_name,
-                                   const ReconnectOptions& options);
+                                   const ReconnectOptions& options, bool channels = false);
 
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
   // Frames with an fd this client may have sent and the broker not yet credited (Welcome).
   std::uint32_t publish_window() const noexcept { return publish_window_; }
+  // The doorbell the broker rings after each message it sends here; null when this connection
+  // does not use channels (not asked for, or a broker before protocol version 3).
+  const PeerBell* bell() const noexcept { return bell_ ? &*bell_ : nullptr; }
 
   // Sends one encoded message (blocking, or IoMode::non_blocking: SendStatus::would_block when
   // the socket is full). A broker that has gone is Errc::disconnected, as on receive.
@@ -62,6 +71,11 @@ class Connection {
   MessageBuffer buffer_;
   std::uint32_t max_message_bytes_ = 0;
   std::uint32_t publish_window_ = 0;
+  std::optional<PeerBell> bell_;
 };
+
+// Whether Producer and Consumer ask for channels: yes, unless the environment sets
+// SHMFD_CHANNELS=0 (every pool frame then goes through the broker, as with protocol version 2).
+bool channels_wanted() noexcept;
 
 }  // namespace shmfd

@@ -39,6 +39,7 @@
 namespace shmfd {
 
 namespace detail {
+struct ChannelIn;
 struct ConsumerLink;
 struct PoolView;
 }  // namespace detail
@@ -77,6 +78,9 @@ class Frame {
   Mapping mapping_;                               // a frame with its own buffer
   std::shared_ptr<const detail::PoolView> pool_;  // a pool frame: the pool's mapping
   std::span<const std::byte> view_;
+  std::shared_ptr<detail::ChannelIn> channel_;  // a frame that came on a channel
+  std::uint32_t pool_id_ = 0;
+  std::uint32_t slot_ = 0;
 };
 
 struct EndOfStream {
@@ -95,7 +99,8 @@ using Event = std::variant<Frame, EndOfStream, Reconnected>;
 class Consumer {
  public:
   static Result<Consumer> connect(const std::string& socket_path = default_socket_path(),
-                                  std::string_view client_name = "consumer");
+                                  std::string_view client_name = "consumer",
+                                  Channels channels = Channels::automatic);
 
   // Subscribes (waits for the broker's answer). depth 0 takes the broker's default; the depth
   // granted is returned (the broker caps it).
@@ -111,13 +116,22 @@ class Consumer {
   Result<Event> receive();
   // Non-blocking: nullopt when nothing has arrived.
   Result<std::optional<Event>> try_receive();
+  // Waits at most `timeout`: nullopt when nothing arrived by then. For loops that must also
+  // notice something else now and then (a stop flag set by a signal handler).
+  Result<std::optional<Event>> receive_for(std::chrono::milliseconds timeout);
 
   // From now on, a lost broker is connected to again (with the waits of `options`) and every
   // subscription renewed, instead of receive() failing with Errc::disconnected. The fd of
   // native_handle() changes then: an event loop must take it again after a Reconnected.
   void reconnect_on_loss(ReconnectOptions options = {}) { reconnect_ = options; }
 
+  // The socket. With channels (uses_channels()), pool frames do not come through it: an event
+  // loop must use Channels::off, or call try_receive() on its own schedule.
   int native_handle() const noexcept;
+  bool uses_channels() const noexcept;
+  // Descriptors that producers wrote on this consumer's channels and that failed the checks
+  // (a slot out of range, a layout larger than its slot, ...): skipped, counted here.
+  std::uint64_t channel_refusals() const noexcept;
 
  private:
   // What this consumer asked for and saw of each topic: renewed after a reconnect.
@@ -137,6 +151,7 @@ class Consumer {
     bool unsubscribed = false;   // an Unsubscribed answer for `topic`
     std::string topic;
     std::uint32_t depth = 0;
+    bool empty_socket = false;  // non-blocking, and nothing was there
   };
 
   explicit Consumer(std::shared_ptr<detail::ConsumerLink> link) : link_(std::move(link)) {}
@@ -145,12 +160,18 @@ class Consumer {
   // Connects again and renews every subscription; the Reconnected event to report.
   Result<Event> reconnect();
   Result<std::optional<Event>> next(IoMode mode);
+  // Channels: reads the socket if the doorbell rang, then the channels, then sleeps on both.
+  Result<std::optional<Event>> next_with_channels(IoMode mode,
+                                                  std::chrono::steady_clock::time_point deadline =
+                                                      std::chrono::steady_clock::time_point::max());
+  std::optional<Event> from_channels();
   Result<Incoming> read_one(IoMode mode);
 
   std::shared_ptr<detail::ConsumerLink> link_;
   std::string socket_path_;
   std::string client_name_;
   std::optional<ReconnectOptions> reconnect_;
+  Channels channels_ = Channels::automatic;
   std::map<std::string, Subscription, std::less<>> subscriptions_;
 };
 

@@ -28,12 +28,14 @@ inline constexpr std::uint32_t kMaxAudioChannels = 256;
 struct BlobLayout {
   std::uint64_t offset = 0;
   std::uint64_t size = 0;
+  friend bool operator==(const BlobLayout&, const BlobLayout&) = default;
 };
 
 struct Plane {
   std::uint64_t offset = 0;  // first byte of the plane in the buffer
   std::uint64_t stride = 0;  // bytes from one row to the next
   std::uint64_t size = 0;    // bytes the plane occupies
+  friend bool operator==(const Plane&, const Plane&) = default;
 };
 
 struct ImageLayout {
@@ -44,6 +46,7 @@ struct ImageLayout {
   std::array<Plane, kMaxPlanes> planes{};
 
   std::span<const Plane> used_planes() const { return {planes.data(), plane_count}; }
+  friend bool operator==(const ImageLayout&, const ImageLayout&) = default;
 };
 
 struct AudioLayout {
@@ -54,6 +57,7 @@ struct AudioLayout {
   bool planar = false;       // one plane per channel, else interleaved
   std::uint64_t offset = 0;
   std::uint64_t plane_stride = 0;  // planar only: bytes from one channel's plane to the next
+  friend bool operator==(const AudioLayout&, const AudioLayout&) = default;
 };
 
 struct TensorLayout {
@@ -62,6 +66,7 @@ struct TensorLayout {
   std::uint32_t rank = 0;
   std::array<std::uint64_t, kMaxTensorRank> shape{};
   std::array<std::uint64_t, kMaxTensorRank> strides{};  // in bytes
+  friend bool operator==(const TensorLayout&, const TensorLayout&) = default;
 };
 
 using Layout = std::variant<BlobLayout, ImageLayout, AudioLayout, TensorLayout>;

@@ -13,7 +13,7 @@
 namespace shmfd {
 
 // proto/protocol.capnp's protocolVersion and minProtocolVersion (wire_protocol.cpp checks).
-inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kProtocolVersion = 3;
 inline constexpr std::uint32_t kMinProtocolVersion = 2;
 inline constexpr std::size_t kMaxTopicLength = 255;
 
@@ -40,5 +40,13 @@ Status check_topic_name(std::string_view topic);
 // The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
 // root (and when XDG_RUNTIME_DIR is unset).
 std::string default_socket_path();
+
+// Whether a Producer or Consumer takes pool frames on channels (docs/PROTOCOL.md, section 14):
+// shared rings between producer and consumer that the broker sets up and verifies, and that
+// pool frames then take without passing through the broker. `automatic` uses them when the
+// broker offers them, unless the environment sets SHMFD_CHANNELS=0. `off` keeps every frame on
+// the socket, which an event loop that waits on native_handle() needs (AsyncProducer and
+// AsyncConsumer).
+enum class Channels : std::uint8_t { automatic, off };
 
 }  // namespace shmfd
