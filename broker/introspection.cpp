@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "client_state.hpp"
+#include "shmfd/channel.hpp"
 
 namespace shmfd::broker {
 namespace {
@@ -66,16 +67,32 @@ void fill_topic(proto::TopicInfo::Builder t, const Topic& topic) {
   t.setBytes(topic.bytes);
   auto subs = t.initSubscribers(static_cast<unsigned>(topic.subscribers.size()));
   unsigned j = 0;
+  std::uint64_t channel_frames = 0;
   for (const Subscription* sub : topic.subscribers) {
     auto s = subs[j++];
     s.setClient(sub->client->id);
     s.setQueueDepth(sub->depth);
     s.setBackpressure(to_proto(sub->policy));
-    s.setQueued(static_cast<std::uint32_t>(sub->queued_frames()));
-    s.setInFlight(static_cast<std::uint32_t>(sub->in_flight.size()));
-    s.setDelivered(sub->delivered);
+    std::uint32_t queued = static_cast<std::uint32_t>(sub->queued_frames());
+    std::uint32_t in_flight = static_cast<std::uint32_t>(sub->in_flight.size());
+    std::uint64_t delivered = sub->delivered;
+    if (const ChannelRecord* c = sub->channel.get();
+        c != nullptr && c->started && c->producer_page && c->consumer_page) {
+      // Read from the pages: each side writes its own counters, so a hostile one may show
+      // anything for itself; clamped to what the ring can hold.
+      const ChannelProgress p = channel_progress(*c->producer_page, *c->consumer_page);
+      queued += std::min(p.published - p.read, c->capacity);
+      in_flight += std::min(p.read - p.released, c->capacity);
+      delivered += p.read;
+      channel_frames = std::max<std::uint64_t>(channel_frames, p.published);
+      s.setChannel(c->id);
+    }
+    s.setQueued(queued);
+    s.setInFlight(in_flight);
+    s.setDelivered(delivered);
     s.setDropped(sub->dropped);
   }
+  t.setChannelFrames(channel_frames);
 }
 
 }  // namespace

@@ -269,7 +269,10 @@ struct TopicInfo {
   guarantee @2 :Guarantee;
   producer @3 :UInt64;     # client id, 0 when none
   frames @4 :UInt64;       # published so far
-  bytes @5 :UInt64;        # sum of the published layouts' extents
+  bytes @5 :UInt64;        # sum of the published layouts' extents (frames through the broker)
+  # Pool frames on channels, which the broker does not see pass: the count of the channel that
+  # has had most (from its pages; a frame that went both ways is in both counts).
+  channelFrames @7 :UInt64;
   subscribers @6 :List(SubscriberInfo);
 }
 
@@ -281,6 +284,7 @@ struct SubscriberInfo {
   inFlight @4 :UInt32;     # delivered, not yet released
   delivered @5 :UInt64;
   dropped @6 :UInt64;
+  channel @7 :UInt32;      # the channel its pool frames take (section 14); 0: the broker
 }
 
 struct ClientInfo {

@@ -107,7 +107,8 @@ json fetch_state(const std::string& socket) {
                             {"queued", sub.getQueued()},
                             {"in_flight", sub.getInFlight()},
                             {"delivered", sub.getDelivered()},
-                            {"dropped", sub.getDropped()}});
+                            {"dropped", sub.getDropped()},
+                            {"channel", sub.getChannel()}});
           }
           auto guarantee = guarantee_from_proto(t.getGuarantee());
           auto kind = layout_kind_from_proto(t.getKind());
@@ -117,6 +118,7 @@ json fetch_state(const std::string& socket) {
                {"guarantee", guarantee ? std::string(to_string(*guarantee)) : "?"},
                {"producer", t.getProducer()},
                {"frames", t.getFrames()},
+               {"channel_frames", t.getChannelFrames()},
                {"bytes", t.getBytes()},
                {"subscribers", subs}});
         }
@@ -192,10 +194,13 @@ void show_topics(const json& s) {
       dropped += sub["dropped"].get<std::uint64_t>();
       if (!subs.empty()) subs += ", ";
       subs += str(sub["client"]) + " q" + str(sub["queued"]) + "/" + str(sub["queue_depth"]) +
-              " held " + str(sub["in_flight"]) + " drop " + str(sub["dropped"]);
+              " held " + str(sub["in_flight"]) + " drop " + str(sub["dropped"]) +
+              (sub["channel"].get<std::uint32_t>() != 0 ? " (channel)" : "");
     }
     rows.push_back({str(t["name"]), str(t["kind"]), str(t["guarantee"]),
-                    client_label(s, t["producer"]), str(t["frames"]),
+                    client_label(s, t["producer"]),
+                    std::to_string(std::max(t["frames"].get<std::uint64_t>(),
+                                            t["channel_frames"].get<std::uint64_t>())),
                     human_bytes(t["bytes"].get<std::uint64_t>()), std::to_string(dropped),
                     subs.empty() ? "-" : subs});
   }
@@ -252,14 +257,18 @@ int top(const std::string& socket, double interval, std::uint64_t count) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : s["topics"]) {
       const std::string name = str(t["name"]);
-      const auto frames = t["frames"].get<std::uint64_t>();
+      // Pool frames on channels pass the broker by: its count is the busiest channel's.
+      const auto frames =
+          std::max(t["frames"].get<std::uint64_t>(), t["channel_frames"].get<std::uint64_t>());
       const auto bytes = t["bytes"].get<std::uint64_t>();
       auto prev = last.count(name) != 0 ? last[name] : std::make_pair(frames, bytes);
       last[name] = {frames, bytes};
       std::uint64_t dropped = 0;
       for (const auto& sub : t["subscribers"]) dropped += sub["dropped"].get<std::uint64_t>();
       char fps[32], mbs[32];
-      std::snprintf(fps, sizeof fps, "%.1f", static_cast<double>(frames - prev.first) / interval);
+      // (A channel's count starts again with a new channel.)
+      const std::uint64_t new_frames = frames >= prev.first ? frames - prev.first : 0;
+      std::snprintf(fps, sizeof fps, "%.1f", static_cast<double>(new_frames) / interval);
       std::snprintf(mbs, sizeof mbs, "%.1f",
                     static_cast<double>(bytes - prev.second) / interval / 1e6);
       rows.push_back({name, client_label(s, t["producer"]), fps, mbs,
