@@ -46,12 +46,13 @@ void post_close(ClientState& to, std::uint32_t channel, const std::string& topic
   to.outbox.post(message);
 }
 
-void post_layout(ClientState& to, const std::string& topic, std::uint32_t id,
-                 const Layout& layout) {
+void post_layout(ClientState& to, const std::string& topic, std::uint64_t producer,
+                 std::uint32_t id, const Layout& layout) {
   ControlMessageBuilder message;
   auto define = message.initRoot<proto::Message>().initDefineLayout();
   define.setTopic(topic);
   define.setId(id);
+  define.setProducer(producer);
   layout_to_proto(layout, define.initLayout());
   to.outbox.post(message);
 }
@@ -75,6 +76,7 @@ void Router::offer_channel(Subscription& sub) {
   if (next_channel_ == 0) next_channel_ = 1;  // 0 is no channel
   c->topic = t->name;
   c->producer = t->producer;
+  c->producer_id = t->producer->id;
   c->consumer = sub.client;
   c->sub = &sub;
   // The ring holds every frame the consumer may hold at once, and a few more to read ahead.
@@ -202,7 +204,7 @@ Outcome Router::channel_started(ClientState& client, proto::ChannelStarted::Read
     if (pool->topic == t.name) sub.client->outbox.attach_pool(pool);
   }
   for (const auto& [layout_id, layout] : t.layouts)
-    post_layout(*sub.client, t.name, layout_id, layout);
+    post_layout(*sub.client, t.name, client.id, layout_id, layout);
   sub.client->outbox.enqueue(sub, Pending{nullptr, {}, c});
   update_route(t);
   log_.info("channel " + std::to_string(id) + " of '" + t.name + "' open: " + client.describe() +
@@ -242,7 +244,7 @@ Outcome Router::define_layout(ClientState& client, proto::DefineLayout::Reader d
     }
     t->layouts.emplace_back(id, *layout);
     for (Subscription* sub : t->subscribers) {
-      if (sub->on_channel()) post_layout(*sub->client, name, id, *layout);
+      if (sub->on_channel()) post_layout(*sub->client, name, client.id, id, *layout);
     }
   }
   return {};

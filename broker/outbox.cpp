@@ -57,6 +57,7 @@ void Outbox::attach_pool(const PoolPtr& pool) {
   attach.setSlotCount(pool->slot_count);
   attach.setSlotSize(pool->slot_size);
   attach.setFd(0);
+  attach.setProducer(pool->owner_id);
   attached_pools_.emplace(pool->id, pool->topic);
   post(message, pool->fd.get(), pool);
 }
@@ -191,6 +192,7 @@ bool Outbox::next_delivery(Outgoing& out) {
       attach.setSlotCount(pool.slot_count);
       attach.setSlotSize(pool.slot_size);
       attach.setFd(0);
+      attach.setProducer(pool.owner_id);
       attached_pools_.emplace(pool.id, pool.topic);
       out.fd = pool.fd.get();
       out.keep = head->pool;
@@ -208,6 +210,7 @@ bool Outbox::next_delivery(Outgoing& out) {
       open.setTopic(c.topic);
       open.setFd(0);
       open.setDropped(sub.dropped);
+      open.setProducer(c.producer_id);
       out.fd = c.producer_fd->get();
       out.keep = entry.channel;
     } else if (entry.frame) {
@@ -237,6 +240,7 @@ bool Outbox::next_delivery(Outgoing& out) {
       auto end = root.initEndOfStream();
       end.setTopic(sub.topic->name);
       end.setReason(entry.end_reason);
+      end.setProducer(entry.producer);
     }
     out.words = encode_message(message);
     // The queue has room again: a producer held back by this block-producer subscriber may

@@ -252,6 +252,7 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   pool->slot_count = slots;
   pool->slot_size = slot_size;
   pool->owner = &client;
+  pool->owner_id = client.id;
   pool->busy.assign(slots, false);
   pool->free_queued.assign(slots, false);
   client.pools.emplace(pool->id, pool);

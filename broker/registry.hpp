@@ -73,6 +73,7 @@ struct PoolRecord {
   std::uint32_t slot_count = 0;
   std::uint64_t slot_size = 0;
   ClientState* owner = nullptr;   // the producer; null once it has gone
+  std::uint64_t owner_id = 0;     // its client id, for ever
   std::vector<bool> busy;         // published, and not yet let go by every subscriber
   std::vector<bool> free_queued;  // a SlotFree for the slot waits in the owner's queue
   Charge charge;                  // the whole pool, to its producer
@@ -132,6 +133,7 @@ struct ChannelRecord {
   std::string topic;
   ClientState* producer = nullptr;
   ClientState* consumer = nullptr;
+  std::uint64_t producer_id = 0;
   Subscription* sub = nullptr;  // the consumer's subscription
   std::uint32_t capacity = 0;
   std::optional<PeerPage> producer_page;  // verified, mapped read-only
@@ -156,6 +158,7 @@ struct Pending {
   FramePtr frame;
   std::string end_reason;
   ChannelPtr channel;
+  std::uint64_t producer = 0;  // an end of stream: whose
 };
 
 struct Subscription {

@@ -156,7 +156,7 @@ void Router::stop_producing(ClientState& producer, Topic* t, const std::string& 
   });
   t->layouts.clear();
   for (Subscription* s : t->subscribers)
-    s->client->outbox.enqueue(*s, Pending{nullptr, why, nullptr});
+    s->client->outbox.enqueue(*s, Pending{nullptr, why, nullptr, producer.id});
   producer.produced.erase(t);
   // Pools live on while frames of them are queued or held; their freed slots go nowhere now.
   for (auto it = producer.pools.begin(); it != producer.pools.end();) {

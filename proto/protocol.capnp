@@ -157,6 +157,7 @@ struct PoolAttach {
   slotCount @2 :UInt32;
   slotSize @3 :UInt64;
   fd @4 :UInt32;
+  producer @5 :UInt64;  # version 3: the client id of the producer that registered it
 }
 
 # Broker -> producer: every subscriber has let go of this slot; it may be written again.
@@ -216,6 +217,7 @@ struct Unadvertised {
 struct EndOfStream {
   topic @0 :Text;
   reason @1 :Text;
+  producer @2 :UInt64;  # version 3: the producer's client id (what of it the consumer may forget)
 }
 
 enum ErrorCode {
@@ -347,6 +349,7 @@ struct ChannelOpen {
   topic @1 :Text;
   fd @2 :UInt32;
   dropped @3 :UInt64;       # consumer: frames the broker dropped for it before the channel
+  producer @4 :UInt64;      # consumer: the producer's client id (its pools and layouts)
 }
 
 # Producer -> broker: every pool frame of the channel's topic from here on goes on the channel.
@@ -372,6 +375,7 @@ struct DefineLayout {
   topic @0 :Text;
   id @1 :UInt32;
   layout @2 :Layout;
+  producer @3 :UInt64;  # set by the broker as it passes it on: whose ids these are
 }
 
 # Broker -> producer: whether pool frames of `topic` must also be sent as Publish (some

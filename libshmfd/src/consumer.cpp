@@ -17,6 +17,7 @@ namespace detail {
 
 struct PoolView {
   std::string topic;
+  std::uint64_t producer = 0;  // the broker's client id of the producer that registered it
   Mapping mapping;
   std::uint64_t slot_size = 0;
   std::uint32_t slot_count = 0;
@@ -30,6 +31,7 @@ struct ChannelIn {
   std::uint32_t id;
   std::string topic;
   ChannelReader reader;
+  std::uint64_t producer = 0;         // the broker's client id of its producer
   std::uint64_t dropped_before = 0;   // dropped by the broker before the channel opened
   bool active = true;                 // still read: not unsubscribed, not ended
   std::optional<EndOfStream> ending;  // the producer's end, delivered once the ring is empty
@@ -77,32 +79,36 @@ struct ConsumerLink {
   // each topic may name, and the doorbell's count when the socket was last read.
   std::map<std::uint32_t, OwnPage> asked;
   std::vector<std::shared_ptr<ChannelIn>> channels;
-  std::map<std::string, FrameShapes, std::less<>> shapes;
-  std::map<std::string, std::map<std::uint32_t, Layout>, std::less<>> layouts;
+  // By producer (its broker client id): a topic's next producer numbers its layouts afresh,
+  // and its pools and layouts may arrive before the end of the last one's stream.
+  std::map<std::uint64_t, FrameShapes> shapes;
+  std::map<std::uint64_t, std::map<std::uint32_t, Layout>> layouts;
   std::uint32_t bell_seen = 0;
   // A broker that died rings no bell: the socket is read at least this often.
   std::chrono::steady_clock::time_point socket_read{};
   std::size_t next_channel = 0;       // round-robin position
   std::uint64_t refusals_before = 0;  // of channels no longer read
 
-  // The topic's pools are of no more use (the stream ended, or unsubscribed).
-  void forget_pools_of(std::string_view topic) {
-    if (auto it = shapes.find(topic); it != shapes.end()) {
-      for (const auto& [id, pool] : pools) {
-        if (pool->topic == topic) it->second.remove_pool(id);
-      }
-    }
-    std::erase_if(pools, [&](const auto& p) { return p.second->topic == topic; });
-  }
-  void stop_channels_of(std::string_view topic) {
-    std::erase_if(channels, [&](const std::shared_ptr<ChannelIn>& c) {
-      if (c->topic != topic) return false;
-      c->active = false;
-      refusals_before += c->reader.refusals();
+  // The pools of `topic` (of its `producer` only, unless 0) are of no more use: the stream
+  // ended, or this consumer unsubscribed. Held frames keep their mapping.
+  void forget_pools_of(std::string_view topic, std::uint64_t producer = 0) {
+    std::erase_if(pools, [&](const auto& p) {
+      const PoolView& v = *p.second;
+      if (v.topic != topic || (producer != 0 && v.producer != producer)) return false;
+      if (auto it = shapes.find(v.producer); it != shapes.end()) it->second.remove_pool(p.first);
       return true;
     });
-    if (auto it = shapes.find(topic); it != shapes.end()) shapes.erase(it);
-    if (auto it = layouts.find(topic); it != layouts.end()) layouts.erase(it);
+  }
+  // Stops reading the channels of `topic` (of its `producer` only, unless 0).
+  void stop_channels_of(std::string_view topic, std::uint64_t producer = 0) {
+    std::erase_if(channels, [&](const std::shared_ptr<ChannelIn>& c) {
+      if (c->topic != topic || (producer != 0 && c->producer != producer)) return false;
+      c->active = false;
+      refusals_before += c->reader.refusals();
+      layouts.erase(c->producer);
+      shapes.erase(c->producer);
+      return true;
+    });
   }
 };
 
@@ -160,6 +166,7 @@ Result<std::shared_ptr<const detail::PoolView>> attach_pool(proto::PoolAttach::R
   if (!mapping) return fail(std::move(mapping.error()));
   auto view = std::make_shared<detail::PoolView>();
   view->topic = text_of(attach.getTopic());
+  view->producer = attach.getProducer();
   view->mapping = std::move(*mapping);
   view->slot_size = attach.getSlotSize();
   view->slot_count = attach.getSlotCount();
@@ -205,6 +212,7 @@ Status channel_message(detail::ConsumerLink& link, proto::Message::Reader r,
         open.getChannel(), text_of(open.getTopic()),
         ChannelReader(std::move(asked->second), std::move(*peer)));
     channel->dropped_before = open.getDropped();
+    channel->producer = open.getProducer();
     link.asked.erase(asked);
     link.channels.push_back(std::move(channel));
     return {};
@@ -226,8 +234,8 @@ Status channel_message(detail::ConsumerLink& link, proto::Message::Reader r,
   auto extent = layout_extent(*layout);
   if (!extent) return fail(std::move(extent.error()));
   const std::string topic = text_of(define.getTopic());
-  link.shapes[topic].add_layout(define.getId(), *extent);
-  link.layouts[topic].insert_or_assign(define.getId(), *layout);
+  link.shapes[define.getProducer()].add_layout(define.getId(), *extent);
+  link.layouts[define.getProducer()].insert_or_assign(define.getId(), *layout);
   return {};
 }
 
@@ -422,15 +430,22 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         if (r.isEndOfStream()) {
           auto end = r.getEndOfStream();
           EndOfStream eos{text_of(end.getTopic()), text_of(end.getReason())};
+          const std::uint64_t producer = end.getProducer();
           for (auto& c : link_->channels) {
-            if (c->topic == eos.topic && c->active && !c->ending) {
+            if (c->topic == eos.topic && (producer == 0 || c->producer == producer) && c->active &&
+                !c->ending) {
               // Frames the producer left on the channel come first; then this.
               c->ending = std::move(eos);
               return in;
             }
           }
-          // The topic's pools get no new frames: forget them (held frames keep their mapping).
-          link_->forget_pools_of(eos.topic);
+          // The producer's pools get no new frames: forget them (held frames keep their
+          // mapping). A next producer's pools may have come already: those stay.
+          link_->forget_pools_of(eos.topic, producer);
+          if (producer != 0) {
+            link_->shapes.erase(producer);
+            link_->layouts.erase(producer);
+          }
           in.event = std::move(eos);
           return in;
         }
@@ -438,8 +453,8 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
           auto attach = r.getPoolAttach();
           auto pool = attach_pool(attach, m->fds);
           if (!pool) return fail(std::move(pool.error()));
-          link_->shapes[text_of(attach.getTopic())].add_pool(
-              attach.getPool(), attach.getSlotCount(), attach.getSlotSize());
+          link_->shapes[attach.getProducer()].add_pool(attach.getPool(), attach.getSlotCount(),
+                                                       attach.getSlotSize());
           link_->pools[attach.getPool()] = std::move(*pool);
           return in;
         }
@@ -562,7 +577,7 @@ std::optional<Event> Consumer::from_channels() {
       if (link_->connection.bell()->count() == c->parked_at) continue;
       c->parked = false;
     }
-    auto shapes = link_->shapes.find(c->topic);
+    auto shapes = link_->shapes.find(c->producer);
     static const FrameShapes none;
     auto d = c->reader.next(shapes != link_->shapes.end() ? shapes->second : none, true);
     if (!d) {
@@ -585,15 +600,15 @@ std::optional<Event> Consumer::from_channels() {
       if (c->reader.broken() || (c->ending && (c->reader.ended() || !c->reader.readable()))) {
         EndOfStream end = c->ending ? std::move(*c->ending)
                                     : EndOfStream{c->topic, c->reader.broken()->message()};
-        link_->stop_channels_of(end.topic);
-        link_->forget_pools_of(end.topic);
+        link_->stop_channels_of(end.topic, c->producer);
+        link_->forget_pools_of(end.topic, c->producer);
         return Event(std::move(end));
       }
       continue;
     }
     link_->next_channel = (at + 1) % n;
     auto pool = link_->pools.find(d->pool);
-    const auto& layouts = link_->layouts[c->topic];
+    const auto& layouts = link_->layouts[c->producer];
     auto layout = layouts.find(d->layout);
     if (pool == link_->pools.end() || layout == layouts.end()) {
       // Known to the shapes, so never: but a frame is never built from a guess.

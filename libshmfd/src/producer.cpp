@@ -686,11 +686,18 @@ Status Producer::to_channels(std::string_view topic, const PoolState& pool, std:
   Descriptor d{pool.broker_id, slot, *layout_ok, sequence, timestamp_ns, 0};
   // A consumer may hold its depth, and never every slot of a pool (as through the broker).
   const std::size_t window_cap = std::max<std::size_t>(1, pool.slots.size() - 1);
-  std::vector<std::uint32_t> ids;
-  for (const ChannelOut& c : channels_) {
-    if (c.topic == topic && !c.closing) ids.push_back(c.id);
-  }
-  for (const std::uint32_t id : ids) {
+  // Every channel of the topic gets the frame, also one that opened while this waited for
+  // another: its ChannelStarted went out before this frame's Publish could, so the broker
+  // will not route the frame to that consumer.
+  std::vector<std::uint32_t> done;
+  for (;;) {
+    auto pending = std::find_if(channels_.begin(), channels_.end(), [&](const ChannelOut& c) {
+      return c.topic == topic && !c.closing &&
+             std::find(done.begin(), done.end(), c.id) == done.end();
+    });
+    if (pending == channels_.end()) break;
+    const std::uint32_t id = pending->id;
+    done.push_back(id);
     for (;;) {
       // Found again each time: a wait reads messages, which may end the channel.
       auto c = std::find_if(channels_.begin(), channels_.end(),
