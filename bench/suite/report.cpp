@@ -153,6 +153,37 @@ std::vector<Target> evaluate() {
                      r <= 1.0});
     }
   }
+  // The same through the client library (Producer, Consumer) on the channels the broker set up:
+  // what programs get.
+  for (const char* variant : {"unpinned", "pinned to one CPU"}) {
+    auto library = find_row("S1", variant, "shmfd library");
+    auto iox = find_row("S1", variant, "iceoryx");
+    if (library && iox) {
+      const double r = library->median / iox->median;
+      out.push_back({std::string("S1 library on a channel ≤ 1.0× iceoryx (") + variant + ")",
+                     fmt(library->median) + " µs vs " + fmt(iox->median) + " µs: " + ratio(r),
+                     r <= 1.0});
+    }
+  }
+  if (auto library = find_row("S3", "4 consumers", "shmfd library")) {
+    if (auto iox = find_row("S3", "4 consumers", "iceoryx")) {
+      const double r = library->median / iox->median;
+      out.push_back({"S3 library on channels, fan-out to 4 paced, ≤ 1.0× iceoryx",
+                     fmt(library->median, 0) + " µs vs " + fmt(iox->median, 0) + " µs: " + ratio(r),
+                     r <= 1.0});
+    }
+  }
+  if (auto library = find_row("S4", "1 KiB frames", "shmfd library")) {
+    for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
+      if (auto other = find_row("S4", "1 KiB frames", peer)) {
+        const double r = library->median / other->median;
+        out.push_back(
+            {std::string("S4 library on a channel ≥ 2× ") + peer,
+             fmt(library->median, 0) + " vs " + fmt(other->median, 0) + " fps: " + ratio(r),
+             r >= 2.0});
+      }
+    }
+  }
   if (auto channel = find_row("S4", "1 KiB frames", "shmfd pool via channel")) {
     for (const char* peer : {"iceoryx", "direct SEQPACKET stream"}) {
       if (auto other = find_row("S4", "1 KiB frames", peer)) {

@@ -197,6 +197,16 @@ std::vector<double> broker_hop(std::uint64_t iterations, int ping_cpu, int pong_
   return samples.values();
 }
 
+// The suite runs with SHMFD_CHANNELS=0, so that the rows named "broker" measure the broker's
+// path; rows of the client library on channels (the default for programs) set it to 1 while
+// their processes start (children inherit it).
+struct ChannelsOn {
+  ChannelsOn() { ::setenv("SHMFD_CHANNELS", "1", 1); }
+  ~ChannelsOn() { ::setenv("SHMFD_CHANNELS", "0", 1); }
+  ChannelsOn(const ChannelsOn&) = delete;
+  ChannelsOn& operator=(const ChannelsOn&) = delete;
+};
+
 void s1(Results& results, const bench::Options& o) {
   const std::uint64_t n = o.n(20000);
   struct Placement {
@@ -215,6 +225,11 @@ void s1(Results& results, const bench::Options& o) {
     add("direct SEQPACKET hop with one fd", raw_hop(n, p.ping_cpu, p.pong_cpu, false));
     add("relayed SEQPACKET hop (any broker's floor)", raw_hop(n, p.ping_cpu, p.pong_cpu, true));
     add("shmfd broker, pool", broker_hop(n, p.ping_cpu, p.pong_cpu, true));
+    {
+      ChannelsOn on;
+      add("shmfd library, pool on a channel the broker set up",
+          broker_hop(n, p.ping_cpu, p.pong_cpu, true));
+    }
     add("shmfd channel, pool (no broker on the path)",
         bench::channel_hop(n, p.ping_cpu, p.pong_cpu));
     add("shmfd broker, sealed memfd per message", broker_hop(n / 2, p.ping_cpu, p.pong_cpu, false));
@@ -386,57 +401,68 @@ void s3(Results& results, const bench::Options& o) {
   const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
   const std::uint64_t frames = o.n(150);
   for (std::uint32_t consumers : {1U, 2U, 4U, 8U, 16U}) {
-    bench::BrokerProcess broker;
-    // latency[c * frames + f]: when consumer c had frame f, minus when it was published.
-    SharedSamples latency(std::size_t{consumers} * frames);
-    Signal ready, received_all, leave;
-    std::vector<pid_t> children;
-    for (std::uint32_t c = 0; c < consumers; ++c) {
-      children.push_back(bench::spawn([&, c] {
-        auto consumer = must(Consumer::connect(broker.socket(), "fan-out"), "connect");
-        must(consumer.subscribe("s3", 2, Backpressure::block_producer), "subscribe");
-        ready.post();
-        std::uint64_t sink = 0;
-        for (std::uint64_t f = 0; f < frames; ++f) {
-          Frame frame = receive_frame(consumer);
-          latency.at(c * frames + f) = static_cast<double>(now_ns() - frame.timestamp_ns()) / 1e3;
-          // Only a look at the first byte: with 16 consumers on 2 CPUs, touching every page
-          // (8100 of them) would measure the consumers' work, not the delivery.
-          sink += std::to_integer<unsigned>(frame.bytes()[0]);
-        }
-        received_all.post();
-        leave.wait();  // connected until the broker's CPU time is read: closing costs it too
-        return sink == 1 ? 3 : 0;
-      }));
+    for (const bool channels : {false, true}) {
+      std::optional<ChannelsOn> on;
+      if (channels) on.emplace();
+      bench::BrokerProcess broker;
+      // latency[c * frames + f]: when consumer c had frame f, minus when it was published.
+      SharedSamples latency(std::size_t{consumers} * frames);
+      Signal ready, received_all, leave;
+      std::vector<pid_t> children;
+      for (std::uint32_t c = 0; c < consumers; ++c) {
+        children.push_back(bench::spawn([&, c] {
+          auto consumer = must(Consumer::connect(broker.socket(), "fan-out"), "connect");
+          must(consumer.subscribe("s3", 2, Backpressure::block_producer), "subscribe");
+          ready.post();
+          std::uint64_t sink = 0;
+          for (std::uint64_t f = 0; f < frames; ++f) {
+            Frame frame = receive_frame(consumer);
+            latency.at(c * frames + f) = static_cast<double>(now_ns() - frame.timestamp_ns()) / 1e3;
+            // Only a look at the first byte: with 16 consumers on 2 CPUs, touching every page
+            // (8100 of them) would measure the consumers' work, not the delivery.
+            sink += std::to_integer<unsigned>(frame.bytes()[0]);
+          }
+          received_all.post();
+          leave.wait();  // connected until the broker's CPU time is read: closing costs it too
+          return sink == 1 ? 3 : 0;
+        }));
+      }
+      for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
+      auto producer = must(Producer::connect(broker.socket(), "fan-out"), "connect");
+      must(producer.advertise("s3", LayoutKind::image, Guarantee::pool), "advertise");
+      // Every consumer gets the same frames: with block-producer queues of depth 2, at most
+      // 2 (window) + 2 (queue) frames are out at once, whatever the fan-out; one more to write.
+      const auto pool = must(producer.create_pool("s3", bench::k4KBytes, 5), "create_pool");
+      ::usleep(50'000);
+      const std::uint64_t cpu_before = bench::cpu_ns(broker.pid());
+      for (std::uint64_t f = 0; f < frames; ++f) {
+        auto slot = must(producer.acquire(pool), "acquire");
+        must(producer.publish("s3", slot, layout), "publish");
+        ::usleep(10'000);  // paced: this measures latency, not queueing
+      }
+      for (std::uint32_t c = 0; c < consumers; ++c) received_all.wait();
+      const std::uint64_t cpu_after = bench::cpu_ns(broker.pid());
+      for (std::uint32_t c = 0; c < consumers; ++c) leave.post();
+      for (pid_t child : children) bench::wait_ok(child);
+      const auto all_have = bench::slowest_per_frame(latency, consumers, frames, kFanOutWarmup);
+      const std::string variant = std::to_string(consumers) + " consumers";
+      if (channels) {
+        results.add("S3", variant, "shmfd library, pool on channels the broker set up",
+                    "until all have the frame", "us", bench::median(all_have),
+                    bench::percentile(all_have, 0.99), "us", all_have.size());
+        continue;
+      }
+      results.add("S3", variant, "shmfd pool via broker", "until all have the frame", "us",
+                  bench::median(all_have), bench::percentile(all_have, 0.99), "us",
+                  all_have.size());
+      const auto channel = bench::channel_fan_out(consumers, frames, kFanOutWarmup);
+      results.add("S3", variant, "shmfd pool via channels (no broker on the path)",
+                  "until all have the frame", "us", bench::median(channel),
+                  bench::percentile(channel, 0.99), "us", channel.size());
+      results.add("S3", variant, "shmfd broker CPU per frame", "broker CPU per frame", "us",
+                  static_cast<double>(cpu_after - cpu_before) / 1e3 / static_cast<double>(frames),
+                  NAN, "", frames);
     }
-    for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
-    auto producer = must(Producer::connect(broker.socket(), "fan-out"), "connect");
-    must(producer.advertise("s3", LayoutKind::image, Guarantee::pool), "advertise");
-    // Every consumer gets the same frames: with block-producer queues of depth 2, at most
-    // 2 (window) + 2 (queue) frames are out at once, whatever the fan-out; one more to write.
-    const auto pool = must(producer.create_pool("s3", bench::k4KBytes, 5), "create_pool");
-    ::usleep(50'000);
-    const std::uint64_t cpu_before = bench::cpu_ns(broker.pid());
-    for (std::uint64_t f = 0; f < frames; ++f) {
-      auto slot = must(producer.acquire(pool), "acquire");
-      must(producer.publish("s3", slot, layout), "publish");
-      ::usleep(10'000);  // paced: this measures latency, not queueing
-    }
-    for (std::uint32_t c = 0; c < consumers; ++c) received_all.wait();
-    const std::uint64_t cpu_after = bench::cpu_ns(broker.pid());
-    for (std::uint32_t c = 0; c < consumers; ++c) leave.post();
-    for (pid_t child : children) bench::wait_ok(child);
-    const auto all_have = bench::slowest_per_frame(latency, consumers, frames, kFanOutWarmup);
-    const std::string variant = std::to_string(consumers) + " consumers";
-    results.add("S3", variant, "shmfd pool via broker", "until all have the frame", "us",
-                bench::median(all_have), bench::percentile(all_have, 0.99), "us", all_have.size());
-    const auto channel = bench::channel_fan_out(consumers, frames, kFanOutWarmup);
-    results.add("S3", variant, "shmfd pool via channels (no broker on the path)",
-                "until all have the frame", "us", bench::median(channel),
-                bench::percentile(channel, 0.99), "us", channel.size());
-    results.add("S3", variant, "shmfd broker CPU per frame", "broker CPU per frame", "us",
-                static_cast<double>(cpu_after - cpu_before) / 1e3 / static_cast<double>(frames),
-                NAN, "", frames);
   }
 }
 
@@ -447,9 +473,11 @@ constexpr std::size_t kKiB = 1024;
 void s4(Results& results, const bench::Options& o) {
   const std::uint64_t frames = o.n(200000);
   constexpr int kRuns = 3;
-  std::vector<Rate> pool, channel, direct;
+  std::vector<Rate> pool, library, channel, direct;
   for (int r = 0; r < kRuns; ++r) {
-    {
+    for (const bool channels : {false, true}) {
+      std::optional<ChannelsOn> on;
+      if (channels) on.emplace();
       bench::BrokerProcess broker;
       SharedSamples arrivals(frames);
       Signal ready;
@@ -467,7 +495,7 @@ void s4(Results& results, const bench::Options& o) {
         must(producer.publish("s4", slot, layout), "publish");
       }
       bench::wait_ok(child);
-      pool.push_back(rate_of(arrivals.values()));
+      (channels ? library : pool).push_back(rate_of(arrivals.values()));
     }
     channel.push_back(bench::channel_stream(frames));
     {
@@ -494,6 +522,8 @@ void s4(Results& results, const bench::Options& o) {
     }
   }
   add_rates(results, "S4", "1 KiB frames", "shmfd pool via broker", pool);
+  add_rates(results, "S4", "1 KiB frames", "shmfd library, pool on a channel the broker set up",
+            library);
   add_rates(results, "S4", "1 KiB frames", "shmfd pool via channel (no broker on the path)",
             channel);
   add_rates(results, "S4", "1 KiB frames", "direct SEQPACKET stream (copy, no broker)", direct);
@@ -648,6 +678,7 @@ int main(int argc, char** argv) {
   const auto o = bench::parse_options(
       argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S5] [--variant TEXT]");
   ::signal(SIGPIPE, SIG_IGN);
+  ::setenv("SHMFD_CHANNELS", "0", 1);  // see ChannelsOn
   Results results;
   std::fprintf(stderr, "shmfd-bench-suite: shmfd and its baselines\n");
   if (o.runs("S1")) s1(results, o);

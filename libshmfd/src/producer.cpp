@@ -431,6 +431,7 @@ Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t 
                                std::vector<SlotState>(slot_count, SlotState::free),
                                std::vector<std::uint64_t>(slot_count, 0),
                                std::vector<bool>(slot_count, false),
+                               0,
                                *registered,
                                options,
                                {}});
@@ -478,13 +479,17 @@ Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
   std::erase_if(channels_, [](const ChannelOut& c) {
     return (c.closing && c.writer->held() == 0) || c.writer->broken();
   });
-  std::uint32_t index = 0;
-  while (index < p.slots.size() &&
-         (p.slots[index] == SlotState::acquired ||
-          (p.slots[index] == SlotState::published && slot_held(p, index)))) {
-    ++index;
+  // From the slot after the last one taken: slots come back in about the order they went out,
+  // so the next one is usually free, and the scan does not pass every held slot each time.
+  const auto n = static_cast<std::uint32_t>(p.slots.size());
+  std::uint32_t index = p.next_free;
+  std::uint32_t looked = 0;
+  for (; looked < n; ++looked, index = index + 1 == n ? 0 : index + 1) {
+    if (p.slots[index] == SlotState::free) break;
+    if (p.slots[index] == SlotState::published && !slot_held(p, index)) break;
   }
-  if (index == p.slots.size()) return std::optional<Slot>();
+  if (looked == n) return std::optional<Slot>();
+  p.next_free = index + 1 == n ? 0 : index + 1;
   p.slots[index] = SlotState::acquired;
   return std::optional<Slot>(
       Slot{pool, index, p.buffer.bytes().subspan(index * p.slot_size, p.slot_size)});
@@ -523,6 +528,21 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
 
 Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
+  auto sequence = stage(topic, slot, layout);
+  if (!sequence) return fail(std::move(sequence.error()));
+  const PoolState& p = pools_.at(slot.pool);
+  ControlMessageBuilder message;
+  auto publish = message.initRoot<proto::Message>().initPublish();
+  publish.setTopic(std::string(topic));
+  auto frame = publish.initFrame();
+  frame.setPool(p.broker_id);
+  frame.setSlot(slot.index);
+  fill_frame(frame, *sequence, timestamp_ns, layout);
+  return PreparedFrame{std::string(topic), *sequence, std::nullopt, encode_message(message)};
+}
+
+Result<std::uint64_t> Producer::stage(std::string_view topic, const Slot& slot,
+                                      const Layout& layout) {
   auto it = pools_.find(slot.pool);
   if (it == pools_.end() || slot.index >= it->second.slots.size() ||
       it->second.slots[slot.index] != SlotState::acquired) {
@@ -544,17 +564,10 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
     std::memcpy(here.data(), slot.bytes.data(), here.size());
   }
   const std::uint64_t sequence = next_sequence(topic);
-  ControlMessageBuilder message;
-  auto publish = message.initRoot<proto::Message>().initPublish();
-  publish.setTopic(std::string(topic));
-  auto frame = publish.initFrame();
-  frame.setPool(p.broker_id);
-  frame.setSlot(slot.index);
-  fill_frame(frame, sequence, timestamp_ns, layout);
   p.slots[slot.index] = SlotState::published;
   p.sequence[slot.index] = sequence;
   p.broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
-  return PreparedFrame{std::string(topic), sequence, std::nullopt, encode_message(message)};
+  return sequence;
 }
 
 Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
@@ -564,6 +577,22 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
     // Route changes, channels opened or closed, refusals: one load when nothing came.
     if (auto ok = poll_bell(); !ok) {
       if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+    }
+    if (!via_broker(topic)) {
+      // Every subscriber is on a channel: the broker does not see the frame, and no message
+      // is encoded for it.
+      auto sequence = stage(topic, slot, layout);
+      if (!sequence) return fail(std::move(sequence.error()));
+      PoolState& pool = pools_.at(slot.pool);
+      pool.broker_busy[slot.index] = false;
+      auto ok = to_channels(topic, pool, slot.index, layout, *sequence, timestamp_ns);
+      if (!ok) {
+        if (auto again = recovered(ok.error()); !again) return fail(std::move(again.error()));
+        --next_sequence_.find(topic)->second;
+        pool.slots[slot.index] = SlotState::acquired;
+        continue;
+      }
+      return *sequence;
     }
     auto frame = prepare(topic, slot, layout, timestamp_ns);
     if (!frame) return fail(std::move(frame.error()));

@@ -169,6 +169,7 @@ class Producer {
     std::vector<SlotState> slots;
     std::vector<std::uint64_t> sequence;  // of the frame last published in each slot
     std::vector<bool> broker_busy;        // published through the broker, no SlotFree yet
+    std::uint32_t next_free = 0;          // where acquire looks first
     std::uint32_t broker_id = 0;          // the broker's id (the caller's may differ)
     MemfdOptions options;
     std::vector<PoolBuffer> retired;  // earlier buffers, kept while slots into them may live
@@ -182,6 +183,8 @@ class Producer {
   // Reads the broker's messages if the doorbell rang since the last look (without channels:
   // always). One load when nothing came.
   Status poll_bell();
+  // The checks and book-keeping of publishing `slot` (not its message): its sequence.
+  Result<std::uint64_t> stage(std::string_view topic, const Slot& slot, const Layout& layout);
   // Puts frame `sequence` in `slot` of `pool` on every channel of `topic`; a block-producer
   // consumer that holds its whole depth is waited for.
   Status to_channels(std::string_view topic, const PoolState& pool, std::uint32_t slot,
