@@ -476,19 +476,7 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         out.topic_ = text_of(deliver.getTopic());
         out.sequence_ = frame.getSequence();
         out.timestamp_ns_ = frame.getTimestampNs();
-        if (auto sub = subscriptions_.find(out.topic_); sub != subscriptions_.end()) {
-          Subscription& st = sub->second;
-          // After a reconnect, a producer that kept its numbering shows what was lost.
-          if (st.renewed && out.sequence_ > st.last_sequence + 1 && st.last_sequence != 0) {
-            st.dropped_before += out.sequence_ - st.last_sequence - 1;
-          }
-          st.renewed = false;
-          st.last_sequence = out.sequence_;
-          st.dropped = st.dropped_before + deliver.getDropped();
-          out.dropped_ = st.dropped;
-        } else {
-          out.dropped_ = deliver.getDropped();
-        }
+        out.dropped_ = account(out.topic_, out.sequence_, deliver.getDropped());
         // From here on the broker counts this frame as ours: it is released on every path.
         out.link_ = link_;
         auto layout = layout_from_proto(frame.getLayout());
@@ -525,6 +513,22 @@ Result<Consumer::Incoming> Consumer::read_one(IoMode mode) {
         in.event = std::move(out);  // the fd closes with `m`; the mapping keeps the pages
         return in;
       });
+}
+
+std::uint64_t Consumer::account(const std::string& topic, std::uint64_t sequence,
+                                std::uint64_t reported) {
+  auto sub = subscriptions_.find(topic);
+  if (sub == subscriptions_.end()) return reported;
+  Subscription& st = sub->second;
+  // After a reconnect, a producer that kept its numbering shows what was lost: the frames
+  // between the last one before and the first one after, whichever path each came on.
+  if (st.renewed && sequence > st.last_sequence + 1 && st.last_sequence != 0) {
+    st.dropped_before += sequence - st.last_sequence - 1;
+  }
+  st.renewed = false;
+  st.last_sequence = sequence;
+  st.dropped = st.dropped_before + reported;
+  return st.dropped;
 }
 
 Result<std::optional<Event>> Consumer::next_with_channels(
@@ -626,16 +630,8 @@ std::optional<Event> Consumer::from_channels() {
     out.channel_ = c;
     out.pool_id_ = d->pool;
     out.slot_ = d->slot;
-    const std::uint64_t dropped = c->dropped_before + d->dropped + c->reader.skipped();
-    if (auto sub = subscriptions_.find(out.topic_); sub != subscriptions_.end()) {
-      Subscription& st = sub->second;
-      st.renewed = false;
-      st.last_sequence = out.sequence_;
-      st.dropped = st.dropped_before + dropped;
-      out.dropped_ = st.dropped;
-    } else {
-      out.dropped_ = dropped;
-    }
+    out.dropped_ =
+        account(out.topic_, out.sequence_, c->dropped_before + d->dropped + c->reader.skipped());
     return Event(std::move(out));
   }
   return std::nullopt;

@@ -165,6 +165,9 @@ class Consumer {
                                                   std::chrono::steady_clock::time_point deadline =
                                                       std::chrono::steady_clock::time_point::max());
   std::optional<Event> from_channels();
+  // Book-keeping of a frame of `topic` with `sequence`, whose path reports `reported` frames
+  // dropped for this subscription so far: what Frame::dropped() says (lost in reconnects too).
+  std::uint64_t account(const std::string& topic, std::uint64_t sequence, std::uint64_t reported);
   Result<Incoming> read_one(IoMode mode);
 
   std::shared_ptr<detail::ConsumerLink> link_;
