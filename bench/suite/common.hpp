@@ -162,6 +162,17 @@ inline Rate rate_of(const std::vector<double>& arrivals_ns) {
           (arrivals_ns.back() - arrivals_ns.front());
   return r;
 }
+// The same for a stream to several consumers, each pushing its arrivals (in any order) to one
+// sample set: how fast every consumer got every frame, from the first arrival to the last.
+inline Rate rate_of_all(std::vector<double> arrivals_ns, std::uint32_t consumers) {
+  if (consumers <= 1) return rate_of(arrivals_ns);
+  std::sort(arrivals_ns.begin(), arrivals_ns.end());
+  Rate r;  // no intervals: consecutive arrivals are of different consumers
+  const std::size_t per_consumer = arrivals_ns.size() / consumers;
+  if (per_consumer < 2) return Rate{};
+  r.fps = static_cast<double>(per_consumer - 1) * 1e9 / (arrivals_ns.back() - arrivals_ns.front());
+  return r;
+}
 // One row for several runs: the median frame rate, and the p99 of all their intervals.
 inline void add_rates(Results& results, const std::string& scenario, const std::string& variant,
                       const std::string& name, const std::vector<Rate>& runs) {

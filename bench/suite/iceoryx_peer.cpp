@@ -19,6 +19,7 @@
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
+#include "syscalls.hpp"
 
 namespace {
 
@@ -157,37 +158,47 @@ std::vector<double> ping_pong(std::uint64_t iterations, int ping_cpu, int pong_c
   return samples.values();
 }
 
-// A producer streaming `frames` samples of `size` bytes to one consumer, lossless (the
-// publisher waits for a full consumer queue), the consumer doing `work` on each.
+// A producer streaming `frames` samples of `size` bytes to `consumers` consumers, lossless
+// (the publisher waits for a full consumer queue), each consumer doing `work` on each. The
+// rate is how fast every consumer got every frame. With `counter`, `calls` gets the machine's
+// system calls per frame while the frames flowed (after every side's set-up).
 Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t queue,
-            const char* event, bench::Fill fill = bench::Fill::header) {
-  SharedSamples arrivals(frames);
-  Signal ready;
-  const pid_t consumer = bench::spawn([&] {
-    init_runtime("bench-consumer");
-    iox::popo::SubscriberOptions options;
-    options.queueCapacity = queue;
-    options.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
-    iox::popo::UntypedSubscriber sub(service(event), options);
-    iox::popo::WaitSet<> ws;
-    if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
-    ready.post();
-    std::uint64_t sink = 0;
-    for (std::uint64_t i = 0; i < frames; ++i) {
-      const void* sample = take(sub, ws);
-      sink += bench::consume({static_cast<const std::byte*>(sample), size}, work);
-      sub.release(sample);
-      arrivals.push(static_cast<double>(now_ns()));
-    }
-    return sink == 1 ? 3 : 0;
-  });
+            const char* event, bench::Fill fill = bench::Fill::header, std::uint32_t consumers = 1,
+            bench::SyscallCounter* counter = nullptr, std::vector<double>* calls = nullptr) {
+  SharedSamples arrivals(frames * consumers);
+  Signal ready, set_up, go;
+  std::vector<pid_t> children;
+  for (std::uint32_t c = 0; c < consumers; ++c) {
+    children.push_back(bench::spawn([&] {
+      init_runtime("bench-consumer");
+      iox::popo::SubscriberOptions options;
+      options.queueCapacity = queue;
+      options.queueFullPolicy = iox::popo::QueueFullPolicy::BLOCK_PRODUCER;
+      iox::popo::UntypedSubscriber sub(service(event), options);
+      iox::popo::WaitSet<> ws;
+      if (ws.attachState(sub, iox::popo::SubscriberState::HAS_DATA).has_error()) return 1;
+      ready.post();
+      std::uint64_t sink = 0;
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        const void* sample = take(sub, ws);
+        sink += bench::consume({static_cast<const std::byte*>(sample), size}, work);
+        sub.release(sample);
+        arrivals.push(static_cast<double>(now_ns()));
+      }
+      return sink == 1 ? 3 : 0;
+    }));
+  }
   const pid_t producer = bench::spawn([&] {
     init_runtime("bench-producer");
     iox::popo::PublisherOptions options;
     options.subscriberTooSlowPolicy = iox::popo::ConsumerTooSlowPolicy::WAIT_FOR_CONSUMER;
     iox::popo::UntypedPublisher pub(service(event), options);
-    ready.wait();
+    for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
     wait_for_subscriber(pub);
+    // RouDi connects subscribers in its discovery loop: with several, let all arrive.
+    if (consumers > 1) ::usleep(500'000);
+    set_up.post();
+    go.wait();
     for (std::uint64_t i = 0; i < frames; ++i) {
       void* chunk = loan(pub, size);
       bench::fill({static_cast<std::byte*>(chunk), size}, i, fill);
@@ -195,9 +206,15 @@ Rate stream(std::uint64_t frames, std::uint32_t size, Work work, std::uint64_t q
     }
     return 0;
   });
+  set_up.wait();
+  if (counter) counter->start();
+  go.post();
   bench::wait_ok(producer);
-  if (!bench::wait_ok(consumer)) die("iceoryx consumer failed");
-  return rate_of(arrivals.values());
+  for (pid_t child : children) {
+    if (!bench::wait_ok(child)) die("iceoryx consumer failed");
+  }
+  if (counter) calls->push_back(static_cast<double>(counter->stop()) / static_cast<double>(frames));
+  return bench::rate_of_all(arrivals.values(), consumers);
 }
 
 // S3: 4K frames from one publisher to `consumers` subscribers, paced 10 ms apart (the suite's
@@ -289,10 +306,28 @@ int main(int argc, char** argv) {
       }
     }
     if (o.runs("S4")) {
-      std::vector<Rate> runs;
-      for (int r = 0; r < 3; ++r)
-        runs.push_back(stream(o.n(200000), kKiB, Work::touch, 256, "small"));
+      bench::SyscallCounter counter;
+      bench::SyscallCounter* count = counter.unavailable() ? nullptr : &counter;
+      std::vector<Rate> runs, runs4;
+      std::vector<double> calls, calls4;
+      for (int r = 0; r < 3; ++r) {
+        runs.push_back(stream(o.n(200000), kKiB, Work::touch, 256, "small", bench::Fill::header, 1,
+                              count, &calls));
+        runs4.push_back(stream(o.n(200000), kKiB, Work::touch, 256, "small4", bench::Fill::header,
+                               4, count, &calls4));
+      }
       add_rates(results, "S4", "1 KiB frames", "iceoryx 2.0.3", runs);
+      add_rates(results, "S4", "1 KiB frames to 4 consumers", "iceoryx 2.0.3", runs4);
+      if (count) {
+        results.add("S4", "system calls per 1 KiB frame", "iceoryx 2.0.3",
+                    "system calls per frame, machine-wide", "calls", bench::median(calls), NAN, "",
+                    calls.size());
+        results.add("S4", "system calls per 1 KiB frame", "iceoryx 2.0.3 to 4 consumers",
+                    "system calls per frame, machine-wide", "calls", bench::median(calls4), NAN, "",
+                    calls4.size());
+      } else {
+        results.skip("S4", "iceoryx system calls per frame", *counter.unavailable());
+      }
     }
   }
   results.write(o.json);

@@ -69,7 +69,16 @@ std::optional<Row> iceoryx(const Row& r) {
   if (r.name.rfind("shmfd", 0) != 0 || r.name.find("huge pages") != std::string::npos) {
     return std::nullopt;
   }
-  return find_row(r.scenario, r.variant, "iceoryx");
+  // Rows of several consumer counts in one variant pair up by the count they name.
+  const bool four = r.name.find("4 consumers") != std::string::npos;
+  for (const Row& other : rows) {
+    if (other.scenario == r.scenario && other.variant == r.variant &&
+        other.name.rfind("iceoryx", 0) == 0 &&
+        (other.name.find("4 consumers") != std::string::npos) == four) {
+      return other;
+    }
+  }
+  return std::nullopt;
 }
 
 const std::map<std::string, std::string> kTitles{
@@ -182,6 +191,21 @@ std::vector<Target> evaluate() {
              fmt(library->median, 0) + " vs " + fmt(other->median, 0) + " fps: " + ratio(r),
              r >= 2.0});
       }
+    }
+  }
+  if (auto library = find_row("S4", "1 KiB frames to 4 consumers", "shmfd library")) {
+    if (auto iox = find_row("S4", "1 KiB frames to 4 consumers", "iceoryx")) {
+      const double r = library->median / iox->median;
+      out.push_back({"S4 library on channels, streaming to 4 consumers, ≥ 1× iceoryx",
+                     fmt(library->median, 0) + " vs " + fmt(iox->median, 0) + " fps: " + ratio(r),
+                     r >= 1.0});
+    }
+  }
+  for (const char* path : {"shmfd library, pool on a channel", "shmfd library, pool on channels"}) {
+    if (auto calls = find_row("S4", "system calls per 1 KiB frame", path)) {
+      out.push_back({std::string("S4 system calls per streamed frame < 0.1, all processes (") +
+                         calls->name + ")",
+                     fmt(calls->median, 3) + " per frame", calls->median < 0.1});
     }
   }
   if (auto channel = find_row("S4", "1 KiB frames", "shmfd pool via channel")) {

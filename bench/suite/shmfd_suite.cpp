@@ -33,6 +33,7 @@
 #include "shmfd/producer.hpp"
 #include "shmfd/transport.hpp"
 #include "support/hugepages.hpp"
+#include "syscalls.hpp"
 
 namespace {
 
@@ -469,35 +470,59 @@ void s3(Results& results, const bench::Options& o) {
 // ---- S4: streaming 1 KiB ---------------------------------------------------------------------
 
 constexpr std::size_t kKiB = 1024;
+constexpr const char* kSyscallVariant = "system calls per 1 KiB frame";
+
+// The producer's side of S4 through the client library: `consumers` consumers of the topic
+// (each touching its frames), one producer streaming `frames` 1 KiB pool frames, lossless. The
+// rate is how fast every consumer got every frame; `calls`, if counting, gets the machine's
+// system calls per frame while the frames flowed.
+Rate library_stream(std::uint64_t frames, std::uint32_t consumers, bench::SyscallCounter* counter,
+                    std::vector<double>* calls) {
+  bench::BrokerProcess broker;
+  SharedSamples arrivals(frames * consumers);
+  Signal ready;
+  std::vector<pid_t> children;
+  for (std::uint32_t c = 0; c < consumers; ++c) {
+    children.push_back(bench::spawn([&] {
+      return broker_consumer(broker.socket(), "s4", frames, Work::touch, arrivals, ready, 32);
+    }));
+  }
+  for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
+  auto producer = must(Producer::connect(broker.socket(), "stream"), "connect");
+  must(producer.advertise("s4", LayoutKind::blob, Guarantee::pool), "advertise");
+  const auto p = must(producer.create_pool("s4", kKiB, 128), "create_pool");
+  const Layout layout = blob_layout(kKiB);
+  if (counter) counter->start();
+  for (std::uint64_t i = 0; i < frames; ++i) {
+    auto slot = must(producer.acquire(p), "acquire");
+    std::memset(slot.bytes.data(), static_cast<int>(i), 64);
+    must(producer.publish("s4", slot, layout), "publish");
+  }
+  for (pid_t child : children) bench::wait_ok(child);
+  if (counter) calls->push_back(static_cast<double>(counter->stop()) / static_cast<double>(frames));
+  return bench::rate_of_all(arrivals.values(), consumers);
+}
 
 void s4(Results& results, const bench::Options& o) {
   const std::uint64_t frames = o.n(200000);
   constexpr int kRuns = 3;
-  std::vector<Rate> pool, library, channel, direct;
+  bench::SyscallCounter counter;
+  bench::SyscallCounter* count = counter.unavailable() ? nullptr : &counter;
+  std::vector<Rate> pool, library, channel, direct, library4;
+  // System calls per frame, machine-wide, for each row.
+  std::vector<double> pool_calls, library_calls, channel_calls, direct_calls, library4_calls;
   for (int r = 0; r < kRuns; ++r) {
-    for (const bool channels : {false, true}) {
-      std::optional<ChannelsOn> on;
-      if (channels) on.emplace();
-      bench::BrokerProcess broker;
-      SharedSamples arrivals(frames);
-      Signal ready;
-      const pid_t child = bench::spawn([&] {
-        return broker_consumer(broker.socket(), "s4", frames, Work::touch, arrivals, ready, 32);
-      });
-      ready.wait();
-      auto producer = must(Producer::connect(broker.socket(), "stream"), "connect");
-      must(producer.advertise("s4", LayoutKind::blob, Guarantee::pool), "advertise");
-      const auto p = must(producer.create_pool("s4", kKiB, 128), "create_pool");
-      const Layout layout = blob_layout(kKiB);
-      for (std::uint64_t i = 0; i < frames; ++i) {
-        auto slot = must(producer.acquire(p), "acquire");
-        std::memset(slot.bytes.data(), static_cast<int>(i), 64);
-        must(producer.publish("s4", slot, layout), "publish");
-      }
-      bench::wait_ok(child);
-      (channels ? library : pool).push_back(rate_of(arrivals.values()));
+    {
+      // Through the broker (SHMFD_CHANNELS=0), then on the channel it sets up (the default).
+      pool.push_back(library_stream(frames, 1, count, &pool_calls));
+      ChannelsOn on;
+      library.push_back(library_stream(frames, 1, count, &library_calls));
+      library4.push_back(library_stream(frames, 4, count, &library4_calls));
     }
+    if (count) count->start();
     channel.push_back(bench::channel_stream(frames));
+    if (count)
+      channel_calls.push_back(static_cast<double>(count->stop()) / static_cast<double>(frames));
     {
       int sv[2];
       if (::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) != 0) die("socketpair");
@@ -513,10 +538,13 @@ void s4(Results& results, const bench::Options& o) {
       });
       ::close(sv[1]);
       std::vector<std::byte> msg(kKiB, std::byte{1});
+      if (count) count->start();
       for (std::uint64_t i = 0; i < frames; ++i) {
         if (::write(sv[0], msg.data(), msg.size()) != static_cast<ssize_t>(kKiB)) die("write");
       }
       bench::wait_ok(child);
+      if (count)
+        direct_calls.push_back(static_cast<double>(count->stop()) / static_cast<double>(frames));
       ::close(sv[0]);
       direct.push_back(rate_of(arrivals.values()));
     }
@@ -527,6 +555,21 @@ void s4(Results& results, const bench::Options& o) {
   add_rates(results, "S4", "1 KiB frames", "shmfd pool via channel (no broker on the path)",
             channel);
   add_rates(results, "S4", "1 KiB frames", "direct SEQPACKET stream (copy, no broker)", direct);
+  add_rates(results, "S4", "1 KiB frames to 4 consumers",
+            "shmfd library, pool on channels the broker set up", library4);
+  if (!count) {
+    results.skip("S4", "shmfd system calls per frame", *counter.unavailable());
+    return;
+  }
+  const auto add_calls = [&](const std::string& name, const std::vector<double>& calls) {
+    results.add("S4", kSyscallVariant, name, "system calls per frame, machine-wide", "calls",
+                bench::median(calls), NAN, "", calls.size());
+  };
+  add_calls("shmfd pool via broker", pool_calls);
+  add_calls("shmfd library, pool on a channel the broker set up", library_calls);
+  add_calls("shmfd library, pool on channels to 4 consumers", library4_calls);
+  add_calls("shmfd pool via channel (no broker on the path)", channel_calls);
+  add_calls("direct SEQPACKET stream (copy, no broker)", direct_calls);
 }
 
 // ---- S5: memory ------------------------------------------------------------------------------

@@ -247,6 +247,13 @@ WaitStatus ChannelReader::wait(std::chrono::steady_clock::time_point deadline,
   return waitv(std::span<ChannelReader* const>(&self, 1), deadline);
 }
 
+std::chrono::steady_clock::time_point coarse_now() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) +
+                                               std::chrono::nanoseconds(ts.tv_nsec));
+}
+
 WaitStatus waitv(std::span<ChannelReader* const> readers,
                  std::chrono::steady_clock::time_point deadline) {
   return waitv(readers, nullptr, 0, deadline);
@@ -298,7 +305,8 @@ bool ChannelWriter::holds(std::uint32_t pool, std::uint32_t slot) const noexcept
                      [&](const Held& h) { return h.pool == pool && h.slot == slot; });
 }
 
-Result<bool> ChannelWriter::publish(const Descriptor& d) {
+Result<bool> ChannelWriter::publish(const Descriptor& d,
+                                    std::chrono::steady_clock::time_point now) {
   if (broken_) return fail(Error(*broken_));
   if (holds(d.pool, d.slot)) {
     return fail(Errc::invalid_argument, "channel: slot " + n(d.slot) + " of pool " + n(d.pool) +
@@ -321,7 +329,7 @@ Result<bool> ChannelWriter::publish(const Descriptor& d) {
   raw.dropped = d.dropped;
   std::memcpy(own_.data() + kRingAt + (head_ & (own_.capacity() - 1)) * sizeof raw, &raw,
               sizeof raw);
-  held_.push_back({d.pool, d.slot, d.sequence, std::chrono::steady_clock::now()});
+  held_.push_back({d.pool, d.slot, d.sequence, now});
   ++head_;
   word(own_.data(), kIndexAt).store(head_, std::memory_order_seq_cst);
   // Dekker with the consumer's begin_sleep: our store, then its epoch.

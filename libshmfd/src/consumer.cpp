@@ -536,7 +536,7 @@ Result<std::optional<Event>> Consumer::next_with_channels(
   for (;;) {
     const PeerBell& bell = *link_->connection.bell();
     const std::uint32_t rung = bell.count();
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_now();
     if (rung != link_->bell_seen || now - link_->socket_read >= std::chrono::milliseconds(100)) {
       // Read before draining: a message that comes after the drain rings again.
       link_->bell_seen = rung;

@@ -649,7 +649,7 @@ std::size_t Producer::free_slots(std::uint32_t pool) const {
 Status Producer::poll_bell() {
   if (const PeerBell* bell = connection_.bell()) {
     const std::uint32_t rung = bell->count();
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = coarse_now();
     // A broker that died rings no bell: the socket is read at least every kSocketCheck.
     if (rung == bell_seen_ && now - socket_read_ < kSocketCheck) return {};
     bell_seen_ = rung;  // read before draining: a message after the drain rings again
@@ -713,6 +713,7 @@ Status Producer::to_channels(std::string_view topic, const PoolState& pool, std:
   auto layout_ok = layout_id(topic, layout);
   if (!layout_ok) return fail(std::move(layout_ok.error()));
   Descriptor d{pool.broker_id, slot, *layout_ok, sequence, timestamp_ns, 0};
+  const auto now = coarse_now();  // since when the channels hold the slot
   // A consumer may hold its depth, and never every slot of a pool (as through the broker).
   const std::size_t window_cap = std::max<std::size_t>(1, pool.slots.size() - 1);
   // Every channel of the topic gets the frame, also one that opened while this waited for
@@ -740,7 +741,7 @@ Status Producer::to_channels(std::string_view topic, const PoolState& pool, std:
       if (full()) w.collect_releases([](std::uint32_t, std::uint32_t) {});
       if (!full()) {
         d.dropped = c->dropped;
-        auto put = w.publish(d);
+        auto put = w.publish(d, now);
         if (!put) {
           channels_.erase(c);  // the consumer broke its side: it is on its own now
           break;

@@ -159,7 +159,10 @@ class ChannelWriter {
   // Errc::invalid_argument if this consumer still holds d.slot of d.pool (reusing a held slot
   // would change a frame under its reader); the channel's broken() error once the consumer's
   // tail left the ring's bounds.
-  Result<bool> publish(const Descriptor& d);
+  // `now` is when the slot counts as held from, for oldest_hold() (a caller that already read
+  // the clock for this frame passes what it read).
+  Result<bool> publish(const Descriptor& d, std::chrono::steady_clock::time_point now =
+                                                std::chrono::steady_clock::now());
 
   // Reads the consumer's new releases; `freed(pool, slot)` is called for each slot it really
   // held, which it no longer does. Others are counted in bogus_releases(). Returns the number
@@ -220,6 +223,11 @@ struct ChannelProgress {
   std::uint32_t released = 0;
 };
 ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept;
+
+// The monotonic clock of steady_clock, read at the kernel's tick (1-4 ms) for a fraction of the
+// cost (CLOCK_MONOTONIC_COARSE): for checks every 100 ms and deadlines of seconds, on paths
+// where a precise reading per frame would show in the profile.
+std::chrono::steady_clock::time_point coarse_now() noexcept;
 
 // Sleeps until any of `readers` is readable (or ended), or `deadline`: one futex_waitv over
 // their producers' head words (at most 63 channels beside a bell).
