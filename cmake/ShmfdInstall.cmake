@@ -1,7 +1,8 @@
 # What `make install` and the Debian packages install, beyond each directory's own rules:
-# the CMake package (find_package(shmfd 0.2 CONFIG)), shmfd.pc, and the programs.
-# Components: lib (libshmfd.so.*), dev (headers, schemas, CMake package, pkg-config,
-# libshmfd.so), bin (broker, tools, systemd units, man pages).
+# the CMake package (find_package(shmfd 0.2 CONFIG)), shmfd.pc and shmfd-c.pc, and the programs.
+# Components: lib (libshmfd.so.*), clib (libshmfd-c.so.*, the C API), dev (headers, schemas,
+# CMake package, pkg-config, libshmfd.so, libshmfd-c.so), bin (broker, tools, systemd units,
+# man pages).
 include(CMakePackageConfigHelpers)
 
 set(SHMFD_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmfd)
@@ -19,8 +20,9 @@ install(FILES ${PROJECT_BINARY_DIR}/shmfdConfig.cmake ${PROJECT_BINARY_DIR}/shmf
 file(RELATIVE_PATH SHMFD_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" SHMFD_PC_TO_PREFIX "${SHMFD_PC_TO_PREFIX}")
 configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/shmfd.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/shmfd.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
-  COMPONENT dev)
+configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/shmfd-c.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/shmfd.pc ${PROJECT_BINARY_DIR}/shmfd-c.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
 install(TARGETS shmfd-broker shmfdctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT bin)
 if(SHMFD_BUILD_EXAMPLES)

@@ -1,6 +1,8 @@
 # Debian packages with CPack's DEB generator (`make deb`), one per install component:
 #   libshmfd0.2   lib  the shared library (its name follows the SONAME)
-#   libshmfd-dev  dev  headers, generated headers, schemas, CMake package, shmfd.pc
+#   libshmfd-c1   clib the C API's library, libshmfd-c.so.1 (stable ABI)
+#   libshmfd-dev  dev  headers (shmfd.h too), generated headers, schemas, CMake package,
+#                      shmfd.pc, shmfd-c.pc
 #   shmfd         bin  broker, tools, man pages, systemd units, sysusers, example policy
 # CPack rather than a debian/ directory: the split, the SONAME and the file lists already live
 # in the install() rules, so the packages cannot drift from `make install`.
@@ -15,7 +17,7 @@ set(CPACK_PACKAGE_VENDOR shmfd)
 # summary above them, except when the summary is CPack's default: so it is set to that.
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CMAKE_PROJECT_NAME} built using CMake")
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
-set(CPACK_COMPONENTS_ALL lib dev bin)
+set(CPACK_COMPONENTS_ALL lib clib dev bin)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
@@ -35,13 +37,23 @@ set(CPACK_DEBIAN_LIB_DESCRIPTION
 libshmfd moves frames between processes without copying them: sealed memfd buffers passed\n\
 over Unix sockets and verified by shmfd-broker before any consumer maps them.")
 
+set(CPACK_DEBIAN_CLIB_PACKAGE_NAME libshmfd-c1)
+set(CPACK_DEBIAN_CLIB_PACKAGE_SECTION libs)
+set(CPACK_DEBIAN_CLIB_PACKAGE_GENERATE_SHLIBS ON)
+set(CPACK_COMPONENT_CLIB_DEPENDS lib)
+set(CPACK_DEBIAN_CLIB_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (C API library)\n\
+libshmfd-c is the C API of shmfd (shmfd.h), with a stable ABI, for C programs and for every\n\
+language that calls C.")
+
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libshmfd-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-set(CPACK_COMPONENT_DEV_DEPENDS lib)
+set(CPACK_COMPONENT_DEV_DEPENDS lib clib)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libcapnp-dev (>= 0.9), libexpected-dev")
 set(CPACK_DEBIAN_DEV_DESCRIPTION
     "zero-copy IPC with verified, sealed memfds (development files)\n\
-Headers, the Cap'n Proto schemas, the CMake package (find_package(shmfd)) and shmfd.pc.")
+Headers (the C++ API and shmfd.h), the Cap'n Proto schemas, the CMake package\n\
+(find_package(shmfd)), shmfd.pc and shmfd-c.pc.")
 
 set(CPACK_DEBIAN_BIN_PACKAGE_NAME shmfd)
 set(CPACK_DEBIAN_BIN_PACKAGE_SECTION net)

@@ -22,17 +22,20 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log"
 libdir=$(find "$prefix" -name 'libshmfd.so.*.*.*' -printf '%h\n' | head -1)
 [[ -n $libdir ]] || fail "no libshmfd.so.X.Y.Z under $prefix"
 for f in bin/shmfd-broker bin/shmfdctl bin/shmfd-pub bin/shmfd-sub share/man/man1/shmfd-broker.1.gz \
-         include/shmfd/producer.hpp include/shmfd/consumer.hpp \
+         include/shmfd/producer.hpp include/shmfd/consumer.hpp include/shmfd.h \
          include/shmfd/proto/protocol.capnp.h include/shmfd/proto/layout.capnp.h \
          share/shmfd/proto/protocol.capnp share/shmfd/proto/layout.capnp; do
   [[ -e $prefix/$f ]] || fail "missing $f"
 done
-for f in libshmfd.so cmake/shmfd/shmfdConfig.cmake cmake/shmfd/shmfdConfigVersion.cmake \
-         pkgconfig/shmfd.pc; do
+for f in libshmfd.so libshmfd-c.so libshmfd-c.so.1 cmake/shmfd/shmfdConfig.cmake \
+         cmake/shmfd/shmfdConfigVersion.cmake pkgconfig/shmfd.pc pkgconfig/shmfd-c.pc; do
   [[ -e $libdir/$f ]] || fail "missing ${libdir#"$prefix"/}/$f"
 done
 soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
 [[ $soname == libshmfd.so.0.2 ]] || fail "SONAME is '$soname', not libshmfd.so.0.2"
+
+soname=$(objdump -p "$libdir/libshmfd-c.so" | awk '/SONAME/ {print $2}')
+[[ $soname == libshmfd-c.so.1 ]] || fail "libshmfd-c's SONAME is '$soname', not libshmfd-c.so.1"
 
 # The installed programs use the installed library.
 loaded=$(ldd "$prefix/bin/shmfd-broker" | awk '/libshmfd/ {print $3}')
@@ -63,6 +66,12 @@ for p in producer consumer; do
     -Wl,-rpath,"$(pkg-config --variable=libdir shmfd)" || fail "g++ with pkg-config failed ($p)"
 done
 
+# The C API with pkg-config and plain gcc, strictly C11.
+# shellcheck disable=SC2046
+gcc -std=c11 -Wall -Wextra -Werror -Wpedantic -o "$work/pc-c-app" "$here/app/c_app.c" \
+  $(pkg-config --cflags --libs shmfd-c) -Wl,-rpath,"$(pkg-config --variable=libdir shmfd-c)" ||
+  fail "gcc with pkg-config shmfd-c failed"
+
 # 3. Through the installed broker: each consumer with the other build's producer.
 sock=$work/broker.sock
 "$prefix/bin/shmfd-broker" --socket "$sock" 2>"$work/broker.log" &
@@ -80,5 +89,9 @@ run_pair() {  # CONSUMER PRODUCER TOPIC
 }
 run_pair "$work/cmake-build/app-consumer" "$work/pc-producer" cmake-consumer
 run_pair "$work/pc-consumer" "$work/cmake-build/app-producer" pc-consumer
+for app in "$work/cmake-build/c-app" "$work/pc-c-app"; do
+  "$app" "$sock" "c-app-$(basename "$(dirname "$app")")" 100 | grep -q "100 frames, all intact" ||
+    fail "$app failed"
+done
 "$prefix/bin/shmfdctl" --socket "$sock" status >/dev/null || fail "installed shmfdctl status failed"
 echo "install_test: installed into $prefix; find_package and pkg-config builds ran through the installed broker"

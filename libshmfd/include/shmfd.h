@@ -1,0 +1,405 @@
+/* shmfd.h: the C API of shmfd, zero-copy frames between processes through shmfd-broker.
+ *
+ * A thin layer over the C++ client library (libshmfd), for C and for every language that
+ * calls C. Link with -lshmfd-c (pkg-config: shmfd-c). Its ABI is stable within a major
+ * version: the library is libshmfd-c.so.1, handles are opaque, and the structs below only
+ * grow into their reserved space.
+ *
+ * A producer:
+ *
+ *   shmfd_producer* p;
+ *   if (shmfd_producer_connect(NULL, "camera", 0, &p) != SHMFD_OK) die(shmfd_last_error_message());
+ *   shmfd_producer_advertise(p, "cam0", SHMFD_LAYOUT_IMAGE, SHMFD_GUARANTEE_POOL);
+ *   shmfd_layout layout;
+ *   shmfd_image_layout(SHMFD_PIXEL_RGBA8, 1920, 1080, 1, &layout);
+ *   uint32_t pool;
+ *   shmfd_producer_create_pool(p, "cam0", shmfd_layout_extent(&layout), 4, 0, &pool);
+ *   for (;;) {
+ *     shmfd_slot slot;
+ *     shmfd_producer_acquire(p, pool, 0, &slot);      // waits for a free slot
+ *     draw(slot.data, slot.size);
+ *     shmfd_producer_publish_slot(p, "cam0", &slot, &layout, 0, NULL);
+ *   }
+ *   shmfd_producer_close(p);
+ *
+ * A consumer:
+ *
+ *   shmfd_consumer* c;
+ *   shmfd_consumer_connect(NULL, "viewer", 0, &c);
+ *   shmfd_consumer_subscribe(c, "cam0", 0, SHMFD_DROP_OLDEST, NULL);
+ *   shmfd_event* ev;
+ *   while (shmfd_consumer_receive(c, -1, &ev) == SHMFD_OK) {
+ *     const shmfd_frame* f = shmfd_event_frame(ev);
+ *     if (f) use(shmfd_frame_data(f), shmfd_frame_layout(f));
+ *     int end = shmfd_event_get_kind(ev) == SHMFD_EVENT_END_OF_STREAM;
+ *     shmfd_event_free(ev);                             // releases the frame
+ *     if (end) break;
+ *   }
+ *   shmfd_consumer_close(c);
+ *
+ * Errors: every function that can fail returns an shmfd_status, SHMFD_OK (0) on success.
+ * On failure the calling thread's last error holds the code and a message that names the
+ * operation and what was wrong (shmfd_last_error_message()); no output parameter is written,
+ * and nothing is leaked. A NULL handle or output pointer is SHMFD_E_INVALID_ARGUMENT.
+ *
+ * Threads: each handle (producer, consumer) is used by one thread at a time. An event of a
+ * consumer is freed by the thread that uses that consumer, or while no call on it runs.
+ * Different handles may be used from different threads at once.
+ */
+#ifndef SHMFD_H
+#define SHMFD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMFD_C_API_VERSION 1
+
+/* ---- Errors ------------------------------------------------------------------------------ */
+
+typedef enum shmfd_status {
+  SHMFD_OK = 0,
+  /* A received fd failed verification. */
+  SHMFD_E_NOT_MEMFD = 1,
+  SHMFD_E_MISSING_SEALS = 2,
+  SHMFD_E_BUFFER_TOO_SMALL = 3,
+  SHMFD_E_NOT_READABLE = 4,
+  /* Buffer creation. */
+  SHMFD_E_INVALID_SIZE = 5,
+  SHMFD_E_HUGE_PAGES_UNAVAILABLE = 6,
+  /* Transport. */
+  SHMFD_E_TOO_MANY_FDS = 7,
+  SHMFD_E_FDS_TRUNCATED = 8,
+  SHMFD_E_MESSAGE_TRUNCATED = 9,
+  SHMFD_E_EMPTY_MESSAGE = 10,
+  /* A layout broke one of its rules (docs/PROTOCOL.md, "Layouts"). */
+  SHMFD_E_LAYOUT_UNKNOWN_FORMAT = 11,
+  SHMFD_E_LAYOUT_BAD_DIMENSIONS = 12,
+  SHMFD_E_LAYOUT_PLANE_COUNT = 13,
+  SHMFD_E_LAYOUT_STRIDE_TOO_SMALL = 14,
+  SHMFD_E_LAYOUT_PLANE_TOO_SMALL = 15,
+  SHMFD_E_LAYOUT_PLANES_OVERLAP = 16,
+  SHMFD_E_LAYOUT_OVERFLOW = 17,
+  SHMFD_E_LAYOUT_OUT_OF_BOUNDS = 18,
+  /* Wire decoding. */
+  SHMFD_E_MALFORMED_MESSAGE = 19,
+  SHMFD_E_FD_INDEX_OUT_OF_RANGE = 20,
+  SHMFD_E_INVALID_TOPIC_NAME = 21,
+  /* The broker refused a request: shmfd_last_broker_error() says why. */
+  SHMFD_E_BROKER_REFUSED = 22,
+  SHMFD_E_PROTOCOL_VIOLATION = 23, /* the broker sent what the protocol does not allow here */
+  SHMFD_E_DISCONNECTED = 24,       /* the broker closed the connection */
+  SHMFD_E_NO_FREE_SLOT = 25,       /* every slot is held (acquire with SHMFD_NONBLOCK) */
+  SHMFD_E_INVALID_ARGUMENT = 26,   /* the caller's mistake: a NULL handle, an unknown pool */
+  SHMFD_E_INVALID_CONFIGURATION = 27,
+  SHMFD_E_LIMIT_EXCEEDED = 28,
+  /* An operating-system call failed: shmfd_last_error_errno() has its errno. */
+  SHMFD_E_SYSTEM = 100,
+  /* Memory ran out, or the C++ library threw where it should not have (a bug: please report). */
+  SHMFD_E_INTERNAL = 101
+} shmfd_status;
+
+/* Why the broker refused (the code of its Error message, docs/PROTOCOL.md, "Errors"). */
+typedef enum shmfd_broker_error {
+  SHMFD_BROKER_PROTOCOL_VERSION = 0,
+  SHMFD_BROKER_MALFORMED_MESSAGE = 1,
+  SHMFD_BROKER_NOT_MEMFD = 2,
+  SHMFD_BROKER_MISSING_SEALS = 3,
+  SHMFD_BROKER_BUFFER_TOO_SMALL = 4,
+  SHMFD_BROKER_INVALID_LAYOUT = 5,
+  SHMFD_BROKER_LIMIT_EXCEEDED = 6,
+  SHMFD_BROKER_UNKNOWN_TOPIC = 7,
+  SHMFD_BROKER_PERMISSION_DENIED = 8,
+  SHMFD_BROKER_INTERNAL = 9,
+  SHMFD_BROKER_TOPIC_TAKEN = 10,
+  SHMFD_BROKER_NOT_READABLE = 11,
+  SHMFD_BROKER_INVALID_TOPIC_NAME = 12,
+  SHMFD_BROKER_UNEXPECTED_MESSAGE = 13,
+  SHMFD_BROKER_ALREADY_SUBSCRIBED = 14,
+  SHMFD_BROKER_NOT_SUBSCRIBED = 15,
+  SHMFD_BROKER_NOT_HELD = 16,
+  SHMFD_BROKER_SLOT_BUSY = 17,
+  SHMFD_BROKER_UNKNOWN_POOL = 18,
+  SHMFD_BROKER_GUARANTEE_MISMATCH = 19,
+  SHMFD_BROKER_WRONG_FD_COUNT = 20,
+  SHMFD_BROKER_ALREADY_ADVERTISED = 21,
+  SHMFD_BROKER_BAD_SEQUENCE = 22
+} shmfd_broker_error;
+
+/* The calling thread's last error: its code (SHMFD_OK if none yet), and its message, which
+ * stays valid until the next failing call on this thread. */
+shmfd_status shmfd_last_error(void);
+const char* shmfd_last_error_message(void);
+/* The errno of the last SHMFD_E_SYSTEM error, else 0. */
+int shmfd_last_error_errno(void);
+/* The broker's code of the last SHMFD_E_BROKER_REFUSED error (an shmfd_broker_error), else -1. */
+int shmfd_last_broker_error(void);
+/* A constant name for a status: "SHMFD_E_DISCONNECTED". */
+const char* shmfd_status_name(shmfd_status status);
+
+/* The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
+ * root. Every socket_path parameter takes NULL for it. Written to buf, NUL-terminated; returns
+ * its length, or the size buf needs (as snprintf does). */
+size_t shmfd_default_socket_path(char* buf, size_t size);
+
+/* ---- Layouts: what a frame's bytes mean -------------------------------------------------- */
+
+typedef enum shmfd_layout_kind {
+  SHMFD_LAYOUT_BLOB = 0,
+  SHMFD_LAYOUT_IMAGE = 1,
+  SHMFD_LAYOUT_AUDIO = 2,
+  SHMFD_LAYOUT_TENSOR = 3
+} shmfd_layout_kind;
+
+typedef enum shmfd_pixel_format {
+  SHMFD_PIXEL_RGBA8 = 0,
+  SHMFD_PIXEL_BGRA8 = 1,
+  SHMFD_PIXEL_RGB24 = 2,
+  SHMFD_PIXEL_NV12 = 3, /* 2 planes: Y, then interleaved UV at half resolution */
+  SHMFD_PIXEL_I420 = 4, /* 3 planes: Y, U, V (U and V at half resolution) */
+  SHMFD_PIXEL_YUYV = 5,
+  SHMFD_PIXEL_GRAY8 = 6,
+  SHMFD_PIXEL_GRAY16 = 7 /* little-endian */
+} shmfd_pixel_format;
+
+typedef enum shmfd_sample_format {
+  SHMFD_SAMPLE_U8 = 0,
+  SHMFD_SAMPLE_S16 = 1,
+  SHMFD_SAMPLE_S32 = 2,
+  SHMFD_SAMPLE_F32 = 3,
+  SHMFD_SAMPLE_F64 = 4
+} shmfd_sample_format;
+
+typedef enum shmfd_dtype {
+  SHMFD_DTYPE_U8 = 0,
+  SHMFD_DTYPE_I8 = 1,
+  SHMFD_DTYPE_U16 = 2,
+  SHMFD_DTYPE_I16 = 3,
+  SHMFD_DTYPE_U32 = 4,
+  SHMFD_DTYPE_I32 = 5,
+  SHMFD_DTYPE_U64 = 6,
+  SHMFD_DTYPE_I64 = 7,
+  SHMFD_DTYPE_F16 = 8,
+  SHMFD_DTYPE_BF16 = 9,
+  SHMFD_DTYPE_F32 = 10,
+  SHMFD_DTYPE_F64 = 11
+} shmfd_dtype;
+
+#define SHMFD_MAX_PLANES 4
+#define SHMFD_MAX_TENSOR_RANK 8
+
+typedef struct shmfd_plane {
+  uint64_t offset; /* first byte of the plane in the frame */
+  uint64_t stride; /* bytes from one row to the next */
+  uint64_t size;   /* bytes the plane occupies */
+} shmfd_plane;
+
+/* A layout: `kind` says which member of the union holds. Offsets are from the start of the
+ * frame's bytes (shmfd_frame_data, or a slot's data). Fill one with the shmfd_*_layout
+ * functions, which compute planes and strides, or by hand: the library checks every layout
+ * against the bytes it describes (shmfd_layout_check) before it goes anywhere. */
+typedef struct shmfd_layout {
+  uint32_t kind;   /* an shmfd_layout_kind */
+  uint32_t format; /* image: shmfd_pixel_format; audio: shmfd_sample_format; tensor: shmfd_dtype */
+  union {
+    struct {
+      uint64_t offset;
+      uint64_t size;
+    } blob;
+    struct {
+      uint32_t width;
+      uint32_t height;
+      uint32_t plane_count;
+      uint32_t reserved_;
+      shmfd_plane planes[SHMFD_MAX_PLANES];
+    } image;
+    struct {
+      uint32_t sample_rate;
+      uint32_t channels;
+      uint64_t frames; /* samples per channel */
+      uint32_t planar; /* 1: one plane per channel; 0: interleaved */
+      uint32_t reserved_;
+      uint64_t offset;
+      uint64_t plane_stride; /* planar only: bytes from one channel's plane to the next */
+    } audio;
+    struct {
+      uint64_t offset;
+      uint32_t rank;
+      uint32_t reserved_;
+      uint64_t shape[SHMFD_MAX_TENSOR_RANK];
+      uint64_t strides[SHMFD_MAX_TENSOR_RANK]; /* in bytes */
+    } tensor;
+    uint64_t reserved_[32]; /* room to grow without changing the struct's size */
+  };
+} shmfd_layout;
+
+/* Standard layouts. row_alignment (a power of two; 1 packs tightly) pads each row and aligns
+ * each plane. */
+shmfd_status shmfd_image_layout(shmfd_pixel_format format, uint32_t width, uint32_t height,
+                                uint32_t row_alignment, shmfd_layout* out);
+shmfd_status shmfd_audio_layout(shmfd_sample_format format, uint32_t sample_rate, uint32_t channels,
+                                uint64_t frames, int planar, shmfd_layout* out);
+/* Row-major (C order), densely packed; rank 1 to SHMFD_MAX_TENSOR_RANK. */
+shmfd_status shmfd_tensor_layout(shmfd_dtype dtype, uint32_t rank, const uint64_t* shape,
+                                 shmfd_layout* out);
+shmfd_status shmfd_blob_layout(uint64_t size, shmfd_layout* out);
+/* Checks every rule of `layout` and that what it describes fits in `buffer_size` bytes;
+ * SHMFD_E_LAYOUT_* names the rule broken. */
+shmfd_status shmfd_layout_check(const shmfd_layout* layout, uint64_t buffer_size);
+/* One past the last byte `layout` describes: the least size of a buffer or slot for it
+ * (0 if the layout is invalid; shmfd_layout_check says why). */
+uint64_t shmfd_layout_extent(const shmfd_layout* layout);
+
+/* ---- Producer ---------------------------------------------------------------------------- */
+
+typedef struct shmfd_producer shmfd_producer;
+
+typedef enum shmfd_guarantee {
+  SHMFD_GUARANTEE_SEALED = 0, /* each frame is its own sealed memfd: immutable once published */
+  SHMFD_GUARANTEE_POOL = 1    /* frames are slots of a pool, reused once every consumer let go */
+} shmfd_guarantee;
+
+/* Flags of shmfd_producer_connect and shmfd_consumer_connect. */
+#define SHMFD_RECONNECT 0x1u /* a lost broker is connected to again; the calls go on */
+/* Consumer only: every frame comes through the broker's socket, so shmfd_consumer_fd() can be
+ * polled. Without it, pool frames come on shared-memory channels that no fd signals (faster:
+ * docs/PROTOCOL.md, section 14), and shmfd_consumer_fd() fails. */
+#define SHMFD_POLLABLE 0x2u
+/* Take pool frames through the broker even where channels are offered. */
+#define SHMFD_NO_CHANNELS 0x4u
+
+/* Connects to the broker (socket_path NULL: the default) and completes the handshake. */
+shmfd_status shmfd_producer_connect(const char* socket_path, const char* client_name,
+                                    uint32_t flags, shmfd_producer** out);
+/* Disconnects and frees everything the producer holds. NULL is ignored. Its consumers get
+ * SHMFD_EVENT_END_OF_STREAM. */
+void shmfd_producer_close(shmfd_producer* producer);
+
+/* Declares this client the producer of `topic`, whose frames all have layouts of `kind`. */
+shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic,
+                                      shmfd_layout_kind kind, shmfd_guarantee guarantee);
+/* Stops producing `topic` (its consumers get end of stream) without disconnecting. */
+shmfd_status shmfd_producer_unadvertise(shmfd_producer* producer, const char* topic);
+
+/* Pools: the fast path. */
+#define SHMFD_POOL_HUGE_PAGES 0x1u /* 2 MiB pages, or normal ones when too few are reserved */
+
+typedef struct shmfd_slot {
+  uint32_t pool;
+  uint32_t index;
+  uint8_t* data; /* writable until published */
+  size_t size;   /* the slot's size: at least the slot_bytes asked for, in whole pages */
+  uint64_t reserved_[2];
+} shmfd_slot;
+
+/* Creates a pool of `slot_count` slots of at least `slot_bytes` each for `topic` (advertised
+ * with SHMFD_GUARANTEE_POOL), sealed and registered with the broker. */
+shmfd_status shmfd_producer_create_pool(shmfd_producer* producer, const char* topic,
+                                        size_t slot_bytes, uint32_t slot_count, uint32_t flags,
+                                        uint32_t* pool_out);
+#define SHMFD_NONBLOCK 0x1u
+/* A free slot to write into: waits until one is free, or with SHMFD_NONBLOCK fails with
+ * SHMFD_E_NO_FREE_SLOT. A slot is free once every consumer released its last frame. */
+shmfd_status shmfd_producer_acquire(shmfd_producer* producer, uint32_t pool, uint32_t flags,
+                                    shmfd_slot* out);
+/* Publishes an acquired slot with `layout` (offsets within the slot). timestamp_ns 0 means now
+ * (CLOCK_MONOTONIC). sequence_out (may be NULL) gets the frame's sequence number. */
+shmfd_status shmfd_producer_publish_slot(shmfd_producer* producer, const char* topic,
+                                         const shmfd_slot* slot, const shmfd_layout* layout,
+                                         uint64_t timestamp_ns, uint64_t* sequence_out);
+
+/* Sealed frames: a buffer of their own, sealed when published, so no one can change it after. */
+typedef struct shmfd_buffer shmfd_buffer;
+/* A writable memfd of `size` bytes for `topic`. */
+shmfd_status shmfd_producer_allocate(shmfd_producer* producer, const char* topic, size_t size,
+                                     shmfd_buffer** out);
+uint8_t* shmfd_buffer_data(shmfd_buffer* buffer);
+size_t shmfd_buffer_size(const shmfd_buffer* buffer);
+/* Frees a buffer that was not published. NULL is ignored. */
+void shmfd_buffer_free(shmfd_buffer* buffer);
+/* Seals `buffer` and publishes it. The buffer is consumed whatever the outcome: do not use or
+ * free it after this call. */
+shmfd_status shmfd_producer_publish_buffer(shmfd_producer* producer, const char* topic,
+                                           shmfd_buffer* buffer, const shmfd_layout* layout,
+                                           uint64_t timestamp_ns, uint64_t* sequence_out);
+
+/* The broker checks frames after they are sent: a refusal (a layout too large for its buffer,
+ * say) is returned by a later publish, or by this call, which returns SHMFD_OK when none is
+ * pending and the oldest refusal otherwise (one per call). */
+shmfd_status shmfd_producer_poll_error(shmfd_producer* producer);
+
+/* ---- Consumer ---------------------------------------------------------------------------- */
+
+typedef struct shmfd_consumer shmfd_consumer;
+typedef struct shmfd_event shmfd_event;
+typedef struct shmfd_frame shmfd_frame;
+
+typedef enum shmfd_backpressure {
+  SHMFD_DROP_OLDEST = 0,   /* live media: a full queue drops its oldest frame for the new one */
+  SHMFD_BLOCK_PRODUCER = 1 /* no loss: the producer waits until this consumer has room */
+} shmfd_backpressure;
+
+shmfd_status shmfd_consumer_connect(const char* socket_path, const char* client_name,
+                                    uint32_t flags, shmfd_consumer** out);
+/* Frees the consumer and disconnects. Events not freed yet stay valid (their frames' pages
+ * stay mapped), and the connection closes once the last of them is freed. NULL is ignored. */
+void shmfd_consumer_close(shmfd_consumer* consumer);
+
+/* Subscribes to `topic`: up to `depth` frames queued (0: the broker's default); depth_out (may
+ * be NULL) gets the depth granted. */
+shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topic, uint32_t depth,
+                                      shmfd_backpressure policy, uint32_t* depth_out);
+shmfd_status shmfd_consumer_unsubscribe(shmfd_consumer* consumer, const char* topic);
+
+/* The next event. timeout_ms < 0 waits for one; 0 returns at once; > 0 waits at most that long.
+ * *out is NULL when none came in time (SHMFD_OK still). SHMFD_E_DISCONNECTED: the broker is
+ * gone (without SHMFD_RECONNECT). */
+shmfd_status shmfd_consumer_receive(shmfd_consumer* consumer, int timeout_ms, shmfd_event** out);
+
+/* The fd to poll for readability (consumers connected with SHMFD_POLLABLE only). Before each
+ * poll, call shmfd_consumer_receive(consumer, 0, &ev) until it gives no event: events can wait
+ * inside the library without the fd being readable (frames that came while subscribe waited
+ * for its answer). The fd changes after an SHMFD_EVENT_RECONNECTED: take it again. */
+shmfd_status shmfd_consumer_fd(const shmfd_consumer* consumer, int* fd_out);
+
+/* Descriptors producers wrote on this consumer's channels that failed the checks: skipped. */
+uint64_t shmfd_consumer_refusals(const shmfd_consumer* consumer);
+
+typedef enum shmfd_event_kind {
+  SHMFD_EVENT_NONE = -1, /* what shmfd_event_get_kind(NULL) returns */
+  SHMFD_EVENT_FRAME = 0,
+  SHMFD_EVENT_END_OF_STREAM = 1, /* the topic's producer left or stopped */
+  SHMFD_EVENT_RECONNECTED = 2    /* the broker came back; every subscription is renewed */
+} shmfd_event_kind;
+
+shmfd_event_kind shmfd_event_get_kind(const shmfd_event* event);
+/* The topic of a frame or an end of stream ("" for a reconnection). */
+const char* shmfd_event_topic(const shmfd_event* event);
+/* Why the stream ended (SHMFD_EVENT_END_OF_STREAM), else "". */
+const char* shmfd_event_reason(const shmfd_event* event);
+/* The frame of an SHMFD_EVENT_FRAME, else NULL; it lives as long as the event. */
+const shmfd_frame* shmfd_event_frame(const shmfd_event* event);
+/* Releases the event's frame (its pool slot goes back to the producer) and frees it. NULL is
+ * ignored. */
+void shmfd_event_free(shmfd_event* event);
+
+/* A frame's bytes: read-only, the producer's very pages (writing them faults: SIGSEGV). */
+const uint8_t* shmfd_frame_data(const shmfd_frame* frame);
+size_t shmfd_frame_size(const shmfd_frame* frame);
+/* Its layout, checked against its bytes by this library before the frame was handed out. */
+const shmfd_layout* shmfd_frame_layout(const shmfd_frame* frame);
+uint64_t shmfd_frame_sequence(const shmfd_frame* frame);
+uint64_t shmfd_frame_timestamp_ns(const shmfd_frame* frame); /* CLOCK_MONOTONIC */
+/* Frames of this topic this consumer missed so far (dropped for it, or lost in a reconnect). */
+uint64_t shmfd_frame_dropped(const shmfd_frame* frame);
+/* 1 if the frame is a slot of a pool, 0 if it is a sealed buffer of its own. */
+int shmfd_frame_in_pool(const shmfd_frame* frame);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMFD_H */

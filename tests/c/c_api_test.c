@@ -1,0 +1,373 @@
+/* The C API end to end, in C11 (-std=c11 -Wall -Wextra -Werror -Wpedantic), through a real
+ * shmfd-broker: pool and sealed frames, layouts, a pollable consumer, timeouts, end of stream,
+ * the broker's refusals, the caller's mistakes, and a broker that dies. Every fd and mapping
+ * this process had at the start must be all it has at the end.
+ *
+ *   shmfd_c_api_test PATH/TO/shmfd-broker
+ */
+#define _GNU_SOURCE
+#include <shmfd.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int failures;
+static char socket_path[256];
+static char socket_dir[128];
+static pid_t broker = -1;
+
+#define CHECK(cond)                                                                              \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed; last error %s: %s\n", __FILE__, __LINE__, #cond, \
+              shmfd_status_name(shmfd_last_error()), shmfd_last_error_message());                \
+      ++failures;                                                                                \
+    }                                                                                            \
+  } while (0)
+/* A call that must succeed; the test cannot go on without it. */
+#define MUST(call)                                                          \
+  do {                                                                      \
+    shmfd_status must_status_ = (call);                                     \
+    if (must_status_ != SHMFD_OK) {                                         \
+      fprintf(stderr, "%s:%d: %s: %s: %s\n", __FILE__, __LINE__, #call,     \
+              shmfd_status_name(must_status_), shmfd_last_error_message()); \
+      stop_broker();                                                        \
+      exit(1);                                                              \
+    }                                                                       \
+  } while (0)
+
+static void stop_broker(void) {
+  if (broker > 0) {
+    kill(broker, SIGTERM);
+    waitpid(broker, NULL, 0);
+    broker = -1;
+  }
+}
+
+static void start_broker(const char* binary) {
+  snprintf(socket_dir, sizeof socket_dir, "/tmp/shmfd-c-api-XXXXXX");
+  if (!mkdtemp(socket_dir)) {
+    perror("mkdtemp");
+    exit(1);
+  }
+  snprintf(socket_path, sizeof socket_path, "%s/broker.sock", socket_dir);
+  broker = fork();
+  if (broker == 0) {
+    execl(binary, binary, "--socket", socket_path, "--log-level", "warn", (char*)NULL);
+    perror("exec shmfd-broker");
+    _exit(127);
+  }
+  for (int i = 0; i < 200; ++i) {
+    struct stat st;
+    if (stat(socket_path, &st) == 0) return;
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  fprintf(stderr, "the broker did not start\n");
+  stop_broker();
+  exit(1);
+}
+
+static int count_fds(void) {
+  DIR* d = opendir("/proc/self/fd");
+  int n = 0;
+  for (struct dirent* e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n - 1; /* the directory's own fd */
+}
+
+static int count_maps(void) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  int n = 0;
+  for (int c; (c = fgetc(f)) != EOF;) n += c == '\n';
+  fclose(f);
+  return n;
+}
+
+/* Whether `p` lies in a mapping this process cannot write (/proc/self/maps says "r--"). */
+static int mapped_read_only(const void* p) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  unsigned long start, end;
+  char perms[8];
+  int found = 0, read_only = 0;
+  char line[512];
+  while (!found && fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3) continue;
+    if ((unsigned long)p >= start && (unsigned long)p < end) {
+      found = 1;
+      read_only = perms[0] == 'r' && perms[1] == '-';
+    }
+  }
+  fclose(f);
+  return read_only;
+}
+
+/* The byte at `i` of frame `sequence`. */
+static uint8_t pattern(uint64_t sequence, size_t i) {
+  return (uint8_t)(sequence * 31 + i * 7);
+}
+
+static void test_errors_before_any_broker(void) {
+  shmfd_producer* p = NULL;
+  CHECK(shmfd_producer_connect("/nonexistent/shmfd.sock", "c", 0, &p) == SHMFD_E_SYSTEM);
+  CHECK(shmfd_last_error() == SHMFD_E_SYSTEM);
+  CHECK(shmfd_last_error_errno() == ENOENT);
+  CHECK(strstr(shmfd_last_error_message(), "/nonexistent/shmfd.sock") != NULL);
+  CHECK(p == NULL);
+  CHECK(shmfd_producer_connect(socket_path, "c", 0, NULL) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "out is NULL") != NULL);
+  shmfd_consumer* c = NULL;
+  CHECK(shmfd_consumer_connect(socket_path, "c", 0x80, &c) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "unknown flags 0x80") != NULL);
+  CHECK(c == NULL);
+  CHECK(shmfd_producer_advertise(NULL, "t", SHMFD_LAYOUT_BLOB, SHMFD_GUARANTEE_POOL) ==
+        SHMFD_E_INVALID_ARGUMENT);
+
+  shmfd_layout l;
+  CHECK(shmfd_image_layout(SHMFD_PIXEL_NV12, 641, 480, 1, &l) == SHMFD_OK);
+  CHECK(shmfd_image_layout((shmfd_pixel_format)99, 640, 480, 1, &l) ==
+        SHMFD_E_LAYOUT_UNKNOWN_FORMAT);
+  CHECK(shmfd_image_layout(SHMFD_PIXEL_RGBA8, 0, 480, 1, &l) == SHMFD_E_LAYOUT_BAD_DIMENSIONS);
+  CHECK(shmfd_image_layout(SHMFD_PIXEL_RGBA8, 64, 48, 1, &l) == SHMFD_OK);
+  CHECK(l.kind == SHMFD_LAYOUT_IMAGE && l.image.plane_count == 1 &&
+        l.image.planes[0].stride == 256);
+  CHECK(shmfd_layout_extent(&l) == 64 * 48 * 4);
+  CHECK(shmfd_layout_check(&l, 64 * 48 * 4) == SHMFD_OK);
+  CHECK(shmfd_layout_check(&l, 64 * 48 * 4 - 1) == SHMFD_E_LAYOUT_OUT_OF_BOUNDS);
+  l.image.planes[0].stride = 255;
+  CHECK(shmfd_layout_check(&l, 1 << 20) == SHMFD_E_LAYOUT_STRIDE_TOO_SMALL);
+  l.kind = 9;
+  CHECK(shmfd_layout_check(&l, 1 << 20) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "layout kind 9") != NULL);
+  CHECK(shmfd_layout_extent(&l) == 0);
+
+  CHECK(shmfd_audio_layout(SHMFD_SAMPLE_S16, 48000, 2, 480, 0, &l) == SHMFD_OK);
+  CHECK(l.kind == SHMFD_LAYOUT_AUDIO && shmfd_layout_extent(&l) == 480 * 2 * 2);
+  CHECK(shmfd_audio_layout(SHMFD_SAMPLE_F32, 48000, 2, 480, 1, &l) == SHMFD_OK);
+  CHECK(l.format == SHMFD_SAMPLE_F32 && l.audio.planar == 1 && l.audio.channels == 2);
+  CHECK(l.audio.plane_stride == 480 * 4 && l.audio.sample_rate == 48000);
+  CHECK(shmfd_layout_extent(&l) == 480 * 4 * 2);
+  /* NV12 with rows aligned to 64 bytes: Y, then UV at half height, both 128 bytes a row. */
+  CHECK(shmfd_image_layout(SHMFD_PIXEL_NV12, 99, 37, 64, &l) == SHMFD_OK);
+  CHECK(l.format == SHMFD_PIXEL_NV12 && l.image.width == 99 && l.image.height == 37);
+  CHECK(l.image.plane_count == 2 && l.image.planes[0].offset == 0);
+  CHECK(l.image.planes[0].stride == 128 && l.image.planes[1].stride == 128);
+  CHECK(l.image.planes[1].offset == 128 * 37 && l.image.planes[1].size == 128 * 19);
+  const uint64_t shape[3] = {2, 3, 4};
+  CHECK(shmfd_tensor_layout(SHMFD_DTYPE_F32, 3, shape, &l) == SHMFD_OK);
+  CHECK(l.tensor.rank == 3 && l.tensor.strides[0] == 48 && l.tensor.strides[2] == 4);
+  CHECK(shmfd_tensor_layout(SHMFD_DTYPE_F32, 3, NULL, &l) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(shmfd_blob_layout(100, &l) == SHMFD_OK && shmfd_layout_extent(&l) == 100);
+
+  char path[8];
+  const size_t need = shmfd_default_socket_path(path, sizeof path);
+  CHECK(need > 0 && strlen(path) == (need < sizeof path ? need : sizeof path - 1));
+  CHECK(strcmp(shmfd_status_name(SHMFD_E_DISCONNECTED), "SHMFD_E_DISCONNECTED") == 0);
+  CHECK(shmfd_event_get_kind(NULL) == SHMFD_EVENT_NONE);
+}
+
+/* Pool frames of an odd-sized NV12 image on a channel (the default): every byte, the layout,
+ * the sequence; the consumer's mapping of them is read-only. */
+static void test_pool_frames(void) {
+  shmfd_producer* p;
+  shmfd_consumer* c;
+  MUST(shmfd_producer_connect(socket_path, "c-producer", 0, &p));
+  MUST(shmfd_producer_advertise(p, "c/pool", SHMFD_LAYOUT_IMAGE, SHMFD_GUARANTEE_POOL));
+  MUST(shmfd_consumer_connect(socket_path, "c-consumer", 0, &c));
+  uint32_t depth = 0;
+  MUST(shmfd_consumer_subscribe(c, "c/pool", 2, SHMFD_BLOCK_PRODUCER, &depth));
+  CHECK(depth == 2);
+  shmfd_layout layout;
+  MUST(shmfd_image_layout(SHMFD_PIXEL_NV12, 99, 37, 64, &layout));
+  uint32_t pool;
+  MUST(shmfd_producer_create_pool(p, "c/pool", shmfd_layout_extent(&layout), 3, 0, &pool));
+  const size_t extent = shmfd_layout_extent(&layout);
+  for (uint64_t i = 1; i <= 300; ++i) {
+    shmfd_slot slot;
+    MUST(shmfd_producer_acquire(p, pool, 0, &slot));
+    CHECK(slot.pool == pool && slot.size >= extent && slot.size % 4096 == 0);
+    for (size_t b = 0; b < extent; ++b) slot.data[b] = pattern(i, b);
+    uint64_t sequence = 0;
+    MUST(shmfd_producer_publish_slot(p, "c/pool", &slot, &layout, 1000 + i, &sequence));
+    CHECK(sequence == i);
+    shmfd_event* ev = NULL;
+    MUST(shmfd_consumer_receive(c, 5000, &ev));
+    CHECK(ev != NULL);
+    if (!ev) break;
+    CHECK(shmfd_event_get_kind(ev) == SHMFD_EVENT_FRAME);
+    CHECK(strcmp(shmfd_event_topic(ev), "c/pool") == 0);
+    const shmfd_frame* f = shmfd_event_frame(ev);
+    CHECK(f != NULL && shmfd_frame_in_pool(f) == 1);
+    CHECK(shmfd_frame_sequence(f) == i && shmfd_frame_timestamp_ns(f) == 1000 + i);
+    CHECK(shmfd_frame_dropped(f) == 0);
+    CHECK(shmfd_frame_size(f) >= extent);
+    CHECK(memcmp(shmfd_frame_layout(f), &layout, sizeof layout) == 0);
+    const uint8_t* data = shmfd_frame_data(f);
+    size_t wrong = 0;
+    for (size_t b = 0; b < extent; ++b) wrong += data[b] != pattern(i, b);
+    CHECK(wrong == 0);
+    if (i == 1) CHECK(mapped_read_only(data) && !mapped_read_only(&wrong));
+    shmfd_event_free(ev);
+  }
+  /* Unadvertising ends the stream. */
+  MUST(shmfd_producer_unadvertise(p, "c/pool"));
+  shmfd_event* ev = NULL;
+  MUST(shmfd_consumer_receive(c, 5000, &ev));
+  CHECK(ev && shmfd_event_get_kind(ev) == SHMFD_EVENT_END_OF_STREAM);
+  CHECK(ev && strcmp(shmfd_event_topic(ev), "c/pool") == 0);
+  CHECK(ev && shmfd_event_frame(ev) == NULL);
+  shmfd_event_free(ev);
+  /* Nothing more: a timeout gives no event, and no error. */
+  ev = (shmfd_event*)&ev;
+  CHECK(shmfd_consumer_receive(c, 30, &ev) == SHMFD_OK && ev == NULL);
+  CHECK(shmfd_consumer_refusals(c) == 0);
+  shmfd_consumer_close(c);
+  shmfd_producer_close(p);
+}
+
+/* Sealed frames, to a consumer that polls its fd; audio layouts; the broker's refusals. */
+static void test_sealed_frames_and_poll(void) {
+  shmfd_producer* p;
+  shmfd_consumer* c;
+  MUST(shmfd_producer_connect(socket_path, "c-sealed", 0, &p));
+  MUST(shmfd_producer_advertise(p, "c/audio", SHMFD_LAYOUT_AUDIO, SHMFD_GUARANTEE_SEALED));
+  MUST(shmfd_consumer_connect(socket_path, "c-poller", SHMFD_POLLABLE, &c));
+  MUST(shmfd_consumer_subscribe(c, "c/audio", 4, SHMFD_DROP_OLDEST, NULL));
+  int fd = -1;
+  MUST(shmfd_consumer_fd(c, &fd));
+  CHECK(fd >= 0);
+  shmfd_layout layout;
+  MUST(shmfd_audio_layout(SHMFD_SAMPLE_F32, 48000, 2, 480, 1, &layout));
+  const size_t extent = shmfd_layout_extent(&layout);
+  for (uint64_t i = 1; i <= 50; ++i) {
+    shmfd_buffer* b;
+    MUST(shmfd_producer_allocate(p, "c/audio", extent, &b));
+    CHECK(shmfd_buffer_size(b) == extent);
+    for (size_t k = 0; k < extent; ++k) shmfd_buffer_data(b)[k] = pattern(i, k);
+    MUST(shmfd_producer_publish_buffer(p, "c/audio", b, &layout, 0, NULL));
+    struct pollfd pfd = {fd, POLLIN, 0};
+    CHECK(poll(&pfd, 1, 5000) == 1);
+    shmfd_event* ev = NULL;
+    MUST(shmfd_consumer_receive(c, 0, &ev));
+    CHECK(ev != NULL);
+    if (!ev) break;
+    const shmfd_frame* f = shmfd_event_frame(ev);
+    CHECK(f && shmfd_frame_in_pool(f) == 0 && shmfd_frame_sequence(f) == i);
+    CHECK(f && shmfd_frame_timestamp_ns(f) > 0);
+    CHECK(f && memcmp(shmfd_frame_layout(f), &layout, sizeof layout) == 0);
+    size_t wrong = 0;
+    for (size_t k = 0; f && k < extent; ++k) wrong += shmfd_frame_data(f)[k] != pattern(i, k);
+    CHECK(wrong == 0);
+    shmfd_event_free(ev);
+  }
+  /* A buffer that was never published is freed; one published with a layout larger than it is
+   * refused by the broker, and the refusal comes back. */
+  shmfd_buffer* unused;
+  MUST(shmfd_producer_allocate(p, "c/audio", 4096, &unused));
+  shmfd_buffer_free(unused);
+  shmfd_buffer* small;
+  MUST(shmfd_producer_allocate(p, "c/audio", 64, &small));
+  shmfd_status refused = shmfd_producer_publish_buffer(p, "c/audio", small, &layout, 0, NULL);
+  if (refused == SHMFD_OK) {
+    for (int i = 0; i < 200 && (refused = shmfd_producer_poll_error(p)) == SHMFD_OK; ++i) {
+      struct timespec ts = {0, 5 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CHECK(refused == SHMFD_E_LAYOUT_OUT_OF_BOUNDS || refused == SHMFD_E_BROKER_REFUSED);
+  CHECK(strlen(shmfd_last_error_message()) > 0);
+
+  /* A second producer of the topic is refused by the broker, with its reason. */
+  shmfd_producer* other;
+  MUST(shmfd_producer_connect(socket_path, "c-other", 0, &other));
+  CHECK(shmfd_producer_advertise(other, "c/audio", SHMFD_LAYOUT_AUDIO, SHMFD_GUARANTEE_SEALED) ==
+        SHMFD_E_BROKER_REFUSED);
+  CHECK(shmfd_last_broker_error() == SHMFD_BROKER_TOPIC_TAKEN);
+  CHECK(strstr(shmfd_last_error_message(), "c/audio") != NULL);
+  CHECK(shmfd_producer_advertise(other, "bad topic!", SHMFD_LAYOUT_BLOB, SHMFD_GUARANTEE_POOL) ==
+        SHMFD_E_INVALID_TOPIC_NAME);
+  CHECK(shmfd_last_broker_error() == -1);
+  shmfd_producer_close(other);
+
+  /* A consumer on channels has no fd to poll, and says why. */
+  shmfd_consumer* fast;
+  MUST(shmfd_consumer_connect(socket_path, "c-fast", 0, &fast));
+  CHECK(shmfd_consumer_fd(fast, &fd) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "SHMFD_POLLABLE") != NULL);
+  CHECK(shmfd_consumer_subscribe(fast, "c/audio", 0, (shmfd_backpressure)7, NULL) ==
+        SHMFD_E_INVALID_ARGUMENT);
+  shmfd_consumer_close(fast);
+  shmfd_consumer_close(c);
+  shmfd_producer_close(p);
+}
+
+/* A frame held past its consumer's close stays readable; a broker that dies is reported. */
+static void test_broker_loss(void) {
+  shmfd_producer* p;
+  shmfd_consumer* c;
+  MUST(shmfd_producer_connect(socket_path, "c-last", 0, &p));
+  MUST(shmfd_producer_advertise(p, "c/last", SHMFD_LAYOUT_BLOB, SHMFD_GUARANTEE_POOL));
+  MUST(shmfd_consumer_connect(socket_path, "c-last", 0, &c));
+  MUST(shmfd_consumer_subscribe(c, "c/last", 0, SHMFD_DROP_OLDEST, NULL));
+  uint32_t pool;
+  MUST(shmfd_producer_create_pool(p, "c/last", 100, 2, 0, &pool));
+  shmfd_layout layout;
+  MUST(shmfd_blob_layout(100, &layout));
+  shmfd_slot slot;
+  MUST(shmfd_producer_acquire(p, pool, SHMFD_NONBLOCK, &slot));
+  memset(slot.data, 0x5a, 100);
+  MUST(shmfd_producer_publish_slot(p, "c/last", &slot, &layout, 0, NULL));
+  shmfd_event* held = NULL;
+  MUST(shmfd_consumer_receive(c, 5000, &held));
+  CHECK(held && shmfd_event_frame(held));
+
+  stop_broker();
+  shmfd_event* ev = NULL;
+  CHECK(shmfd_consumer_receive(c, 2000, &ev) == SHMFD_E_DISCONNECTED && ev == NULL);
+  shmfd_consumer_close(c);
+  if (held && shmfd_event_frame(held)) {
+    CHECK(shmfd_frame_data(shmfd_event_frame(held))[99] == 0x5a);
+  }
+  shmfd_event_free(held);
+  shmfd_producer_close(p);
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s PATH/TO/shmfd-broker\n", argv[0]);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  start_broker(argv[1]);
+  /* One connection first: what the first one sets up for good (the allocator's arenas, the
+   * thread's error slot) is not a leak. */
+  shmfd_consumer* warm;
+  MUST(shmfd_consumer_connect(socket_path, "c-warm-up", 0, &warm));
+  shmfd_consumer_close(warm);
+  const int fds = count_fds();
+  const int maps = count_maps();
+  test_errors_before_any_broker();
+  test_pool_frames();
+  test_sealed_frames_and_poll();
+  test_broker_loss();
+  CHECK(count_fds() == fds);
+  CHECK(count_maps() == maps);
+  stop_broker();
+  unlink(socket_path);
+  rmdir(socket_dir);
+  if (failures) {
+    fprintf(stderr, "c_api_test: %d checks failed\n", failures);
+    return 1;
+  }
+  printf("c_api_test: all checks passed (%d fds and %d mappings before and after)\n", fds, maps);
+  return 0;
+}

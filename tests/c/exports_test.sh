@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# libshmfd-c's ABI: its SONAME is libshmfd-c.so.1, it exports exactly the functions shmfd.h
+# declares (all in version node SHMFD_C_1.0), and no other symbol: no C++ and nothing of the
+# libraries it links.
+#   tests/c/exports_test.sh LIBSHMFD_C SHMFD_H
+set -euo pipefail
+lib=$1
+header=$2
+fail() { echo "exports_test: $*" >&2; exit 1; }
+
+soname=$(objdump -p "$lib" | awk '/SONAME/ {print $2}')
+[[ $soname == libshmfd-c.so.1 ]] || fail "SONAME is '$soname', not libshmfd-c.so.1"
+
+exported=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort)
+strange=$(grep -v -E '^(shmfd_[a-z0-9_]+@@SHMFD_C_1\.0|SHMFD_C_1\.0)$' <<<"$exported" || true)
+[[ -z $strange ]] || fail "exports symbols outside the C API: $strange"
+
+# Every function the header declares is exported, and nothing it does not declare.
+declared=$(grep -o -E '\bshmfd_[a-z0-9_]+\(' "$header" | tr -d '(' | sort -u)
+defined=$(sed -n 's/@@SHMFD_C_1\.0$//p' <<<"$exported" | sort -u)
+missing=$(comm -23 <(echo "$declared") <(echo "$defined"))
+extra=$(comm -13 <(echo "$declared") <(echo "$defined"))
+[[ -z $missing ]] || fail "declared in shmfd.h but not exported: $missing"
+[[ -z $extra ]] || fail "exported but not declared in shmfd.h: $extra"
+echo "exports_test: $(wc -l <<<"$defined") functions, SONAME $soname"
