@@ -400,5 +400,68 @@ TEST_F(PoolTest, AConsumerMapsAPoolWithEveryPagePresent) {
   EXPECT_EQ(rss, size) << "pages of the pool were left to fault in on first touch";
 }
 
+TEST_F(PoolTest, ADiscardedSlotIsFreeAgainAndOnlyAnAcquiredOneCanBeDiscarded) {
+  testing::InProcessBroker broker;
+  auto p = pool_producer(broker.path(), "discard", 2);
+  ASSERT_TRUE(p) << p.error().message();
+  auto a = p->producer.acquire(p->pool, Wait::fail_fast);
+  auto b = p->producer.acquire(p->pool, Wait::fail_fast);
+  ASSERT_TRUE(a && b);
+  auto none = p->producer.acquire(p->pool, Wait::fail_fast);
+  ASSERT_FALSE(none);
+  EXPECT_TRUE(none.error().is(Errc::no_free_slot));
+  ASSERT_TRUE(p->producer.discard(*a));
+  auto again = p->producer.acquire(p->pool, Wait::fail_fast);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(again->index, a->index);
+  auto twice = p->producer.discard(*a);
+  ASSERT_TRUE(twice);  // acquired again above: `a` and `again` are the same slot
+  auto not_acquired = p->producer.discard(*a);
+  ASSERT_FALSE(not_acquired);
+  EXPECT_TRUE(not_acquired.error().is(Errc::invalid_argument));
+  EXPECT_NE(not_acquired.error().message().find("is not acquired"), std::string::npos);
+}
+
+TEST_F(PoolTest, KeepMappedHoldsAFramesPagesAfterTheFrameAndItsProducerAreGone) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path(), "keeper");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("kept", 2, Backpressure::block_producer));
+  ASSERT_TRUE(consumer->subscribe("kept-sealed", 2, Backpressure::block_producer));
+  std::shared_ptr<const void> pool_pages, sealed_pages;
+  const std::byte* pool_bytes = nullptr;
+  const std::byte* sealed_bytes = nullptr;
+  {
+    auto p = pool_producer(broker.path(), "kept", 2);
+    ASSERT_TRUE(p);
+    ASSERT_TRUE(publish_stamped(*p, "kept", 1));
+    auto sealed = Producer::connect(broker.path(), "sealed");
+    ASSERT_TRUE(sealed);
+    ASSERT_TRUE(sealed->advertise("kept-sealed", LayoutKind::blob));
+    auto buffer = sealed->allocate("kept-sealed", blob_layout(4096));
+    ASSERT_TRUE(buffer);
+    std::memset(buffer->bytes().data(), 0x77, 4096);
+    ASSERT_TRUE(sealed->publish("kept-sealed", std::move(*buffer), blob_layout(4096)));
+    for (int i = 0; i < 2; ++i) {
+      Frame frame = receive_frame(*consumer);
+      if (frame.in_pool()) {
+        pool_pages = frame.keep_mapped();
+        pool_bytes = frame.bytes().data();
+      } else {
+        sealed_pages = frame.keep_mapped();
+        sealed_bytes = frame.bytes().data();
+      }
+    }  // both frames dropped: released
+  }    // both producers gone
+  // The pool goes once no frame of it is held; the handle keeps its pages mapped.
+  for (int i = 0; i < 3; ++i) {
+    auto e = consumer->receive_for(std::chrono::milliseconds(200));
+    ASSERT_TRUE(e);
+  }
+  ASSERT_TRUE(pool_pages && sealed_pages);
+  EXPECT_TRUE(stamped_with(std::span(pool_bytes, kSlotBytes), 1));
+  EXPECT_EQ(sealed_bytes[4095], std::byte{0x77});
+}
+
 }  // namespace
 }  // namespace shmfd

@@ -124,6 +124,7 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     dropped_ = other.dropped_;
     layout_ = other.layout_;
     mapping_ = std::move(other.mapping_);
+    shared_mapping_ = std::move(other.shared_mapping_);
     pool_ = std::move(other.pool_);
     view_ = other.view_;
     channel_ = std::move(other.channel_);
@@ -137,9 +138,16 @@ Frame::~Frame() {
   release();
 }
 
+std::shared_ptr<const void> Frame::keep_mapped() {
+  if (pool_) return pool_;
+  if (!shared_mapping_) shared_mapping_ = std::make_shared<const Mapping>(std::move(mapping_));
+  return shared_mapping_;
+}
+
 void Frame::release() noexcept {
   view_ = {};
   mapping_.reset();
+  shared_mapping_.reset();
   pool_.reset();
   if (channel_) {
     // A full release ring means the producer stopped reading it: the slot stays counted as

@@ -628,6 +628,18 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
   }
 }
 
+Status Producer::discard(const Slot& slot) {
+  auto it = pools_.find(slot.pool);
+  if (it == pools_.end() || slot.index >= it->second.slots.size() ||
+      it->second.slots[slot.index] != SlotState::acquired) {
+    return fail(Errc::invalid_argument, "discard: slot " + std::to_string(slot.index) +
+                                            " of pool " + std::to_string(slot.pool) +
+                                            " is not acquired");
+  }
+  it->second.slots[slot.index] = SlotState::free;
+  return {};
+}
+
 std::size_t Producer::slot_size(std::uint32_t pool) const {
   auto it = pools_.find(pool);
   return it == pools_.end() ? 0 : it->second.slot_size;

@@ -63,6 +63,11 @@ class Frame {
   std::span<const std::byte> bytes() const noexcept { return view_; }
   // Whether the frame is a slot of a pool (else a buffer of its own).
   bool in_pool() const noexcept { return pool_ != nullptr; }
+  // The mapping of bytes(), shared: the pages stay mapped while the handle lives, also after
+  // the frame is dropped (and so released). For bindings whose views of the bytes may outlive
+  // the frame, such as Python's arrays. Once the frame is released, a pool frame's bytes may
+  // change: the producer may write its slot again.
+  std::shared_ptr<const void> keep_mapped();
 
  private:
   friend class Consumer;
@@ -75,8 +80,9 @@ class Frame {
   std::uint64_t timestamp_ns_ = 0;
   std::uint64_t dropped_ = 0;
   Layout layout_;
-  Mapping mapping_;                               // a frame with its own buffer
-  std::shared_ptr<const detail::PoolView> pool_;  // a pool frame: the pool's mapping
+  Mapping mapping_;                                // a frame with its own buffer
+  std::shared_ptr<const Mapping> shared_mapping_;  // the same, once keep_mapped() shared it
+  std::shared_ptr<const detail::PoolView> pool_;   // a pool frame: the pool's mapping
   std::span<const std::byte> view_;
   std::shared_ptr<detail::ChannelIn> channel_;  // a frame that came on a channel
   std::uint32_t pool_id_ = 0;

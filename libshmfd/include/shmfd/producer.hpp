@@ -112,6 +112,9 @@ class Producer {
   // The encoding half of publish(slot), for try_send.
   Result<PreparedFrame> prepare(std::string_view topic, const Slot& slot, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
+  // Gives back an acquired slot that will not be published (an error, say, before it was
+  // filled): it is free again. Errc::invalid_argument if `slot` is not acquired.
+  Status discard(const Slot& slot);
   std::size_t slot_size(std::uint32_t pool) const;
   std::size_t free_slots(std::uint32_t pool) const;
 
