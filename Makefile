@@ -28,15 +28,16 @@ build: deps $(BUILD)/build.ninja
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The library, headers, schemas, CMake package, shmfd.pc, programs, man pages, systemd units
-# and an example policy, under $(DESTDIR)$(PREFIX).
+# The libraries (C++ and C), headers, schemas, CMake package, pkg-config files, the Python
+# package, programs, man pages, systemd units and an example policy, under $(DESTDIR)$(PREFIX).
 install: deps $(BUILD)/build.ninja
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX="$(PREFIX)" >/dev/null  # unit paths, RPATH
 	cmake --build $(BUILD) -j $(JOBS)
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
-# Debian packages in $(DEB_BUILD)/: libshmfd0.2 (the library), libshmfd-dev (headers, CMake
-# package, pkg-config, schemas) and shmfd (broker, tools, units, man pages), built for /usr.
+# Debian packages in $(DEB_BUILD)/: libshmfd0.2 (the library), libshmfd-c1 (the C API),
+# libshmfd-dev (headers, CMake package, pkg-config, schemas), python3-shmfd (the Python package)
+# and shmfd (broker, tools, units, man pages), built for /usr.
 deb: deps
 	cmake -S . -B $(DEB_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_INSTALL_PREFIX=/usr -DSHMFD_BUILD_TESTS=OFF -DSHMFD_BUILD_BENCH=OFF $(CMAKE_FLAGS)

@@ -4,6 +4,7 @@
 #   libshmfd-dev  dev  headers (shmfd.h too), generated headers, schemas, CMake package,
 #                      shmfd.pc, shmfd-c.pc
 #   shmfd         bin  broker, tools, man pages, systemd units, sysusers, example policy
+#   python3-shmfd python  the Python package (with SHMFD_BUILD_PYTHON)
 # CPack rather than a debian/ directory: the split, the SONAME and the file lists already live
 # in the install() rules, so the packages cannot drift from `make install`.
 set(SHMFD_MAINTAINER "shmfd maintainers <root@localhost>" CACHE STRING
@@ -18,6 +19,9 @@ set(CPACK_PACKAGE_VENDOR shmfd)
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CMAKE_PROJECT_NAME} built using CMake")
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_COMPONENTS_ALL lib clib dev bin)
+if(TARGET shmfd_python)
+  list(APPEND CPACK_COMPONENTS_ALL python)
+endif()
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
@@ -54,6 +58,16 @@ set(CPACK_DEBIAN_DEV_DESCRIPTION
     "zero-copy IPC with verified, sealed memfds (development files)\n\
 Headers (the C++ API and shmfd.h), the Cap'n Proto schemas, the CMake package\n\
 (find_package(shmfd)), shmfd.pc and shmfd-c.pc.")
+
+set(CPACK_DEBIAN_PYTHON_PACKAGE_NAME python3-shmfd)
+set(CPACK_DEBIAN_PYTHON_PACKAGE_SECTION python)
+set(CPACK_COMPONENT_PYTHON_DEPENDS lib)
+# The extension is built for Debian's python3.11, and its arrays are numpy's.
+set(CPACK_DEBIAN_PYTHON_PACKAGE_DEPENDS "python3 (>= 3.11), python3 (<< 3.12), python3-numpy")
+set(CPACK_DEBIAN_PYTHON_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (Python 3)\n\
+The Python package shmfd: frames as read-only numpy arrays that are the producer's very\n\
+pages, pool slots written in place, asyncio iteration.")
 
 set(CPACK_DEBIAN_BIN_PACKAGE_NAME shmfd)
 set(CPACK_DEBIAN_BIN_PACKAGE_SECTION net)

@@ -13,7 +13,7 @@ installed=0
 fail() { echo "deb_test: $*" >&2; exit 1; }
 cleanup() {
   [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 libshmfd0.2 >/dev/null 2>&1
+  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -24,7 +24,7 @@ fi
 
 shopt -s nullglob
 packages=("$debs"/*.deb)
-[[ ${#packages[@]} == 4 ]] || fail "expected 4 packages in $debs, found ${#packages[@]}"
+[[ ${#packages[@]} == 5 ]] || fail "expected 5 packages in $debs, found ${#packages[@]}"
 for p in "${packages[@]}"; do
   echo "deb_test: $(dpkg-deb -f "$p" Package Version Depends | tr '\n' ' ')"
 done
@@ -83,22 +83,24 @@ for _ in $(seq 100); do grep -q subscribed "$work/app.out" && break; sleep 0.05;
 "$work/build/app-producer" "$sock" app 100 >/dev/null || fail "app-producer"
 wait "$consumer" || fail "app-consumer: $(cat "$work/app.out")"
 "$work/build/c-app" "$sock" c-app 100 | grep -q "100 frames, all intact" || fail "c-app (the C API)"
+py_out=$(cd / && /usr/bin/python3 "$here/app/py_app.py" "$sock" py-app 100) || fail "python3-shmfd: $py_out"
+[[ $py_out == *"shmfd from /usr/lib/python3/dist-packages/shmfd/"* ]] || fail "py_app: $py_out"
 kill "$broker_pid"
 wait "$broker_pid" || fail "the installed broker did not stop cleanly"
 broker_pid=
 
 # Removal leaves the conffile until purge; purge leaves nothing.
-apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 "libshmfd0.2" >"$work/apt.log" 2>&1 ||
+apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 python3-shmfd "libshmfd0.2" >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "apt-get remove failed"; }
 [[ ! -e /usr/bin/shmfd-broker && ! -e /usr/lib/$multiarch/libshmfd.so.0.2 ]] ||
   fail "files left after remove"
 [[ -e /etc/shmfd/policy ]] || fail "remove took the conffile /etc/shmfd/policy (only purge may)"
 # (dpkg, not apt: apt forgets local packages once they are removed.)
-dpkg --purge shmfd libshmfd-dev libshmfd-c1 libshmfd0.2 >"$work/apt.log" 2>&1 ||
+dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "dpkg --purge failed"; }
 installed=0
 [[ ! -e /etc/shmfd/policy ]] || fail "purge left /etc/shmfd/policy"
-if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 libshmfd0.2 2>/dev/null | grep -qv "not-installed"; then
+if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 2>/dev/null | grep -qv "not-installed"; then
   fail "packages still installed after purge"
 fi
-echo "deb_test: installed, ran, built against, removed and purged the 4 packages"
+echo "deb_test: installed, ran, built against, removed and purged the 5 packages"

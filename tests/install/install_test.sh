@@ -34,6 +34,9 @@ done
 soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
 [[ $soname == libshmfd.so.0.2 ]] || fail "SONAME is '$soname', not libshmfd.so.0.2"
 
+pydir=$(find "$prefix" -name '_shmfd.cpython-*.so' -printf '%h\n' | head -1)
+[[ -n $pydir && -e $pydir/__init__.py && -e $pydir/__init__.pyi && -e $pydir/py.typed ]] ||
+  fail "the Python package shmfd is not installed whole under $prefix"
 soname=$(objdump -p "$libdir/libshmfd-c.so" | awk '/SONAME/ {print $2}')
 [[ $soname == libshmfd-c.so.1 ]] || fail "libshmfd-c's SONAME is '$soname', not libshmfd-c.so.1"
 
@@ -93,5 +96,9 @@ for app in "$work/cmake-build/c-app" "$work/pc-c-app"; do
   "$app" "$sock" "c-app-$(basename "$(dirname "$app")")" 100 | grep -q "100 frames, all intact" ||
     fail "$app failed"
 done
+# The installed Python package, which finds the installed library on its own (RPATH).
+py_out=$(PYTHONPATH=$(dirname "$pydir") /usr/bin/python3 "$here/app/py_app.py" "$sock" py-app 100) ||
+  fail "the installed Python package failed: $py_out"
+[[ $py_out == *"100 frames, all intact, shmfd from $pydir/"* ]] || fail "py_app: $py_out"
 "$prefix/bin/shmfdctl" --socket "$sock" status >/dev/null || fail "installed shmfdctl status failed"
 echo "install_test: installed into $prefix; find_package and pkg-config builds ran through the installed broker"
