@@ -61,6 +61,7 @@ std::optional<Row> baseline(const Row& r) {
   }
   if (r.scenario == "S5") return find_row("S5", r.variant, "Unix socket copy");
   if (r.scenario == "S3") return find_row("S3", "1 consumers", r.name);
+  if (r.scenario == "S6") return find_row("S6", r.variant, "C++ consumer");
   return std::nullopt;
 }
 
@@ -89,6 +90,9 @@ const std::map<std::string, std::string> kTitles{
      "releases)"},
     {"S4", "S4: streaming 1 KiB frames, no ping-pong"},
     {"S5", "S5: memory"},
+    {"S6",
+     "S6: a Python consumer's time per frame against a C++ consumer's (4K pool frames, "
+     "channels)"},
 };
 
 struct Target {

@@ -15,7 +15,7 @@
 //       the broker has set it up, with no broker on it.
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
-//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5] [--variant TEXT]
+//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5|S6] [--variant TEXT]
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -572,6 +572,88 @@ void s4(Results& results, const bench::Options& o) {
   add_calls("direct SEQPACKET stream (copy, no broker)", direct_calls);
 }
 
+// ---- S6: the Python consumer's cost per frame -------------------------------------------------
+
+// A consumer's time per 4K pool frame at saturation, through the client library on a channel:
+// C++ (receive, look at one byte, release) against the Python package doing the same with a
+// numpy array (bench/suite/py_consumer.py). The difference is what Python adds per frame.
+void s6(Results& results, const bench::Options& o) {
+#ifdef SHMFD_BENCH_PYTHON
+  const std::uint64_t frames = o.n(3000);
+  const auto layout = *image_layout(PixelFormat::rgba8, bench::k4KWidth, bench::k4KHeight);
+  const std::string variant = "4K RGBA pool frames, one byte looked at";
+  ChannelsOn on;
+  std::vector<double> cpp_us, py_us;
+  for (int r = 0; r < 3; ++r) {
+    {
+      bench::BrokerProcess broker;
+      auto producer = must(Producer::connect(broker.socket(), "s6"), "connect");
+      must(producer.advertise("s6", LayoutKind::image, Guarantee::pool), "advertise");
+      const auto pool = must(producer.create_pool("s6", bench::k4KBytes, 4), "create_pool");
+      SharedSamples arrivals(frames);
+      Signal ready;
+      const pid_t child = bench::spawn([&] {
+        auto consumer = must(Consumer::connect(broker.socket(), "bench-cpp"), "connect");
+        must(consumer.subscribe("s6", 2, Backpressure::block_producer), "subscribe");
+        ready.post();
+        std::uint64_t sink = 0;
+        for (std::uint64_t i = 0; i < frames; ++i) {
+          Frame f = receive_frame(consumer);
+          sink += std::to_integer<unsigned>(f.bytes()[0]);
+          arrivals.push(static_cast<double>(now_ns()));
+        }
+        return sink == 1 ? 3 : 0;
+      });
+      ready.wait();
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        auto slot = must(producer.acquire(pool), "acquire");
+        bench::fill(slot.bytes, i, bench::Fill::header);
+        must(producer.publish("s6", slot, layout), "publish");
+      }
+      bench::wait_ok(child);
+      cpp_us.push_back(1e6 / rate_of(arrivals.values()).fps);
+    }
+    {
+      bench::BrokerProcess broker;
+      // The topic first: the Python consumer subscribes as soon as it starts.
+      auto producer = must(Producer::connect(broker.socket(), "s6"), "connect");
+      must(producer.advertise("s6", LayoutKind::image, Guarantee::pool), "advertise");
+      const auto pool = must(producer.create_pool("s6", bench::k4KBytes, 4), "create_pool");
+      const std::string command = "PYTHONPATH=" SHMFD_BENCH_PYTHONPATH " " SHMFD_BENCH_PYTHON
+                                  " " SHMFD_BENCH_PY_CONSUMER " " +
+                                  broker.socket() + " s6 " + std::to_string(frames);
+      std::fflush(nullptr);
+      FILE* py = ::popen(command.c_str(), "r");
+      if (py == nullptr) die("popen " + command);
+      char line[256];
+      if (!std::fgets(line, sizeof line, py) || std::string(line) != "subscribed\n") {
+        ::pclose(py);
+        results.skip("S6", "Python consumer", "the Python consumer did not start: " + command);
+        return;
+      }
+      for (std::uint64_t i = 0; i < frames; ++i) {
+        auto slot = must(producer.acquire(pool), "acquire");
+        bench::fill(slot.bytes, i, bench::Fill::header);
+        must(producer.publish("s6", slot, layout), "publish");
+      }
+      const bool got = std::fgets(line, sizeof line, py) != nullptr;
+      if (::pclose(py) != 0 || !got) die("the Python consumer failed");
+      const auto report = nlohmann::json::parse(line);
+      py_us.push_back(1e6 / report.at("fps").get<double>());
+    }
+  }
+  results.add("S6", variant, "C++ consumer (shmfd library, channel)", "time per frame", "us",
+              bench::median(cpp_us), NAN, "", cpp_us.size());
+  results.add("S6", variant, "Python consumer (shmfd package, numpy array)", "time per frame", "us",
+              bench::median(py_us), NAN, "", py_us.size());
+  results.add("S6", variant, "Python's cost per frame over C++", "time per frame", "us",
+              bench::median(py_us) - bench::median(cpp_us), NAN, "", py_us.size());
+#else
+  (void)o;
+  results.skip("S6", "Python consumer", "the Python package was not built (SHMFD_BUILD_PYTHON)");
+#endif
+}
+
 // ---- S5: memory ------------------------------------------------------------------------------
 
 void s5(Results& results, const bench::Options& o) {
@@ -719,7 +801,7 @@ void s5(Results& results, const bench::Options& o) {
 
 int main(int argc, char** argv) {
   const auto o = bench::parse_options(
-      argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S5] [--variant TEXT]");
+      argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S6] [--variant TEXT]");
   ::signal(SIGPIPE, SIG_IGN);
   ::setenv("SHMFD_CHANNELS", "0", 1);  // see ChannelsOn
   Results results;
@@ -729,6 +811,7 @@ int main(int argc, char** argv) {
   if (o.runs("S3")) s3(results, o);
   if (o.runs("S4")) s4(results, o);
   if (o.runs("S5")) s5(results, o);
+  if (o.runs("S6")) s6(results, o);
   results.write(o.json);
   return 0;
 }
