@@ -118,8 +118,8 @@ shmfd_status guarded(const char* function, F&& body) noexcept {
 // An enum value from C, or `unknown` (one past the last) when it is out of range, so the
 // layout checks name it.
 template <typename E>
-E enum_from(std::uint32_t v, std::uint32_t count) {
-  return static_cast<E>(v < count ? v : count);
+E enum_from(long long v, int count) {
+  return static_cast<E>(v >= 0 && v < count ? static_cast<int>(v) : count);
 }
 
 shmfd_status to_cpp(const char* function, const shmfd_layout* in, shmfd::Layout& out) {
@@ -258,7 +258,7 @@ int shmfd_last_broker_error(void) {
   return last.status == SHMFD_E_BROKER_REFUSED ? last.broker : -1;
 }
 
-const char* shmfd_status_name(shmfd_status status) {
+const char* shmfd_status_name(int status) {
   switch (status) {
 #define SHMFD_NAME(x) \
   case x:             \
@@ -316,8 +316,8 @@ size_t shmfd_default_socket_path(char* buf, size_t size) {
 
 // ---- Layouts ----
 
-shmfd_status shmfd_image_layout(shmfd_pixel_format format, uint32_t width, uint32_t height,
-                                uint32_t row_alignment, shmfd_layout* out) {
+shmfd_status shmfd_image_layout(int format, uint32_t width, uint32_t height, uint32_t row_alignment,
+                                shmfd_layout* out) {
   return guarded("shmfd_image_layout", [&] {
     return layout_out(
         "shmfd_image_layout",
@@ -326,7 +326,7 @@ shmfd_status shmfd_image_layout(shmfd_pixel_format format, uint32_t width, uint3
   });
 }
 
-shmfd_status shmfd_audio_layout(shmfd_sample_format format, uint32_t sample_rate, uint32_t channels,
+shmfd_status shmfd_audio_layout(int format, uint32_t sample_rate, uint32_t channels,
                                 uint64_t frames, int planar, shmfd_layout* out) {
   return guarded("shmfd_audio_layout", [&] {
     return layout_out("shmfd_audio_layout",
@@ -336,7 +336,7 @@ shmfd_status shmfd_audio_layout(shmfd_sample_format format, uint32_t sample_rate
   });
 }
 
-shmfd_status shmfd_tensor_layout(shmfd_dtype dtype, uint32_t rank, const uint64_t* shape,
+shmfd_status shmfd_tensor_layout(int dtype, uint32_t rank, const uint64_t* shape,
                                  shmfd_layout* out) {
   return guarded("shmfd_tensor_layout", [&] {
     if (!shape && rank > 0) return null_argument("shmfd_tensor_layout", "shape");
@@ -398,15 +398,17 @@ void shmfd_producer_close(shmfd_producer* producer) {
   delete producer;
 }
 
-shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic,
-                                      shmfd_layout_kind kind, shmfd_guarantee guarantee) {
+shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic, int kind,
+                                      int guarantee) {
   return guarded("shmfd_producer_advertise", [&] {
     if (!producer) return null_argument("shmfd_producer_advertise", "producer");
     if (!topic) return null_argument("shmfd_producer_advertise", "topic");
-    if (static_cast<unsigned>(kind) > SHMFD_LAYOUT_TENSOR) {
-      return set_error(SHMFD_E_INVALID_ARGUMENT,
-                       "shmfd_producer_advertise(\"" + std::string(topic) + "\"): layout kind " +
-                           std::to_string(static_cast<unsigned>(kind)) + " is unknown");
+    if (kind < SHMFD_LAYOUT_BLOB || kind > SHMFD_LAYOUT_TENSOR) {
+      return set_error(SHMFD_E_INVALID_ARGUMENT, "shmfd_producer_advertise(\"" +
+                                                     std::string(topic) + "\"): layout kind " +
+                                                     std::to_string(kind) +
+                                                     " is none of blob (0), image (1), audio (2), "
+                                                     "tensor (3)");
     }
     if (guarantee != SHMFD_GUARANTEE_SEALED && guarantee != SHMFD_GUARANTEE_POOL) {
       return set_error(SHMFD_E_INVALID_ARGUMENT,
@@ -568,7 +570,7 @@ void shmfd_consumer_close(shmfd_consumer* consumer) {
 }
 
 shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topic, uint32_t depth,
-                                      shmfd_backpressure policy, uint32_t* depth_out) {
+                                      int policy, uint32_t* depth_out) {
   return guarded("shmfd_consumer_subscribe", [&] {
     if (!consumer) return null_argument("shmfd_consumer_subscribe", "consumer");
     if (!topic) return null_argument("shmfd_consumer_subscribe", "topic");

@@ -42,6 +42,9 @@
  * operation and what was wrong (shmfd_last_error_message()); no output parameter is written,
  * and nothing is leaked. A NULL handle or output pointer is SHMFD_E_INVALID_ARGUMENT.
  *
+ * Enumerations are passed as int: a value none of the named constants has is refused with
+ * SHMFD_E_INVALID_ARGUMENT or SHMFD_E_LAYOUT_UNKNOWN_FORMAT, never undefined behaviour.
+ *
  * Threads: each handle (producer, consumer) is used by one thread at a time. An event of a
  * consumer is freed by the thread that uses that consumer, or while no call on it runs.
  * Different handles may be used from different threads at once.
@@ -137,8 +140,8 @@ const char* shmfd_last_error_message(void);
 int shmfd_last_error_errno(void);
 /* The broker's code of the last SHMFD_E_BROKER_REFUSED error (an shmfd_broker_error), else -1. */
 int shmfd_last_broker_error(void);
-/* A constant name for a status: "SHMFD_E_DISCONNECTED". */
-const char* shmfd_status_name(shmfd_status status);
+/* A constant name for a status (an shmfd_status): "SHMFD_E_DISCONNECTED". */
+const char* shmfd_status_name(int status);
 
 /* The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
  * root. Every socket_path parameter takes NULL for it. Written to buf, NUL-terminated; returns
@@ -236,14 +239,15 @@ typedef struct shmfd_layout {
   };
 } shmfd_layout;
 
-/* Standard layouts. row_alignment (a power of two; 1 packs tightly) pads each row and aligns
+/* Standard layouts: format is an shmfd_pixel_format or shmfd_sample_format, dtype an
+ * shmfd_dtype. row_alignment (a power of two; 1 packs tightly) pads each row and aligns
  * each plane. */
-shmfd_status shmfd_image_layout(shmfd_pixel_format format, uint32_t width, uint32_t height,
-                                uint32_t row_alignment, shmfd_layout* out);
-shmfd_status shmfd_audio_layout(shmfd_sample_format format, uint32_t sample_rate, uint32_t channels,
+shmfd_status shmfd_image_layout(int format, uint32_t width, uint32_t height, uint32_t row_alignment,
+                                shmfd_layout* out);
+shmfd_status shmfd_audio_layout(int format, uint32_t sample_rate, uint32_t channels,
                                 uint64_t frames, int planar, shmfd_layout* out);
 /* Row-major (C order), densely packed; rank 1 to SHMFD_MAX_TENSOR_RANK. */
-shmfd_status shmfd_tensor_layout(shmfd_dtype dtype, uint32_t rank, const uint64_t* shape,
+shmfd_status shmfd_tensor_layout(int dtype, uint32_t rank, const uint64_t* shape,
                                  shmfd_layout* out);
 shmfd_status shmfd_blob_layout(uint64_t size, shmfd_layout* out);
 /* Checks every rule of `layout` and that what it describes fits in `buffer_size` bytes;
@@ -278,9 +282,10 @@ shmfd_status shmfd_producer_connect(const char* socket_path, const char* client_
  * SHMFD_EVENT_END_OF_STREAM. */
 void shmfd_producer_close(shmfd_producer* producer);
 
-/* Declares this client the producer of `topic`, whose frames all have layouts of `kind`. */
-shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic,
-                                      shmfd_layout_kind kind, shmfd_guarantee guarantee);
+/* Declares this client the producer of `topic`, whose frames all have layouts of `kind` (an
+ * shmfd_layout_kind); guarantee is an shmfd_guarantee. */
+shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic, int kind,
+                                      int guarantee);
 /* Stops producing `topic` (its consumers get end of stream) without disconnecting. */
 shmfd_status shmfd_producer_unadvertise(shmfd_producer* producer, const char* topic);
 
@@ -348,10 +353,10 @@ shmfd_status shmfd_consumer_connect(const char* socket_path, const char* client_
  * stay mapped), and the connection closes once the last of them is freed. NULL is ignored. */
 void shmfd_consumer_close(shmfd_consumer* consumer);
 
-/* Subscribes to `topic`: up to `depth` frames queued (0: the broker's default); depth_out (may
- * be NULL) gets the depth granted. */
+/* Subscribes to `topic`: up to `depth` frames queued (0: the broker's default), with `policy`
+ * (an shmfd_backpressure); depth_out (may be NULL) gets the depth granted. */
 shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topic, uint32_t depth,
-                                      shmfd_backpressure policy, uint32_t* depth_out);
+                                      int policy, uint32_t* depth_out);
 shmfd_status shmfd_consumer_unsubscribe(shmfd_consumer* consumer, const char* topic);
 
 /* The next event. timeout_ms < 0 waits for one; 0 returns at once; > 0 waits at most that long.

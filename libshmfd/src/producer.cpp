@@ -543,14 +543,9 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
 
 Result<std::uint64_t> Producer::stage(std::string_view topic, const Slot& slot,
                                       const Layout& layout) {
-  auto it = pools_.find(slot.pool);
-  if (it == pools_.end() || slot.index >= it->second.slots.size() ||
-      it->second.slots[slot.index] != SlotState::acquired) {
-    return fail(Errc::invalid_argument, "publish: slot " + std::to_string(slot.index) +
-                                            " of pool " + std::to_string(slot.pool) +
-                                            " is not acquired");
-  }
-  PoolState& p = it->second;
+  auto acquired = acquired_pool(slot, "publish");
+  if (!acquired) return fail(std::move(acquired.error()));
+  PoolState& p = **acquired;
   if (p.topic != topic) {
     return fail(Errc::invalid_argument,
                 "publish: pool " + std::to_string(slot.pool) + " belongs to '" + p.topic + "'");
@@ -628,15 +623,21 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
   }
 }
 
-Status Producer::discard(const Slot& slot) {
+Result<Producer::PoolState*> Producer::acquired_pool(const Slot& slot, std::string_view what) {
   auto it = pools_.find(slot.pool);
   if (it == pools_.end() || slot.index >= it->second.slots.size() ||
       it->second.slots[slot.index] != SlotState::acquired) {
-    return fail(Errc::invalid_argument, "discard: slot " + std::to_string(slot.index) +
-                                            " of pool " + std::to_string(slot.pool) +
-                                            " is not acquired");
+    return fail(Errc::invalid_argument, std::string(what) + ": slot " +
+                                            std::to_string(slot.index) + " of pool " +
+                                            std::to_string(slot.pool) + " is not acquired");
   }
-  it->second.slots[slot.index] = SlotState::free;
+  return &it->second;
+}
+
+Status Producer::discard(const Slot& slot) {
+  auto pool = acquired_pool(slot, "discard");
+  if (!pool) return fail(std::move(pool.error()));
+  (*pool)->slots[slot.index] = SlotState::free;
   return {};
 }
 

@@ -188,6 +188,8 @@ class Producer {
   Status poll_bell();
   // The checks and book-keeping of publishing `slot` (not its message): its sequence.
   Result<std::uint64_t> stage(std::string_view topic, const Slot& slot, const Layout& layout);
+  // The pool of `slot` if the slot is acquired; else Errc::invalid_argument, naming `what`.
+  Result<PoolState*> acquired_pool(const Slot& slot, std::string_view what);
   // Puts frame `sequence` in `slot` of `pool` on every channel of `topic`; a block-producer
   // consumer that holds its whole depth is waited for.
   Status to_channels(std::string_view topic, const PoolState& pool, std::uint32_t slot,
