@@ -33,6 +33,30 @@ Result<std::uint64_t> publish_slot(Producer& producer, std::uint32_t pool, std::
   return producer.publish("pool", *slot, blob_layout(64));
 }
 
+TEST_F(ClientLifecycleTest, AConsumerDroppedWithFramesNotYetReceivedClosesItsConnection) {
+  auto producer = Producer::connect(broker_->path(), "queued-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("queued", LayoutKind::blob));
+  ASSERT_TRUE(producer->advertise("later", LayoutKind::blob));
+  {
+    auto consumer = Consumer::connect(broker_->path(), "queued-consumer");
+    ASSERT_TRUE(consumer);
+    ASSERT_TRUE(consumer->subscribe("queued", 4));
+    for (int i = 0; i < 3; ++i) {
+      auto buffer = producer->allocate("queued", blob_layout(64));
+      ASSERT_TRUE(buffer);
+      ASSERT_TRUE(producer->publish("queued", std::move(*buffer), blob_layout(64)));
+    }
+    ASSERT_TRUE(broker_->wait_until(
+        [](broker::Broker& b) { return b.registry().find("queued")->frames == 3; }));
+    // Its answer comes after the three frames (sent as the broker took each), which wait
+    // inside the consumer meanwhile.
+    ASSERT_TRUE(consumer->subscribe("later", 4));
+  }  // dropped without receiving them
+  EXPECT_TRUE(broker_->wait_until([](broker::Broker& b) { return b.stats().clients == 1; }))
+      << "the consumer's connection stayed open";
+}
+
 TEST_F(ClientLifecycleTest, UnsubscribeKeepsHeldFramesAndSubscribingAgainWorks) {
   auto producer = Producer::connect(broker_->path(), "producer");
   ASSERT_TRUE(producer);

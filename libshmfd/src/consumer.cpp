@@ -249,6 +249,29 @@ Status channel_message(detail::ConsumerLink& link, proto::Message::Reader r,
 
 }  // namespace
 
+Consumer& Consumer::operator=(Consumer&& other) noexcept {
+  if (this != &other) {
+    drop_queued();
+    link_ = std::move(other.link_);
+    socket_path_ = std::move(other.socket_path_);
+    client_name_ = std::move(other.client_name_);
+    reconnect_ = std::move(other.reconnect_);
+    channels_ = other.channels_;
+    subscriptions_ = std::move(other.subscriptions_);
+  }
+  return *this;
+}
+
+Consumer::~Consumer() {
+  drop_queued();
+}
+
+void Consumer::drop_queued() noexcept {
+  if (!link_) return;
+  std::deque<Event> queued;
+  queued.swap(link_->early);
+}  // `queued` goes here: each frame's release, and the link's last owners
+
 Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_view client_name,
                                    Channels channels) {
   const bool want = channels == Channels::automatic && channels_wanted();

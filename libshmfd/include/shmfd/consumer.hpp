@@ -108,6 +108,14 @@ class Consumer {
                                   std::string_view client_name = "consumer",
                                   Channels channels = Channels::automatic);
 
+  Consumer(Consumer&&) noexcept = default;
+  Consumer& operator=(Consumer&& other) noexcept;
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+  // Frames that came but were not received yet are released, and the connection closes (once
+  // the frames the program still holds are dropped too).
+  ~Consumer();
+
   // Subscribes (waits for the broker's answer). depth 0 takes the broker's default; the depth
   // granted is returned (the broker caps it).
   Result<std::uint32_t> subscribe(std::string_view topic, std::uint32_t depth = 0,
@@ -161,6 +169,9 @@ class Consumer {
   };
 
   explicit Consumer(std::shared_ptr<detail::ConsumerLink> link) : link_(std::move(link)) {}
+  // Releases the frames queued for receive(): they hold the link, so a consumer dropped with
+  // some would otherwise keep its connection open for good.
+  void drop_queued() noexcept;
   Result<std::uint32_t> send_subscribe(std::string_view topic, std::uint32_t depth,
                                        Backpressure policy);
   // Connects again and renews every subscription; the Reconnected event to report.
