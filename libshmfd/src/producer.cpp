@@ -627,9 +627,9 @@ Result<Producer::PoolState*> Producer::acquired_pool(const Slot& slot, std::stri
   auto it = pools_.find(slot.pool);
   if (it == pools_.end() || slot.index >= it->second.slots.size() ||
       it->second.slots[slot.index] != SlotState::acquired) {
-    return fail(Errc::invalid_argument, std::string(what) + ": slot " +
-                                            std::to_string(slot.index) + " of pool " +
-                                            std::to_string(slot.pool) + " is not acquired");
+    return fail(Errc::invalid_argument, std::string(what) + ": slot " + std::to_string(slot.index) +
+                                            " of pool " + std::to_string(slot.pool) +
+                                            " is not acquired");
   }
   return &it->second;
 }
