@@ -587,7 +587,9 @@ PYBIND11_MODULE(_shmfd, m) {
       "help(shmfd.Producer).";
 
   // Errors: one base class, and one subclass per kind of failure.
-  static Exceptions ex;
+  // Never destroyed: a static's destructor would drop these references after the interpreter
+  // has finalized.
+  auto& ex = *new Exceptions;
   const auto make = [&](const char* name, py::object bases, const char* doc) {
     py::object cls = py::reinterpret_steal<py::object>(PyErr_NewExceptionWithDoc(
         (std::string("shmfd.") + name).c_str(), doc, bases.ptr(), nullptr));
