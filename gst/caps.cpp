@@ -102,6 +102,8 @@ Result<StreamFormat> stream_format(GstCaps* caps) {
     if (GST_VIDEO_INFO_IS_INTERLACED(&out.video)) {
       return fail(Errc::invalid_argument, "shmfd carries progressive video only");
     }
+    // The format's own rules (YUY2 and the 4:2:0 formats' widths, say).
+    if (auto ok = default_image_layout(out.video); !ok) return fail(std::move(ok.error()));
     out.kind = LayoutKind::image;
   } else if (name == "audio/x-raw") {
     if (!gst_audio_info_from_caps(&out.audio, caps)) {

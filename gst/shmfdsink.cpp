@@ -184,6 +184,25 @@ gboolean set_caps(GstBaseSink* base, GstCaps* caps) {
   return TRUE;
 }
 
+// What the sink takes: first video/x-raw and audio/x-raw in the formats shmfd knows (so an
+// upstream that can make one of them negotiates it), then anything else: other media types go
+// out as blobs, and raw video or audio in a format shmfd lacks fails in set_caps, naming it.
+GstCaps* known_caps() {
+  static GstStaticCaps caps = GST_STATIC_CAPS(
+      GST_VIDEO_CAPS_MAKE("{ RGBA, BGRA, RGB, NV12, I420, YUY2, GRAY8, GRAY16_LE }")
+      "; audio/x-raw, format=(string){ U8, S16LE, S32LE, F32LE, F64LE }, rate=(int)[1, MAX], "
+      "channels=(int)[1, 256], layout=(string){ interleaved, non-interleaved }");
+  return gst_static_caps_get(&caps);
+}
+
+GstCaps* get_caps(GstBaseSink*, GstCaps* filter) {
+  if (!filter || gst_caps_is_any(filter)) return gst_caps_new_any();
+  GstCaps* known = known_caps();
+  GstCaps* out = gst_caps_intersect_full(filter, known, GST_CAPS_INTERSECT_FIRST);
+  gst_caps_unref(known);
+  return gst_caps_merge(out, gst_caps_ref(filter));
+}
+
 gboolean propose_allocation(GstBaseSink* base, GstQuery* query) {
   GstCaps* caps = nullptr;
   gboolean need_pool = FALSE;
@@ -439,6 +458,7 @@ void shmfd_sink_class_init(ShmfdSinkClass* klass) {
   sink->start = start;
   sink->stop = stop;
   sink->set_caps = set_caps;
+  sink->get_caps = get_caps;
   sink->propose_allocation = propose_allocation;
   sink->render = render;
   sink->event = event;

@@ -1,11 +1,11 @@
 """A real shmfd-broker for each test, and the C++ programs for interop."""
 import os
-import signal
-import subprocess
-import tempfile
-import time
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "support"))
+from shmfd_broker import Broker  # noqa: E402
 
 
 def _binary(name):
@@ -13,29 +13,6 @@ def _binary(name):
     if not path:
         pytest.fail(f"{name} is not set: run the suite through ctest (make test)")
     return path
-
-
-class Broker:
-    def __init__(self):
-        self.dir = tempfile.TemporaryDirectory(prefix="shmfd-py-")
-        self.socket = os.path.join(self.dir.name, "broker.sock")
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [_binary("SHMFD_BROKER_BIN"), "--socket", self.socket, "--log-level", "warn"]
-        )
-        for _ in range(400):
-            if os.path.exists(self.socket):
-                return
-            time.sleep(0.01)
-        raise RuntimeError("shmfd-broker did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 //   shmfd-gst-probe [--timeout SECONDS] [--hash] [--where] [--print ELEMENT.PROPERTY]...
 //                   PIPELINE...
 //
+// "started" is printed once the pipeline's elements have started (shmfdsrc has subscribed).
 // Each buffer reaching the appsink named "out" prints a line "frame N HASH" (--hash: FNV-1a of
 // the visible pixels of each plane, strides and padding skipped, or of every byte of
 // non-video buffers) and "memfd yes|no" (--where: whether the buffer's bytes lie in a memfd
@@ -168,7 +169,10 @@ int main(int argc, char** argv) {
     gst_app_sink_set_callbacks(GST_APP_SINK(out), &callbacks, nullptr, nullptr);
     gst_object_unref(out);
   }
-  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE) {
+    std::printf("started\n");  // sources have started: shmfdsrc has subscribed
+    std::fflush(stdout);
+  }
   GstBus* bus = gst_element_get_bus(pipeline);
   const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout * 1e6);
   int status = 2;
