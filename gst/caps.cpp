@@ -90,8 +90,8 @@ Result<StreamFormat> stream_format(GstCaps* caps) {
   const std::string_view name = gst_structure_get_name(s);
   if (name == "video/x-raw") {
     if (!gst_video_info_from_caps(&out.video, caps)) {
-      return fail(Errc::invalid_argument, "video caps shmfd cannot read: " +
-                                              std::string(name) + " without format or size");
+      return fail(Errc::invalid_argument,
+                  "video caps shmfd cannot read: " + std::string(name) + " without format or size");
     }
     if (!to_shmfd(GST_VIDEO_INFO_FORMAT(&out.video))) {
       return fail(Errc::layout_unknown_format,
@@ -110,7 +110,8 @@ Result<StreamFormat> stream_format(GstCaps* caps) {
       return fail(Errc::invalid_argument, "audio caps shmfd cannot read");
     }
     const auto f = GST_AUDIO_INFO_FORMAT(&out.audio);
-    if (std::none_of(kAudio.begin(), kAudio.end(), [f](const AudioPair& p) { return p.gst == f; })) {
+    if (std::none_of(kAudio.begin(), kAudio.end(),
+                     [f](const AudioPair& p) { return p.gst == f; })) {
       return fail(Errc::layout_unknown_format,
                   std::string("shmfd carries no audio format ") + gst_audio_format_to_string(f) +
                       " (it carries U8, S16LE, S32LE, F32LE and F64LE)");
@@ -134,8 +135,8 @@ Result<ImageLayout> default_image_layout(const GstVideoInfo& info) {
   for (std::uint32_t i = 0; i < l.plane_count; ++i) {
     l.planes[i].offset = GST_VIDEO_INFO_PLANE_OFFSET(&info, i);
     l.planes[i].stride = GST_VIDEO_INFO_PLANE_STRIDE(&info, i);
-    const std::uint64_t end =
-        i + 1 < l.plane_count ? GST_VIDEO_INFO_PLANE_OFFSET(&info, i + 1) : GST_VIDEO_INFO_SIZE(&info);
+    const std::uint64_t end = i + 1 < l.plane_count ? GST_VIDEO_INFO_PLANE_OFFSET(&info, i + 1)
+                                                    : GST_VIDEO_INFO_SIZE(&info);
     l.planes[i].size = end - l.planes[i].offset;
   }
   if (auto ok = layout_extent(l); !ok) return fail(std::move(ok.error()));

@@ -22,8 +22,8 @@ namespace shmfd::gst {
 // What a sink's caps say about the buffers it gets.
 struct StreamFormat {
   LayoutKind kind = LayoutKind::blob;
-  GstVideoInfo video{};  // kind == image
-  GstAudioInfo audio{};  // kind == audio
+  GstVideoInfo video{};   // kind == image
+  GstAudioInfo audio{};   // kind == audio
   TensorLayout tensor{};  // kind == tensor
 };
 

@@ -23,12 +23,11 @@ GType guarantee_get_type() {
 GType backpressure_get_type() {
   static GType type = 0;
   if (g_once_init_enter(&type)) {
-    static const GEnumValue values[] = {
-        {static_cast<gint>(Backpressure::drop_oldest), "Drop the oldest waiting frame",
-         "drop-oldest"},
-        {static_cast<gint>(Backpressure::block_producer), "Make the producer wait",
-         "block-producer"},
-        {0, nullptr, nullptr}};
+    static const GEnumValue values[] = {{static_cast<gint>(Backpressure::drop_oldest),
+                                         "Drop the oldest waiting frame", "drop-oldest"},
+                                        {static_cast<gint>(Backpressure::block_producer),
+                                         "Make the producer wait", "block-producer"},
+                                        {0, nullptr, nullptr}};
     g_once_init_leave(&type, g_enum_register_static("GstShmfdBackpressure", values));
   }
   return type;

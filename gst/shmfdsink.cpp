@@ -166,8 +166,8 @@ gboolean set_caps(GstBaseSink* base, GstCaps* caps) {
   State& s = *as_sink(base)->state;
   auto format = stream_format(caps);
   if (!format) {
-    GST_ELEMENT_ERROR(base, STREAM, FORMAT, ("shmfd cannot carry these caps: %s",
-                                             format.error().message().c_str()),
+    GST_ELEMENT_ERROR(base, STREAM, FORMAT,
+                      ("shmfd cannot carry these caps: %s", format.error().message().c_str()),
                       ("caps: %" GST_PTR_FORMAT, static_cast<void*>(caps)));
     return FALSE;
   }
@@ -253,17 +253,16 @@ GstFlowReturn publish_error(GstBaseSink* base, const SinkCore& core, const Error
                        core.settings().topic.c_str(), e.message().c_str()),
                       (nullptr));
   } else {
-    GST_ELEMENT_ERROR(base, STREAM, FAILED,
-                      ("Cannot publish on topic \"%s\": %s", core.settings().topic.c_str(),
-                       e.message().c_str()),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        base, STREAM, FAILED,
+        ("Cannot publish on topic \"%s\": %s", core.settings().topic.c_str(), e.message().c_str()),
+        (nullptr));
   }
   return GST_FLOW_ERROR;
 }
 
 // Copies `buffer` into a free slot (or, for Guarantee::sealed, a fresh memfd) and publishes it.
-GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer,
-                           std::uint64_t ts) {
+GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer, std::uint64_t ts) {
   State& s = *as_sink(base)->state;
   const StreamFormat& format = s.format;
   if (!s.copy_logged) {
@@ -284,9 +283,9 @@ GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer,
   const gsize size = video ? GST_VIDEO_INFO_SIZE(&format.video) : map.size;
   auto layout = video ? buffer_layout(format, nullptr, size) : buffer_layout(format, buffer, size);
   if (!layout) {
-    GST_ELEMENT_ERROR(base, STREAM, FORMAT,
-                      ("A buffer's layout cannot be expressed: %s", layout.error().message().c_str()),
-                      (nullptr));
+    GST_ELEMENT_ERROR(
+        base, STREAM, FORMAT,
+        ("A buffer's layout cannot be expressed: %s", layout.error().message().c_str()), (nullptr));
     return GST_FLOW_ERROR;
   }
   core.copies.fetch_add(1, std::memory_order_relaxed);
@@ -348,10 +347,10 @@ GstFlowReturn render(GstBaseSink* base, GstBuffer* buffer) {
       if (slot) {
         auto layout = buffer_layout(s.format, buffer, size);
         if (!layout) {
-          GST_ELEMENT_ERROR(base, STREAM, FORMAT,
-                            ("A buffer's layout cannot be expressed: %s",
-                             layout.error().message().c_str()),
-                            (nullptr));
+          GST_ELEMENT_ERROR(
+              base, STREAM, FORMAT,
+              ("A buffer's layout cannot be expressed: %s", layout.error().message().c_str()),
+              (nullptr));
           return GST_FLOW_ERROR;
         }
         auto sent = core->publish(*slot, *layout, ts);
@@ -444,8 +443,8 @@ void shmfd_sink_class_init(ShmfdSinkClass* klass) {
                           0, G_MAXUINT64, 0, ro));
   g_object_class_install_property(
       object, PROP_PUBLISHED,
-      g_param_spec_uint64("published", "Published", "Frames published so far", 0, G_MAXUINT64,
-                          0, ro));
+      g_param_spec_uint64("published", "Published", "Frames published so far", 0, G_MAXUINT64, 0,
+                          ro));
 
   gst_element_class_set_static_metadata(
       element, "shmfd sink", "Sink/Video/Audio",

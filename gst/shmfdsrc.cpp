@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -35,8 +36,9 @@ struct SrcSettings {
 struct SrcCore {
   std::mutex mu;
   std::optional<Consumer> consumer;
-  std::uint32_t depth = 0;                  // granted: frames it may hold at once
-  std::atomic<std::uint32_t> lent{0};       // frames GStreamer holds now
+  std::uint32_t depth = 0;             // granted: frames it may hold at once
+  std::atomic<std::uint32_t> lent{0};  // frames GStreamer holds now
+  std::optional<std::chrono::steady_clock::time_point> ended;  // an EndOfStream came then
   std::mutex pending_mu;
   std::vector<Frame> pending;
 
@@ -48,6 +50,10 @@ struct SrcCore {
     }
   }
 };
+
+// With reconnect, an end of stream is final only if neither a frame nor a reconnection follows
+// within this time: a broker that shuts down ends its producers' streams before it goes.
+constexpr auto kEndGrace = std::chrono::seconds(1);
 
 struct FrameHold {
   std::shared_ptr<SrcCore> core;
@@ -269,8 +275,8 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
   const Layout layout = frame.layout();
   auto span = buffer_span(layout);
   if (!span) {  // the broker verified it; this is only a safety net
-    GST_ELEMENT_ERROR(base, STREAM, DECODE, ("A frame's layout is invalid: %s",
-                                             span.error().message().c_str()),
+    GST_ELEMENT_ERROR(base, STREAM, DECODE,
+                      ("A frame's layout is invalid: %s", span.error().message().c_str()),
                       (nullptr));
     return GST_FLOW_ERROR;
   }
@@ -287,8 +293,8 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
     GST_INFO_OBJECT(base, "frames now have caps %" GST_PTR_FORMAT, static_cast<void*>(caps));
     if (!gst_base_src_set_caps(base, caps)) {
       gst_caps_unref(caps);
-      GST_ELEMENT_ERROR(base, CORE, NEGOTIATION,
-                        ("Downstream does not take the frames' caps."), (nullptr));
+      GST_ELEMENT_ERROR(base, CORE, NEGOTIATION, ("Downstream does not take the frames' caps."),
+                        (nullptr));
       return GST_FLOW_NOT_NEGOTIATED;
     }
   }
@@ -337,9 +343,9 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
   if (dropped > before) {
     GST_BUFFER_FLAG_SET(buffer, GST_BUFFER_FLAG_DISCONT);
     GST_DEBUG_OBJECT(base, "%" G_GUINT64_FORMAT " frames dropped so far", dropped);
-    GstMessage* qos = gst_message_new_qos(GST_OBJECT(base), TRUE, GST_BUFFER_PTS(buffer),
-                                          GST_CLOCK_TIME_NONE, GST_BUFFER_PTS(buffer),
-                                          GST_CLOCK_TIME_NONE);
+    GstMessage* qos =
+        gst_message_new_qos(GST_OBJECT(base), TRUE, GST_BUFFER_PTS(buffer), GST_CLOCK_TIME_NONE,
+                            GST_BUFFER_PTS(buffer), GST_CLOCK_TIME_NONE);
     gst_message_set_qos_stats(qos, GST_FORMAT_BUFFERS, s.received.load() + 1, dropped);
     gst_element_post_message(GST_ELEMENT(base), qos);
   }
@@ -353,15 +359,21 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
   SrcState& s = state_of(push);
   std::shared_ptr<SrcCore> core;
   std::string socket_path, topic;
+  bool reconnect = false;
   {
     std::lock_guard lock(s.settings_mu);
     core = s.core;
     socket_path = s.settings.socket_path;
     topic = s.settings.topic;
+    reconnect = s.settings.reconnect;
   }
   if (!core) return GST_FLOW_FLUSHING;
   for (;;) {
     if (s.unlocked) return GST_FLOW_FLUSHING;
+    if (core->ended && std::chrono::steady_clock::now() - *core->ended >= kEndGrace) {
+      core->ended.reset();
+      return GST_FLOW_EOS;
+    }
     std::optional<Event> event;
     {
       std::lock_guard lock(core->mu);
@@ -384,13 +396,18 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
     }
     if (!event) continue;
     if (auto* frame = std::get_if<Frame>(&*event)) {
+      if (core->ended) GST_INFO_OBJECT(base, "the stream goes on after its end");
+      core->ended.reset();
       return on_frame(base, *core, core, std::move(*frame), out);
     }
     if (auto* end = std::get_if<EndOfStream>(&*event)) {
       GST_INFO_OBJECT(base, "end of stream: %s", end->reason.c_str());
-      return GST_FLOW_EOS;
+      if (!reconnect) return GST_FLOW_EOS;
+      core->ended = std::chrono::steady_clock::now();
+      continue;
     }
     if (auto* again = std::get_if<Reconnected>(&*event)) {
+      core->ended.reset();
       GST_ELEMENT_INFO(base, RESOURCE, READ,
                        ("Connected again to the shmfd broker after %lld ms.",
                         static_cast<long long>(again->gap.count())),
@@ -452,12 +469,13 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
       object, PROP_RECONNECT,
       g_param_spec_boolean("reconnect", "Reconnect",
                            "Connect again to a broker that went away (restarted) and go on; "
-                           "otherwise a lost broker is an error",
+                           "otherwise a lost broker is an error. An end of stream is then final "
+                           "only if no frame or reconnection follows within a second (a broker "
+                           "that shuts down ends its producers' streams first)",
                            FALSE, rw));
   g_object_class_install_property(
       object, PROP_RECEIVED,
-      g_param_spec_uint64("received", "Received", "Frames received so far", 0, G_MAXUINT64, 0,
-                          ro));
+      g_param_spec_uint64("received", "Received", "Frames received so far", 0, G_MAXUINT64, 0, ro));
   g_object_class_install_property(
       object, PROP_DROPPED,
       g_param_spec_uint64("dropped", "Dropped",
@@ -480,11 +498,15 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
       "shmfd developers");
   static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
       "src", GST_PAD_SRC, GST_PAD_ALWAYS,
-      GST_STATIC_CAPS(GST_VIDEO_CAPS_MAKE("{ RGBA, BGRA, RGB, NV12, I420, YUY2, GRAY8, GRAY16_LE }")
-                      "; audio/x-raw, format=(string){ U8, S16LE, S32LE, F32LE, F64LE }, "
-                      "rate=(int)[1, MAX], channels=(int)[1, 256], "
-                      "layout=(string){ interleaved, non-interleaved }; "
-                      "application/x-shmfd-tensor; application/octet-stream"));
+      GST_STATIC_CAPS(GST_VIDEO_CAPS_MAKE("{ RGBA, BGRA, RGB, NV12, I420, YUY2, GRAY8, "
+                                          "GRAY16_LE }") "; audio/x-raw, format=(string){ U8, "
+                                                         "S16LE, S32LE, F32LE, F64LE }, "
+                                                         "rate=(int)[1, MAX], "
+                                                         "channels=(int)[1, 256], "
+                                                         "layout=(string){ interleaved, "
+                                                         "non-interleaved }; "
+                                                         "application/x-shmfd-tensor; "
+                                                         "application/octet-stream"));
   gst_element_class_add_static_pad_template(element, &src_template);
 
   base->start = start;

@@ -23,8 +23,9 @@ Status SinkCore::advertise(LayoutKind kind) {
   if (advertised_ == kind) return {};
   if (advertised_) {
     return fail(Errc::invalid_argument,
-                "topic \"" + settings_.topic + "\" carries " + std::string(to_string(*advertised_)) +
-                    " frames; the stream now has " + std::string(to_string(kind)) +
+                "topic \"" + settings_.topic + "\" carries " +
+                    std::string(to_string(*advertised_)) + " frames; the stream now has " +
+                    std::string(to_string(kind)) +
                     " caps (a topic carries one kind: restart the pipeline)");
   }
   if (auto ok = producer_.advertise(settings_.topic, kind, settings_.guarantee); !ok) return ok;
@@ -226,7 +227,8 @@ GstFlowReturn pool_acquire(GstBufferPool* pool, GstBuffer** buffer,
     GST_ERROR_OBJECT(pool, "no slot: %s", slot.error().message().c_str());
     return GST_FLOW_ERROR;
   }
-  if (!*slot) return dont_wait && !GST_BUFFER_POOL_IS_FLUSHING(pool) ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
+  if (!*slot)
+    return dont_wait && !GST_BUFFER_POOL_IS_FLUSHING(pool) ? GST_FLOW_EOS : GST_FLOW_FLUSHING;
   const std::shared_ptr<SinkCore>& core = *self->core;
   GstBuffer* out = gst_buffer_new();
   gst_buffer_append_memory(out, core->lend(core, **slot, GST_VIDEO_INFO_SIZE(&self->info)));

@@ -66,8 +66,9 @@ class SinkCore {
   void discard(const Slot& slot);
   // Publishes a fresh memfd for `layout` (Guarantee::sealed) that `fill` wrote; it is sealed
   // against writes on the way. `fill` returns an error message, empty when it succeeded.
-  Result<std::uint64_t> publish_sealed(const Layout& layout, std::uint64_t ts,
-                                       const std::function<std::string(std::span<std::byte>)>& fill);
+  Result<std::uint64_t> publish_sealed(
+      const Layout& layout, std::uint64_t ts,
+      const std::function<std::string(std::span<std::byte>)>& fill);
 
   std::atomic<std::uint64_t> copies{0};
   std::atomic<std::uint64_t> published{0};

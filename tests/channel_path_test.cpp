@@ -2,6 +2,7 @@
 // default, never passing through the broker once open, in order across the handover from the
 // broker's path, beside consumers that stay on the broker, and given back when a consumer dies.
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -189,6 +190,39 @@ TEST_F(ChannelPathTest, AConsumerOnTheBrokerAndOneOnAChannelBothGetEveryFrame) {
   }
   source.join();
   EXPECT_EQ(wrong, 0U);
+}
+
+// receive_for sleeps until its deadline when nothing comes. (It once compared the deadline
+// with the coarse clock, which lags: waitv, on the precise clock, then returned at once, over
+// and over, for up to a tick of every wait.)
+TEST_F(ChannelPathTest, AnIdleTimedReceiveOnAChannelSleepsInsteadOfSpinning) {
+  auto consumer = Consumer::connect(broker_.path(), "viewer");
+  ASSERT_TRUE(consumer);
+  ASSERT_TRUE(consumer->subscribe("cam", 4, Backpressure::block_producer));
+  auto producer = Producer::connect(broker_.path(), "camera");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("cam", LayoutKind::blob, Guarantee::pool));
+  ASSERT_TRUE(producer->create_pool("cam", 4096, 4));
+  ASSERT_TRUE(channels_open(*producer, {&*consumer}, 1)) << "no channel opened";
+  const auto thread_cpu = [] {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  const auto cpu0 = thread_cpu();
+  const auto wall0 = Clock::now();
+  for (int i = 0; i < 30; ++i) {
+    auto event = consumer->receive_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(event);
+    ASSERT_FALSE(*event);
+  }
+  const auto cpu = thread_cpu() - cpu0;
+  const auto wall = Clock::now() - wall0;
+  EXPECT_GE(wall, std::chrono::milliseconds(300));
+  // Spinning for a tick (4 ms at HZ=250) of each 10 ms wait would be some 120 ms.
+  EXPECT_LT(cpu, std::chrono::milliseconds(40))
+      << std::chrono::duration_cast<std::chrono::microseconds>(cpu).count() << " µs of CPU in "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(wall).count() << " ms";
 }
 
 TEST_F(ChannelPathTest, AConsumerKilledWhileHoldingSlotsGivesThemBack) {

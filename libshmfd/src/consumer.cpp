@@ -592,7 +592,12 @@ Result<std::optional<Event>> Consumer::next_with_channels(
       return std::optional<Event>(std::move(e));
     }
     if (auto event = from_channels()) return std::optional<Event>(std::move(*event));
-    if (mode == IoMode::non_blocking || now >= deadline) return std::optional<Event>();
+    // The deadline on the precise clock, as waitv sleeps on it: the coarse one lags it by up
+    // to a tick, and waitv would return at once, again and again, until it caught up.
+    if (mode == IoMode::non_blocking || (deadline != std::chrono::steady_clock::time_point::max() &&
+                                         std::chrono::steady_clock::now() >= deadline)) {
+      return std::optional<Event>();
+    }
     std::vector<ChannelReader*> readers;
     for (const auto& c : link_->channels) {
       if (c->active && !c->parked && readers.size() < 62) readers.push_back(&c->reader);

@@ -59,7 +59,8 @@ std::uint64_t video_hash(GstBuffer* buffer, GstCaps* caps) {
     const std::size_t row = GST_VIDEO_FRAME_FORMAT(&frame) == GST_VIDEO_FORMAT_YUY2
                                 ? static_cast<std::size_t>((width + 1) / 2 * 4)
                                 : static_cast<std::size_t>(width * pstride);
-    for (gint y = 0; y < rows; ++y) h = fnv1a(h, data + static_cast<std::ptrdiff_t>(y) * stride, row);
+    for (gint y = 0; y < rows; ++y)
+      h = fnv1a(h, data + static_cast<std::ptrdiff_t>(y) * stride, row);
   }
   gst_video_frame_unmap(&frame);
   return h;
@@ -177,14 +178,15 @@ int main(int argc, char** argv) {
   const gint64 deadline = g_get_monotonic_time() + static_cast<gint64>(timeout * 1e6);
   int status = 2;
   while (status == 2 && g_get_monotonic_time() < deadline) {
-    GstMessage* m = gst_bus_timed_pop_filtered(
-        bus, 100 * GST_MSECOND,
-        static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_QOS |
-                                    GST_MESSAGE_INFO));
+    GstMessage* m =
+        gst_bus_timed_pop_filtered(bus, 100 * GST_MSECOND,
+                                   static_cast<GstMessageType>(GST_MESSAGE_EOS | GST_MESSAGE_ERROR |
+                                                               GST_MESSAGE_QOS | GST_MESSAGE_INFO));
     if (!m) continue;
     if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS) {
       status = 0;
-    } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(m) == GST_MESSAGE_INFO) {
+    } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR ||
+               GST_MESSAGE_TYPE(m) == GST_MESSAGE_INFO) {
       GError* e = nullptr;
       gchar* debug = nullptr;
       if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
@@ -193,8 +195,7 @@ int main(int argc, char** argv) {
       } else {
         gst_message_parse_info(m, &e, &debug);
       }
-      std::printf("%s: %s | %s\n", status == 1 ? "error" : "info", e->message,
-                  debug ? debug : "");
+      std::printf("%s: %s | %s\n", status == 1 ? "error" : "info", e->message, debug ? debug : "");
       g_error_free(e);
       g_free(debug);
     } else if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_QOS) {
