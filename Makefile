@@ -12,7 +12,7 @@ DEB_BUILD ?= build-deb
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-handoff format clean
+.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
 
 all: build
 
@@ -90,6 +90,11 @@ demo: build
 # shmfd-pub and two shmfd-sub consumers (drop-oldest and block-producer) for five seconds.
 demo-pubsub: build
 	examples/pubsub/demo.sh $(BUILD)/bin
+
+# GStreamer pipelines joined by shmfd: a camera pipeline into shmfdsink, PNG snapshots and a
+# WebM recording from shmfdsrc, and shmfd-analyze, for five seconds (gst-demo/).
+demo-gstreamer: build
+	examples/gstreamer/demo.sh $(BUILD)/bin
 
 # Two processes, no broker: sealed frames over a socketpair, and the refusals.
 demo-handoff: build

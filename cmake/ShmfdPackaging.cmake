@@ -5,6 +5,7 @@
 #                      shmfd.pc, shmfd-c.pc
 #   shmfd         bin  broker, tools, man pages, systemd units, sysusers, example policy
 #   python3-shmfd python  the Python package (with SHMFD_BUILD_PYTHON)
+#   gstreamer1.0-shmfd gstreamer  the GStreamer plugin (with SHMFD_BUILD_GSTREAMER)
 # CPack rather than a debian/ directory: the split, the SONAME and the file lists already live
 # in the install() rules, so the packages cannot drift from `make install`.
 set(SHMFD_MAINTAINER "shmfd maintainers <root@localhost>" CACHE STRING
@@ -21,6 +22,9 @@ set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
 set(CPACK_COMPONENTS_ALL lib clib dev bin)
 if(TARGET shmfd_python)
   list(APPEND CPACK_COMPONENTS_ALL python)
+endif()
+if(TARGET gstshmfd)
+  list(APPEND CPACK_COMPONENTS_ALL gstreamer)
 endif()
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
@@ -68,6 +72,16 @@ set(CPACK_DEBIAN_PYTHON_DESCRIPTION
     "zero-copy IPC with verified, sealed memfds (Python 3)\n\
 The Python package shmfd: frames as read-only numpy arrays that are the producer's very\n\
 pages, pool slots written in place, asyncio iteration.")
+
+# Named as Debian names GStreamer plugin packages; its GStreamer dependencies come from what
+# the plugin links (dpkg-shlibdeps).
+set(CPACK_DEBIAN_GSTREAMER_PACKAGE_NAME gstreamer1.0-shmfd)
+set(CPACK_DEBIAN_GSTREAMER_PACKAGE_SECTION video)
+set(CPACK_COMPONENT_GSTREAMER_DEPENDS lib)
+set(CPACK_DEBIAN_GSTREAMER_DESCRIPTION
+    "zero-copy IPC with verified, sealed memfds (GStreamer plugin)\n\
+The GStreamer 1.22 elements shmfdsink and shmfdsrc: frames between pipelines in different\n\
+processes through shmfd-broker, written in place and mapped read-only, zero-copy.")
 
 set(CPACK_DEBIAN_BIN_PACKAGE_NAME shmfd)
 set(CPACK_DEBIAN_BIN_PACKAGE_SECTION net)

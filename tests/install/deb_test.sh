@@ -13,7 +13,7 @@ installed=0
 fail() { echo "deb_test: $*" >&2; exit 1; }
 cleanup() {
   [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 >/dev/null 2>&1
+  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.2 >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -24,7 +24,7 @@ fi
 
 shopt -s nullglob
 packages=("$debs"/*.deb)
-[[ ${#packages[@]} == 5 ]] || fail "expected 5 packages in $debs, found ${#packages[@]}"
+[[ ${#packages[@]} == 6 ]] || fail "expected 6 packages in $debs, found ${#packages[@]}"
 for p in "${packages[@]}"; do
   echo "deb_test: $(dpkg-deb -f "$p" Package Version Depends | tr '\n' ' ')"
 done
@@ -48,7 +48,8 @@ for f in /usr/bin/shmfd-broker /usr/bin/shmfdctl /usr/bin/shmfd-pub /usr/bin/shm
          /usr/include/shmfd/producer.hpp /usr/include/shmfd/proto/protocol.capnp.h \
          /usr/share/shmfd/proto/protocol.capnp /usr/share/man/man1/shmfd-broker.1.gz \
          /usr/lib/systemd/system/shmfd-broker.socket /usr/lib/systemd/system/shmfd-broker.service \
-         /usr/lib/tmpfiles.d/shmfd.conf /usr/lib/sysusers.d/shmfd.conf /etc/shmfd/policy; do
+         /usr/lib/tmpfiles.d/shmfd.conf /usr/lib/sysusers.d/shmfd.conf /etc/shmfd/policy \
+         "/usr/lib/$multiarch/gstreamer-1.0/libgstshmfd.so"; do
   [[ -e $f ]] || fail "missing $f"
 done
 getent group shmfd >/dev/null || fail "the package did not create the group shmfd"
@@ -85,22 +86,35 @@ wait "$consumer" || fail "app-consumer: $(cat "$work/app.out")"
 "$work/build/c-app" "$sock" c-app 100 | grep -q "100 frames, all intact" || fail "c-app (the C API)"
 py_out=$(cd / && /usr/bin/python3 "$here/app/py_app.py" "$sock" py-app 100) || fail "python3-shmfd: $py_out"
 [[ $py_out == *"shmfd from /usr/lib/python3/dist-packages/shmfd/"* ]] || fail "py_app: $py_out"
+# The plugin, found by GStreamer in its own directory with no GST_PLUGIN_PATH (a private
+# registry, so root's ~/.cache is left alone).
+export GST_REGISTRY=$work/registry.bin
+unset GST_PLUGIN_PATH
+gst-inspect-1.0 shmfdsink | grep -q "/usr/lib/$multiarch/gstreamer-1.0/libgstshmfd.so" ||
+  fail "gst-inspect-1.0 does not find the installed shmfdsink"
+shmfd-sub --socket "$sock" --topic gst-deb --frames 10 --block >"$work/gst-sub.out" 2>&1 &
+sub=$!
+for _ in $(seq 200); do grep -q subscribed "$work/gst-sub.out" && break; sleep 0.05; done
+gst-launch-1.0 -q videotestsrc num-buffers=10 ! video/x-raw,format=RGBA,width=64,height=48 ! \
+  shmfdsink socket-path="$sock" topic=gst-deb sync=false >"$work/gst.out" 2>&1 ||
+  fail "a pipeline into the installed shmfdsink: $(cat "$work/gst.out")"
+wait "$sub" || fail "shmfd-sub on the installed shmfdsink's frames: $(cat "$work/gst-sub.out")"
 kill "$broker_pid"
 wait "$broker_pid" || fail "the installed broker did not stop cleanly"
 broker_pid=
 
 # Removal leaves the conffile until purge; purge leaves nothing.
-apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 python3-shmfd "libshmfd0.2" >"$work/apt.log" 2>&1 ||
+apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd "libshmfd0.2" >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "apt-get remove failed"; }
 [[ ! -e /usr/bin/shmfd-broker && ! -e /usr/lib/$multiarch/libshmfd.so.0.2 ]] ||
   fail "files left after remove"
 [[ -e /etc/shmfd/policy ]] || fail "remove took the conffile /etc/shmfd/policy (only purge may)"
 # (dpkg, not apt: apt forgets local packages once they are removed.)
-dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 >"$work/apt.log" 2>&1 ||
+dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.2 >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "dpkg --purge failed"; }
 installed=0
 [[ ! -e /etc/shmfd/policy ]] || fail "purge left /etc/shmfd/policy"
-if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 python3-shmfd libshmfd0.2 2>/dev/null | grep -qv "not-installed"; then
+if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.2 2>/dev/null | grep -qv "not-installed"; then
   fail "packages still installed after purge"
 fi
-echo "deb_test: installed, ran, built against, removed and purged the 5 packages"
+echo "deb_test: installed, ran, built against, removed and purged the 6 packages"

@@ -37,6 +37,7 @@ soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
 pydir=$(find "$prefix" -name '_shmfd.cpython-*.so' -printf '%h\n' | head -1)
 [[ -n $pydir && -e $pydir/__init__.py && -e $pydir/__init__.pyi && -e $pydir/py.typed ]] ||
   fail "the Python package shmfd is not installed whole under $prefix"
+[[ -e $libdir/gstreamer-1.0/libgstshmfd.so ]] || fail "the GStreamer plugin is not installed"
 soname=$(objdump -p "$libdir/libshmfd-c.so" | awk '/SONAME/ {print $2}')
 [[ $soname == libshmfd-c.so.1 ]] || fail "libshmfd-c's SONAME is '$soname', not libshmfd-c.so.1"
 
@@ -100,5 +101,10 @@ done
 py_out=$(PYTHONPATH=$(dirname "$pydir") /usr/bin/python3 "$here/app/py_app.py" "$sock" py-app 100) ||
   fail "the installed Python package failed: $py_out"
 [[ $py_out == *"100 frames, all intact, shmfd from $pydir/"* ]] || fail "py_app: $py_out"
+# The installed plugin, which finds the installed library on its own (RPATH).
+gst_out=$(GST_PLUGIN_PATH=$libdir/gstreamer-1.0 GST_REGISTRY=$work/registry.bin \
+  gst-launch-1.0 -q videotestsrc num-buffers=5 ! video/x-raw,width=32,height=32 ! \
+  shmfdsink socket-path="$sock" topic=gst-install sync=false 2>&1) ||
+  fail "a pipeline into the installed shmfdsink failed: $gst_out"
 "$prefix/bin/shmfdctl" --socket "$sock" status >/dev/null || fail "installed shmfdctl status failed"
 echo "install_test: installed into $prefix; find_package and pkg-config builds ran through the installed broker"
