@@ -32,7 +32,7 @@ tools/install-deps.sh gnuplot-nox || echo "bench: gnuplot-nox could not be insta
 # Configure again so CMake finds the peers installed just now.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 targets=(shmfd-bench-suite shmfd-bench-report shmfd-broker)
-for peer in iceoryx zmq gst; do
+for peer in iceoryx zmq gst gst-pipelines; do
   grep -q "shmfd-bench-$peer" "$build/build.ninja" && targets+=("shmfd-bench-$peer")
 done
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" || exit 1
@@ -41,7 +41,8 @@ raw=$(mktemp -d /tmp/shmfd-bench-raw-XXXXXX)
 trap 'rm -rf "$raw"' EXIT
 status=0
 "$build/bin/shmfd-bench-suite" "${quick[@]}" --json "$raw/shmfd.json" || status=1
-for peer in iceoryx zmq gst; do
+# gst-pipelines: S7, shmfdsink/shmfdsrc against shmsink/shmsrc in the same pipelines.
+for peer in iceoryx zmq gst gst-pipelines; do
   bin=$build/bin/shmfd-bench-$peer
   if [[ ! -x $bin ]]; then
     skipped+=(--skipped "$peer" "not built: its development package was not found by CMake")

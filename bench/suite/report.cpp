@@ -62,6 +62,9 @@ std::optional<Row> baseline(const Row& r) {
   if (r.scenario == "S5") return find_row("S5", r.variant, "Unix socket copy");
   if (r.scenario == "S3") return find_row("S3", "1 consumers", r.name);
   if (r.scenario == "S6") return find_row("S6", r.variant, "C++ consumer");
+  if (r.scenario == "S7") {  // "METRIC: shmfdsink → shmfdsrc" against "METRIC: shmsink → shmsrc"
+    return find_row("S7", r.variant, r.name.substr(0, r.name.find(": ") + 2) + "shmsink");
+  }
   return std::nullopt;
 }
 
@@ -93,6 +96,9 @@ const std::map<std::string, std::string> kTitles{
     {"S6",
      "S6: a Python consumer's time per frame against a C++ consumer's (4K pool frames, "
      "channels)"},
+    {"S7",
+     "S7: GStreamer pipelines, videotestsrc ! shmfdsink → shmfdsrc ! fakesink against "
+     "videotestsrc ! shmsink → shmsrc ! fakesink (RGBA, at saturation)"},
 };
 
 struct Target {
@@ -394,7 +400,9 @@ int main(int argc, char** argv) {
       std::string vs_base, vs_iox;
       if (base && base->name != r.name) {
         vs_base = ratio(r.median / base->median) + " " +
-                  (base->name.rfind("direct", 0) == 0 ? "direct" : base->name.substr(0, 24));
+                  (base->name.rfind("direct", 0) == 0 ? "direct"
+                   : r.scenario == "S7"               ? "shmsink"
+                                                      : base->name.substr(0, 24));
       } else if (base && base->variant != r.variant) {
         vs_base = ratio(r.median / base->median) + " 1 consumer";
       }

@@ -90,8 +90,11 @@ py_out=$(cd / && /usr/bin/python3 "$here/app/py_app.py" "$sock" py-app 100) || f
 # registry, so root's ~/.cache is left alone).
 export GST_REGISTRY=$work/registry.bin
 unset GST_PLUGIN_PATH
-gst-inspect-1.0 shmfdsink | grep -q "/usr/lib/$multiarch/gstreamer-1.0/libgstshmfd.so" ||
-  fail "gst-inspect-1.0 does not find the installed shmfdsink"
+inspected=$(gst-inspect-1.0 shmfdsink 2>&1) || fail "gst-inspect-1.0 shmfdsink: $inspected"
+# (On a merged /usr, GStreamer may name it /lib/...: the same file.)
+plugin_file=$(awk '/^  Filename/ {print $2}' <<<"$inspected")
+[[ -n $plugin_file && $(realpath "$plugin_file") == $(realpath "/usr/lib/$multiarch/gstreamer-1.0/libgstshmfd.so") ]] ||
+  fail "gst-inspect-1.0 found shmfdsink elsewhere: $inspected"
 shmfd-sub --socket "$sock" --topic gst-deb --frames 10 --block >"$work/gst-sub.out" 2>&1 &
 sub=$!
 for _ in $(seq 200); do grep -q subscribed "$work/gst-sub.out" && break; sleep 0.05; done
