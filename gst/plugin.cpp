@@ -33,6 +33,20 @@ GType backpressure_get_type() {
   return type;
 }
 
+void install_connection_properties(GObjectClass* klass, guint socket_path_id, guint topic_id,
+                                   guint reconnect_id, const char* topic_blurb,
+                                   const char* reconnect_blurb) {
+  g_object_class_install_property(
+      klass, socket_path_id,
+      g_param_spec_string("socket-path", "Socket path", "The broker's Unix socket",
+                          default_socket_path().c_str(), kSetting));
+  g_object_class_install_property(
+      klass, topic_id, g_param_spec_string("topic", "Topic", topic_blurb, nullptr, kSetting));
+  g_object_class_install_property(
+      klass, reconnect_id,
+      g_param_spec_boolean("reconnect", "Reconnect", reconnect_blurb, FALSE, kSetting));
+}
+
 namespace {
 
 gboolean plugin_init(GstPlugin* plugin) {

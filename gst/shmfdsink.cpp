@@ -400,51 +400,39 @@ void shmfd_sink_class_init(ShmfdSinkClass* klass) {
   object->set_property = set_property;
   object->get_property = get_property;
   object->finalize = finalize;
-  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                           GST_PARAM_MUTABLE_READY);
-  const auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(
-      object, PROP_SOCKET_PATH,
-      g_param_spec_string("socket-path", "Socket path", "The broker's Unix socket",
-                          default_socket_path().c_str(), rw));
-  g_object_class_install_property(
-      object, PROP_TOPIC,
-      g_param_spec_string("topic", "Topic", "The topic to publish on (required)", nullptr, rw));
+  install_connection_properties(object, PROP_SOCKET_PATH, PROP_TOPIC, PROP_RECONNECT,
+                                "The topic to publish on (required)",
+                                "Connect again to a broker that went away (restarted) and go on; "
+                                "otherwise a lost broker is an error");
   g_object_class_install_property(
       object, PROP_GUARANTEE,
       g_param_spec_enum("guarantee", "Guarantee",
                         "pool: frames are slots of a shared pool, written in place by upstream "
                         "(zero-copy); sealed: each frame is copied into its own memfd, sealed "
                         "against writes, that a subscriber may keep for good",
-                        guarantee_get_type(), static_cast<gint>(Guarantee::pool), rw));
+                        guarantee_get_type(), static_cast<gint>(Guarantee::pool), kSetting));
   g_object_class_install_property(
       object, PROP_SLOTS,
       g_param_spec_uint("slots", "Slots",
                         "Frames in the pool: enough for every subscriber's queue depth plus the "
                         "frames upstream fills meanwhile",
-                        2, 1024, 8, rw));
+                        2, 1024, 8, kSetting));
   g_object_class_install_property(
       object, PROP_HUGE_PAGES,
       g_param_spec_boolean("huge-pages", "Huge pages",
                            "Put frames on huge pages (falls back to normal pages when none are "
                            "reserved)",
-                           FALSE, rw));
-  g_object_class_install_property(
-      object, PROP_RECONNECT,
-      g_param_spec_boolean("reconnect", "Reconnect",
-                           "Connect again to a broker that went away (restarted) and go on; "
-                           "otherwise a lost broker is an error",
-                           FALSE, rw));
+                           FALSE, kSetting));
   g_object_class_install_property(
       object, PROP_COPIES,
       g_param_spec_uint64("copies", "Copies",
                           "Buffers copied into shared memory because they did not come from "
                           "shmfdsink's pool (0 when upstream writes in place)",
-                          0, G_MAXUINT64, 0, ro));
+                          0, G_MAXUINT64, 0, kStatistic));
   g_object_class_install_property(
       object, PROP_PUBLISHED,
       g_param_spec_uint64("published", "Published", "Frames published so far", 0, G_MAXUINT64, 0,
-                          ro));
+                          kStatistic));
 
   gst_element_class_set_static_metadata(
       element, "shmfd sink", "Sink/Video/Audio",

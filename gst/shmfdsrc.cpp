@@ -443,46 +443,36 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
   object->set_property = set_property;
   object->get_property = get_property;
   object->finalize = finalize;
-  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
-                                           GST_PARAM_MUTABLE_READY);
-  const auto ro = static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
-  g_object_class_install_property(
-      object, PROP_SOCKET_PATH,
-      g_param_spec_string("socket-path", "Socket path", "The broker's Unix socket",
-                          default_socket_path().c_str(), rw));
-  g_object_class_install_property(
-      object, PROP_TOPIC,
-      g_param_spec_string("topic", "Topic", "The topic to receive (required)", nullptr, rw));
+  install_connection_properties(
+      object, PROP_SOCKET_PATH, PROP_TOPIC, PROP_RECONNECT, "The topic to receive (required)",
+      "Connect again to a broker that went away (restarted) and go on; "
+      "otherwise a lost broker is an error. An end of stream is then final "
+      "only if no frame or reconnection follows within a second (a broker "
+      "that shuts down ends its producers' streams first)");
   g_object_class_install_property(
       object, PROP_QUEUE_DEPTH,
       g_param_spec_uint("queue-depth", "Queue depth",
                         "Frames that may wait for this source, held frames included (0: the "
                         "broker's default; the broker caps it)",
-                        0, 4096, 0, rw));
+                        0, 4096, 0, kSetting));
   g_object_class_install_property(
       object, PROP_BACKPRESSURE,
       g_param_spec_enum("backpressure", "Backpressure",
                         "When the queue is full: drop-oldest drops the oldest waiting frame "
                         "(live media); block-producer makes the producer wait (no loss)",
-                        backpressure_get_type(), static_cast<gint>(Backpressure::drop_oldest), rw));
-  g_object_class_install_property(
-      object, PROP_RECONNECT,
-      g_param_spec_boolean("reconnect", "Reconnect",
-                           "Connect again to a broker that went away (restarted) and go on; "
-                           "otherwise a lost broker is an error. An end of stream is then final "
-                           "only if no frame or reconnection follows within a second (a broker "
-                           "that shuts down ends its producers' streams first)",
-                           FALSE, rw));
+                        backpressure_get_type(), static_cast<gint>(Backpressure::drop_oldest),
+                        kSetting));
   g_object_class_install_property(
       object, PROP_RECEIVED,
-      g_param_spec_uint64("received", "Received", "Frames received so far", 0, G_MAXUINT64, 0, ro));
+      g_param_spec_uint64("received", "Received", "Frames received so far", 0, G_MAXUINT64, 0,
+                          kStatistic));
   g_object_class_install_property(
       object, PROP_DROPPED,
       g_param_spec_uint64("dropped", "Dropped",
                           "Frames of the topic this source missed: dropped because its queue "
                           "was full (drop-oldest), or lost while reconnecting. Each increase is "
                           "also posted as a QoS message and marks the next buffer DISCONT",
-                          0, G_MAXUINT64, 0, ro));
+                          0, G_MAXUINT64, 0, kStatistic));
 
   g_object_class_install_property(
       object, PROP_COPIES,
@@ -490,7 +480,7 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
                           "Frames copied out of shared memory because downstream held all but "
                           "one of the frames this source may hold (0: every buffer maps the "
                           "producer's pages)",
-                          0, G_MAXUINT64, 0, ro));
+                          0, G_MAXUINT64, 0, kStatistic));
 
   gst_element_class_set_static_metadata(
       element, "shmfd source", "Source/Video/Audio",

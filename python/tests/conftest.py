@@ -5,7 +5,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "support"))
-from shmfd_broker import Broker  # noqa: E402
+from shmfd_broker import broker  # noqa: E402,F401 (a fixture)
 
 
 def _binary(name):
@@ -13,15 +13,6 @@ def _binary(name):
     if not path:
         pytest.fail(f"{name} is not set: run the suite through ctest (make test)")
     return path
-
-
-@pytest.fixture
-def broker():
-    b = Broker()
-    b.start()
-    yield b
-    b.stop()
-    b.dir.cleanup()
 
 
 @pytest.fixture

@@ -2,16 +2,5 @@
 import os
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from shmfd_broker import Broker  # noqa: E402
-
-
-@pytest.fixture
-def broker():
-    b = Broker()
-    b.start()
-    yield b
-    b.stop()
-    b.dir.cleanup()
+from shmfd_broker import broker  # noqa: E402,F401 (a fixture)

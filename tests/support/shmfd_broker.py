@@ -5,6 +5,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 
 def binary(name):
     path = os.environ.get(name)
@@ -34,3 +36,13 @@ class Broker:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=10)
         self.process = None
+
+
+@pytest.fixture
+def broker():
+    """A broker of its own for each test (import it into a conftest.py)."""
+    b = Broker()
+    b.start()
+    yield b
+    b.stop()
+    b.dir.cleanup()
