@@ -1,13 +1,14 @@
 // shmfd-gst-probe: runs a GStreamer pipeline for the tests and reports what they check.
 //
-//   shmfd-gst-probe [--timeout SECONDS] [--hash] [--where] [--print ELEMENT.PROPERTY]...
+//   shmfd-gst-probe [--timeout SECONDS] [--hash] [--where] [--caps] [--print ELEMENT.PROPERTY]...
 //                   PIPELINE...
 //
 // "started" is printed once the pipeline's elements have started (shmfdsrc has subscribed).
 // Each buffer reaching the appsink named "out" prints a line "frame N HASH" (--hash: FNV-1a of
 // the visible pixels of each plane, strides and padding skipped, or of every byte of
 // non-video buffers) and "memfd yes|no" (--where: whether the buffer's bytes lie in a memfd
-// mapping named shmfd:..., per /proc/self/maps). A QoS message prints "qos dropped=N". At the
+// mapping named shmfd:..., per /proc/self/maps); --caps prints "caps CAPS" before the first
+// frame and whenever they change. A QoS message prints "qos dropped=N". At the
 // end, each --print prints "ELEMENT.PROPERTY=VALUE". Exit status: 0 at EOS, 1 on an error
 // (printed as "error: MESSAGE"), 2 when the timeout passed first.
 #include <gst/app/gstappsink.h>
@@ -27,6 +28,8 @@ namespace {
 
 bool g_hash = false;
 bool g_where = false;
+bool g_caps = false;
+GstCaps* g_last_caps = nullptr;
 std::uint64_t g_frames = 0;
 
 std::uint64_t fnv1a(std::uint64_t h, const std::uint8_t* p, std::size_t n) {
@@ -83,6 +86,12 @@ GstFlowReturn on_sample(GstAppSink* sink, gpointer) {
   if (!sample) return GST_FLOW_EOS;
   GstBuffer* buffer = gst_sample_get_buffer(sample);
   GstCaps* caps = gst_sample_get_caps(sample);
+  if (g_caps && caps && (!g_last_caps || !gst_caps_is_equal(caps, g_last_caps))) {
+    gst_caps_replace(&g_last_caps, caps);
+    gchar* text = gst_caps_to_string(caps);
+    std::printf("caps %s\n", text);
+    g_free(text);
+  }
   std::printf("frame %" PRIu64, g_frames++);
   if (g_hash) {
     std::uint64_t h = 0;
@@ -152,6 +161,8 @@ int main(int argc, char** argv) {
       g_hash = true;
     } else if (a == "--where") {
       g_where = true;
+    } else if (a == "--caps") {
+      g_caps = true;
     } else if (a == "--print" && i + 1 < argc) {
       prints.emplace_back(argv[++i]);
     } else {
@@ -212,6 +223,7 @@ int main(int argc, char** argv) {
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_object_unref(bus);
   gst_object_unref(pipeline);
+  gst_caps_replace(&g_last_caps, nullptr);
   gst_deinit();
   return status;
 }

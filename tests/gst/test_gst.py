@@ -139,6 +139,36 @@ def test_every_frame_arrives_bit_exact_and_zero_copy(broker, fmt, width, height)
     assert dev_shm() == shm_before
 
 
+def fnv1a(data):
+    h = 14695981039346656037
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+def test_a_layout_change_renegotiates_the_caps(broker):
+    """A producer of the Python package changes size and format mid-stream; shmfdsrc follows."""
+    shmfd = pytest.importorskip("shmfd", reason="the Python package is not built "
+                                "(SHMFD_BUILD_PYTHON=OFF): it is this test's producer")
+    consumer = Background("--caps", "--hash", *src(broker, "reneg", "backpressure=block-producer"),
+                          "!", "appsink", "name=out", "sync=false")
+    producer = shmfd.Producer(broker.socket, "reneg")
+    producer.advertise("reneg", "image")
+    sent = []
+    for fmt, width, height, size in [("rgba8", 64, 48, 64 * 48 * 4), ("nv12", 32, 16, 32 * 24)]:
+        for i in range(3):
+            data = bytes((i * 31 + j * 7 + width) & 0xFF for j in range(size))
+            producer.publish_bytes("reneg", data, shmfd.Layout.image(fmt, width, height))
+            sent.append(fnv1a(data))
+    producer.unadvertise("reneg")
+    assert consumer.finish(timeout=30) == 0, consumer.stdout + consumer.stderr
+    caps = [line for line in consumer.stdout.splitlines() if line.startswith("caps ")]
+    assert len(caps) == 2, caps
+    assert "format=(string)RGBA" in caps[0] and "width=(int)64, height=(int)48" in caps[0]
+    assert "format=(string)NV12" in caps[1] and "width=(int)32, height=(int)16" in caps[1]
+    assert frames(consumer.stdout) == sent
+
+
 def test_sealed_topics_copy_each_frame_into_its_own_memfd(broker):
     caps = "video/x-raw,format=NV12,width=64,height=48"
     source = ["videotestsrc", "num-buffers=6", "pattern=smpte", "!", caps]
