@@ -23,6 +23,7 @@ packages=(
   help2man               # man pages generated from each program's --help
   python3-dev pybind11-dev python3-numpy  # the Python package: its extension, its arrays
   python3-pytest         # tests: the Python package's suite
+  cyclonedds-dev cyclonedds-tools  # shmfd-dds-bridge: Eclipse Cyclone DDS 0.10 and its idlc
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev  # the GStreamer plugin (1.22)
   gstreamer1.0-tools     # gst-launch-1.0, gst-inspect-1.0: the plugin's tests and examples
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good   # videotestsrc, pngenc, wavenc, vp8enc
