@@ -122,6 +122,10 @@ def test_frames_cross_from_broker_a_to_broker_b_intact(net, name):
             assert frame.timestamp_ns == 1_000_000 + len(got)
             got.append(frame.bytes[:layout.extent].tobytes())
     assert got == sent
+    # shmfdctl shows each bridge as a client of its broker.
+    clients = subprocess.run([binary("SHMFDCTL_BIN"), "--socket", net.a.socket, "--json",
+                              "clients"], capture_output=True, text=True, check=True).stdout
+    assert "shmfd-dds-bridge" in clients
     assert finish(exporter)["bad"] == 0
     counts = finish(importer)
     assert counts["bad"] == 0 and counts["dropped"] == 0

@@ -41,6 +41,7 @@ installed=1
 # What landed, and where.
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 for f in /usr/bin/shmfd-broker /usr/bin/shmfdctl /usr/bin/shmfd-pub /usr/bin/shmfd-sub \
+         /usr/bin/shmfd-dds-bridge /usr/share/man/man1/shmfd-dds-bridge.1.gz \
          "/usr/lib/$multiarch/libshmfd.so.0.2" "/usr/lib/$multiarch/libshmfd.so" \
          "/usr/lib/$multiarch/libshmfd-c.so.1" "/usr/lib/$multiarch/libshmfd-c.so" \
          "/usr/lib/$multiarch/pkgconfig/shmfd-c.pc" /usr/include/shmfd.h \
@@ -56,6 +57,10 @@ getent group shmfd >/dev/null || fail "the package did not create the group shmf
 [[ $(readelf -d /usr/bin/shmfd-broker | grep -c 'RPATH\|RUNPATH') == 0 ]] ||
   fail "/usr/bin/shmfd-broker carries an RPATH"
 man -w shmfd-broker >/dev/null || fail "man shmfd-broker finds nothing"
+[[ $(shmfd-dds-bridge --help) == *"Bridges shmfd topics to a DDS domain"* ]] ||
+  fail "the installed shmfd-dds-bridge does not run"
+dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libddsc0debian" ||
+  fail "shmfd does not depend on Cyclone DDS's library (the bridge links it)"
 systemd-analyze verify /usr/lib/systemd/system/shmfd-broker.socket \
   /usr/lib/systemd/system/shmfd-broker.service || fail "systemd-analyze verify"
 

@@ -22,6 +22,7 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log"
 libdir=$(find "$prefix" -name 'libshmfd.so.*.*.*' -printf '%h\n' | head -1)
 [[ -n $libdir ]] || fail "no libshmfd.so.X.Y.Z under $prefix"
 for f in bin/shmfd-broker bin/shmfdctl bin/shmfd-pub bin/shmfd-sub share/man/man1/shmfd-broker.1.gz \
+         bin/shmfd-dds-bridge share/man/man1/shmfd-dds-bridge.1.gz \
          include/shmfd/producer.hpp include/shmfd/consumer.hpp include/shmfd.h \
          include/shmfd/proto/protocol.capnp.h include/shmfd/proto/layout.capnp.h \
          share/shmfd/proto/protocol.capnp share/shmfd/proto/layout.capnp; do
