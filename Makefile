@@ -12,7 +12,7 @@ DEB_BUILD ?= build-deb
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
 
-.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
+.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-dds bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
 
 all: build
 
@@ -106,6 +106,10 @@ bench: build
 	BUILD=$(BUILD) JOBS=$(JOBS) bench/run.sh
 
 # The building blocks alone (memfd, seals, verify, transport, wire), with Google Benchmark.
+# Frames through two shmfd-dds-bridges over loopback DDS, against the local path (Python).
+bench-dds: build
+	PYTHONPATH=$(BUILD)/python /usr/bin/python3 bench/suite/dds_bridge.py $(BUILD)
+
 bench-core: build
 	$(BUILD)/bin/shmfd-bench-core
 
