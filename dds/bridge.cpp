@@ -211,8 +211,25 @@ dds_qos_t* make_qos(const Settings& s, bool writer) {
   return qos;
 }
 
-std::string dds_error(const char* what, dds_return_t rc) {
-  return std::string(what) + ": " + dds_strretcode(rc);
+std::string dds_error(const std::string& what, dds_return_t rc) {
+  return what + ": " + dds_strretcode(rc);
+}
+
+// A bridging thread that cannot go on: says why, and stops the bridge.
+void give_up(const std::string& why) {
+  std::fprintf(stderr, "shmfd-dds-bridge: %s\n", why.c_str());
+  g_stop = true;
+}
+
+// The DDS topic that carries local `topic`: shmfd/TOPIC (shmfd frames) or rt/TOPIC (ROS 2
+// images), and its name.
+std::pair<dds_entity_t, std::string> dds_topic(dds_entity_t participant, const std::string& topic,
+                                               bool ros2) {
+  std::string name = (ros2 ? "rt/" : "shmfd/") + topic;
+  const dds_entity_t t = dds_create_topic(
+      participant, ros2 ? &sensor_msgs_msg_dds__Image__desc : &shmfd_bridge_Frame_desc,
+      name.c_str(), nullptr, nullptr);
+  return {t, std::move(name)};
 }
 
 // CLOCK_MONOTONIC capture time as wall-clock time (what ROS 2 stamps carry).
@@ -232,51 +249,25 @@ std::uint64_t monotonic_to_realtime(std::uint64_t mono_ns) {
 void export_loop(const Settings& s, dds_entity_t participant, std::string topic, bool ros2,
                  Counters& c) {
   const Running running;
-  const std::string dds_name = (ros2 ? "rt/" : "shmfd/") + topic;
-  const dds_entity_t dtopic = dds_create_topic(
-      participant, ros2 ? &sensor_msgs_msg_dds__Image__desc : &shmfd_bridge_Frame_desc,
-      dds_name.c_str(), nullptr, nullptr);
-  if (dtopic < 0) {
-    std::fprintf(stderr, "shmfd-dds-bridge: %s\n",
-                 dds_error(("topic " + dds_name).c_str(), dtopic).c_str());
-    g_stop = true;
-    return;
-  }
+  const auto [dtopic, dds_name] = dds_topic(participant, topic, ros2);
   dds_qos_t* qos = make_qos(s, true);
-  const dds_entity_t writer = dds_create_writer(participant, dtopic, qos, nullptr);
+  const dds_entity_t writer =
+      dtopic < 0 ? dtopic : dds_create_writer(participant, dtopic, qos, nullptr);
   dds_delete_qos(qos);
-  if (writer < 0) {
-    std::fprintf(stderr, "shmfd-dds-bridge: %s\n", dds_error("writer", writer).c_str());
-    g_stop = true;
-    return;
-  }
+  if (writer < 0) return give_up(dds_error("DDS writer of " + dds_name, writer));
   auto consumer = Consumer::connect(s.socket, s.name);
-  if (!consumer) {
-    std::fprintf(stderr, "shmfd-dds-bridge: %s\n", consumer.error().message().c_str());
-    g_stop = true;
-    return;
-  }
+  if (!consumer) return give_up(consumer.error().message());
   consumer->reconnect_on_loss();
   auto depth = consumer->subscribe(
       topic, s.depth, s.block ? Backpressure::block_producer : Backpressure::drop_oldest);
-  if (!depth) {
-    std::fprintf(stderr, "shmfd-dds-bridge: subscribe %s: %s\n", topic.c_str(),
-                 depth.error().message().c_str());
-    g_stop = true;
-    return;
-  }
+  if (!depth) return give_up("subscribe " + topic + ": " + depth.error().message());
   std::fprintf(stderr, "shmfd-dds-bridge: exporting '%s' to DDS topic '%s'%s\n", topic.c_str(),
                dds_name.c_str(), ros2 ? " (sensor_msgs/msg/Image)" : "");
   std::uint64_t seen_dropped = 0;
   std::vector<std::uint8_t> rows;  // a ROS 2 image whose last row the slot does not hold whole
   while (!g_stop) {
     auto event = consumer->receive_for(std::chrono::milliseconds(100));
-    if (!event) {
-      std::fprintf(stderr, "shmfd-dds-bridge: %s: %s\n", topic.c_str(),
-                   event.error().message().c_str());
-      g_stop = true;
-      break;
-    }
+    if (!event) return give_up(topic + ": " + event.error().message());
     if (!*event) continue;
     auto* frame = std::get_if<Frame>(&**event);
     if (frame == nullptr) continue;  // end of stream (the producer may come back), reconnected
@@ -390,26 +381,14 @@ Status publish_local(LocalTopic& local, const Settings& s, const Layout& layout,
 void import_loop(const Settings& s, dds_entity_t participant, std::string topic, bool ros2,
                  Counters& c) {
   const Running running;
-  const std::string dds_name = (ros2 ? "rt/" : "shmfd/") + topic;
-  const dds_entity_t dtopic = dds_create_topic(
-      participant, ros2 ? &sensor_msgs_msg_dds__Image__desc : &shmfd_bridge_Frame_desc,
-      dds_name.c_str(), nullptr, nullptr);
+  const auto [dtopic, dds_name] = dds_topic(participant, topic, ros2);
   dds_qos_t* qos = make_qos(s, false);
   const dds_entity_t reader =
       dtopic < 0 ? dtopic : dds_create_reader(participant, dtopic, qos, nullptr);
   dds_delete_qos(qos);
-  if (reader < 0) {
-    std::fprintf(stderr, "shmfd-dds-bridge: %s\n",
-                 dds_error(("reader " + dds_name).c_str(), reader).c_str());
-    g_stop = true;
-    return;
-  }
+  if (reader < 0) return give_up(dds_error("DDS reader of " + dds_name, reader));
   auto producer = Producer::connect(s.socket, s.name);
-  if (!producer) {
-    std::fprintf(stderr, "shmfd-dds-bridge: %s\n", producer.error().message().c_str());
-    g_stop = true;
-    return;
-  }
+  if (!producer) return give_up(producer.error().message());
   producer->reconnect_on_loss();
   LocalTopic local{std::move(*producer), topic, std::nullopt, 0, 0};
   const dds_entity_t waitset = dds_create_waitset(participant);
