@@ -32,6 +32,7 @@ tools/install-deps.sh gnuplot-nox || echo "bench: gnuplot-nox could not be insta
 # Configure again so CMake finds the peers installed just now.
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
 targets=(shmfd-bench-suite shmfd-bench-report shmfd-broker)
+grep -q "shmfd-dds-bridge" "$build/build.ninja" && targets+=(shmfd-dds-bridge shmfd_python)
 for peer in iceoryx zmq gst gst-pipelines; do
   grep -q "shmfd-bench-$peer" "$build/build.ninja" && targets+=("shmfd-bench-$peer")
 done
@@ -62,6 +63,17 @@ machine="$(nproc) × $cpu, $mem, Linux $(uname -r), $(. /etc/os-release && echo 
 "$build/bin/shmfd-bench-report" --out "$results" --machine "$machine" \
   --command "make bench" "${skipped[@]}" "$raw/shmfd.json" \
   $(ls "$raw"/*.json | grep -v '/shmfd.json$') || status=1
+# The DDS bridge beside the local path (Python; needs the package and the bridge built).
+if [[ -x $build/bin/shmfd-dds-bridge && -d $build/python/shmfd ]]; then
+  {
+    echo
+    echo "## DDS bridge: frames through two shmfd-dds-bridges over loopback DDS"
+    echo
+    PYTHONPATH=$build/python /usr/bin/python3 bench/suite/dds_bridge.py "$build"
+  } >>"$results/results.md" || status=1
+else
+  echo "bench: the DDS bridge or the Python package is not built: no DDS rows" >&2
+fi
 if command -v gnuplot >/dev/null; then
   (cd "$results" && gnuplot chart.gp) || status=1
 fi
