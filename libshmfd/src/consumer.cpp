@@ -286,7 +286,13 @@ Result<Consumer> Consumer::connect(const std::string& socket_path, std::string_v
 
 Result<Event> Consumer::reconnect() {
   const auto lost = std::chrono::steady_clock::now();
+  // Events read from the lost connection but not received yet: delivered before Reconnected
+  // (their frames were counted when read, and their pages stay mapped). Left in the old link,
+  // each frame would hold that link, and its socket, for good, and never be seen.
+  std::deque<Event> before;
   for (;;) {
+    for (Event& e : link_->early) before.push_back(std::move(e));
+    link_->early.clear();
     const bool want = channels_ == Channels::automatic && channels_wanted();
     auto connection = Connection::reopen(socket_path_, client_name_, *reconnect_, want);
     if (!connection) return fail(std::move(connection.error()));
@@ -304,8 +310,14 @@ Result<Event> Consumer::reconnect() {
       sub.renewed = true;
     }
     if (renewed) {
-      return Event(Reconnected{std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - lost)});
+      // Then the new connection's own (frames that came while subscribe() waited).
+      std::deque<Event>& queue = link_->early;
+      queue.push_front(Event(Reconnected{std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - lost)}));
+      for (auto it = before.rbegin(); it != before.rend(); ++it) queue.push_front(std::move(*it));
+      Event first = std::move(queue.front());
+      queue.pop_front();
+      return first;
     }
   }
 }
