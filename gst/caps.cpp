@@ -246,6 +246,24 @@ GstCaps* layout_caps(const Layout& layout) {
   return gst_caps_new_empty_simple("application/octet-stream");
 }
 
+bool same_caps(const Layout& a, const Layout& b) {
+  if (a.index() != b.index()) return false;
+  if (const auto* x = std::get_if<ImageLayout>(&a)) {
+    const auto& y = std::get<ImageLayout>(b);
+    return x->format == y.format && x->width == y.width && x->height == y.height;
+  }
+  if (const auto* x = std::get_if<AudioLayout>(&a)) {
+    const auto& y = std::get<AudioLayout>(b);
+    return x->format == y.format && x->sample_rate == y.sample_rate && x->channels == y.channels &&
+           x->planar == y.planar;
+  }
+  if (const auto* x = std::get_if<TensorLayout>(&a)) {
+    const auto& y = std::get<TensorLayout>(b);
+    return x->dtype == y.dtype && x->rank == y.rank && x->shape == y.shape;
+  }
+  return true;  // blobs: application/octet-stream
+}
+
 Result<Span> buffer_span(const Layout& layout) {
   auto end = layout_extent(layout);
   if (!end) return fail(std::move(end.error()));

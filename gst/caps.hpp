@@ -40,6 +40,9 @@ Result<ImageLayout> default_image_layout(const GstVideoInfo& info);
 
 // The caps of frames with `layout` (new reference).
 GstCaps* layout_caps(const Layout& layout);
+// Whether frames of `a` and `b` have the same caps: what layout_caps reads of them (an audio
+// buffer's length and a plane's stride, say, are not in the caps).
+bool same_caps(const Layout& a, const Layout& b);
 
 // The bytes of a frame that a buffer carries: [first, end).
 struct Span {

@@ -92,7 +92,8 @@ struct SrcState {
   SrcSettings settings;
   std::shared_ptr<SrcCore> core;
   std::atomic<bool> unlocked{false};
-  GstCaps* caps = nullptr;  // of the last frame
+  GstCaps* caps = nullptr;            // of the last frame
+  std::optional<Layout> caps_layout;  // the layout `caps` came from (streaming thread only)
   std::atomic<std::uint64_t> received{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> copies{0};
@@ -225,6 +226,7 @@ gboolean stop(GstBaseSrc* base) {
     std::lock_guard lock(s.settings_mu);
     core = std::move(s.core);
     gst_caps_replace(&s.caps, nullptr);
+    s.caps_layout.reset();
   }
   if (core) {
     std::lock_guard lock(core->mu);
@@ -280,25 +282,29 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
                       (nullptr));
     return GST_FLOW_ERROR;
   }
-  GstCaps* caps = layout_caps(layout);
-  bool changed = false;
-  {
-    std::lock_guard lock(s.settings_mu);
-    if (!s.caps || !gst_caps_is_equal(s.caps, caps)) {
-      gst_caps_replace(&s.caps, caps);
-      changed = true;
+  // Caps are made (an allocation) only when the layout's caps-relevant part changes.
+  if (!s.caps_layout || !same_caps(*s.caps_layout, layout)) {
+    GstCaps* caps = layout_caps(layout);
+    bool changed = false;
+    {
+      std::lock_guard lock(s.settings_mu);
+      if (!s.caps || !gst_caps_is_equal(s.caps, caps)) {
+        gst_caps_replace(&s.caps, caps);
+        changed = true;
+      }
     }
-  }
-  if (changed) {
-    GST_INFO_OBJECT(base, "frames now have caps %" GST_PTR_FORMAT, static_cast<void*>(caps));
-    if (!gst_base_src_set_caps(base, caps)) {
-      gst_caps_unref(caps);
-      GST_ELEMENT_ERROR(base, CORE, NEGOTIATION, ("Downstream does not take the frames' caps."),
-                        (nullptr));
-      return GST_FLOW_NOT_NEGOTIATED;
+    s.caps_layout = layout;
+    if (changed) {
+      GST_INFO_OBJECT(base, "frames now have caps %" GST_PTR_FORMAT, static_cast<void*>(caps));
+      if (!gst_base_src_set_caps(base, caps)) {
+        gst_caps_unref(caps);
+        GST_ELEMENT_ERROR(base, CORE, NEGOTIATION, ("Downstream does not take the frames' caps."),
+                          (nullptr));
+        return GST_FLOW_NOT_NEGOTIATED;
+      }
     }
+    gst_caps_unref(caps);
   }
-  gst_caps_unref(caps);
 
   const std::uint64_t sequence = frame.sequence();
   const std::uint64_t timestamp = frame.timestamp_ns();

@@ -94,9 +94,9 @@ Result<std::optional<Slot>> SinkCore::acquire(std::uint32_t pool, bool dont_wait
 
 namespace {
 
+// What a GstMemory over a slot keeps alive: the producer, whose mapping the slot is.
 struct MemoryHold {
   std::shared_ptr<SinkCore> core;
-  Slot slot;
 };
 
 }  // namespace
@@ -106,7 +106,7 @@ GstMemory* SinkCore::lend(std::shared_ptr<SinkCore> self, const Slot& slot, gsiz
     std::lock_guard lock(mu_);
     lent_[{slot.pool, slot.index}] = Lent{slot, false};
   }
-  auto* hold = new MemoryHold{std::move(self), slot};
+  auto* hold = new MemoryHold{std::move(self)};
   return gst_memory_new_wrapped(static_cast<GstMemoryFlags>(0), slot.bytes.data(),
                                 slot.bytes.size(), 0, size, hold,
                                 [](gpointer p) { delete static_cast<MemoryHold*>(p); });
