@@ -191,18 +191,22 @@ TEST_P(StoppedConsumerTest, HealthyConsumerAndProducerKeepTheirRate) {
   while (healthy.frames() < produced.published && Clock::now() < settle) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  EXPECT_GE(healthy.frames(), produced.published * 9 / 10)
+  // Rates here assert behaviour, not speed: held back, the producer gets out at most its
+  // window (4 to 17 frames of some 250 ticks), and a healthy consumer that waited for the
+  // stopped one gets as few. Half is far from both, and a TSan build on a loaded machine,
+  // which misses a tick now and then, clears it.
+  EXPECT_GE(healthy.frames(), produced.published / 2)
       << "the healthy consumer got " << healthy.frames() << " of " << produced.published;
   if (!c.block || cut_off) {
     EXPECT_TRUE(done_while_stopped) << "the producer was still held back at the end of the stop";
     // A drop-oldest stop slows no one; a cut-off block-producer stall ends within the run.
     const std::uint64_t ticks = c.block ? produced.late_ticks : produced.ticks;
     const std::uint64_t published = c.block ? produced.late_published : produced.published;
-    EXPECT_GE(published, ticks * 9 / 10)
+    EXPECT_GE(published, ticks / 2)
         << "the producer was held back: " << produced.published << " of " << produced.ticks
         << " ticks, " << produced.late_published << " of " << produced.late_ticks
         << " in the run's last second";
-    EXPECT_GE(healthy_while_stopped + 10, produced.published * 9 / 10)
+    EXPECT_GE(healthy_while_stopped, published_while_stopped / 2)
         << "the healthy consumer waited for the stopped one";
   } else {
     // Held back for the whole stop. What got out: on a pool, the slots (4); sealed, what the
@@ -285,7 +289,9 @@ TEST_P(StuckTogetherTest, TwoStuckConsumersDryAPool) {
     EXPECT_LE(produced.published, 2U) << "the pool was not dry";
     EXPECT_EQ(broker.stats().clients, 4U);
   } else {
-    EXPECT_GE(produced.late_published, produced.late_ticks * 9 / 10)
+    // Held, it would publish nothing in the last second (the pool is dry); half its ticks
+    // is a margin that a slow build clears.
+    EXPECT_GE(produced.late_published, produced.late_ticks / 2)
         << "the producer was not let go: " << produced.published << " of " << produced.ticks;
     EXPECT_EQ(broker.stats().clients, 3U) << "not exactly one stuck consumer was cut off";
   }
@@ -370,8 +376,10 @@ TEST(LivePacingTest, ALiveSourceDoesNotCatchUpInABurst) {
                                    [](auto t) { return t < std::chrono::milliseconds(300); });
   // At 50 fps, 300 ms hold 15 ticks (plus the frame queued during the stall); a burst would
   // deliver the 50 missed frames as fast as they are released.
+  // Only the burst is a matter of behaviour; how many frames a slow build draws in 300 ms is a
+  // matter of speed, so the lower bound asks only that the source resumed.
   EXPECT_LE(early, 22) << "frames in the first 300 ms after the stall";
-  EXPECT_GE(early, 8);
+  EXPECT_GE(early, 1) << "the source did not resume within 300 ms";
 }
 
 // A stopped block-producer subscriber holds the producer back in publish(), with a bounded
