@@ -125,7 +125,7 @@ Outcome Router::channel_page(ClientState& client, proto::ChannelPage::Reader pag
   const ChannelSide side = page.getSide() == proto::ChannelSide::PRODUCER ? ChannelSide::producer
                                                                           : ChannelSide::consumer;
   const char* side_name = side == ChannelSide::producer ? "producer" : "consumer";
-  if (fds.size() != 1) {
+  if (fds.size() != kFdsPerMessage) {
     return refuse(Code::WRONG_FD_COUNT, "a ChannelPage carries exactly one fd, this one carried " +
                                             std::to_string(fds.size()));
   }

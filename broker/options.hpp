@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "shmfd/error.hpp"
+#include "shmfd/message_buffer.hpp"
 
 namespace shmfd::broker {
 
@@ -30,7 +31,7 @@ struct Limits {
   std::size_t max_clients = 256;
   std::size_t max_topics = 256;
   std::size_t max_subscriptions_per_client = 64;
-  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_message_bytes = kMaxMessageBytes;
   // Frames the broker may hold queued for one client, summed over its subscriptions: each is
   // an open fd in the broker.
   std::size_t max_queued_fds_per_client = 64;

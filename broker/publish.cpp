@@ -65,7 +65,7 @@ Outcome Router::publish(ClientState& client, proto::Publish::Reader publish,
 Outcome Router::publish_fd(ClientState& client, Topic& t, proto::Frame::Reader frame,
                            const Layout& layout, std::vector<UniqueFd>& fds) {
   const std::uint64_t sequence = frame.getSequence();
-  if (fds.size() != 1) {
+  if (fds.size() != kFdsPerMessage) {
     return refuse(
         Code::WRONG_FD_COUNT,
         "a Publish carries exactly one fd, this one carried " + std::to_string(fds.size()), t.name,
@@ -221,7 +221,7 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
                       " pools (--max-pools)",
                   name);
   }
-  if (fds.size() != 1) {
+  if (fds.size() != kFdsPerMessage) {
     return refuse(
         Code::WRONG_FD_COUNT,
         "a RegisterPool carries exactly one fd, this one carried " + std::to_string(fds.size()),

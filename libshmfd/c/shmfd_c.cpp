@@ -13,6 +13,8 @@
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 
+#include "error_table.hpp"  // libshmfd/src: the names of the codes, shared with C++ and Python
+
 struct shmfd_producer {
   shmfd::Producer producer;
   std::deque<shmfd::Error> refusals;  // read by poll_errors, handed out one per call
@@ -260,42 +262,18 @@ int shmfd_last_broker_error(void) {
 
 const char* shmfd_status_name(int status) {
   switch (status) {
-#define SHMFD_NAME(x) \
-  case x:             \
-    return #x;
-    SHMFD_NAME(SHMFD_OK)
-    SHMFD_NAME(SHMFD_E_NOT_MEMFD)
-    SHMFD_NAME(SHMFD_E_MISSING_SEALS)
-    SHMFD_NAME(SHMFD_E_BUFFER_TOO_SMALL)
-    SHMFD_NAME(SHMFD_E_NOT_READABLE)
-    SHMFD_NAME(SHMFD_E_INVALID_SIZE)
-    SHMFD_NAME(SHMFD_E_HUGE_PAGES_UNAVAILABLE)
-    SHMFD_NAME(SHMFD_E_TOO_MANY_FDS)
-    SHMFD_NAME(SHMFD_E_FDS_TRUNCATED)
-    SHMFD_NAME(SHMFD_E_MESSAGE_TRUNCATED)
-    SHMFD_NAME(SHMFD_E_EMPTY_MESSAGE)
-    SHMFD_NAME(SHMFD_E_LAYOUT_UNKNOWN_FORMAT)
-    SHMFD_NAME(SHMFD_E_LAYOUT_BAD_DIMENSIONS)
-    SHMFD_NAME(SHMFD_E_LAYOUT_PLANE_COUNT)
-    SHMFD_NAME(SHMFD_E_LAYOUT_STRIDE_TOO_SMALL)
-    SHMFD_NAME(SHMFD_E_LAYOUT_PLANE_TOO_SMALL)
-    SHMFD_NAME(SHMFD_E_LAYOUT_PLANES_OVERLAP)
-    SHMFD_NAME(SHMFD_E_LAYOUT_OVERFLOW)
-    SHMFD_NAME(SHMFD_E_LAYOUT_OUT_OF_BOUNDS)
-    SHMFD_NAME(SHMFD_E_MALFORMED_MESSAGE)
-    SHMFD_NAME(SHMFD_E_FD_INDEX_OUT_OF_RANGE)
-    SHMFD_NAME(SHMFD_E_INVALID_TOPIC_NAME)
-    SHMFD_NAME(SHMFD_E_BROKER_REFUSED)
-    SHMFD_NAME(SHMFD_E_PROTOCOL_VIOLATION)
-    SHMFD_NAME(SHMFD_E_DISCONNECTED)
-    SHMFD_NAME(SHMFD_E_NO_FREE_SLOT)
-    SHMFD_NAME(SHMFD_E_INVALID_ARGUMENT)
-    SHMFD_NAME(SHMFD_E_INVALID_CONFIGURATION)
-    SHMFD_NAME(SHMFD_E_LIMIT_EXCEEDED)
-    SHMFD_NAME(SHMFD_E_SYSTEM)
-    SHMFD_NAME(SHMFD_E_INTERNAL)
-#undef SHMFD_NAME
+    case SHMFD_OK:
+      return "SHMFD_OK";
+    case SHMFD_E_SYSTEM:
+      return "SHMFD_E_SYSTEM";
+    case SHMFD_E_INTERNAL:
+      return "SHMFD_E_INTERNAL";
+    default:
+      break;
   }
+  // The others are shmfd::Errc's values (checked above): their names are in its one table.
+  // Every c_name is a literal, so data() is a NUL-terminated string that lives for good.
+  if (const auto* info = shmfd::detail::errc_info(status)) return info->c_name.data();
   return "unknown shmfd_status";
 }
 

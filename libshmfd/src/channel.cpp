@@ -230,15 +230,6 @@ Status ChannelReader::release(std::uint32_t pool, std::uint32_t slot, std::uint6
   return {};
 }
 
-bool ChannelReader::begin_sleep() noexcept {
-  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // odd: asleep
-  return !readable();  // checked after the epoch store: a publish now sees us asleep
-}
-
-void ChannelReader::end_sleep() noexcept {
-  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // even: awake
-}
-
 WaitStatus ChannelReader::wait(std::chrono::steady_clock::time_point deadline,
                                WaitOptions options) {
   if (readable() || broken_) return WaitStatus::ready;
@@ -257,40 +248,6 @@ std::chrono::steady_clock::time_point coarse_now() noexcept {
 WaitStatus waitv(std::span<ChannelReader* const> readers,
                  std::chrono::steady_clock::time_point deadline) {
   return waitv(readers, nullptr, 0, deadline);
-}
-
-WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
-                 std::chrono::steady_clock::time_point deadline) {
-  std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
-  std::size_t count = 0;
-  if (bell != nullptr) {
-    const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
-    if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
-    waits[count++] = {&rung, seen};
-  }
-  const std::size_t used = std::min<std::size_t>(readers.size(), (FUTEX_WAITV_MAX - 1) / 2);
-  for (std::size_t i = 0; i < used; ++i) {
-    ChannelReader* r = readers[i];
-    if (r->broken_ || !r->begin_sleep()) {
-      if (!r->broken_) r->end_sleep();
-      for (std::size_t j = 0; j < i; ++j) readers[j]->end_sleep();
-      return WaitStatus::ready;
-    }
-    waits[count++] = {&word(r->peer_.data(), kIndexAt), r->tail_};
-    waits[count++] = {&word(r->peer_.data(), kClosedAt), 0};
-  }
-  if (count == 0) {
-    std::this_thread::sleep_until(deadline);
-    return WaitStatus::timed_out;
-  }
-  const auto status = sleep_on(std::span(waits.data(), count), deadline);
-  for (std::size_t i = 0; i < used; ++i) readers[i]->end_sleep();
-  if (status == WaitStatus::timed_out) {
-    if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
-    for (std::size_t i = 0; i < used; ++i)
-      if (readers[i]->readable()) return WaitStatus::ready;
-  }
-  return status;
 }
 
 // --- The producer's end ---
@@ -407,15 +364,6 @@ bool ChannelWriter::progressed() const noexcept {
   return word(peer_.data(), kReleasesAt).load(std::memory_order_acquire) != seen_releases_;
 }
 
-bool ChannelWriter::begin_sleep() noexcept {
-  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // odd: asleep
-  return !progressed();
-}
-
-void ChannelWriter::end_sleep() noexcept {
-  word(own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);  // even: awake
-}
-
 WaitStatus ChannelWriter::wait(std::chrono::steady_clock::time_point deadline,
                                WaitOptions options) {
   if (progressed()) return WaitStatus::ready;
@@ -429,36 +377,79 @@ WaitStatus waitv(std::span<ChannelWriter* const> writers,
   return waitv(writers, nullptr, 0, deadline);
 }
 
+// --- Sleeping on many channels: the one wait of both ends ---
+
+// A lost wake-up is fixed here or nowhere: readers and writers sleep through this one function.
+// An end announces its sleep by making its own epoch odd (seq_cst, Dekker with the peer's index
+// store and epoch load in publish() and release()), checks once more whether there is something
+// to do, and only then sleeps on the peer's words; every announced sleep is ended, whatever woke
+// it, so the epoch is even again and names exactly one wait.
+struct ChannelSleep {
+  // The peer's words that change when there is something for this end: a reader waits for a
+  // head that moves or the producer's close; a writer for the consumer's release count.
+  static constexpr std::size_t kWords(const ChannelReader*) { return 2; }
+  static constexpr std::size_t kWords(const ChannelWriter*) { return 1; }
+  static void words(const ChannelReader& r, FutexWait* out) {
+    out[0] = {&word(r.peer_.data(), kIndexAt), r.tail_};
+    out[1] = {&word(r.peer_.data(), kClosedAt), 0};
+  }
+  static void words(const ChannelWriter& w, FutexWait* out) {
+    out[0] = {&word(w.peer_.data(), kReleasesAt), w.seen_releases_};
+  }
+  // Whether a wait on this end should end: a broken channel ends every wait on it.
+  static bool woke(const ChannelReader& r) { return r.broken_.has_value() || r.readable(); }
+  static bool woke(const ChannelWriter& w) { return w.progressed(); }
+  template <typename End>
+  static void step_epoch(End& end) {
+    word(end.own_.data(), kEpochAt).fetch_add(1, std::memory_order_seq_cst);
+  }
+
+  template <typename End>
+  static WaitStatus wait(std::span<End* const> ends, const PeerBell* bell, std::uint32_t seen,
+                         std::chrono::steady_clock::time_point deadline) {
+    std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
+    std::size_t count = 0;
+    if (bell != nullptr) {
+      const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
+      if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
+      waits[count++] = {&rung, seen};
+    }
+    constexpr std::size_t per_end = kWords(static_cast<End*>(nullptr));
+    // Ends beyond what one futex_waitv takes are not slept on (their callers cap them).
+    const std::size_t used = std::min(ends.size(), (FUTEX_WAITV_MAX - count) / per_end);
+    for (std::size_t i = 0; i < used; ++i) {
+      step_epoch(*ends[i]);  // odd: asleep, then checked once more
+      if (woke(*ends[i])) {
+        for (std::size_t j = 0; j <= i; ++j) step_epoch(*ends[j]);
+        return WaitStatus::ready;
+      }
+      words(*ends[i], &waits[count]);
+      count += per_end;
+    }
+    if (count == 0) {
+      std::this_thread::sleep_until(deadline);
+      return WaitStatus::timed_out;
+    }
+    const auto status = sleep_on(std::span(waits.data(), count), deadline);
+    for (std::size_t i = 0; i < used; ++i) step_epoch(*ends[i]);  // even: awake
+    if (status == WaitStatus::timed_out) {
+      // A wake that raced the deadline still counts.
+      if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
+      for (std::size_t i = 0; i < used; ++i)
+        if (woke(*ends[i])) return WaitStatus::ready;
+    }
+    return status;
+  }
+};
+
+WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
+                 std::chrono::steady_clock::time_point deadline) {
+  return ChannelSleep::wait(readers, bell, seen, deadline);
+}
+
 WaitStatus waitv(std::span<ChannelWriter* const> writers, const PeerBell* bell, std::uint32_t seen,
                  std::chrono::steady_clock::time_point deadline) {
-  std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
-  std::size_t count = 0;
-  if (bell != nullptr) {
-    const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
-    if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
-    waits[count++] = {&rung, seen};
-  }
-  const std::size_t used = std::min<std::size_t>(writers.size(), FUTEX_WAITV_MAX - count);
-  for (std::size_t i = 0; i < used; ++i) {
-    ChannelWriter* w = writers[i];
-    if (!w->begin_sleep()) {
-      for (std::size_t j = 0; j <= i; ++j) writers[j]->end_sleep();
-      return WaitStatus::ready;
-    }
-    waits[count++] = {&word(w->peer_.data(), kReleasesAt), w->seen_releases_};
-  }
-  if (count == 0) {
-    std::this_thread::sleep_until(deadline);
-    return WaitStatus::timed_out;
-  }
-  const auto status = sleep_on(std::span(waits.data(), count), deadline);
-  for (std::size_t i = 0; i < used; ++i) writers[i]->end_sleep();
-  if (status == WaitStatus::timed_out) {
-    if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
-    for (std::size_t i = 0; i < used; ++i)
-      if (writers[i]->progressed()) return WaitStatus::ready;
-  }
-  return status;
+  return ChannelSleep::wait(writers, bell, seen, deadline);
 }
 
 ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept {

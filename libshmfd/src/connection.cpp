@@ -36,7 +36,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
         conn.max_message_bytes_ = m.getWelcome().getMaxMessageBytes();
         conn.publish_window_ = m.getWelcome().getPublishWindow();
         if (!m.getWelcome().getDoorbell()) return {};
-        if (!channels || reply->fds.size() != 1) {
+        if (!channels || reply->fds.size() != kFdsPerMessage) {
           return fail(Errc::protocol_violation,
                       "the broker sent a doorbell this client did not ask for, or none with it");
         }
@@ -62,7 +62,7 @@ Result<SendStatus> Connection::send(std::span<const std::byte> bytes, std::span<
 }
 
 Result<ReceivedMessage> Connection::receive(IoMode mode) {
-  auto m = receive_message(fd_.get(), buffer_.bytes(), 1, mode);
+  auto m = receive_message(fd_.get(), buffer_.bytes(), kFdsPerMessage, mode);
   if (m && m->status == RecvStatus::peer_closed) {
     return fail(Errc::disconnected, "the broker closed the connection");
   }

@@ -207,7 +207,7 @@ Status channel_message(detail::ConsumerLink& link, proto::Message::Reader r,
   if (r.isChannelOpen()) {
     auto open = r.getChannelOpen();
     auto asked = link.asked.find(open.getChannel());
-    if (asked == link.asked.end() || fds.size() != 1) {
+    if (asked == link.asked.end() || fds.size() != kFdsPerMessage) {
       return fail(Errc::protocol_violation, "ChannelOpen for channel " +
                                                 std::to_string(open.getChannel()) +
                                                 ", which was never asked for, or without its page");

@@ -176,7 +176,7 @@ void detail::ProducerIncoming::channel_request(Producer& p, proto::ChannelReques
 void detail::ProducerIncoming::channel_open(Producer& p, proto::ChannelOpen::Reader open,
                                             std::vector<UniqueFd>& fds) {
   auto asked = p.asked_.find(open.getChannel());
-  if (asked == p.asked_.end() || fds.size() != 1) return;  // closed meanwhile
+  if (asked == p.asked_.end() || fds.size() != kFdsPerMessage) return;  // closed meanwhile
   auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::consumer);
   if (!peer) {
     // The consumer's page, verified by the broker, fails here: a broker bug. The consumer

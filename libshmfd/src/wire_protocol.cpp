@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "error_table.hpp"
 #include "shmfd/wire.hpp"
 
 namespace shmfd {
@@ -64,56 +65,9 @@ Result<Backpressure> backpressure_from_proto(proto::Backpressure policy) {
 }
 
 std::string_view to_string(proto::ErrorCode code) noexcept {
-  using C = proto::ErrorCode;
-  switch (code) {
-    case C::PROTOCOL_VERSION:
-      return "protocol-version";
-    case C::MALFORMED_MESSAGE:
-      return "malformed-message";
-    case C::NOT_MEMFD:
-      return "not-memfd";
-    case C::MISSING_SEALS:
-      return "missing-seals";
-    case C::BUFFER_TOO_SMALL:
-      return "buffer-too-small";
-    case C::INVALID_LAYOUT:
-      return "invalid-layout";
-    case C::LIMIT_EXCEEDED:
-      return "limit-exceeded";
-    case C::UNKNOWN_TOPIC:
-      return "unknown-topic";
-    case C::PERMISSION_DENIED:
-      return "permission-denied";
-    case C::INTERNAL:
-      return "internal";
-    case C::TOPIC_TAKEN:
-      return "topic-taken";
-    case C::NOT_READABLE:
-      return "not-readable";
-    case C::INVALID_TOPIC_NAME:
-      return "invalid-topic-name";
-    case C::UNEXPECTED_MESSAGE:
-      return "unexpected-message";
-    case C::ALREADY_SUBSCRIBED:
-      return "already-subscribed";
-    case C::NOT_SUBSCRIBED:
-      return "not-subscribed";
-    case C::NOT_HELD:
-      return "not-held";
-    case C::SLOT_BUSY:
-      return "slot-busy";
-    case C::UNKNOWN_POOL:
-      return "unknown-pool";
-    case C::GUARANTEE_MISMATCH:
-      return "guarantee-mismatch";
-    case C::WRONG_FD_COUNT:
-      return "wrong-fd-count";
-    case C::ALREADY_ADVERTISED:
-      return "already-advertised";
-    case C::BAD_SEQUENCE:
-      return "bad-sequence";
-  }
-  return "unknown-error";
+  // BrokerErrc numbers its codes as the wire does (same_numbers below).
+  const auto* info = detail::broker_errc_info(static_cast<int>(code));
+  return info != nullptr ? info->name : "unknown-error";
 }
 
 proto::Guarantee to_proto(Guarantee level) noexcept {
@@ -237,14 +191,11 @@ constexpr bool same_numbers() {
   return true;
 }
 static_assert(same_numbers());
+static_assert(detail::kBrokerErrcTable.size() ==
+                  static_cast<std::size_t>(proto::ErrorCode::BAD_SEQUENCE) + 1,
+              "a wire error code without its row in error_table.hpp");
 
 }  // namespace
-
-namespace detail {
-std::string broker_code_name(int code) {
-  return std::string(to_string(static_cast<proto::ErrorCode>(code)));
-}
-}  // namespace detail
 
 Error broker_error(proto::Error::Reader error) {
   std::string text = "broker refused";

@@ -35,52 +35,6 @@ struct Exceptions {
 };
 Exceptions* exceptions = nullptr;
 
-const char* errc_name(int value) {
-  static const char* const names[] = {"ok",  // 0: unused
-                                      "not_memfd",
-                                      "missing_seals",
-                                      "buffer_too_small",
-                                      "not_readable",
-                                      "invalid_size",
-                                      "huge_pages_unavailable",
-                                      "too_many_fds",
-                                      "fds_truncated",
-                                      "message_truncated",
-                                      "empty_message",
-                                      "layout_unknown_format",
-                                      "layout_bad_dimensions",
-                                      "layout_plane_count",
-                                      "layout_stride_too_small",
-                                      "layout_plane_too_small",
-                                      "layout_planes_overlap",
-                                      "layout_overflow",
-                                      "layout_out_of_bounds",
-                                      "malformed_message",
-                                      "fd_index_out_of_range",
-                                      "invalid_topic_name",
-                                      "broker_refused",
-                                      "protocol_violation",
-                                      "disconnected",
-                                      "no_free_slot",
-                                      "invalid_argument",
-                                      "invalid_configuration",
-                                      "limit_exceeded"};
-  static_assert(static_cast<int>(shmfd::Errc::limit_exceeded) == 28);
-  return value > 0 && value <= 28 ? names[value] : "unknown";
-}
-
-const char* broker_error_name(int value) {
-  static const char* const names[] = {
-      "protocol-version",   "malformed-message",  "not-memfd",          "missing-seals",
-      "buffer-too-small",   "invalid-layout",     "limit-exceeded",     "unknown-topic",
-      "permission-denied",  "internal",           "topic-taken",        "not-readable",
-      "invalid-topic-name", "unexpected-message", "already-subscribed", "not-subscribed",
-      "not-held",           "slot-busy",          "unknown-pool",       "guarantee-mismatch",
-      "wrong-fd-count",     "already-advertised", "bad-sequence"};
-  static_assert(static_cast<int>(shmfd::BrokerErrc::bad_sequence) == 22);
-  return value >= 0 && value <= 22 ? names[value] : "unknown";
-}
-
 // The exception for `e`, with .code, .errno and .broker_error set.
 py::object exception_for(const shmfd::Error& e) {
   const std::error_code& code = e.code();
@@ -89,11 +43,11 @@ py::object exception_for(const shmfd::Error& e) {
   if (code.category() == shmfd::broker_category()) {
     cls = exceptions->broker_refused;
     name = py::str("broker_refused");
-    broker = py::str(broker_error_name(code.value()));
+    broker = py::str(std::string(shmfd::name(static_cast<shmfd::BrokerErrc>(code.value()))));
   } else if (code.category() == shmfd::error_category()) {
     using shmfd::Errc;
     const auto c = static_cast<Errc>(code.value());
-    name = py::str(errc_name(code.value()));
+    name = py::str(std::string(shmfd::name(c)));
     if (c == Errc::disconnected) {
       cls = exceptions->disconnected;
     } else if (c == Errc::broker_refused) {

@@ -130,12 +130,9 @@ class ChannelReader {
   int own_fd() const noexcept { return own_.fd(); }
 
  private:
-  friend WaitStatus waitv(std::span<ChannelReader* const>, const PeerBell*, std::uint32_t,
-                          std::chrono::steady_clock::time_point);
+  friend struct ChannelSleep;  // channel.cpp: the wait of both ends
   std::uint32_t peer_head() const noexcept;
   bool release_room() const noexcept;
-  bool begin_sleep() noexcept;
-  void end_sleep() noexcept;
 
   OwnPage own_;
   PeerPage peer_;
@@ -192,8 +189,7 @@ class ChannelWriter {
   int own_fd() const noexcept { return own_.fd(); }
 
  private:
-  friend WaitStatus waitv(std::span<ChannelWriter* const>, const PeerBell*, std::uint32_t,
-                          std::chrono::steady_clock::time_point);
+  friend struct ChannelSleep;
   struct Held {
     std::uint32_t pool;
     std::uint32_t slot;
@@ -201,8 +197,6 @@ class ChannelWriter {
     std::chrono::steady_clock::time_point since;
   };
   bool progressed() const noexcept;
-  bool begin_sleep() noexcept;
-  void end_sleep() noexcept;
 
   OwnPage own_;
   PeerPage peer_;
@@ -229,14 +223,18 @@ ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consu
 // where a precise reading per frame would show in the profile.
 std::chrono::steady_clock::time_point coarse_now() noexcept;
 
-// Sleeps until any of `readers` is readable (or ended), or `deadline`: one futex_waitv over
-// their producers' head words (at most 63 channels beside a bell).
+struct ChannelSleep;
+
+// Sleeps until any of `readers` is readable (or ended, or broken), or `deadline`: one
+// futex_waitv over their producers' head and close words (at most 64 readers, 63 beside a
+// bell; a caller with more waits on the first ones).
 WaitStatus waitv(std::span<ChannelReader* const> readers,
                  std::chrono::steady_clock::time_point deadline);
 // The same, and also until `bell` counts other than `seen`.
 WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
                  std::chrono::steady_clock::time_point deadline);
-// Sleeps until any of `writers`' consumers released something, or `deadline` (at most 128).
+// Sleeps until any of `writers`' consumers released something (or a channel broke), or
+// `deadline` (at most 128 writers, 127 beside a bell).
 WaitStatus waitv(std::span<ChannelWriter* const> writers,
                  std::chrono::steady_clock::time_point deadline);
 // The same, and also until `bell` counts other than `seen` (at most 127 writers then).

@@ -14,9 +14,7 @@
 
 namespace shmfd {
 
-class ChannelReader;
-class ChannelWriter;
-enum class WaitStatus;  // channel.hpp
+struct ChannelSleep;  // channel.cpp
 
 enum class ChannelSide { producer, consumer };
 
@@ -91,10 +89,7 @@ class PeerBell {
   std::uint32_t count() const noexcept;
 
  private:
-  friend WaitStatus waitv(std::span<ChannelReader* const>, const PeerBell*, std::uint32_t,
-                          std::chrono::steady_clock::time_point);
-  friend WaitStatus waitv(std::span<ChannelWriter* const>, const PeerBell*, std::uint32_t,
-                          std::chrono::steady_clock::time_point);
+  friend struct ChannelSleep;  // channel.cpp: sleeps on the bell beside channels
   explicit PeerBell(Mapping mapping) : mapping_(std::move(mapping)) {}
   Mapping mapping_;
 };

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -15,6 +16,7 @@
 namespace shmfd {
 
 // shmfd's own failure kinds. Operating-system failures keep their errno in std::generic_category.
+// A new code goes last, with its row in src/error_table.hpp (names, C constant, message).
 enum class Errc {
   // Verification of a received fd (verify.hpp).
   not_memfd = 1,
@@ -98,6 +100,13 @@ const std::error_category& error_category() noexcept;
 std::error_code make_error_code(Errc e) noexcept;
 const std::error_category& broker_category() noexcept;
 std::error_code make_error_code(BrokerErrc e) noexcept;
+
+// A code's name as programs spell it: "no_free_slot" for an Errc (Python's Error.code), the
+// wire's "permission-denied" for a BrokerErrc; "unknown" for a value no code has. Every name and
+// message is written once, in one table (src/error_table.hpp), that C++, C and Python share:
+// a new code gets its row there, or the build fails.
+std::string_view name(Errc e) noexcept;
+std::string_view name(BrokerErrc e) noexcept;
 
 class Error {
  public:

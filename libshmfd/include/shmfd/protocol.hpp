@@ -16,6 +16,9 @@ namespace shmfd {
 inline constexpr std::uint32_t kProtocolVersion = 3;
 inline constexpr std::uint32_t kMinProtocolVersion = 2;
 inline constexpr std::size_t kMaxTopicLength = 255;
+// A message that carries an fd carries exactly this many (docs/PROTOCOL.md): every receiver
+// accepts at most this many, and refuses a message that needs one and came without it.
+inline constexpr std::size_t kFdsPerMessage = 1;
 
 // What a topic carries: the alternative of Layout that every frame on it has.
 enum class LayoutKind : std::uint8_t { blob, image, audio, tensor };
