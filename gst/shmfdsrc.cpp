@@ -29,26 +29,15 @@ struct SrcSettings {
   bool reconnect = false;
 };
 
-// The consumer and the frames GStreamer holds. A Frame releases itself through the consumer's
-// connection, so frames are dropped under `mu` like every other use of the consumer; a frame
-// that GStreamer frees on another thread while create() waits under `mu` is queued in
-// `pending` and dropped by create(), which looks at least every 10 ms.
+// The consumer and the frames GStreamer holds. A frame may be freed on any thread (the library
+// queues its release for the consumer's next call, or wakes a receive_for() that waits); the
+// consumer itself is used under `mu`.
 struct SrcCore {
   std::mutex mu;
   std::optional<Consumer> consumer;
   std::uint32_t depth = 0;             // granted: frames it may hold at once
   std::atomic<std::uint32_t> lent{0};  // frames GStreamer holds now
   std::optional<std::chrono::steady_clock::time_point> ended;  // an EndOfStream came then
-  std::mutex pending_mu;
-  std::vector<Frame> pending;
-
-  void drop_pending() {  // under mu
-    std::vector<Frame> frames;
-    {
-      std::lock_guard lock(pending_mu);
-      frames.swap(pending);
-    }
-  }
 };
 
 // With reconnect, an end of stream is final only if neither a frame nor a reconnection follows
@@ -62,18 +51,8 @@ struct FrameHold {
 
 void release_frame(gpointer p) {
   auto* hold = static_cast<FrameHold*>(p);
-  std::shared_ptr<SrcCore> core = hold->core;
-  core->lent.fetch_sub(1);
-  if (core->mu.try_lock()) {
-    delete hold;
-    core->mu.unlock();
-    return;
-  }
-  {
-    std::lock_guard lock(core->pending_mu);
-    core->pending.push_back(std::move(*hold->frame));
-  }
-  delete hold;
+  hold->core->lent.fetch_sub(1);
+  delete hold;  // the frame's release: from whatever thread GStreamer frees the buffer on
 }
 
 }  // namespace
@@ -230,7 +209,6 @@ gboolean stop(GstBaseSrc* base) {
   }
   if (core) {
     std::lock_guard lock(core->mu);
-    core->drop_pending();
     core->consumer.reset();  // buffers still out release their frames when freed
   }
   return TRUE;
@@ -383,7 +361,6 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
     std::optional<Event> event;
     {
       std::lock_guard lock(core->mu);
-      core->drop_pending();
       auto next = core->consumer->receive_for(std::chrono::milliseconds(10));
       if (!next) {
         const Error& e = next.error();

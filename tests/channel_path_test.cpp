@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "shmfd/channel.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 #include "support/broker_harness.hpp"

@@ -45,9 +45,10 @@
  * Enumerations are passed as int: a value none of the named constants has is refused with
  * SHMFD_E_INVALID_ARGUMENT or SHMFD_E_LAYOUT_UNKNOWN_FORMAT, never undefined behaviour.
  *
- * Threads: each handle (producer, consumer) is used by one thread at a time. An event of a
- * consumer is freed by the thread that uses that consumer, or while no call on it runs.
- * Different handles may be used from different threads at once.
+ * Threads: each handle (producer, consumer) is used by one thread at a time; different
+ * handles may be used from different threads at once. An event may be freed on any thread,
+ * also while another thread is inside a call on its consumer: the frame's release is queued
+ * and sent by that consumer's next call, or at once if it is waiting in a receive.
  */
 #ifndef SHMFD_H
 #define SHMFD_H

@@ -406,13 +406,17 @@ struct ChannelSleep {
 
   template <typename End>
   static WaitStatus wait(std::span<End* const> ends, const PeerBell* bell, std::uint32_t seen,
-                         std::chrono::steady_clock::time_point deadline) {
+                         std::chrono::steady_clock::time_point deadline, LocalWake also) {
     std::array<FutexWait, FUTEX_WAITV_MAX> waits{};
     std::size_t count = 0;
     if (bell != nullptr) {
       const Word& rung = word(bell->mapping_.bytes().data(), kIndexAt);
       if (rung.load(std::memory_order_acquire) != seen) return WaitStatus::ready;
       waits[count++] = {&rung, seen};
+    }
+    if (also.word != nullptr) {
+      if (also.word->load(std::memory_order_acquire) != also.seen) return WaitStatus::ready;
+      waits[count++] = {also.word, also.seen};
     }
     constexpr std::size_t per_end = kWords(static_cast<End*>(nullptr));
     // Ends beyond what one futex_waitv takes are not slept on (their callers cap them).
@@ -435,6 +439,9 @@ struct ChannelSleep {
     if (status == WaitStatus::timed_out) {
       // A wake that raced the deadline still counts.
       if (bell != nullptr && bell->count() != seen) return WaitStatus::ready;
+      if (also.word != nullptr && also.word->load(std::memory_order_acquire) != also.seen) {
+        return WaitStatus::ready;
+      }
       for (std::size_t i = 0; i < used; ++i)
         if (woke(*ends[i])) return WaitStatus::ready;
     }
@@ -443,13 +450,13 @@ struct ChannelSleep {
 };
 
 WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
-                 std::chrono::steady_clock::time_point deadline) {
-  return ChannelSleep::wait(readers, bell, seen, deadline);
+                 std::chrono::steady_clock::time_point deadline, LocalWake also) {
+  return ChannelSleep::wait(readers, bell, seen, deadline, also);
 }
 
 WaitStatus waitv(std::span<ChannelWriter* const> writers, const PeerBell* bell, std::uint32_t seen,
-                 std::chrono::steady_clock::time_point deadline) {
-  return ChannelSleep::wait(writers, bell, seen, deadline);
+                 std::chrono::steady_clock::time_point deadline, LocalWake also) {
+  return ChannelSleep::wait(writers, bell, seen, deadline, also);
 }
 
 ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept {

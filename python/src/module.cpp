@@ -308,21 +308,9 @@ struct ConsumerCore {
   std::mutex mutex;  // the consumer's: one call at a time
   shmfd::Consumer consumer;
   bool pollable;
-  std::mutex pending_mutex;
-  std::vector<shmfd::Frame> pending;  // dropped while a receive ran: released by the next turn
-
-  // With `mutex` held.
-  void release_pending() {
-    std::vector<shmfd::Frame> done;
-    {
-      std::lock_guard lock(pending_mutex);
-      done.swap(pending);
-    }
-  }
 };
 
 struct PyFrame {
-  std::shared_ptr<ConsumerCore> core;
   std::optional<shmfd::Frame> frame;  // until released
   std::shared_ptr<const void> pages;  // the mapping, for arrays that outlive the release
   std::string topic;
@@ -332,18 +320,9 @@ struct PyFrame {
   std::size_t size = 0;
   bool in_pool = false;
 
-  void release() {
-    if (!frame) return;
-    std::unique_lock lock(core->mutex, std::try_to_lock);
-    if (lock.owns_lock()) {
-      frame.reset();
-      core->release_pending();
-      return;
-    }
-    std::lock_guard pending(core->pending_mutex);
-    core->pending.push_back(std::move(*frame));
-    frame.reset();
-  }
+  // Any thread, with or without the consumer's mutex: the library queues the release, and the
+  // consumer sends it from its next call, or at once if it is waiting in receive().
+  void release() { frame.reset(); }
   ~PyFrame() { release(); }
 };
 
@@ -360,7 +339,6 @@ struct PyConsumer {
   py::object to_python(shmfd::Event event) {
     if (auto* f = std::get_if<shmfd::Frame>(&event)) {
       auto frame = std::make_unique<PyFrame>();
-      frame->core = core;
       frame->topic = f->topic();
       frame->sequence = f->sequence();
       frame->timestamp_ns = f->timestamp_ns();
@@ -394,7 +372,6 @@ struct PyConsumer {
       {
         py::gil_scoped_release nogil;
         std::lock_guard lock(core->mutex);
-        core->release_pending();
         auto slice = std::chrono::milliseconds(50);
         if (deadline) {
           const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -403,7 +380,6 @@ struct PyConsumer {
         }
         got.emplace(slice.count() == 0 ? core->consumer.try_receive()
                                        : core->consumer.receive_for(slice));
-        core->release_pending();
       }
       if (!*got) raise(got->error());
       if (**got) return to_python(std::move(***got));

@@ -32,6 +32,7 @@
 // take a deadline), and nothing more.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -230,15 +231,21 @@ struct ChannelSleep;
 // bell; a caller with more waits on the first ones).
 WaitStatus waitv(std::span<ChannelReader* const> readers,
                  std::chrono::steady_clock::time_point deadline);
-// The same, and also until `bell` counts other than `seen`.
+// A word of this process that another thread changes (and futex-wakes) to end a wait early:
+// a consumer's frames released on other threads (their releases must be sent).
+struct LocalWake {
+  const std::atomic<std::uint32_t>* word = nullptr;
+  std::uint32_t seen = 0;
+};
+// The same, and also until `bell` counts other than `seen`, or `also` changes.
 WaitStatus waitv(std::span<ChannelReader* const> readers, const PeerBell* bell, std::uint32_t seen,
-                 std::chrono::steady_clock::time_point deadline);
+                 std::chrono::steady_clock::time_point deadline, LocalWake also = {});
 // Sleeps until any of `writers`' consumers released something (or a channel broke), or
 // `deadline` (at most 128 writers, 127 beside a bell).
 WaitStatus waitv(std::span<ChannelWriter* const> writers,
                  std::chrono::steady_clock::time_point deadline);
 // The same, and also until `bell` counts other than `seen` (at most 127 writers then).
 WaitStatus waitv(std::span<ChannelWriter* const> writers, const PeerBell* bell, std::uint32_t seen,
-                 std::chrono::steady_clock::time_point deadline);
+                 std::chrono::steady_clock::time_point deadline, LocalWake also = {});
 
 }  // namespace shmfd

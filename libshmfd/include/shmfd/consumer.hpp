@@ -40,10 +40,15 @@ namespace shmfd {
 
 namespace detail {
 struct ChannelIn;
-struct ConsumerLink;
+struct ConsumerState;
+struct FrameBuilder;
 struct PoolView;
+struct SharedConnection;
 }  // namespace detail
 
+// A frame may be dropped (released) on any thread, also while another thread receives: its
+// release is queued, and sent by the consumer's next call, or at once if that thread is
+// waiting in receive(). Everything else about a Frame is for one thread at a time.
 class Frame {
  public:
   Frame(Frame&&) noexcept = default;
@@ -70,11 +75,13 @@ class Frame {
   std::shared_ptr<const void> keep_mapped();
 
  private:
-  friend class Consumer;
+  friend struct detail::FrameBuilder;
   Frame() = default;
   void release() noexcept;
 
-  std::shared_ptr<detail::ConsumerLink> link_;
+  // A frame that came through the socket: its connection stays open while the frame lives
+  // (the broker keeps its slot), and its release is queued there.
+  std::shared_ptr<detail::SharedConnection> connection_;
   std::string topic_;
   std::uint64_t sequence_ = 0;
   std::uint64_t timestamp_ns_ = 0;
@@ -108,7 +115,7 @@ class Consumer {
                                   std::string_view client_name = "consumer",
                                   Channels channels = Channels::automatic);
 
-  Consumer(Consumer&&) noexcept = default;
+  Consumer(Consumer&&) noexcept;
   Consumer& operator=(Consumer&& other) noexcept;
   Consumer(const Consumer&) = delete;
   Consumer& operator=(const Consumer&) = delete;
@@ -137,7 +144,7 @@ class Consumer {
   // From now on, a lost broker is connected to again (with the waits of `options`) and every
   // subscription renewed, instead of receive() failing with Errc::disconnected. The fd of
   // native_handle() changes then: an event loop must take it again after a Reconnected.
-  void reconnect_on_loss(ReconnectOptions options = {}) { reconnect_ = options; }
+  void reconnect_on_loss(ReconnectOptions options = {});
 
   // The socket. With channels (uses_channels()), pool frames do not come through it: an event
   // loop must use Channels::off, or call try_receive() on its own schedule.
@@ -148,51 +155,12 @@ class Consumer {
   std::uint64_t channel_refusals() const noexcept;
 
  private:
-  // What this consumer asked for and saw of each topic: renewed after a reconnect.
-  struct Subscription {
-    std::uint32_t depth = 0;
-    Backpressure policy = Backpressure::drop_oldest;
-    std::uint64_t last_sequence = 0;   // of the last frame delivered
-    std::uint64_t dropped = 0;         // reported with the last frame, reconnects included
-    std::uint64_t dropped_before = 0;  // what earlier connections counted
-    bool renewed = false;  // reconnected, and no frame seen since: a sequence gap is a loss
-  };
-  // One message from the broker, decoded.
-  struct Incoming {
-    std::optional<Event> event;
-    std::optional<Error> error;  // a refusal
-    bool subscribed = false;     // a Subscribed answer for `topic` with `depth`
-    bool unsubscribed = false;   // an Unsubscribed answer for `topic`
-    std::string topic;
-    std::uint32_t depth = 0;
-    bool empty_socket = false;  // non-blocking, and nothing was there
-  };
-
-  explicit Consumer(std::shared_ptr<detail::ConsumerLink> link) : link_(std::move(link)) {}
-  // Releases the frames queued for receive(): they hold the link, so a consumer dropped with
-  // some would otherwise keep its connection open for good.
+  explicit Consumer(std::unique_ptr<detail::ConsumerState> state);
+  // Releases the frames queued for receive(): they hold the connection, so a consumer dropped
+  // with some would otherwise keep it open for good.
   void drop_queued() noexcept;
-  Result<std::uint32_t> send_subscribe(std::string_view topic, std::uint32_t depth,
-                                       Backpressure policy);
-  // Connects again and renews every subscription; the Reconnected event to report.
-  Result<Event> reconnect();
-  Result<std::optional<Event>> next(IoMode mode);
-  // Channels: reads the socket if the doorbell rang, then the channels, then sleeps on both.
-  Result<std::optional<Event>> next_with_channels(IoMode mode,
-                                                  std::chrono::steady_clock::time_point deadline =
-                                                      std::chrono::steady_clock::time_point::max());
-  std::optional<Event> from_channels();
-  // Book-keeping of a frame of `topic` with `sequence`, whose path reports `reported` frames
-  // dropped for this subscription so far: what Frame::dropped() says (lost in reconnects too).
-  std::uint64_t account(const std::string& topic, std::uint64_t sequence, std::uint64_t reported);
-  Result<Incoming> read_one(IoMode mode);
 
-  std::shared_ptr<detail::ConsumerLink> link_;
-  std::string socket_path_;
-  std::string client_name_;
-  std::optional<ReconnectOptions> reconnect_;
-  Channels channels_ = Channels::automatic;
-  std::map<std::string, Subscription, std::less<>> subscriptions_;
+  std::unique_ptr<detail::ConsumerState> state_;
 };
 
 }  // namespace shmfd

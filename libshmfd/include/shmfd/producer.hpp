@@ -22,7 +22,6 @@
 #include <string_view>
 #include <vector>
 
-#include "shmfd/channel.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
@@ -33,7 +32,7 @@
 namespace shmfd {
 
 namespace detail {
-struct ProducerIncoming;
+struct ProducerState;
 }  // namespace detail
 
 enum class Wait { block, fail_fast };
@@ -55,6 +54,10 @@ struct PreparedFrame {
 
 class Producer {
  public:
+  Producer(Producer&&) noexcept;
+  Producer& operator=(Producer&&) noexcept;
+  ~Producer();
+
   static Result<Producer> connect(const std::string& socket_path = default_socket_path(),
                                   std::string_view client_name = "producer",
                                   Channels channels = Channels::automatic);
@@ -124,121 +127,21 @@ class Producer {
   // may still read the old one; a slot acquired before is copied over when published), and
   // sequence numbers continue, so consumers can count what was lost. The fd of
   // native_handle() changes; try_send does not reconnect.
-  void reconnect_on_loss(ReconnectOptions options = {}) { reconnect_ = options; }
+  void reconnect_on_loss(ReconnectOptions options = {});
   // How many times this producer has reconnected.
-  std::uint64_t reconnects() const noexcept { return reconnects_; }
+  std::uint64_t reconnects() const noexcept;
 
-  int native_handle() const noexcept { return connection_.fd(); }
+  int native_handle() const noexcept;
   // Whether this producer's connection takes channels (Channels::automatic and a broker that
   // offers them). Pool frames to a consumer on a channel then never touch the socket.
-  bool uses_channels() const noexcept { return connection_.bell() != nullptr; }
+  bool uses_channels() const noexcept;
   // Channels to consumers open now.
-  std::size_t channels() const noexcept { return channels_.size(); }
+  std::size_t channels() const noexcept;
 
  private:
-  enum class SlotState { free, acquired, published };
-  // A channel to one consumer (docs/PROTOCOL.md, section 14).
-  struct ChannelOut {
-    std::uint32_t id = 0;
-    std::string topic;
-    std::uint32_t depth = 0;
-    Backpressure policy = Backpressure::drop_oldest;
-    std::uint64_t dropped = 0;  // frames not put on it: its consumer held its whole depth
-    bool closing = false;       // the consumer unsubscribed: kept until it released every slot
-    // Closed when dropped, whyever: the consumer then knows that no frame follows.
-    struct CloseAndDelete {
-      void operator()(ChannelWriter* w) const noexcept {
-        w->close();
-        delete w;
-      }
-    };
-    std::unique_ptr<ChannelWriter, CloseAndDelete> writer;
-  };
-  // A channel the broker asked for, waiting for the consumer's page (ChannelOpen).
-  struct ChannelAsked {
-    std::string topic;
-    std::uint32_t depth = 0;
-    Backpressure policy = Backpressure::drop_oldest;
-    OwnPage page;
-  };
-  struct TopicLayouts {
-    std::vector<std::pair<Layout, std::uint32_t>> ids;  // defined with the broker
-    std::uint32_t next = 1;
-  };
-  struct PoolState {
-    std::string topic;
-    PoolBuffer buffer;
-    std::size_t slot_size = 0;
-    std::vector<SlotState> slots;
-    std::vector<std::uint64_t> sequence;  // of the frame last published in each slot
-    std::vector<bool> broker_busy;        // published through the broker, no SlotFree yet
-    std::uint32_t next_free = 0;          // where acquire looks first
-    std::uint32_t broker_id = 0;          // the broker's id (the caller's may differ)
-    MemfdOptions options;
-    std::vector<PoolBuffer> retired;  // earlier buffers, kept while slots into them may live
-  };
-  struct Advertised {
-    LayoutKind kind;
-    Guarantee level;
-  };
-
-  explicit Producer(Connection connection) : connection_(std::move(connection)) {}
-  // Reads the broker's messages if the doorbell rang since the last look (without channels:
-  // always). One load when nothing came.
-  Status poll_bell();
-  // The checks and book-keeping of publishing `slot` (not its message): its sequence.
-  Result<std::uint64_t> stage(std::string_view topic, const Slot& slot, const Layout& layout);
-  // The pool of `slot` if the slot is acquired; else Errc::invalid_argument, naming `what`.
-  Result<PoolState*> acquired_pool(const Slot& slot, std::string_view what);
-  // Puts frame `sequence` in `slot` of `pool` on every channel of `topic`; a block-producer
-  // consumer that holds its whole depth is waited for.
-  Status to_channels(std::string_view topic, const PoolState& pool, std::uint32_t slot,
-                     const Layout& layout, std::uint64_t sequence, std::uint64_t timestamp_ns);
-  // The id of `layout` on `topic`'s channels, defined with the broker the first time.
-  Result<std::uint32_t> layout_id(std::string_view topic, const Layout& layout);
-  // Whether `slot` of `pool` is published and still held (by the broker or a channel).
-  bool slot_held(const PoolState& pool, std::uint32_t slot) const;
-  bool has_channels(std::string_view topic) const;
-  bool via_broker(std::string_view topic) const;
-  void forget_channels();
-  Status send_advertise(std::string_view topic, LayoutKind kind, Guarantee level);
-  Result<std::uint32_t> register_pool(std::string_view topic, const PoolBuffer& buffer,
-                                      std::size_t slot_size, std::uint32_t slot_count);
-  // Whether `error` is a lost broker this producer has now reconnected to (else: fail).
-  Result<bool> recovered(const Error& error);
-  Status reconnect();
-  // Reads whatever the broker has sent, non-blocking (see handle).
-  Status drain();
-  // Reads messages (blocking) until `done` holds for one; each goes through handle first.
-  template <typename Done>
-  Status wait_for(Done done);
-  // producer.cpp: keeps refusals in errors_, marks freed slots and counts credit.
-  friend struct detail::ProducerIncoming;
-  std::uint64_t next_sequence(std::string_view topic);
-  Result<std::uint64_t> sent_or_refused(std::uint64_t sequence);
-
-  Connection connection_;
-  std::string socket_path_;
-  std::string client_name_;
-  std::optional<ReconnectOptions> reconnect_;
-  std::uint64_t reconnects_ = 0;
-  std::map<std::string, Advertised, std::less<>> advertised_;
-  std::uint32_t next_pool_id_ = 1;
-  std::map<std::uint32_t, PoolState> pools_;
-  std::map<std::string, std::uint64_t, std::less<>> next_sequence_;
-  std::deque<Error> errors_;
-  // Frames with their own buffer sent and not yet covered by the broker's Credit: at most
-  // the connection's publish window, so a producer held back by backpressure waits in
-  // publish() instead of filling its socket with sealed buffers.
-  std::uint32_t fd_frames_in_flight_ = 0;
-  Channels channels_wanted_ = Channels::automatic;
-  std::uint32_t bell_seen_ = 0;
-  // When the socket was last read: a broker that died rings no bell, so it is read now and then.
-  std::chrono::steady_clock::time_point socket_read_{};
-  std::map<std::uint32_t, ChannelAsked> asked_;
-  std::vector<ChannelOut> channels_;
-  std::map<std::string, bool, std::less<>> via_broker_;  // Route; absent: true
-  std::map<std::string, TopicLayouts, std::less<>> layouts_;
+  explicit Producer(std::unique_ptr<detail::ProducerState> state);
+  // The link, the pools and their slots, the channels: libshmfd's own (src/producer.cpp).
+  std::unique_ptr<detail::ProducerState> state_;
 };
 
 }  // namespace shmfd

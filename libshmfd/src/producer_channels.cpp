@@ -1,0 +1,155 @@
+// ProducerChannels: the producer's end of its channels (producer_channels.hpp).
+#include "producer_channels.hpp"
+
+#include <algorithm>
+
+namespace shmfd::detail {
+
+Result<std::optional<std::uint32_t>> ProducerChannels::open(proto::ChannelOpen::Reader open,
+                                                            std::optional<AskedChannel> asked,
+                                                            std::vector<UniqueFd>& fds) {
+  if (!asked || fds.size() != kFdsPerMessage) return std::optional<std::uint32_t>();
+  auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::consumer);
+  if (!peer) {
+    return fail(std::move(peer.error()).prefixed("channel " + std::to_string(open.getChannel())));
+  }
+  ChannelOut out;
+  out.id = open.getChannel();
+  out.topic = std::move(asked->topic);
+  out.depth = std::max<std::uint32_t>(1, asked->depth);
+  out.policy = asked->policy;
+  out.writer.reset(new ChannelWriter(std::move(asked->page), std::move(*peer)));
+  channels_.push_back(std::move(out));
+  return std::optional<std::uint32_t>(open.getChannel());
+}
+
+void ProducerChannels::close(std::uint32_t id, bool reclaim) {
+  for (auto it = channels_.begin(); it != channels_.end(); ++it) {
+    if (it->id != id) continue;
+    if (reclaim) {
+      channels_.erase(it);  // the consumer has gone: every slot it held is free
+    } else {
+      it->closing = true;  // it unsubscribed: its slots come back as it releases them
+    }
+    return;
+  }
+}
+
+bool ProducerChannels::via_broker(std::string_view topic) const {
+  auto it = via_broker_.find(topic);
+  return it == via_broker_.end() || it->second;
+}
+
+bool ProducerChannels::holds(const PoolState& pool, std::uint32_t slot) const {
+  return std::any_of(channels_.begin(), channels_.end(), [&](const ChannelOut& c) {
+    return c.topic == pool.topic && c.writer->holds(pool.broker_id, slot);
+  });
+}
+
+void ProducerChannels::collect(std::string_view topic) {
+  for (ChannelOut& c : channels_) {
+    if (c.topic == topic) c.writer->collect_releases([](std::uint32_t, std::uint32_t) {});
+  }
+  std::erase_if(channels_, [](const ChannelOut& c) {
+    return (c.closing && c.writer->held() == 0) || c.writer->broken();
+  });
+}
+
+std::vector<ChannelWriter*> ProducerChannels::writers(std::string_view topic) {
+  std::vector<ChannelWriter*> out;
+  for (ChannelOut& c : channels_) {
+    if (c.topic == topic) out.push_back(c.writer.get());
+  }
+  return out;
+}
+
+void ProducerChannels::forget_topic(std::string_view topic) {
+  std::erase_if(channels_, [&](const ChannelOut& c) { return c.topic == topic; });
+  if (auto it = via_broker_.find(topic); it != via_broker_.end()) via_broker_.erase(it);
+  if (auto it = layouts_.find(topic); it != layouts_.end()) layouts_.erase(it);
+}
+
+void ProducerChannels::forget_all() {
+  channels_.clear();
+  via_broker_.clear();
+  layouts_.clear();
+}
+
+Result<std::uint32_t> ProducerChannels::layout_id(BrokerLink& link, std::string_view topic,
+                                                  const Layout& layout) {
+  auto it = layouts_.find(topic);
+  if (it == layouts_.end()) it = layouts_.emplace(std::string(topic), TopicLayouts{}).first;
+  for (const auto& [known, id] : it->second.ids) {
+    if (known == layout) return id;
+  }
+  // New: sent, not waited for (the broker may not be reading us: backpressure on another
+  // topic). A consumer that meets the id first waits for the definition on its socket.
+  if (it->second.ids.size() >= kMaxChannelLayouts) {
+    return fail(Errc::limit_exceeded, "topic '" + std::string(topic) + "' has used " +
+                                          std::to_string(kMaxChannelLayouts) +
+                                          " layouts, the most a topic's channels may name");
+  }
+  const std::uint32_t id = it->second.next++;
+  ControlMessageBuilder message;
+  auto define = message.initRoot<proto::Message>().initDefineLayout();
+  define.setTopic(std::string(topic));
+  define.setId(id);
+  layout_to_proto(layout, define.initLayout());
+  if (auto sent = link.send(message); !sent) return fail(std::move(sent.error()));
+  it->second.ids.emplace_back(layout, id);
+  return id;
+}
+
+Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const PoolState& pool,
+                             std::uint32_t slot, const Layout& layout, std::uint64_t sequence,
+                             std::uint64_t timestamp_ns, const Wait& wait) {
+  const auto live = [&](const ChannelOut& c) { return c.topic == topic && !c.closing; };
+  if (std::none_of(channels_.begin(), channels_.end(), live)) return {};
+  auto layout_ok = layout_id(link, topic, layout);
+  if (!layout_ok) return fail(std::move(layout_ok.error()));
+  Descriptor d{pool.broker_id, slot, *layout_ok, sequence, timestamp_ns, 0};
+  const auto now = coarse_now();  // since when the channels hold the slot
+  // A consumer may hold its depth, and never every slot of a pool (as through the broker).
+  const std::size_t window_cap = std::max<std::size_t>(1, pool.slots.size() - 1);
+  // Every channel of the topic gets the frame, also one that opened while this waited for
+  // another: its ChannelStarted went out before this frame's Publish could, so the broker
+  // will not route the frame to that consumer.
+  std::vector<std::uint32_t> done;
+  for (;;) {
+    auto pending = std::find_if(channels_.begin(), channels_.end(), [&](const ChannelOut& c) {
+      return live(c) && std::find(done.begin(), done.end(), c.id) == done.end();
+    });
+    if (pending == channels_.end()) return {};
+    const std::uint32_t id = pending->id;
+    done.push_back(id);
+    for (;;) {
+      // Found again each time: a wait reads messages, which may end the channel.
+      auto c = std::find_if(channels_.begin(), channels_.end(),
+                            [&](const ChannelOut& o) { return o.id == id; });
+      if (c == channels_.end() || c->closing) break;
+      ChannelWriter& w = *c->writer;
+      const auto full = [&] {
+        return w.held() >= c->depth ||
+               w.held_of(pool.broker_id) >= std::min<std::size_t>(c->depth, window_cap);
+      };
+      if (full()) w.collect_releases([](std::uint32_t, std::uint32_t) {});
+      if (!full()) {
+        d.dropped = c->dropped;
+        auto put = w.publish(d, now);
+        if (!put) {
+          channels_.erase(c);  // the consumer broke its side: it is on its own now
+          break;
+        }
+        if (*put) break;
+      }
+      if (c->policy == Backpressure::drop_oldest) {
+        ++c->dropped;  // behind by its whole depth: it misses this frame, and is told
+        break;
+      }
+      // Block-producer: wait for this consumer to release, or for the broker's word.
+      if (auto ok = wait(w); !ok) return ok;
+    }
+  }
+}
+
+}  // namespace shmfd::detail

@@ -1,0 +1,89 @@
+// ProducerChannels: a producer's end of its channels (docs/PROTOCOL.md, section 14), with their
+// state: the channels open to consumers, the layouts defined for each topic's channels, and
+// the broker's word on whether a topic's frames must also go through it (Route). put() puts a
+// pool frame on every channel of its topic.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "broker_link.hpp"
+#include "pool_slots.hpp"
+#include "shmfd/channel.hpp"
+
+namespace shmfd::detail {
+
+class ProducerChannels {
+ public:
+  // ChannelOpen for the page `asked`: the channel is open, and its id returned for the
+  // ChannelStarted that the caller queues. nullopt if the channel closed meanwhile; an error
+  // if the consumer's page, which the broker verified, fails here (a broker bug: that consumer
+  // stays on the broker's path).
+  Result<std::optional<std::uint32_t>> open(proto::ChannelOpen::Reader open,
+                                            std::optional<AskedChannel> asked,
+                                            std::vector<UniqueFd>& fds);
+  // ChannelClose: with `reclaim` the consumer has gone and every slot it held is free; without,
+  // it unsubscribed, and its slots come back as it releases them.
+  void close(std::uint32_t channel, bool reclaim);
+  void route(std::string topic, bool via_broker) { via_broker_[std::move(topic)] = via_broker; }
+  // Whether frames of `topic` must go through the broker too (some subscriber is not on a
+  // channel): the broker's last Route, and yes before any.
+  bool via_broker(std::string_view topic) const;
+  // Whether a consumer on a channel holds `slot` of `pool`.
+  bool holds(const PoolState& pool, std::uint32_t slot) const;
+  // Reads what the consumers of `topic` released; channels that ended once their consumer
+  // released everything, or that it broke, go.
+  void collect(std::string_view topic);
+  // The writers of `topic`'s channels, for a wait on their releases.
+  std::vector<ChannelWriter*> writers(std::string_view topic);
+  std::size_t size() const noexcept { return channels_.size(); }
+
+  // Puts frame `sequence` in `slot` of `pool` on every channel of `topic`. A drop-oldest
+  // consumer that holds its whole depth misses it (and is told); a block-producer one is waited
+  // for, with `wait(writer)`, which sleeps until it releases or the broker speaks, and reads
+  // the broker (which may close channels meanwhile).
+  using Wait = std::function<Status(ChannelWriter&)>;
+  Status put(BrokerLink& link, std::string_view topic, const PoolState& pool, std::uint32_t slot,
+             const Layout& layout, std::uint64_t sequence, std::uint64_t timestamp_ns,
+             const Wait& wait);
+
+  void forget_topic(std::string_view topic);
+  void forget_all();
+
+ private:
+  struct ChannelOut {
+    std::uint32_t id = 0;
+    std::string topic;
+    std::uint32_t depth = 0;
+    Backpressure policy = Backpressure::drop_oldest;
+    std::uint64_t dropped = 0;  // frames not put on it: its consumer held its whole depth
+    bool closing = false;       // the consumer unsubscribed: kept until it released every slot
+    // Closed when dropped, whyever: the consumer then knows that no frame follows.
+    struct CloseAndDelete {
+      void operator()(ChannelWriter* w) const noexcept {
+        w->close();
+        delete w;
+      }
+    };
+    std::unique_ptr<ChannelWriter, CloseAndDelete> writer;
+  };
+  struct TopicLayouts {
+    std::vector<std::pair<Layout, std::uint32_t>> ids;  // defined with the broker
+    std::uint32_t next = 1;
+  };
+  // The id of `layout` on `topic`'s channels, defined with the broker the first time.
+  Result<std::uint32_t> layout_id(BrokerLink& link, std::string_view topic, const Layout& layout);
+
+  std::vector<ChannelOut> channels_;
+  std::map<std::string, bool, std::less<>> via_broker_;  // Route; absent: true
+  std::map<std::string, TopicLayouts, std::less<>> layouts_;
+};
+
+}  // namespace shmfd::detail
