@@ -48,9 +48,12 @@ class CMakeBuild(build_ext):
         os.makedirs(out_dir, exist_ok=True)
         (extension,) = glob.glob(os.path.join(build_dir, "python", "shmfd", "_shmfd*.so"))
         shutil.copy2(extension, os.path.join(out_dir, os.path.basename(self.get_ext_fullpath(ext.name))))
-        # libshmfd.so.X.Y, the name the extension asks for (its SONAME), beside it.
-        (library,) = [p for p in glob.glob(os.path.join(build_dir, "libshmfd", "libshmfd.so.*"))
-                      if os.path.basename(p).count(".") == 3]
+        # libshmfd.so.X.Y, the name the extension asks for (its SONAME), beside it. build-pip
+        # is kept between installs: after a SONAME bump it also holds the old one, so the
+        # newest is the one just built.
+        libraries = [p for p in glob.glob(os.path.join(build_dir, "libshmfd", "libshmfd.so.*"))
+                     if os.path.basename(p).count(".") == 3]
+        library = max(libraries, key=lambda p: os.path.getmtime(os.path.realpath(p)))
         shutil.copy2(os.path.realpath(library), os.path.join(out_dir, os.path.basename(library)))
 
 
