@@ -2,7 +2,7 @@
 # libshmfd-c's ABI: its SONAME is libshmfd-c.so.1, it exports exactly the functions shmfd.h
 # declares (all in version node SHMFD_C_1.0), and no other symbol: no C++ and nothing of the
 # libraries it links.
-#   tests/c/exports_test.sh LIBSHMFD_C SHMFD_H
+#   libshmfd/c/tests/exports_test.sh LIBSHMFD_C SHMFD_H
 set -euo pipefail
 lib=$1
 header=$2

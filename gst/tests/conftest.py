@@ -2,5 +2,5 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tests", "support"))
 from shmfd_broker import broker  # noqa: E402,F401 (a fixture)
