@@ -117,17 +117,15 @@ Result<std::optional<ReceivedMessage>> BrokerLink::receive(IoMode mode) {
   return std::optional<ReceivedMessage>(std::move(*m));
 }
 
-// A consumer's blocking read: poll() on the socket and on the release queue's eventfd, so that
-// frames released on other threads are released now, not after the next message.
+// A consumer's blocking read: one recvmsg, while frames released on other threads send their
+// releases themselves (SharedConnection::begin_read_only), so that none waits for this read.
 Result<std::optional<ReceivedMessage>> BrokerLink::sleep_for_message() {
-  for (;;) {
-    auto m = connection().receive(IoMode::non_blocking);
-    if (!m) return fail(std::move(m.error()));
-    if (m->status != RecvStatus::would_block) return std::optional<ReceivedMessage>(std::move(*m));
-    if (auto ok = wait_readable(std::chrono::steady_clock::time_point::max()); !ok) {
-      return fail(std::move(ok.error()));
-    }
-  }
+  const std::shared_ptr<SharedConnection> shared = shared_;
+  shared->begin_read_only();
+  auto m = shared->connection.receive(IoMode::blocking);
+  shared->end_read_only();
+  if (!m) return fail(std::move(m.error()));
+  return std::optional<ReceivedMessage>(std::move(*m));
 }
 
 Status BrokerLink::wait_readable(std::chrono::steady_clock::time_point deadline) {
@@ -148,6 +146,18 @@ Status BrokerLink::wait_readable(std::chrono::steady_clock::time_point deadline)
   return wakeable ? flush() : Status{};
 }
 
+void BrokerLink::enter_call() noexcept {
+  if (!frames_share_) return;
+  shared_->enter_call();
+  in_call_ = true;
+}
+
+void BrokerLink::leave_call() noexcept {
+  if (!frames_share_) return;
+  in_call_ = false;
+  shared_->leave_call();
+}
+
 bool BrokerLink::socket_due() noexcept {
   const PeerBell* b = bell();
   if (b == nullptr) return true;
@@ -164,7 +174,10 @@ Result<bool> BrokerLink::recovered(const Error& error, const std::function<Statu
   for (;;) {
     auto shared = connect(socket_path_, client_name_, channels_, frames_share_, &*reconnect_);
     if (!shared) return fail(std::move(shared.error()));
-    // What belonged to the old broker goes with it: its pages, its order, its doorbell.
+    // What belonged to the old broker goes with it: its pages, its order, its doorbell. A call
+    // in progress goes on on the new connection.
+    if (in_call_) (*shared)->enter_call();
+    if (in_call_) shared_->leave_call();
     shared_ = std::move(*shared);
     queued_.clear();
     asked_.clear();

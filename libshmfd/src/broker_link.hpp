@@ -96,6 +96,10 @@ class BrokerLink {
   template <typename Handle, typename Done>
   Status wait_for(Handle&& handle, Done&& done);
 
+  // A consumer's calls (InCall): releases of its frames are then left to the call.
+  void enter_call() noexcept;
+  void leave_call() noexcept;
+
   // From now on a lost broker is connected to again (recovered()).
   void reconnect_on_loss(ReconnectOptions options) noexcept { reconnect_ = options; }
   bool reconnects_on_loss() const noexcept { return reconnect_.has_value(); }
@@ -141,6 +145,20 @@ class BrokerLink {
   std::uint32_t bell_seen_ = 0;
   std::chrono::steady_clock::time_point socket_read_{};
   std::map<std::uint32_t, AskedChannel> asked_;
+  bool in_call_ = false;
+};
+
+// RAII for BrokerLink::enter_call and leave_call, around each of a consumer's calls. A
+// reconnect during the call moves the call to the new connection (recovered()).
+class InCall {
+ public:
+  explicit InCall(BrokerLink& link) noexcept : link_(&link) { link_->enter_call(); }
+  ~InCall() { link_->leave_call(); }
+  InCall(const InCall&) = delete;
+  InCall& operator=(const InCall&) = delete;
+
+ private:
+  BrokerLink* link_;
 };
 
 template <typename Read>

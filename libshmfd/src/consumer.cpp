@@ -39,11 +39,18 @@ using Incoming = std::variant<std::monostate, Event, Answered, Error>;
 
 struct ConsumerState {
   explicit ConsumerState(BrokerLink l) : link(std::move(l)) {}
+  ConsumerState(const ConsumerState&) = delete;
+  ConsumerState& operator=(const ConsumerState&) = delete;
 
   BrokerLink link;
   ConsumerChannels channels;
   std::map<std::string, Subscription, std::less<>> subscriptions;
   std::deque<Event> early;  // events read while a call waited for something else
+  // Made once: a std::function per frame would cost on the channel path's every frame.
+  const Accounting accounting = [this](const std::string& topic, std::uint64_t sequence,
+                                       std::uint64_t reported) {
+    return account(topic, sequence, reported);
+  };
 
   Result<std::optional<Incoming>> read_one(IoMode mode) {
     return link.read(
@@ -269,10 +276,7 @@ Result<std::optional<Event>> ConsumerState::next_with_channels(
     }
     // What came through the socket is older than what waits on the channels.
     if (auto e = pop_early()) return e;
-    if (auto event = channels.next(link.bell()->count(), link.bell_seen(),
-                                   [this](const std::string& t, std::uint64_t s, std::uint64_t r) {
-                                     return account(t, s, r);
-                                   })) {
+    if (auto event = channels.next(link.bell()->count(), link.bell_seen(), accounting)) {
       return event;
     }
     // The deadline on the precise clock, as waitv sleeps on it: the coarse one lags it by up
@@ -341,7 +345,7 @@ std::uint64_t Consumer::channel_refusals() const noexcept {
 Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t depth,
                                           Backpressure policy) {
   if (auto ok = check_topic_name(topic); !ok) return fail(std::move(ok.error()));
-  detail::InCall call(state_->link.shared());
+  detail::InCall call(state_->link);
   auto granted = state_->send_subscribe(topic, depth, policy);
   if (granted) {
     auto& sub = state_->subscriptions[std::string(topic)];
@@ -359,7 +363,7 @@ Status Consumer::unsubscribe(std::string_view topic) {
     const auto* frame = std::get_if<Frame>(&e);
     return frame != nullptr && frame->topic() == topic;
   };
-  detail::InCall call(state_->link.shared());
+  detail::InCall call(state_->link);
   std::erase_if(state_->early, of_topic);  // released here, unseen
   auto answered = state_->request(message, topic, false, of_topic);
   if (!answered) return fail(std::move(answered.error()));
@@ -373,7 +377,7 @@ Status Consumer::unsubscribe(std::string_view topic) {
 }
 
 Result<Event> Consumer::receive() {
-  detail::InCall call(state_->link.shared());
+  detail::InCall call(state_->link);
   for (;;) {
     auto event = state_->next(IoMode::blocking);
     if (!event) return fail(std::move(event.error()));
@@ -382,13 +386,13 @@ Result<Event> Consumer::receive() {
 }
 
 Result<std::optional<Event>> Consumer::try_receive() {
-  detail::InCall call(state_->link.shared());
+  detail::InCall call(state_->link);
   return state_->next(IoMode::non_blocking);
 }
 
 Result<std::optional<Event>> Consumer::receive_for(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  detail::InCall call(state_->link.shared());
+  detail::InCall call(state_->link);
   if (state_->link.bell() != nullptr) {
     if (!state_->early.empty()) return state_->next(IoMode::non_blocking);
     return state_->next_with_channels(IoMode::blocking, deadline);

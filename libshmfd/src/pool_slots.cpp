@@ -60,8 +60,8 @@ Result<PoolState*> PoolSlots::acquired(const Slot& slot, std::string_view what) 
   return &it->second;
 }
 
-Status PoolSlots::publish(std::string_view topic, const Slot& slot, const Layout& layout,
-                          std::uint64_t sequence) {
+Result<PoolState*> PoolSlots::publish(std::string_view topic, const Slot& slot,
+                                      const Layout& layout, std::uint64_t sequence) {
   auto acquired_pool = acquired(slot, "publish");
   if (!acquired_pool) return fail(std::move(acquired_pool.error()));
   PoolState& p = **acquired_pool;
@@ -80,7 +80,7 @@ Status PoolSlots::publish(std::string_view topic, const Slot& slot, const Layout
   p.slots[slot.index] = SlotState::published;
   p.sequence[slot.index] = sequence;
   p.broker_busy[slot.index] = false;  // set by the caller once it goes through the broker
-  return {};
+  return &p;
 }
 
 void PoolSlots::unpublish(const Slot& slot) {

@@ -57,8 +57,9 @@ class PoolSlots {
   Result<PoolState*> acquired(const Slot& slot, std::string_view what);
   // Checks `slot` for publishing on `topic` with `layout` and marks it published as frame
   // `sequence` (copying it into the pool's current memfd if a reconnect replaced it).
-  Status publish(std::string_view topic, const Slot& slot, const Layout& layout,
-                 std::uint64_t sequence);
+  // Its pool.
+  Result<PoolState*> publish(std::string_view topic, const Slot& slot, const Layout& layout,
+                             std::uint64_t sequence);
   // Undoes publish(): the slot is the program's again.
   void unpublish(const Slot& slot);
   Status discard(const Slot& slot);

@@ -158,14 +158,16 @@ Result<std::uint64_t> ProducerState::sent_or_refused(std::uint64_t sequence) {
   return sequence;
 }
 
-Result<std::uint64_t> ProducerState::stage(std::string_view topic, const Slot& slot,
-                                           const Layout& layout) {
+Result<std::pair<std::uint64_t, PoolState*>> ProducerState::stage(std::string_view topic,
+                                                                  const Slot& slot,
+                                                                  const Layout& layout) {
   const std::uint64_t sequence = take_sequence(topic);
-  if (auto ok = pools.publish(topic, slot, layout, sequence); !ok) {
+  auto pool = pools.publish(topic, slot, layout, sequence);
+  if (!pool) {
     give_back_sequence(topic);
-    return fail(std::move(ok.error()));
+    return fail(std::move(pool.error()));
   }
-  return sequence;
+  return std::pair(sequence, *pool);
 }
 
 EncodedMessage ProducerState::publish_message(std::string_view topic, const PoolState& pool,

@@ -81,12 +81,12 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
 
 Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
-  auto sequence = state_->stage(topic, slot, layout);
-  if (!sequence) return fail(std::move(sequence.error()));
-  detail::PoolState& pool = *state_->pools.find(slot.pool);
-  pool.broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
-  return PreparedFrame{std::string(topic), *sequence, std::nullopt,
-                       state_->publish_message(topic, pool, slot, *sequence, timestamp_ns, layout)};
+  auto staged = state_->stage(topic, slot, layout);
+  if (!staged) return fail(std::move(staged.error()));
+  auto [sequence, pool] = *staged;
+  pool->broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
+  return PreparedFrame{std::string(topic), sequence, std::nullopt,
+                       state_->publish_message(topic, *pool, slot, sequence, timestamp_ns, layout)};
 }
 
 // Stage, put on the channels, send if the broker routes the topic too; whatever fails on the
@@ -101,8 +101,9 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
     if (auto ok = s.poll(); !ok) {
       if (auto again = s.recovered(ok.error()); !again) return fail(std::move(again.error()));
     }
-    auto sequence = s.stage(topic, slot, layout);
-    if (!sequence) return fail(std::move(sequence.error()));
+    auto staged = s.stage(topic, slot, layout);
+    if (!staged) return fail(std::move(staged.error()));
+    const auto [sequence, pool] = *staged;
     struct Rollback {
       detail::ProducerState& s;
       std::string_view topic;
@@ -114,20 +115,13 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
         s.pools.unpublish(slot);
       }
     } rollback{s, topic, slot};
-    const auto wait = [&](ChannelWriter& w) -> Status {
-      ChannelWriter* waiting = &w;
-      waitv(std::span(&waiting, 1), s.link.bell(), s.link.bell_seen(),
-            std::chrono::steady_clock::now() + detail::kSocketCheck);
-      return s.poll();
-    };
-    const detail::PoolState& pool = *s.pools.find(slot.pool);
-    Status ok =
-        s.channels.put(s.link, topic, pool, slot.index, layout, *sequence, timestamp_ns, wait);
+    Status ok = s.channels.put(s.link, topic, *pool, slot.index, layout, sequence, timestamp_ns,
+                               s.wait_for_release);
     // Every subscriber on a channel: the broker does not see the frame, and no message is
     // encoded for it.
     const bool routed = ok && s.channels.via_broker(topic);
     if (routed) {
-      auto message = s.publish_message(topic, pool, slot, *sequence, timestamp_ns, layout);
+      auto message = s.publish_message(topic, *pool, slot, sequence, timestamp_ns, layout);
       // Blocking: under block-producer backpressure this waits for the broker to read again.
       ok = s.link.send(message.bytes()).map([](SendStatus) {});
     }
@@ -137,10 +131,10 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
       continue;
     }
     rollback.armed = false;
-    if (!routed) return *sequence;
-    s.pools.find(slot.pool)->broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
-    auto done = s.sent_or_refused(*sequence);
-    if (!done && s.recovered(done.error())) return *sequence;  // sent; the broker then went
+    if (!routed) return sequence;
+    pool->broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
+    auto done = s.sent_or_refused(sequence);
+    if (!done && s.recovered(done.error())) return sequence;  // sent; the broker then went
     return done;
   }
 }

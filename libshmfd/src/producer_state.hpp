@@ -40,8 +40,20 @@ struct ProducerState {
   // publish() instead of filling its socket with sealed buffers.
   std::uint32_t fd_frames_in_flight = 0;
 
+  ProducerState(const ProducerState&) = delete;
+  ProducerState& operator=(const ProducerState&) = delete;
+
+  // Made once each: a std::function per frame would cost on the pool path's every frame.
   const HeldOnChannels held = [this](const PoolState& pool, std::uint32_t slot) {
     return channels.holds(pool, slot);
+  };
+  // A block-producer channel's consumer holds its whole depth: sleep until it releases or the
+  // broker speaks, then read the broker.
+  const ProducerChannels::Wait wait_for_release = [this](ChannelWriter& w) -> Status {
+    ChannelWriter* waiting = &w;
+    waitv(std::span(&waiting, 1), link.bell(), link.bell_seen(),
+          std::chrono::steady_clock::now() + kSocketCheck);
+    return poll();
   };
 
   // One handler per message kind; answers pass (the wait that asked looks at them).
@@ -79,8 +91,9 @@ struct ProducerState {
     const std::uint32_t window = link.connection().publish_window();
     return window != 0 && fd_frames_in_flight >= window;
   }
-  // Stages `slot` as the topic's next frame; the Publish message if it goes to the broker.
-  Result<std::uint64_t> stage(std::string_view topic, const Slot& slot, const Layout& layout);
+  // Stages `slot` as the topic's next frame: its sequence number, and its pool.
+  Result<std::pair<std::uint64_t, PoolState*>> stage(std::string_view topic, const Slot& slot,
+                                                     const Layout& layout);
   EncodedMessage publish_message(std::string_view topic, const PoolState& pool, const Slot& slot,
                                  std::uint64_t sequence, std::uint64_t timestamp_ns,
                                  const Layout& layout);

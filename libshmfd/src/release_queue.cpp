@@ -21,6 +21,7 @@ void ReleaseQueue::push(std::string topic, std::uint64_t sequence) noexcept {
   try {
     std::lock_guard lock(mutex_);
     pending_.push_back({std::move(topic), sequence});
+    any_.store(true, std::memory_order_seq_cst);
   } catch (...) {
     return;  // out of memory: see the header
   }
@@ -38,8 +39,10 @@ void ReleaseQueue::push(std::string topic, std::uint64_t sequence) noexcept {
 
 std::vector<ReleaseQueue::Release> ReleaseQueue::take() {
   std::vector<Release> out;
+  if (empty()) return out;  // no lock on the owner's every call
   std::lock_guard lock(mutex_);
   out.swap(pending_);
+  any_.store(false, std::memory_order_seq_cst);
   return out;
 }
 
@@ -49,23 +52,15 @@ void ReleaseQueue::put_back(std::vector<Release> releases) noexcept {
     releases.insert(releases.end(), std::make_move_iterator(pending_.begin()),
                     std::make_move_iterator(pending_.end()));
     pending_.swap(releases);
+    any_.store(!pending_.empty(), std::memory_order_seq_cst);
   } catch (...) {
     // Out of memory: those releases are lost; the broker frees them when the connection closes.
   }
 }
 
-bool ReleaseQueue::empty() {
-  std::lock_guard lock(mutex_);
-  return pending_.empty();
-}
-
 bool ReleaseQueue::begin_sleep(Sleep how) noexcept {
   sleeping_.store(how, std::memory_order_seq_cst);
-  bool queued = false;
-  {
-    std::lock_guard lock(mutex_);
-    queued = !pending_.empty();
-  }
+  const bool queued = !empty();  // Dekker with push(): its store of any_, then our state
   if (queued) sleeping_.store(Sleep::awake, std::memory_order_seq_cst);
   return !queued;
 }
@@ -96,11 +91,27 @@ void SharedConnection::leave_call() noexcept {
   if (!releases.empty()) send_if_idle();
 }
 
+void SharedConnection::begin_read_only() noexcept {
+  state_.store(kReadOnly, std::memory_order_seq_cst);
+  // A release queued since the owner's last flush would otherwise wait out the read.
+  if (!releases.empty()) send_if_idle();
+}
+
+void SharedConnection::end_read_only() noexcept {
+  for (;;) {
+    std::uint32_t reading = kReadOnly;
+    if (state_.compare_exchange_weak(reading, kInCall, std::memory_order_seq_cst)) return;
+    std::this_thread::yield();  // a releasing thread is sending: a few microseconds
+  }
+}
+
 void SharedConnection::send_if_idle() noexcept {
   for (;;) {
-    std::uint32_t idle = 0;
-    if (!state_.compare_exchange_strong(idle, kSending, std::memory_order_seq_cst)) {
-      return;  // the owner is in a call (it sends them), or another thread is sending
+    // The socket is free to write while the owner is idle or only reading.
+    std::uint32_t base = state_.load(std::memory_order_seq_cst);
+    if ((base != 0 && base != kReadOnly) ||
+        !state_.compare_exchange_strong(base, base | kSending, std::memory_order_seq_cst)) {
+      return;  // the owner is in a call that writes (it sends them), or another thread sends
     }
     bool full = false;
     try {
@@ -129,7 +140,7 @@ void SharedConnection::send_if_idle() noexcept {
     } catch (...) {
       // Out of memory building a 40-byte message: the broker frees it when the connection closes.
     }
-    state_.store(0, std::memory_order_seq_cst);
+    state_.fetch_and(~kSending, std::memory_order_seq_cst);
     // A release pushed while this sent found the socket taken: look again, unless the socket
     // is full (the owner's next call sends those).
     if (full || releases.empty()) return;

@@ -47,7 +47,7 @@ class ReleaseQueue {
   std::vector<Release> take();
   // Puts back what could not be sent, before anything queued since.
   void put_back(std::vector<Release> releases) noexcept;
-  bool empty();
+  bool empty() const noexcept { return !any_.load(std::memory_order_seq_cst); }
 
   // The owner, around a sleep: begin_sleep returns false if a release is already queued (then
   // it must not sleep, and need not call end_sleep).
@@ -62,6 +62,9 @@ class ReleaseQueue {
 
   std::mutex mutex_;
   std::vector<Release> pending_;  // under mutex_
+  // Whether pending_ holds anything: read without the lock on every call of the owner, which
+  // finds it empty nearly always.
+  std::atomic<bool> any_{false};
   std::atomic<Sleep> sleeping_{Sleep::awake};
   std::atomic<std::uint32_t> rung_{0};
   UniqueFd event_;
@@ -81,6 +84,11 @@ struct SharedConnection {
   // above); leaving sends what came in the meantime, if the call did not.
   void enter_call() noexcept;
   void leave_call() noexcept;
+  // The owner, inside a call, around a blocking read of the socket (it writes nothing then):
+  // meanwhile other threads send their releases themselves, as while it is idle, so the read
+  // costs one recvmsg and still never waits for a release.
+  void begin_read_only() noexcept;
+  void end_read_only() noexcept;
 
   Connection connection;
   ReleaseQueue releases;
@@ -88,24 +96,10 @@ struct SharedConnection {
  private:
   // Sends the queued releases, non-blocking, if nobody else uses the socket now.
   void send_if_idle() noexcept;
-  static constexpr std::uint32_t kInCall = 1;   // the owner is inside a call
-  static constexpr std::uint32_t kSending = 2;  // a releasing thread is sending
+  static constexpr std::uint32_t kInCall = 1;    // the owner is inside a call
+  static constexpr std::uint32_t kSending = 2;   // a releasing thread is sending
+  static constexpr std::uint32_t kReadOnly = 4;  // the owner only reads the socket now
   std::atomic<std::uint32_t> state_{0};
-};
-
-// RAII for SharedConnection::enter_call and leave_call. It keeps the connection it entered:
-// a reconnect during the call replaces the link's (whose frames are all still the owner's).
-class InCall {
- public:
-  explicit InCall(std::shared_ptr<SharedConnection> c) noexcept : c_(std::move(c)) {
-    c_->enter_call();
-  }
-  ~InCall() { c_->leave_call(); }
-  InCall(const InCall&) = delete;
-  InCall& operator=(const InCall&) = delete;
-
- private:
-  std::shared_ptr<SharedConnection> c_;
 };
 
 }  // namespace shmfd::detail
