@@ -46,9 +46,12 @@ struct PoolView;
 struct SharedConnection;
 }  // namespace detail
 
-// A frame may be dropped (released) on any thread, also while another thread receives: its
-// release is queued, and sent by the consumer's next call, or at once if that thread is
-// waiting in receive(). Everything else about a Frame is for one thread at a time.
+// A frame may be dropped (released) on any thread, also while another thread is in a call on
+// its consumer. The thread that drops it sends the release itself (non-blocking) while the
+// consumer is idle or only waiting for its socket; during the consumer's other calls it is
+// queued, and that call sends it (a receive() waiting on channels is woken for it). No
+// release waits for a frame that cannot come without it. Everything else about a Frame is for
+// one thread at a time.
 class Frame {
  public:
   Frame(Frame&&) noexcept = default;
