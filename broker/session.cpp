@@ -136,7 +136,8 @@ asio::awaitable<void> Session::read_loop() {
     // first: under load the next message is usually there, and waiting for readiness would
     // cost an epoll round trip per message.
     const auto buffer = host_.receive_buffer();
-    auto received = receive_message(socket_.native_handle(), buffer, kFdsPerMessage, IoMode::non_blocking);
+    auto received =
+        receive_message(socket_.native_handle(), buffer, kFdsPerMessage, IoMode::non_blocking);
     if (received && received->status == RecvStatus::would_block) {
       std::error_code ec;
       co_await socket_.async_wait(Socket::wait_read, asio::redirect_error(asio::use_awaitable, ec));

@@ -121,6 +121,11 @@ Result<std::optional<ReceivedMessage>> BrokerLink::receive(IoMode mode) {
 // releases themselves (SharedConnection::begin_read_only), so that none waits for this read.
 Result<std::optional<ReceivedMessage>> BrokerLink::sleep_for_message() {
   const std::shared_ptr<SharedConnection> shared = shared_;
+  if (!in_call_) {  // every consumer read is in a call; outside one the states would go wrong
+    auto m = shared->connection.receive(IoMode::blocking);
+    if (!m) return fail(std::move(m.error()));
+    return std::optional<ReceivedMessage>(std::move(*m));
+  }
   shared->begin_read_only();
   auto m = shared->connection.receive(IoMode::blocking);
   shared->end_read_only();
