@@ -11,6 +11,14 @@ DESTDIR   ?=
 DEB_BUILD ?= build-deb
 # ccache needs a writable cache directory even where HOME is unset (some CI environments).
 export CCACHE_DIR ?= $(if $(HOME),$(HOME)/.cache/ccache,/tmp/shmfd-ccache)
+# Paths below the checkout are hashed relative to it, and the build directory's own path is not
+# hashed: build/, build-deb/ and other checkouts share their objects where the flags agree
+# (the packages' build reuses make test's). Debug info then names build/ as a compile directory.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= true
+# Sanitizer builds: line tables only (all that a report's stack needs; full debug info costs a
+# fifth of their compile time) and no benchmarks (nothing runs them there).
+SANITIZER_FLAGS = -DSHMFD_BUILD_BENCH=OFF
 
 .PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-dds bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
 
@@ -51,8 +59,8 @@ test-deb: deb
 	tests/install/deb_test.sh $(DEB_BUILD)
 
 $(ASAN_BUILD)/build.ninja: | deps
-	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-	  -DSHMFD_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
+	  -DSHMFD_SANITIZE=address,undefined $(SANITIZER_FLAGS) $(CMAKE_FLAGS)
 
 test-asan: deps $(ASAN_BUILD)/build.ninja
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
@@ -61,7 +69,8 @@ test-asan: deps $(ASAN_BUILD)/build.ninja
 
 $(TSAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DSHMFD_SANITIZE=thread $(CMAKE_FLAGS)
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
+	  -DSHMFD_SANITIZE=thread $(SANITIZER_FLAGS) $(CMAKE_FLAGS)
 
 # ThreadSanitizer over everything that runs on more than one thread (the in-process broker
 # and its client threads in the tests).

@@ -12,6 +12,7 @@ jobs=${JOBS:-2}
 tools/install-deps.sh clang-14 libclang-rt-14-dev
 if [[ ! -f $build/build.ninja ]]; then
   CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -gline-tables-only -DNDEBUG" \
     -DSHMFD_SANITIZE=address,undefined -DSHMFD_BUILD_FUZZERS=ON \
     -DSHMFD_BUILD_TESTS=OFF -DSHMFD_BUILD_BENCH=OFF -DSHMFD_BUILD_EXAMPLES=OFF
 fi
