@@ -56,7 +56,7 @@ deb: deps
 # Installs the packages with apt, runs the installed broker and tools, builds a program
 # against libshmfd-dev, and removes them (root; changes this machine's /usr while it runs).
 test-deb: deb
-	tests/install/deb_test.sh $(DEB_BUILD)
+	tests/system/install/deb_test.sh $(DEB_BUILD)
 
 $(ASAN_BUILD)/build.ninja: | deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \

@@ -18,7 +18,7 @@
 
 #include "shmfd/memfd.hpp"
 #include "shmfd/verify.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <cstring>
 
 #include "access.hpp"
-#include "shmfd/peer_credentials.hpp"
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/peer_credentials.hpp"
+#include "shmfd/wire/transport.hpp"
 
 namespace shmfd::broker {
 namespace {

@@ -25,7 +25,7 @@
 #include "router.hpp"
 #include "session.hpp"
 #include "shmfd/unique_fd.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 

@@ -8,7 +8,7 @@
 
 #include "router.hpp"
 #include "shmfd/verify.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 

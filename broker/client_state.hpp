@@ -15,7 +15,7 @@
 #include "outbox.hpp"
 #include "policy.hpp"
 #include "registry.hpp"
-#include "shmfd/peer_credentials.hpp"
+#include "shmfd/wire/peer_credentials.hpp"
 
 namespace shmfd::broker {
 

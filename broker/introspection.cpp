@@ -6,7 +6,7 @@
 #include <chrono>
 
 #include "client_state.hpp"
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 
 namespace shmfd::broker {
 namespace {

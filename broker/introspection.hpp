@@ -6,7 +6,7 @@
 #include <map>
 
 #include "registry.hpp"
-#include "shmfd/wire_protocol.hpp"
+#include "shmfd/wire/protocol.hpp"
 
 namespace shmfd::broker {
 

@@ -28,7 +28,7 @@
 #include "broker.hpp"
 #include "policy.hpp"
 #include "shmfd/protocol.hpp"
-#include "shmfd/unix_socket.hpp"
+#include "shmfd/wire/unix_socket.hpp"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "shmfd/parse.hpp"
+#include "shmfd/wire/parse.hpp"
 #include "shmfd/protocol.hpp"
 
 namespace shmfd::broker {

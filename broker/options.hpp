@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "shmfd/error.hpp"
-#include "shmfd/message_buffer.hpp"
+#include "shmfd/wire/message_buffer.hpp"
 
 namespace shmfd::broker {
 

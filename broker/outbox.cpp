@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "client_state.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 

@@ -19,7 +19,7 @@
 #include "log.hpp"
 #include "options.hpp"
 #include "registry.hpp"
-#include "shmfd/message_buffer.hpp"
+#include "shmfd/wire/message_buffer.hpp"
 
 namespace shmfd::broker {
 

@@ -6,9 +6,9 @@
 #include "access.hpp"
 #include "quota.hpp"
 #include "router.hpp"
-#include "shmfd/intake.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/verify.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 

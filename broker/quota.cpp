@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "client_state.hpp"
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 
 namespace shmfd::broker {
 

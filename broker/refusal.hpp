@@ -9,7 +9,7 @@
 
 #include <tl/expected.hpp>
 
-#include "shmfd/wire_protocol.hpp"
+#include "shmfd/wire/protocol.hpp"
 
 namespace shmfd::broker {
 

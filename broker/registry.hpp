@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "closer.hpp"
-#include "shmfd/channel_page.hpp"
+#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"

@@ -6,7 +6,7 @@
 
 #include "access.hpp"
 #include "introspection.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 

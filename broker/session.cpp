@@ -11,8 +11,8 @@
 #include <asio/redirect_error.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include "shmfd/asio_transport.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/asio_transport.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {
 namespace {

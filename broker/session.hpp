@@ -25,7 +25,7 @@
 #include "quota.hpp"
 #include "refusal.hpp"
 #include "router.hpp"
-#include "shmfd/peer_credentials.hpp"
+#include "shmfd/wire/peer_credentials.hpp"
 
 namespace shmfd::broker {
 

@@ -24,10 +24,8 @@ configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/shmfd-c.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/shmfd.pc ${PROJECT_BINARY_DIR}/shmfd-c.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 
-install(TARGETS shmfd-broker shmfdctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT bin)
-if(SHMFD_BUILD_EXAMPLES)
-  install(TARGETS shmfd-pub shmfd-sub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT bin)
-endif()
+install(TARGETS shmfd-broker shmfdctl shmfd-pub shmfd-sub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        COMPONENT bin)
 
 # The service: systemd units, tmpfiles and sysusers entries, and an example policy. Paths are
 # relative to the prefix (a prefix of /usr puts units in /usr/lib/systemd/system, which
@@ -54,12 +52,9 @@ install(FILES packaging/policy.example DESTINATION ${SHMFD_ETCDIR} RENAME policy
 find_program(SHMFD_HELP2MAN help2man REQUIRED)
 set(_shmfd_programs
   "shmfd-broker=route verified memfd frames from producers to consumers by topic"
-  "shmfdctl=show what the shmfd broker and every process hold")
-if(SHMFD_BUILD_EXAMPLES)
-  list(APPEND _shmfd_programs
-    "shmfd-pub=publish a moving test pattern on a shmfd topic"
-    "shmfd-sub=subscribe to a shmfd topic and report frames, rate, latency and drops")
-endif()
+  "shmfdctl=show what the shmfd broker and every process hold"
+  "shmfd-pub=publish a moving test pattern on a shmfd topic"
+  "shmfd-sub=subscribe to a shmfd topic and report frames, rate, latency and drops")
 if(TARGET shmfd-dds-bridge)
   list(APPEND _shmfd_programs "shmfd-dds-bridge=bridge shmfd topics to a DDS domain and back")
 endif()

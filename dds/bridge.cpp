@@ -21,7 +21,7 @@
 
 #include "convert.hpp"
 #include "shmfd/consumer.hpp"
-#include "shmfd/parse.hpp"
+#include "shmfd/wire/parse.hpp"
 #include "shmfd/producer.hpp"
 
 namespace {

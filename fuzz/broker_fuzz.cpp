@@ -25,8 +25,8 @@
 
 #include "broker.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/unix_socket.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/unix_socket.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace {
 

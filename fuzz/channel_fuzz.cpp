@@ -17,7 +17,7 @@
 #include <set>
 #include <utility>
 
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "shmfd/verify.hpp"
 
 namespace {

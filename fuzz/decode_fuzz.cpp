@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <span>
 
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace {
 

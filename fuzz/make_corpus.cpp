@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "shmfd/protocol.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 #include "support/hostile_messages.hpp"
 
 namespace {

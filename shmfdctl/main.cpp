@@ -26,9 +26,9 @@
 #include "shm.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/guarantee.hpp"
-#include "shmfd/parse.hpp"
+#include "shmfd/wire/parse.hpp"
 #include "shmfd/protocol.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 #include "table.hpp"
 
 namespace {

@@ -10,10 +10,10 @@
 #include <optional>
 
 #include "must.hpp"
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "shmfd/mapping.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/transport.hpp"
 #include "shmfd/verify.hpp"
 
 namespace bench {

@@ -11,7 +11,7 @@
 //       the baseline.
 //   S5  memory: the broker's RSS idle and with 100 clients on 10 topics; total PSS of producer
 //       + 4 consumers for the pool path and for the socket-copy path.
-//   S1, S4 also run over a channel (shmfd/channel.hpp, channel_rows.cpp): the pool path once
+//   S1, S4 also run over a channel (shmfd/wire/channel.hpp, channel_rows.cpp): the pool path once
 //       the broker has set it up, with no broker on it.
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
@@ -31,7 +31,7 @@
 #include "shmfd/consumer.hpp"
 #include "shmfd/memfd.hpp"
 #include "shmfd/producer.hpp"
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/transport.hpp"
 #include "support/hugepages.hpp"
 #include "syscalls.hpp"
 

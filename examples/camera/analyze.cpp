@@ -7,7 +7,7 @@
 #include <array>
 #include <cstdio>
 
-#include "../common/args.hpp"
+#include "../../programs/common/args.hpp"
 #include "../common/frame_stats.hpp"
 #include "shmfd/consumer.hpp"
 

@@ -6,9 +6,9 @@
 //                [--fps N] [--frames N] [--slots N]
 #include <cstdio>
 
-#include "../common/args.hpp"
-#include "../common/live_clock.hpp"
-#include "../common/test_pattern.hpp"
+#include "../../programs/common/args.hpp"
+#include "../../programs/common/live_clock.hpp"
+#include "../../programs/common/test_pattern.hpp"
 #include "shmfd/producer.hpp"
 
 int main(int argc, char** argv) {

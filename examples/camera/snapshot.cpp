@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/args.hpp"
+#include "../../programs/common/args.hpp"
 #include "../common/frame_stats.hpp"
 #include "shmfd/consumer.hpp"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/transport.hpp"
 
 namespace shmfd::examples {
 

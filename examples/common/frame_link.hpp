@@ -7,9 +7,9 @@
 #include <string>
 #include <variant>
 
-#include "shmfd/intake.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::examples {
 

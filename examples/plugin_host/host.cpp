@@ -13,9 +13,9 @@
 
 #include "../common/child_process.hpp"
 #include "../common/frame_link.hpp"
-#include "../common/test_pattern.hpp"
+#include "../../programs/common/test_pattern.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/parse.hpp"
+#include "shmfd/wire/parse.hpp"
 
 namespace {
 

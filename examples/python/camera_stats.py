@@ -17,7 +17,7 @@ import shmfd
 
 
 def rgba_pattern(seq, width, height):
-    """The test pattern of shmfd-camera and shmfd-pub (examples/common/test_pattern.hpp)."""
+    """The test pattern of shmfd-camera and shmfd-pub (programs/common/test_pattern.hpp)."""
     x = np.arange(width, dtype=np.uint32)[None, :]
     y = np.arange(height, dtype=np.uint32)[:, None]
     out = np.empty((height, width, 4), dtype=np.uint8)

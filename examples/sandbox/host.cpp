@@ -16,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "../common/args.hpp"
+#include "../../programs/common/args.hpp"
 #include "../common/child_process.hpp"
 #include "../common/frame_link.hpp"
-#include "../common/test_pattern.hpp"
+#include "../../programs/common/test_pattern.hpp"
 #include "gray_blur.hpp"
 #include "shmfd/memfd.hpp"
 

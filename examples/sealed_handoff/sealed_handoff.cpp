@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "../common/test_pattern.hpp"
-#include "shmfd/intake.hpp"
+#include "../../programs/common/test_pattern.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 
 #include <linux/futex.h>
 #include <sched.h>

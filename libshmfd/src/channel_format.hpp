@@ -13,7 +13,7 @@
 #include <new>
 #include <string>
 
-#include "shmfd/channel_page.hpp"
+#include "shmfd/wire/channel_page.hpp"
 
 namespace shmfd::channel_format {
 

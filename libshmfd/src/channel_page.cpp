@@ -1,4 +1,4 @@
-#include "shmfd/channel_page.hpp"
+#include "shmfd/wire/channel_page.hpp"
 
 #include <bit>
 #include <cstring>

@@ -5,8 +5,8 @@
 #include <thread>
 
 #include "shmfd/protocol.hpp"
-#include "shmfd/unix_socket.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/unix_socket.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd {
 

@@ -8,7 +8,7 @@
 
 #include "broker_link.hpp"
 #include "consumer_channels.hpp"
-#include "shmfd/intake.hpp"
+#include "shmfd/wire/intake.hpp"
 
 namespace shmfd {
 namespace detail {

@@ -1,7 +1,7 @@
 // ConsumerChannels: the consumer's pools, channels and layouts (consumer_channels.hpp).
 #include "consumer_channels.hpp"
 
-#include "shmfd/intake.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/verify.hpp"
 
 namespace shmfd::detail {

@@ -15,10 +15,10 @@
 #include <vector>
 
 #include "broker_link.hpp"
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/mapping.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::detail {
 

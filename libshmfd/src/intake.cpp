@@ -1,8 +1,8 @@
-#include "shmfd/intake.hpp"
+#include "shmfd/wire/intake.hpp"
 
 #include <string>
 
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd {
 

@@ -1,4 +1,4 @@
-#include "shmfd/parse.hpp"
+#include "shmfd/wire/parse.hpp"
 
 #include <charconv>
 #include <string>

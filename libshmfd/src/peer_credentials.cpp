@@ -1,4 +1,4 @@
-#include "shmfd/peer_credentials.hpp"
+#include "shmfd/wire/peer_credentials.hpp"
 
 #include <sys/socket.h>
 

@@ -16,7 +16,7 @@
 
 #include "broker_link.hpp"
 #include "pool_slots.hpp"
-#include "shmfd/channel.hpp"
+#include "shmfd/wire/channel.hpp"
 
 namespace shmfd::detail {
 

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "channel_format.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::detail {
 

@@ -1,4 +1,4 @@
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/transport.hpp"
 
 #include <sys/socket.h>
 #include <sys/un.h>

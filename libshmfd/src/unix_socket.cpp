@@ -1,4 +1,4 @@
-#include "shmfd/unix_socket.hpp"
+#include "shmfd/wire/unix_socket.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>

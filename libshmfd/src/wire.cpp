@@ -1,4 +1,4 @@
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 #include <kj/io.h>
 

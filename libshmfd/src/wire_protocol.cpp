@@ -1,9 +1,9 @@
-#include "shmfd/wire_protocol.hpp"
+#include "shmfd/wire/protocol.hpp"
 
 #include <string>
 
 #include "error_table.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd {
 

@@ -19,7 +19,7 @@
 #include <asio/post.hpp>
 
 #include "broker.hpp"
-#include "shmfd/unix_socket.hpp"
+#include "shmfd/wire/unix_socket.hpp"
 
 namespace shmfd::testing {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "shmfd/layout.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::testing {
 

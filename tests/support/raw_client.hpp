@@ -15,9 +15,9 @@
 
 #include "shmfd/memfd.hpp"
 #include "shmfd/protocol.hpp"
-#include "shmfd/transport.hpp"
-#include "shmfd/unix_socket.hpp"
-#include "shmfd/wire.hpp"
+#include "shmfd/wire/transport.hpp"
+#include "shmfd/wire/unix_socket.hpp"
+#include "shmfd/wire/wire.hpp"
 
 namespace shmfd::testing {
 

@@ -15,7 +15,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 
-#include "shmfd/asio_transport.hpp"
+#include "shmfd/wire/asio_transport.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 

@@ -10,10 +10,10 @@
 
 #include <optional>
 
-#include "shmfd/channel_page.hpp"
+#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/error.hpp"
-#include "shmfd/message_buffer.hpp"
-#include "shmfd/transport.hpp"
+#include "shmfd/wire/message_buffer.hpp"
+#include "shmfd/wire/transport.hpp"
 #include "shmfd/unique_fd.hpp"
 
 namespace shmfd {
@@ -52,7 +52,7 @@ class Connection {
 
   // Sends one encoded message (blocking, or IoMode::non_blocking: SendStatus::would_block when
   // the socket is full). A broker that has gone is Errc::disconnected, as on receive.
-  // send_message (wire.hpp) encodes and sends a Cap'n Proto builder.
+  // send_message (wire/wire.hpp) encodes and sends a Cap'n Proto builder.
   Result<SendStatus> send(std::span<const std::byte> bytes, std::span<const int> fds = {},
                           IoMode mode = IoMode::blocking);
   // Receives one message (accepting at most one fd) into this connection's buffer. A closed

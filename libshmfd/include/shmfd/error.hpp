@@ -40,7 +40,7 @@ enum class Errc {
   layout_planes_overlap,
   layout_overflow,
   layout_out_of_bounds,
-  // Wire decoding (wire.hpp).
+  // Wire decoding (wire/wire.hpp).
   malformed_message,
   fd_index_out_of_range,
   invalid_topic_name,

@@ -1,6 +1,6 @@
 // Buffer layouts: what the bytes of a buffer mean (an image with planes and strides, audio, a
 // tensor, or an opaque blob), so a consumer knows what it maps. These are the C++ values of the
-// `Layout` struct in proto/layout.capnp (wire.hpp converts between the two).
+// `Layout` struct in proto/layout.capnp (wire/wire.hpp converts between the two).
 //
 // Every layout that comes from another process is validated against the size of the buffer it
 // describes before anyone reads through it: all arithmetic is overflow-checked, and every byte

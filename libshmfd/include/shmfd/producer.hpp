@@ -26,7 +26,7 @@
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/message_buffer.hpp"
+#include "shmfd/wire/message_buffer.hpp"
 #include "shmfd/protocol.hpp"
 
 namespace shmfd {

@@ -1,5 +1,5 @@
 // The broker protocol's shared vocabulary for broker and clients, in C++ terms: version, layout
-// kinds, backpressure policies, topic names, the default socket. wire_protocol.hpp converts
+// kinds, backpressure policies, topic names, the default socket. wire/protocol.hpp converts
 // these to and from the schema's types.
 #pragma once
 
