@@ -213,7 +213,7 @@ gboolean propose_allocation(GstBaseSink* base, GstQuery* query) {
   auto format = stream_format(caps);
   if (!format || format->kind != LayoutKind::image) return TRUE;  // audio, blobs: copied
   const auto size = static_cast<guint>(GST_VIDEO_INFO_SIZE(&format->video));
-  GstBufferPool* pool = shmfd_buffer_pool_new(core);
+  GstBufferPool* pool = shmfd_buffer_pool_new(core, GST_ELEMENT(base));
   GstStructure* config = gst_buffer_pool_get_config(pool);
   gst_buffer_pool_config_set_params(config, caps, size, 0, 0);
   gst_buffer_pool_config_add_option(config, GST_BUFFER_POOL_OPTION_VIDEO_META);
@@ -243,21 +243,7 @@ std::uint64_t capture_time(GstBaseSink* base, GstBuffer* buffer) {
 }
 
 GstFlowReturn publish_error(GstBaseSink* base, const SinkCore& core, const Error& e) {
-  if (e.is(Errc::disconnected)) {
-    GST_ELEMENT_ERROR(base, RESOURCE, WRITE,
-                      ("Lost the shmfd broker at %s.", core.settings().socket_path.c_str()),
-                      ("%s", e.message().c_str()));
-  } else if (e.is(Errc::broker_refused)) {
-    GST_ELEMENT_ERROR(base, RESOURCE, WRITE,
-                      ("The shmfd broker refused a frame of topic \"%s\": %s",
-                       core.settings().topic.c_str(), e.message().c_str()),
-                      (nullptr));
-  } else {
-    GST_ELEMENT_ERROR(
-        base, STREAM, FAILED,
-        ("Cannot publish on topic \"%s\": %s", core.settings().topic.c_str(), e.message().c_str()),
-        (nullptr));
-  }
+  post_publish_error(GST_ELEMENT(base), core, e);
   return GST_FLOW_ERROR;
 }
 

@@ -162,6 +162,24 @@ Result<std::uint64_t> SinkCore::publish_sealed(
   return sequence;
 }
 
+void post_publish_error(GstElement* sink, const SinkCore& core, const Error& e) {
+  if (e.is(Errc::disconnected)) {
+    GST_ELEMENT_ERROR(sink, RESOURCE, WRITE,
+                      ("Lost the shmfd broker at %s.", core.settings().socket_path.c_str()),
+                      ("%s", e.message().c_str()));
+  } else if (e.is(Errc::broker_refused)) {
+    GST_ELEMENT_ERROR(sink, RESOURCE, WRITE,
+                      ("The shmfd broker refused a frame of topic \"%s\": %s",
+                       core.settings().topic.c_str(), e.message().c_str()),
+                      (nullptr));
+  } else {
+    GST_ELEMENT_ERROR(
+        sink, STREAM, FAILED,
+        ("Cannot publish on topic \"%s\": %s", core.settings().topic.c_str(), e.message().c_str()),
+        (nullptr));
+  }
+}
+
 // --- The buffer pool ---
 
 struct ShmfdBufferPool {
@@ -169,6 +187,7 @@ struct ShmfdBufferPool {
   std::shared_ptr<SinkCore>* core;
   GstVideoInfo info;
   std::uint32_t pool;
+  GWeakRef sink;  // whose error a slot it cannot take is
 };
 
 struct ShmfdBufferPoolClass {
@@ -225,6 +244,11 @@ GstFlowReturn pool_acquire(GstBufferPool* pool, GstBuffer** buffer,
   });
   if (!slot) {
     GST_ERROR_OBJECT(pool, "no slot: %s", slot.error().message().c_str());
+    // Upstream would report only "Internal data stream error": the sink says what happened.
+    if (auto* sink = static_cast<GstElement*>(g_weak_ref_get(&self->sink))) {
+      post_publish_error(sink, **self->core, slot.error());
+      gst_object_unref(sink);
+    }
     return GST_FLOW_ERROR;
   }
   if (!*slot)
@@ -258,6 +282,7 @@ void pool_flush_start(GstBufferPool* pool) {
 }
 
 void pool_finalize(GObject* object) {
+  g_weak_ref_clear(&reinterpret_cast<ShmfdBufferPool*>(object)->sink);
   delete reinterpret_cast<ShmfdBufferPool*>(object)->core;
   G_OBJECT_CLASS(shmfd_buffer_pool_parent_class)->finalize(object);
 }
@@ -281,11 +306,13 @@ void shmfd_buffer_pool_init(ShmfdBufferPool* self) {
   self->core = new std::shared_ptr<SinkCore>();
   gst_video_info_init(&self->info);
   self->pool = 0;
+  g_weak_ref_init(&self->sink, nullptr);
 }
 
-GstBufferPool* shmfd_buffer_pool_new(std::shared_ptr<SinkCore> core) {
+GstBufferPool* shmfd_buffer_pool_new(std::shared_ptr<SinkCore> core, GstElement* sink) {
   auto* pool = static_cast<ShmfdBufferPool*>(g_object_new(shmfd_buffer_pool_get_type(), nullptr));
   *pool->core = std::move(core);
+  g_weak_ref_set(&pool->sink, sink);
   gst_object_ref_sink(pool);
   return GST_BUFFER_POOL(pool);
 }

@@ -95,8 +95,13 @@ class SinkCore {
   std::vector<Slot> parked_;  // acquired from the producer while still lent: given out next
 };
 
-// The buffer pool shmfdsink proposes upstream: its buffers are slots of the topic's pool.
+// Posts `sink`'s error for `e`, met publishing (or taking a slot): the broker lost, a refusal,
+// anything else, each named for the user.
+void post_publish_error(GstElement* sink, const SinkCore& core, const Error& e);
+
+// The buffer pool shmfdsink proposes upstream: its buffers are slots of the topic's pool. A
+// slot it cannot take is `sink`'s error (held weakly): upstream only sees a flow error.
 GType shmfd_buffer_pool_get_type();
-GstBufferPool* shmfd_buffer_pool_new(std::shared_ptr<SinkCore> core);
+GstBufferPool* shmfd_buffer_pool_new(std::shared_ptr<SinkCore> core, GstElement* sink);
 
 }  // namespace shmfd::gst
