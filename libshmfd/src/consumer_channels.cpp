@@ -51,6 +51,8 @@ Status ConsumerChannels::open(proto::ChannelOpen::Reader open, std::optional<Ask
                                   ChannelReader(std::move(asked->page), std::move(*peer)));
   channel->dropped_before = open.getDropped();
   channel->producer = open.getProducer();
+  channel->depth = std::max<std::uint32_t>(1, asked->depth);
+  channel->policy = asked->policy;
   channels_.push_back(std::move(channel));
   return {};
 }
@@ -145,7 +147,10 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
       }
       auto shapes = shapes_.find(c->producer);
       static const FrameShapes none;
-      auto d = c->reader.next(shapes != shapes_.end() ? shapes->second : none, true);
+      const FrameShapes& known = shapes != shapes_.end() ? shapes->second : none;
+      // Drop-oldest: the oldest of the newest `depth` frames published, never an older one.
+      auto d = c->policy == Backpressure::drop_oldest ? c->reader.next_fresh(known, c->depth)
+                                                      : c->reader.next(known, true);
       if (!d) {
         if (c->reader.stopped()) {
           // Its pool or layout is on its way through the socket (or never comes: a producer
@@ -167,6 +172,10 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
         if (c->reader.broken() || (c->ending && (c->reader.ended() || !c->reader.readable()))) {
           EndOfStream end = c->ending ? std::move(*c->ending)
                                       : EndOfStream{c->topic, c->reader.broken()->message()};
+          // Also the frames the producer dropped for this consumer after the last one it put.
+          end.dropped = account(c->topic, 0,
+                                c->dropped_before + c->reader.producer_dropped() +
+                                    c->reader.skipped());
           stop(end.topic, c->producer);
           forget_pools(end.topic, c->producer);
           return Event(std::move(end));
