@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-include "../../programs/common/test_pattern.hpp"
+#include "../../programs/common/test_pattern.hpp"
 
 namespace shmfd::examples {
 

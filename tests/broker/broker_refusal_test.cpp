@@ -29,12 +29,14 @@ struct Refusal {
 
 class BrokerRefusalTest : public testing::BrokerFixture {
  protected:
+  broker::Options options() override {
+    broker::Options o;
+    o.limits.max_message_bytes = 4096;
+    o.limits.max_errors_per_client = 100;
+    return o;
+  }
   void SetUp() override {
     BrokerFixture::SetUp();
-    broker::Options options;
-    options.limits.max_message_bytes = 4096;
-    options.limits.max_errors_per_client = 100;
-    start_broker(options);
     auto c = Connection::open(socket(), "raw");
     ASSERT_TRUE(c) << c.error().message();
     conn_ = std::make_unique<Connection>(std::move(*c));

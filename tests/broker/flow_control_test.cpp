@@ -132,12 +132,11 @@ std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
 class StoppedConsumerTest : public testing::BrokerFixture,
                             public ::testing::WithParamInterface<Case> {
  protected:
-  void SetUp() override {
-    BrokerFixture::SetUp();
-    broker::Options options;
-    options.limits.hold_deadline_ms = 400;
-    if (GetParam().disconnect_stuck) options.limits.stuck = broker::StuckPolicy::always;
-    start_broker(options);
+  broker::Options options() override {
+    broker::Options o;
+    o.limits.hold_deadline_ms = 400;
+    if (GetParam().disconnect_stuck) o.limits.stuck = broker::StuckPolicy::always;
+    return o;
   }
 };
 
