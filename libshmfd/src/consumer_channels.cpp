@@ -1,8 +1,8 @@
 // ConsumerChannels: the consumer's pools, channels and layouts (consumer_channels.hpp).
 #include "consumer_channels.hpp"
 
-#include "shmfd/wire/intake.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/intake.hpp"
 
 namespace shmfd::detail {
 
@@ -161,7 +161,10 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
         }
         if (c->reader.ended() && !c->ending) {
           // The producer closed it and everything on it has been read: the broker's word on
-          // what comes next (an end of stream, a new channel) comes through the socket.
+          // what comes next (an end of stream, a new channel) comes through the socket. What
+          // it dropped and skipped stays counted for that end of stream.
+          (void)account(c->topic, 0,
+                        c->dropped_before + c->reader.producer_dropped() + c->reader.skipped());
           c->active = false;
           refusals_before_ += c->reader.refusals();
           channels_.erase(channels_.begin() + static_cast<std::ptrdiff_t>(at));
@@ -173,9 +176,8 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
           EndOfStream end = c->ending ? std::move(*c->ending)
                                       : EndOfStream{c->topic, c->reader.broken()->message()};
           // Also the frames the producer dropped for this consumer after the last one it put.
-          end.dropped = account(c->topic, 0,
-                                c->dropped_before + c->reader.producer_dropped() +
-                                    c->reader.skipped());
+          end.dropped = account(
+              c->topic, 0, c->dropped_before + c->reader.producer_dropped() + c->reader.skipped());
           stop(end.topic, c->producer);
           forget_pools(end.topic, c->producer);
           return Event(std::move(end));
