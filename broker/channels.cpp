@@ -32,6 +32,7 @@ void post_request(ClientState& to, const ChannelRecord& c, ChannelSide side,
   request.setCapacity(c.capacity);
   request.setQueueDepth(depth);
   request.setBackpressure(shmfd::to_proto(sub.policy));
+  request.setConsumerSkips(side == ChannelSide::producer && c.consumer->version >= 4);
   to.outbox.post(message);
 }
 
@@ -79,8 +80,12 @@ void Router::offer_channel(Subscription& sub) {
   c->producer_id = t->producer->id;
   c->consumer = sub.client;
   c->sub = &sub;
-  // The ring holds every frame the consumer may hold at once, and a few more to read ahead.
-  c->capacity = std::min(kMaxChannelCapacity, std::bit_ceil(std::max<std::uint32_t>(sub.depth, 8)));
+  // The ring holds every frame the consumer may hold at once, and a few more to read ahead; for
+  // drop-oldest, also the newest `depth` frames behind those it holds (section 14, Backpressure).
+  const std::uint32_t frames =
+      sub.policy == Backpressure::drop_oldest && sub.client->version >= 4 ? 2 * sub.depth
+                                                                         : sub.depth;
+  c->capacity = std::min(kMaxChannelCapacity, std::bit_ceil(std::max<std::uint32_t>(frames, 8)));
   sub.channel = c;
   channels_[c->id] = c;
   const std::uint32_t depth = std::min(sub.depth, options_.limits.max_slots_held);

@@ -44,6 +44,7 @@ struct ClientState {
   // Protocol version 3 with channels: the client's doorbell, rung after each message sent to
   // it (session.cpp).
   bool channels = false;
+  std::uint32_t version = 0;  // the protocol version of the connection (Welcome's)
   std::optional<OwnBell> bell;
   // Whether the peer has hung up and left nothing unread, though the session has not read
   // its end of file yet (set by the session; unset in tests).

@@ -236,11 +236,13 @@ bool Outbox::next_delivery(Outgoing& out) {
       }
       sub.in_flight.push_back(std::move(held));
       ++sub.delivered;
+      ++sub.delivered_since;
     } else {
       auto end = root.initEndOfStream();
       end.setTopic(sub.topic->name);
       end.setReason(entry.end_reason);
       end.setProducer(entry.producer);
+      end.setDropped(sub.dropped);
     }
     out.words = encode_message(message);
     // The queue has room again: a producer held back by this block-producer subscriber may

@@ -170,6 +170,12 @@ struct Subscription {
   std::deque<InFlight> in_flight;  // delivered, not yet released by the consumer
   std::uint64_t dropped = 0;
   std::uint64_t delivered = 0;
+  // Version 4's prefetch (0: none): Delivers sent since the Subscribe that the consumer has
+  // neither read (its Read count) nor released may number at most this.
+  std::uint32_t prefetch = 0;
+  std::uint64_t delivered_since = 0;  // since the Subscribe
+  std::uint64_t read_since = 0;       // the consumer's last Read
+  std::uint64_t released_since = 0;   // Releases since the Subscribe (a released frame was read)
   ChannelPtr channel;  // this subscriber's channel, while it has one
   // Whether pool frames of the topic reach this subscriber on its channel (not the broker).
   bool on_channel() const { return channel != nullptr && channel->started; }
@@ -193,11 +199,16 @@ struct Subscription {
   }
   // Whether the head of `pending` may be sent now (the consumer's window has room, and for a
   // pool frame its window of that pool).
+  std::uint64_t unread() const {
+    const std::uint64_t seen = std::max(read_since, released_since);
+    return delivered_since > seen ? delivered_since - seen : 0;
+  }
   bool can_send() const {
     if (pending.empty()) return false;
     const FramePtr& head = pending.front().frame;
     if (head == nullptr) return true;
     if (in_flight.size() >= depth) return false;
+    if (prefetch != 0 && unread() >= prefetch) return false;
     return head->pool == nullptr || held_of(*head->pool) < pool_window(*head->pool);
   }
   // Drops the frames of `pool` waiting here (not yet delivered), counting them as drops.

@@ -220,6 +220,9 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   s.client = &client;
   s.depth = depth;
   s.policy = *policy;
+  // More than the depth could never be unread: the window stops the rest.
+  s.prefetch = std::min(subscribe.getPrefetch(), depth);
+  s.delivered_since = s.read_since = s.released_since = 0;
   (*topic)->subscribers.push_back(&s);
   // Before the answer: the producer hears that frames must come through the broker before
   // this client hears it is subscribed (and perhaps tells the producer to go ahead).
@@ -290,9 +293,33 @@ Outcome Router::release(ClientState& client, proto::Release::Reader release) {
                "'");
   }
   const bool pool_slot = frame->pool_frame != nullptr;
+  ++it->second->released_since;
   in_flight.erase(frame);  // a pool frame's slot is freed here if this was the last holder
   if (it->second->topic == nullptr && in_flight.empty()) client.subscriptions.erase(it);
   client.outbox.released(pool_slot);
+  return {};
+}
+
+Outcome Router::read(ClientState& client, proto::Read::Reader read) {
+  const std::string name = text_of(read.getTopic());
+  auto it = client.subscriptions.find(name);
+  if (it == client.subscriptions.end() || it->second->topic == nullptr) {
+    return refuse(Code::NOT_SUBSCRIBED,
+                  "Read on '" + printable(name) + "', where this client is not subscribed",
+                  printable(name));
+  }
+  Subscription& sub = *it->second;
+  const std::uint64_t count = read.getCount();
+  if (count > sub.delivered_since) {
+    return refuse(Code::MALFORMED_MESSAGE,
+                  "Read of " + std::to_string(count) + " frames of '" + name + "', but " +
+                      std::to_string(sub.delivered_since) + " were delivered since Subscribe",
+                  name);
+  }
+  if (count > sub.read_since) {  // an older count (reordered by nothing, but harmless) is moot
+    sub.read_since = count;
+    client.outbox.released(false);  // its prefetch may have room: a queued frame may go
+  }
   return {};
 }
 

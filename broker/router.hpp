@@ -46,6 +46,8 @@ class Router {
   // A frame of `client`'s topic: verified, then queued for every subscriber.
   Outcome publish(ClientState& client, proto::Publish::Reader publish, std::vector<UniqueFd>& fds);
   Outcome release(ClientState& client, proto::Release::Reader release);
+  // Version 4: the consumer read `count` Delivers of a subscription with a prefetch.
+  Outcome read(ClientState& client, proto::Read::Reader read);
   // Channels (channels.cpp): a page for a channel this client was asked for; the producer's
   // word that pool frames now go on the channel; a layout the channels' descriptors name.
   Outcome channel_page(ClientState& client, proto::ChannelPage::Reader page,

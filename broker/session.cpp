@@ -284,6 +284,13 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
       return router.publish(client_, m.getPublish(), fds);
     case M::RELEASE:
       return router.release(client_, m.getRelease());
+    case M::READ:
+      if (client_.version < 4) {
+        return shmfd::broker::refuse(Code::UNEXPECTED_MESSAGE,
+                                     "Read on a connection of protocol version " +
+                                         std::to_string(client_.version) + " (it needs 4)");
+      }
+      return router.read(client_, m.getRead());
     case M::REGISTER_POOL:
       return router.register_pool(client_, m.getRegisterPool(), fds);
     case M::INTROSPECT:
@@ -324,6 +331,7 @@ Outcome Session::hello(proto::Hello::Reader hello) {
                           " to " + std::to_string(kProtocolVersion)));
   }
   client_.name = printable(view(hello.getClientName()), kMaxClientName);
+  client_.version = version;
   state_ = State::open;
   linger_.cancel();  // the Hello deadline
   const Limits& limits = host_.options().limits;

@@ -27,6 +27,9 @@ GType backpressure_get_type() {
                                          "Drop the oldest waiting frame", "drop-oldest"},
                                         {static_cast<gint>(Backpressure::block_producer),
                                          "Make the producer wait", "block-producer"},
+                                        {static_cast<gint>(Backpressure::latest),
+                                         "Always the newest frame (previews, inference)",
+                                         "latest"},
                                         {0, nullptr, nullptr}};
     g_once_init_leave(&type, g_enum_register_static("GstShmfdBackpressure", values));
   }

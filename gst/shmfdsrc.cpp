@@ -441,8 +441,9 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
   g_object_class_install_property(
       object, PROP_BACKPRESSURE,
       g_param_spec_enum("backpressure", "Backpressure",
-                        "When the queue is full: drop-oldest drops the oldest waiting frame "
-                        "(live media); block-producer makes the producer wait (no loss)",
+                        "When this element falls behind: drop-oldest keeps the newest `depth` "
+                        "frames (live media); block-producer makes the producer wait (no "
+                        "loss); latest always takes the newest frame (previews, inference)",
                         backpressure_get_type(), static_cast<gint>(Backpressure::drop_oldest),
                         kSetting));
   g_object_class_install_property(

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
       argc, argv, {"--socket", "--topic", "--frames", "--depth"},
-      {"--block", "--check-pattern", "--reconnect"},
+      {"--block", "--latest", "--check-pattern", "--reconnect"},
       "Usage: shmfd-sub [options]\n"
       "Subscribes to a topic through shmfd-broker and prints frames, rate, capture-to-receive\n"
       "latency and drops. SIGINT or SIGTERM ends it with that summary.\n\n"
@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
       "                     broker (default: the broker's, 4)\n"
       "  --block            never lose a frame: hold the producer back instead of dropping\n"
       "                     the oldest (block-producer)\n"
+      "  --latest           always the newest frame, as a preview wants (latest: drop-oldest\n"
+      "                     with a depth of 1)\n"
       "  --check-pattern    check RGBA frames against shmfd-pub's test pattern; exit 1 on a\n"
       "                     wrong pixel\n"
       "  --reconnect        if the broker goes away (restart, upgrade), connect again and\n"
@@ -57,7 +59,10 @@ int main(int argc, char** argv) {
     return std::fprintf(stderr, "shmfd-sub: %s\n", consumer.error().message().c_str()), 1;
   if (args.has("--reconnect")) consumer->reconnect_on_loss();
   auto granted = consumer->subscribe(
-      topic, depth, args.has("--block") ? Backpressure::block_producer : Backpressure::drop_oldest);
+      topic, depth,
+      args.has("--block")    ? Backpressure::block_producer
+      : args.has("--latest") ? Backpressure::latest
+                             : Backpressure::drop_oldest);
   if (!granted)
     return std::fprintf(stderr, "shmfd-sub: %s\n", granted.error().message().c_str()), 1;
   std::fprintf(stderr, "shmfd-sub: subscribed to '%s' (queue depth %u)\n", topic.c_str(), *granted);

@@ -13,7 +13,8 @@ using import "layout.capnp".Layout;
 # accepts. A client sends the newest version it speaks in Hello; the broker answers Welcome with
 # the version the connection uses, or Error(protocolVersion) naming the range it accepts.
 # Version 2 added Unsubscribe, Unadvertise and the specific error codes from notReadable on.
-const protocolVersion :UInt32 = 3;
+# Version 3 added channels; version 4 Subscribe.prefetch, Read and EndOfStream.dropped.
+const protocolVersion :UInt32 = 4;
 const minProtocolVersion :UInt32 = 2;
 
 struct Message {
@@ -48,6 +49,8 @@ struct Message {
     channelClose @26 :ChannelClose;
     defineLayout @27 :DefineLayout;
     route @28 :Route;
+    # Version 4: a consumer's reading, for subscriptions with a prefetch (section 6).
+    read @29 :Read;
   }
 }
 
@@ -115,6 +118,16 @@ struct Subscribe {
   topic @0 :Text;
   queueDepth @1 :UInt32;
   backpressure @2 :Backpressure;
+  # Version 4: at most this many Delivers of the subscription that the consumer has not read
+  # (Read) nor released; the rest wait in the broker, where the backpressure policy applies.
+  # 0: no such bound (as before version 4).
+  prefetch @3 :UInt32;
+}
+
+# Consumer -> broker (version 4): `count` Delivers of `topic` read since the Subscribe.
+struct Read {
+  topic @0 :Text;
+  count @1 :UInt64;
 }
 
 # Broker -> consumer: the Subscribe was accepted, with the depth granted (capped by the broker).
@@ -218,6 +231,7 @@ struct EndOfStream {
   topic @0 :Text;
   reason @1 :Text;
   producer @2 :UInt64;  # version 3: the producer's client id (what of it the consumer may forget)
+  dropped @3 :UInt64;   # version 4: frames dropped for the subscription in all (as Deliver.dropped)
 }
 
 enum ErrorCode {
@@ -332,6 +346,10 @@ struct ChannelRequest {
   capacity @3 :UInt32;      # ring entries (a power of two)
   queueDepth @4 :UInt32;    # the consumer's granted depth: frames it may hold at once
   backpressure @5 :Backpressure;
+  # Version 4, to the producer: the consumer skips to the newest `queueDepth` frames as it
+  # reads (docs/PROTOCOL.md section 14, Backpressure), so a dropOldest channel may carry up to
+  # twice `queueDepth`.
+  consumerSkips @6 :Bool;
 }
 
 # Client -> broker, with one fd: the client's page for `channel`, sealed with the pool guarantee.

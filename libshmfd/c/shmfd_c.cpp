@@ -552,15 +552,18 @@ shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topi
   return guarded("shmfd_consumer_subscribe", [&] {
     if (!consumer) return null_argument("shmfd_consumer_subscribe", "consumer");
     if (!topic) return null_argument("shmfd_consumer_subscribe", "topic");
-    if (policy != SHMFD_DROP_OLDEST && policy != SHMFD_BLOCK_PRODUCER) {
+    if (policy != SHMFD_DROP_OLDEST && policy != SHMFD_BLOCK_PRODUCER && policy != SHMFD_LATEST) {
       return set_error(SHMFD_E_INVALID_ARGUMENT,
                        "shmfd_consumer_subscribe(\"" + std::string(topic) + "\"): backpressure " +
                            std::to_string(static_cast<int>(policy)) +
-                           " is neither SHMFD_DROP_OLDEST (0) nor SHMFD_BLOCK_PRODUCER (1)");
+                           " is none of SHMFD_DROP_OLDEST (0), SHMFD_BLOCK_PRODUCER (1) and "
+                           "SHMFD_LATEST (2)");
     }
     auto granted = consumer->consumer.subscribe(topic, depth,
                                                 policy == SHMFD_BLOCK_PRODUCER
                                                     ? shmfd::Backpressure::block_producer
+                                                : policy == SHMFD_LATEST
+                                                    ? shmfd::Backpressure::latest
                                                     : shmfd::Backpressure::drop_oldest);
     if (!granted) return set_error(granted.error());
     if (depth_out) *depth_out = *granted;
@@ -641,6 +644,13 @@ const char* shmfd_event_topic(const shmfd_event* event) {
 
 const char* shmfd_event_reason(const shmfd_event* event) {
   return event ? event->reason.c_str() : "";
+}
+
+uint64_t shmfd_event_dropped(const shmfd_event* event) {
+  if (event == nullptr) return 0;
+  if (const auto* frame = std::get_if<shmfd::Frame>(&event->event)) return frame->dropped();
+  if (const auto* end = std::get_if<shmfd::EndOfStream>(&event->event)) return end->dropped;
+  return 0;
 }
 
 const shmfd_frame* shmfd_event_frame(const shmfd_event* event) {

@@ -345,7 +345,9 @@ typedef struct shmfd_frame shmfd_frame;
 
 typedef enum shmfd_backpressure {
   SHMFD_DROP_OLDEST = 0,   /* live media: a full queue drops its oldest frame for the new one */
-  SHMFD_BLOCK_PRODUCER = 1 /* no loss: the producer waits until this consumer has room */
+  SHMFD_BLOCK_PRODUCER = 1, /* no loss: the producer waits until this consumer has room */
+  SHMFD_LATEST = 2          /* previews, inference: always the newest frame (drop-oldest with
+                               a depth of 1; the depth argument is then ignored) */
 } shmfd_backpressure;
 
 shmfd_status shmfd_consumer_connect(const char* socket_path, const char* client_name,
@@ -386,6 +388,10 @@ shmfd_event_kind shmfd_event_get_kind(const shmfd_event* event);
 const char* shmfd_event_topic(const shmfd_event* event);
 /* Why the stream ended (SHMFD_EVENT_END_OF_STREAM), else "". */
 const char* shmfd_event_reason(const shmfd_event* event);
+/* Frames of the event's topic this consumer missed in all, as shmfd_frame_dropped counts them:
+ * for a frame, its shmfd_frame_dropped; for an end of stream, the count up to the end, which is
+ * more than the last frame's if frames were lost after it; else 0. (Since libshmfd-c 1.1.) */
+uint64_t shmfd_event_dropped(const shmfd_event* event);
 /* The frame of an SHMFD_EVENT_FRAME, else NULL; it lives as long as the event. */
 const shmfd_frame* shmfd_event_frame(const shmfd_event* event);
 /* Releases the event's frame (its pool slot goes back to the producer) and frees it. NULL is

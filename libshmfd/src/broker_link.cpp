@@ -214,7 +214,7 @@ Status BrokerLink::answer_channel_request(proto::ChannelRequest::Reader request)
   if (auto ok = queue(message, page->fd()); !ok) return ok;
   asked_.insert_or_assign(request.getChannel(),
                           AskedChannel{text_of(request.getTopic()), request.getQueueDepth(),
-                                       *policy, std::move(*page)});
+                                       *policy, std::move(*page), request.getConsumerSkips()});
   return {};
 }
 

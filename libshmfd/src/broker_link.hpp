@@ -37,6 +37,7 @@ struct AskedChannel {
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::drop_oldest;
   OwnPage page;
+  bool consumer_skips = false;  // a producer's: it may put frames beyond the depth
 };
 
 class BrokerLink {

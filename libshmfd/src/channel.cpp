@@ -192,6 +192,29 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool st
   return std::nullopt;
 }
 
+std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes,
+                                                   std::uint32_t depth) {
+  for (;;) {
+    auto d = next(shapes, true);
+    if (!d) return d;
+    // Frames offered after d: put in the ring after it (d is at tail - 1), and dropped since
+    // (each descriptor carries the count before it; the page's word, the count now). A count
+    // that went backwards is taken as none.
+    const std::uint64_t put_after = peer_head() - tail_;
+    const std::uint64_t dropped_now = producer_dropped();
+    const std::uint64_t dropped_after = dropped_now > d->dropped ? dropped_now - d->dropped : 0;
+    // Among the newest `depth`, or a skipped frame could not be handed back (the release ring
+    // is full): this one.
+    if (put_after + dropped_after < depth || !release_room()) return d;
+    (void)release(d->pool, d->slot, d->sequence);
+    ++skipped_;
+  }
+}
+
+std::uint64_t ChannelReader::producer_dropped() const noexcept {
+  return word64(peer_.data(), kDroppedAt).load(std::memory_order_acquire);
+}
+
 std::optional<Descriptor> ChannelReader::newest(const FrameShapes& shapes) {
   auto d = next(shapes);
   // Skip only while the skipped frame can be released: a full release ring keeps the older.
@@ -288,6 +311,7 @@ Result<bool> ChannelWriter::publish(const Descriptor& d,
               sizeof raw);
   held_.push_back({d.pool, d.slot, d.sequence, now});
   ++head_;
+  word64(own_.data(), kDroppedAt).store(d.dropped, std::memory_order_release);
   word(own_.data(), kIndexAt).store(head_, std::memory_order_seq_cst);
   // Dekker with the consumer's begin_sleep: our store, then its epoch.
   const std::uint32_t epoch = word(peer_.data(), kEpochAt).load(std::memory_order_seq_cst);
@@ -350,6 +374,10 @@ std::size_t ChannelWriter::reclaim_all(
   for (const Held& h : held_) freed(h.pool, h.slot);
   held_.clear();
   return count;
+}
+
+void ChannelWriter::missed(std::uint64_t dropped) noexcept {
+  word64(own_.data(), kDroppedAt).store(dropped, std::memory_order_release);
 }
 
 void ChannelWriter::close() noexcept {

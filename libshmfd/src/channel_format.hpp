@@ -26,6 +26,9 @@ constexpr std::uint32_t kPageVersion = 1;
 
 constexpr std::size_t kHeaderAt = 0;      // PageHeader
 constexpr std::size_t kIndexAt = 64;      // producer: head; consumer: tail
+// Producer page, on head's line: u64, the frames dropped for this consumer so far (0 from a
+// producer that predates it), so that head + dropped counts every frame offered to it.
+constexpr std::size_t kDroppedAt = 72;
 constexpr std::size_t kEpochAt = 128;     // the owner's sleep epoch: odd while it sleeps
 constexpr std::size_t kClosedAt = 132;    // producer: 1 once it closed the channel
 constexpr std::size_t kReleasesAt = 192;  // producer: releases read; consumer: releases written
@@ -62,6 +65,8 @@ static_assert(sizeof(RingRelease) == 16);
 
 using Word = std::atomic<std::uint32_t>;
 static_assert(Word::is_always_lock_free && sizeof(Word) == sizeof(std::uint32_t));
+using Word64 = std::atomic<std::uint64_t>;
+static_assert(Word64::is_always_lock_free && sizeof(Word64) == sizeof(std::uint64_t));
 
 inline std::size_t entry_bytes(ChannelSide side) {
   return side == ChannelSide::producer ? sizeof(RingDescriptor) : sizeof(RingRelease);
@@ -80,6 +85,12 @@ inline Word& word(std::byte* page, std::size_t at) {
 }
 inline const Word& word(const std::byte* page, std::size_t at) {
   return *std::launder(reinterpret_cast<const Word*>(page + at));
+}
+inline Word64& word64(std::byte* page, std::size_t at) {
+  return *std::launder(reinterpret_cast<Word64*>(page + at));
+}
+inline const Word64& word64(const std::byte* page, std::size_t at) {
+  return *std::launder(reinterpret_cast<const Word64*>(page + at));
 }
 
 inline std::string n(std::uint64_t v) {

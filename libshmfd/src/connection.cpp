@@ -34,6 +34,7 @@ Result<Connection> Connection::open(const std::string& socket_path, std::string_
           return fail(Errc::protocol_violation, "the broker answered Hello with something else");
         }
         conn.max_message_bytes_ = m.getWelcome().getMaxMessageBytes();
+        conn.version_ = m.getWelcome().getVersion();
         conn.publish_window_ = m.getWelcome().getPublishWindow();
         if (!m.getWelcome().getDoorbell()) return {};
         if (!channels || reply->fds.size() != kFdsPerMessage) {

@@ -3,6 +3,7 @@
 #include "shmfd/consumer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <map>
 
@@ -18,11 +19,23 @@ namespace {
 struct Subscription {
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::drop_oldest;
+  // Version 4's prefetch (1 for drop-oldest and latest: only the frame the program asks for
+  // is on its way, and the rest wait in the broker, which keeps the newest): frames that came
+  // through the broker and were handed to the program, and the count last told in a Read.
+  std::uint32_t prefetch = 0;
+  std::uint64_t handed = 0;
+  std::uint64_t reported = 0;
   std::uint64_t last_sequence = 0;   // of the last frame delivered
   std::uint64_t dropped = 0;         // reported with the last frame, reconnects included
   std::uint64_t dropped_before = 0;  // what earlier connections counted
   bool renewed = false;  // reconnected, and no frame seen since: a sequence gap is a loss
 };
+
+// A live subscription (drop-oldest, latest) has one frame at a time on its way through the
+// broker (version 4's prefetch): the others wait there, where the newest are kept.
+std::uint32_t prefetch_of(Backpressure policy, std::uint32_t version) {
+  return policy != Backpressure::block_producer && version >= 4 ? 1 : 0;
+}
 
 // A Subscribed or Unsubscribed answer.
 struct Answered {
@@ -74,6 +87,37 @@ struct ConsumerState {
   Result<std::optional<Event>> next_with_channels(IoMode mode,
                                                   std::chrono::steady_clock::time_point deadline);
   std::uint64_t account(const std::string& topic, std::uint64_t sequence, std::uint64_t reported);
+  // A frame of a subscription with a prefetch, handed to the program: counted for the Read
+  // that report_reads() sends when the program asks for more.
+  void handed(const Event& event) {
+    const auto* frame = std::get_if<Frame>(&event);
+    if (frame == nullptr || FrameBuilder::on_channel(*frame)) return;
+    auto sub = subscriptions.find(frame->topic());
+    if (sub == subscriptions.end() || sub->second.prefetch == 0) return;
+    ++sub->second.handed;
+    reads_due = true;
+    // A program that waits on the socket (native_handle()) may wait while it holds this frame:
+    // the next must be able to come, so this one counts as read now.
+    if (waits_on_socket.load(std::memory_order_relaxed)) report_reads();
+  }
+  // Best effort: a send that fails (the broker went) is met again by the read that follows.
+  void report_reads() {
+    if (!reads_due) return;
+    reads_due = false;
+    for (auto& [topic, sub] : subscriptions) {
+      if (sub.handed == sub.reported) continue;
+      ControlMessageBuilder message;
+      auto read = message.initRoot<proto::Message>().initRead();
+      read.setTopic(topic);
+      read.setCount(sub.handed);
+      if (!link.send(message)) return;
+      sub.reported = sub.handed;
+    }
+  }
+  bool reads_due = false;
+  // native_handle() was asked for (an event loop polls it); set from any thread.
+  std::atomic<bool> waits_on_socket{false};
+
   std::optional<Event> pop_early() {
     if (early.empty()) return std::nullopt;
     Event e = std::move(early.front());
@@ -130,7 +174,8 @@ Result<Incoming> ConsumerState::on_channel_request(proto::ChannelRequest::Reader
 }
 
 Incoming ConsumerState::on_end_of_stream(proto::EndOfStream::Reader end) {
-  EndOfStream eos{text_of(end.getTopic()), text_of(end.getReason())};
+  EndOfStream eos{text_of(end.getTopic()), text_of(end.getReason()),
+                  account(text_of(end.getTopic()), 0, end.getDropped())};
   // With frames still on a channel of the topic, the end comes from the channel, after them.
   if (channels.end_stream(eos, end.getProducer())) return Incoming();
   return Incoming(Event(std::move(eos)));
@@ -170,6 +215,10 @@ std::uint64_t ConsumerState::account(const std::string& topic, std::uint64_t seq
   auto sub = subscriptions.find(topic);
   if (sub == subscriptions.end()) return reported;
   Subscription& st = sub->second;
+  if (sequence == 0) {  // an end of stream: a count, and no frame
+    st.dropped = std::max(st.dropped, st.dropped_before + reported);
+    return st.dropped;
+  }
   // After a reconnect, a producer that kept its numbering shows what was lost: the frames
   // between the last one before and the first one after, whichever path each came on.
   if (st.renewed && sequence > st.last_sequence + 1 && st.last_sequence != 0) {
@@ -205,8 +254,10 @@ Result<std::uint32_t> ConsumerState::send_subscribe(std::string_view topic, std:
   ControlMessageBuilder message;
   auto subscribe = message.initRoot<proto::Message>().initSubscribe();
   subscribe.setTopic(std::string(topic));
-  subscribe.setQueueDepth(depth);
+  // Latest is drop-oldest with a depth of 1 on the wire: the broker keeps the newest frame.
+  subscribe.setQueueDepth(policy == Backpressure::latest ? 1 : depth);
   subscribe.setBackpressure(to_proto(policy));
+  subscribe.setPrefetch(prefetch_of(policy, link.connection().version()));
   return request(message, topic, true, [](const Event&) { return false; });
 }
 
@@ -223,6 +274,8 @@ Result<Event> ConsumerState::reconnect(const Error& lost) {
     for (auto& [topic, sub] : subscriptions) {
       auto granted = send_subscribe(topic, sub.depth, sub.policy);
       if (!granted) return fail(std::move(granted.error()));
+      sub.prefetch = prefetch_of(sub.policy, link.connection().version());
+      sub.handed = sub.reported = 0;  // counts since this Subscribe
       sub.dropped_before = sub.dropped;
       sub.renewed = true;
     }
@@ -331,6 +384,7 @@ void Consumer::reconnect_on_loss(ReconnectOptions options) {
 }
 
 int Consumer::native_handle() const noexcept {
+  state_->waits_on_socket.store(true, std::memory_order_relaxed);
   return state_->link.connection().fd();
 }
 
@@ -352,6 +406,7 @@ Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t 
     sub = detail::Subscription{};
     sub.depth = depth;
     sub.policy = policy;
+    sub.prefetch = detail::prefetch_of(policy, state_->link.connection().version());
   }
   return granted;
 }
@@ -378,31 +433,43 @@ Status Consumer::unsubscribe(std::string_view topic) {
 
 Result<Event> Consumer::receive() {
   detail::InCall call(state_->link);
+  state_->report_reads();
   for (;;) {
     auto event = state_->next(IoMode::blocking);
     if (!event) return fail(std::move(event.error()));
-    if (*event) return std::move(**event);
+    if (*event) {
+      state_->handed(**event);
+      return std::move(**event);
+    }
   }
 }
 
 Result<std::optional<Event>> Consumer::try_receive() {
   detail::InCall call(state_->link);
-  return state_->next(IoMode::non_blocking);
+  state_->report_reads();
+  auto event = state_->next(IoMode::non_blocking);
+  if (event && *event) state_->handed(**event);
+  return event;
 }
 
 Result<std::optional<Event>> Consumer::receive_for(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   detail::InCall call(state_->link);
-  if (state_->link.bell() != nullptr) {
-    if (!state_->early.empty()) return state_->next(IoMode::non_blocking);
-    return state_->next_with_channels(IoMode::blocking, deadline);
-  }
-  for (;;) {
-    auto event = state_->next(IoMode::non_blocking);
-    if (!event || *event) return event;
-    if (auto ok = state_->link.wait_readable(deadline); !ok) return fail(std::move(ok.error()));
-    if (std::chrono::steady_clock::now() >= deadline) return state_->next(IoMode::non_blocking);
-  }
+  state_->report_reads();
+  auto event = [&]() -> Result<std::optional<Event>> {
+    if (state_->link.bell() != nullptr) {
+      if (!state_->early.empty()) return state_->next(IoMode::non_blocking);
+      return state_->next_with_channels(IoMode::blocking, deadline);
+    }
+    for (;;) {
+      auto e = state_->next(IoMode::non_blocking);
+      if (!e || *e) return e;
+      if (auto ok = state_->link.wait_readable(deadline); !ok) return fail(std::move(ok.error()));
+      if (std::chrono::steady_clock::now() >= deadline) return state_->next(IoMode::non_blocking);
+    }
+  }();
+  if (event && *event) state_->handed(**event);
+  return event;
 }
 
 }  // namespace shmfd

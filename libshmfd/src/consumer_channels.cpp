@@ -1,8 +1,8 @@
 // ConsumerChannels: the consumer's pools, channels and layouts (consumer_channels.hpp).
 #include "consumer_channels.hpp"
 
-#include "shmfd/wire/intake.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/intake.hpp"
 
 namespace shmfd::detail {
 
@@ -51,6 +51,8 @@ Status ConsumerChannels::open(proto::ChannelOpen::Reader open, std::optional<Ask
                                   ChannelReader(std::move(asked->page), std::move(*peer)));
   channel->dropped_before = open.getDropped();
   channel->producer = open.getProducer();
+  channel->depth = std::max<std::uint32_t>(1, asked->depth);
+  channel->policy = asked->policy;
   channels_.push_back(std::move(channel));
   return {};
 }
@@ -145,7 +147,10 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
       }
       auto shapes = shapes_.find(c->producer);
       static const FrameShapes none;
-      auto d = c->reader.next(shapes != shapes_.end() ? shapes->second : none, true);
+      const FrameShapes& known = shapes != shapes_.end() ? shapes->second : none;
+      // Drop-oldest: the oldest of the newest `depth` frames published, never an older one.
+      auto d = c->policy == Backpressure::drop_oldest ? c->reader.next_fresh(known, c->depth)
+                                                      : c->reader.next(known, true);
       if (!d) {
         if (c->reader.stopped()) {
           // Its pool or layout is on its way through the socket (or never comes: a producer
@@ -156,7 +161,10 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
         }
         if (c->reader.ended() && !c->ending) {
           // The producer closed it and everything on it has been read: the broker's word on
-          // what comes next (an end of stream, a new channel) comes through the socket.
+          // what comes next (an end of stream, a new channel) comes through the socket. What
+          // it dropped and skipped stays counted for that end of stream.
+          (void)account(c->topic, 0,
+                        c->dropped_before + c->reader.producer_dropped() + c->reader.skipped());
           c->active = false;
           refusals_before_ += c->reader.refusals();
           channels_.erase(channels_.begin() + static_cast<std::ptrdiff_t>(at));
@@ -167,6 +175,9 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
         if (c->reader.broken() || (c->ending && (c->reader.ended() || !c->reader.readable()))) {
           EndOfStream end = c->ending ? std::move(*c->ending)
                                       : EndOfStream{c->topic, c->reader.broken()->message()};
+          // Also the frames the producer dropped for this consumer after the last one it put.
+          end.dropped = account(
+              c->topic, 0, c->dropped_before + c->reader.producer_dropped() + c->reader.skipped());
           stop(end.topic, c->producer);
           forget_pools(end.topic, c->producer);
           return Event(std::move(end));

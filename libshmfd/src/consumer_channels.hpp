@@ -44,6 +44,8 @@ struct ChannelIn {
   std::mutex release_mutex;
   std::uint64_t producer = 0;         // the broker's client id of its producer
   std::uint64_t dropped_before = 0;   // dropped by the broker before the channel opened
+  std::uint32_t depth = 0;            // the subscription's, as the broker granted it
+  Backpressure policy = Backpressure::drop_oldest;
   bool active = true;                 // still read: not unsubscribed, not ended
   std::optional<EndOfStream> ending;  // the producer's end, delivered once the ring is empty
   bool parked = false;                // a descriptor names what the socket has not told yet
@@ -113,6 +115,7 @@ struct FrameBuilder {
     f.view_ = pool->mapping.bytes().subspan(slot * pool->slot_size, pool->slot_size);
     f.pool_ = std::move(pool);
   }
+  static bool on_channel(const Frame& f) { return f.channel_ != nullptr; }
   static void from_socket(Frame& f, std::shared_ptr<SharedConnection> connection) {
     f.connection_ = std::move(connection);
   }

@@ -97,14 +97,16 @@ Status PoolSlots::discard(const Slot& slot) {
   return {};
 }
 
+bool slot_free(const PoolState& pool, std::uint32_t slot, const HeldOnChannels& held) {
+  return pool.slots[slot] == SlotState::free ||
+         (pool.slots[slot] == SlotState::published && !pool.broker_busy[slot] && !held(pool, slot));
+}
+
 std::size_t PoolSlots::free_slots(std::uint32_t pool, const HeldOnChannels& held) {
   PoolState* p = find(pool);
   if (p == nullptr) return 0;
   std::size_t n = 0;
-  for (std::uint32_t i = 0; i < p->slots.size(); ++i) {
-    n += p->slots[i] == SlotState::free ||
-         (p->slots[i] == SlotState::published && !p->broker_busy[i] && !held(*p, i));
-  }
+  for (std::uint32_t i = 0; i < p->slots.size(); ++i) n += slot_free(*p, i, held);
   return n;
 }
 

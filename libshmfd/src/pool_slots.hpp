@@ -41,6 +41,9 @@ struct PoolState {
 // Whether slot `slot` of `pool` is held by a channel's consumer.
 using HeldOnChannels = std::function<bool(const PoolState& pool, std::uint32_t slot)>;
 
+// Whether nobody holds `slot` of `pool`: neither the program, the broker nor a channel.
+bool slot_free(const PoolState& pool, std::uint32_t slot, const HeldOnChannels& held);
+
 class PoolSlots {
  public:
   // A new pool of `slot_count` slots of `slot_size` in `buffer`, registered with the broker as

@@ -18,6 +18,7 @@ Result<std::optional<std::uint32_t>> ProducerChannels::open(proto::ChannelOpen::
   out.topic = std::move(asked->topic);
   out.depth = std::max<std::uint32_t>(1, asked->depth);
   out.policy = asked->policy;
+  out.consumer_skips = asked->consumer_skips;
   out.writer.reset(new ChannelWriter(std::move(asked->page), std::move(*peer)));
   channels_.push_back(std::move(out));
   return std::optional<std::uint32_t>(open.getChannel());
@@ -132,8 +133,27 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
         return w.held() >= c->depth ||
                w.held_of(pool.broker_id) >= std::min<std::size_t>(c->depth, window_cap);
       };
+      // A drop-oldest consumer that holds its depth still gets the newest frames behind, up to
+      // 2 x depth in all (its window and queue through the broker), while the pool has a slot
+      // to spare besides: reading, it skips to the oldest of the newest `depth` and hands the
+      // older back unseen (ChannelReader::next_fresh). A ring cannot give back a frame its
+      // consumer has not read, so this is what keeps such a consumer's frames fresh.
+      const auto ahead = [&] {
+        const std::size_t limit = std::min<std::size_t>(2 * std::size_t{c->depth}, w.capacity());
+        if (c->policy != Backpressure::drop_oldest || !c->consumer_skips || w.held() >= limit ||
+            w.held_of(pool.broker_id) >= std::min(limit, window_cap)) {
+          return false;
+        }
+        const HeldOnChannels held = [this](const PoolState& p, std::uint32_t i) {
+          return holds(p, i);
+        };
+        for (std::uint32_t i = 0; i < pool.slots.size(); ++i) {
+          if (i != slot && slot_free(pool, i, held)) return true;
+        }
+        return false;
+      };
       if (full()) w.collect_releases([](std::uint32_t, std::uint32_t) {});
-      if (!full()) {
+      if (!full() || ahead()) {
         d.dropped = c->dropped;
         auto put = w.publish(d, now);
         if (!put) {
@@ -144,6 +164,7 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
       }
       if (c->policy == Backpressure::drop_oldest) {
         ++c->dropped;  // behind by its whole depth: it misses this frame, and is told
+        w.missed(c->dropped);
         break;
       }
       // Block-producer: wait for this consumer to release, or for the broker's word.

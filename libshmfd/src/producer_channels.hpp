@@ -46,7 +46,8 @@ class ProducerChannels {
   std::size_t size() const noexcept { return channels_.size(); }
 
   // Puts frame `sequence` in `slot` of `pool` on every channel of `topic`. A drop-oldest
-  // consumer that holds its whole depth misses it (and is told); a block-producer one is waited
+  // consumer that holds its whole depth gets it while the pool has a slot to spare, up to twice
+  // its depth, and otherwise misses it (and is told); a block-producer one is waited
   // for, with `wait(writer)`, which sleeps until it releases or the broker speaks, and reads
   // the broker (which may close channels meanwhile).
   using Wait = std::function<Status(ChannelWriter&)>;
@@ -63,6 +64,7 @@ class ProducerChannels {
     std::string topic;
     std::uint32_t depth = 0;
     Backpressure policy = Backpressure::drop_oldest;
+    bool consumer_skips = false;  // drop-oldest: it may take frames beyond its depth
     std::uint64_t dropped = 0;  // frames not put on it: its consumer held its whole depth
     bool closing = false;       // the consumer unsubscribed: kept until it released every slot
     // Closed when dropped, whyever: the consumer then knows that no frame follows.

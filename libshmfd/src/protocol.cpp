@@ -40,6 +40,8 @@ std::string_view to_string(Backpressure policy) noexcept {
       return "drop-oldest";
     case Backpressure::block_producer:
       return "block-producer";
+    case Backpressure::latest:
+      return "latest";
   }
   return "unknown";
 }

@@ -50,6 +50,8 @@ proto::Backpressure to_proto(Backpressure policy) noexcept {
       return proto::Backpressure::DROP_OLDEST;
     case Backpressure::block_producer:
       return proto::Backpressure::BLOCK_PRODUCER;
+    case Backpressure::latest:  // drop-oldest with a depth of 1 on the wire
+      return proto::Backpressure::DROP_OLDEST;
   }
   return proto::Backpressure::DROP_OLDEST;  // not reached: every value is a case
 }
@@ -267,6 +269,8 @@ std::string message_name(proto::Message::Which which) {
       return "DefineLayout";
     case M::ROUTE:
       return "Route";
+    case M::READ:
+      return "Read";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }

@@ -30,7 +30,9 @@ LayoutKind = Literal["blob", "image", "audio", "tensor"]
 PixelFormat = Literal["rgba8", "bgra8", "rgb24", "nv12", "i420", "yuyv", "gray8", "gray16"]
 SampleFormat = Literal["u8", "s16", "s32", "f32", "f64"]
 DType = Literal["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64", "f16", "bf16", "f32", "f64"]
-Backpressure = Literal["drop-oldest", "block-producer"]
+# drop-oldest: live media, the newest `depth` frames kept; block-producer: no loss, the
+# producer waits; latest: always the newest frame (previews, inference).
+Backpressure = Literal["drop-oldest", "block-producer", "latest"]
 
 class Layout:
     @staticmethod
@@ -62,6 +64,7 @@ class Layout:
 class EndOfStream:
     topic: str
     reason: str
+    dropped: int  # frames missed in all up to the end (as Frame.dropped counts them)
 
 class Reconnected:
     gap_seconds: float

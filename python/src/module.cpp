@@ -328,6 +328,7 @@ struct PyFrame {
 
 struct EndOfStream {
   std::string topic, reason;
+  std::uint64_t dropped = 0;
 };
 struct Reconnected {
   double gap_seconds = 0;
@@ -352,7 +353,7 @@ struct PyConsumer {
       return py::cast(std::move(frame));
     }
     if (auto* e = std::get_if<shmfd::EndOfStream>(&event)) {
-      return py::cast(EndOfStream{e->topic, e->reason});
+      return py::cast(EndOfStream{e->topic, e->reason, e->dropped});
     }
     const auto& r = std::get<shmfd::Reconnected>(event);
     return py::cast(Reconnected{static_cast<double>(r.gap.count()) / 1e3});
@@ -405,7 +406,8 @@ PyConsumer connect_consumer(std::optional<std::string> socket, const std::string
 shmfd::Backpressure parse_backpressure(const std::string& text) {
   if (text == "drop-oldest") return shmfd::Backpressure::drop_oldest;
   if (text == "block-producer") return shmfd::Backpressure::block_producer;
-  value_error("unknown backpressure '" + text + "': 'drop-oldest' or 'block-producer'");
+  if (text == "latest") return shmfd::Backpressure::latest;
+  value_error("unknown backpressure '" + text + "': 'drop-oldest', 'block-producer' or 'latest'");
 }
 
 // ---- Producer ------------------------------------------------------------------------------
@@ -652,6 +654,9 @@ PYBIND11_MODULE(_shmfd, m) {
   py::class_<EndOfStream>(m, "EndOfStream", "The topic's producer left or stopped producing it.")
       .def_readonly("topic", &EndOfStream::topic)
       .def_readonly("reason", &EndOfStream::reason)
+      .def_readonly("dropped", &EndOfStream::dropped,
+                    "Frames of the topic missed in all up to the end, as Frame.dropped counts "
+                    "them: more than the last frame's if frames were lost after it")
       .def("__repr__", [](const EndOfStream& e) {
         return "EndOfStream(topic='" + e.topic + "', reason='" + e.reason + "')";
       });

@@ -252,6 +252,38 @@ def test_arrays_are_the_mapped_pages_and_change_only_when_the_slot_is_written_ag
     assert (array == 3).all()
 
 
+@pytest.mark.parametrize("channels", [True, False])
+def test_latest_gets_the_newest_frame_and_the_end_counts_every_drop(broker, channels):
+    """backpressure="latest": of the frames published while the consumer was away, it gets only
+    the newest; the end of stream counts the rest (EndOfStream.dropped)."""
+    consumer = shmfd.Consumer(broker.socket, "py-latest", pollable=not channels)
+    assert consumer.subscribe("latest", depth=4, backpressure="latest") == 1
+    producer = shmfd.Producer(broker.socket, "py-latest")
+    producer.advertise("latest", "blob", guarantee="pool")
+    layout = shmfd.Layout.blob(4096)
+    pool = producer.create_pool("latest", 4096, 8)
+    for value in range(1, 11):
+        with producer.acquire(pool, layout) as slot:
+            slot.array[...] = value
+            producer.publish("latest", slot)
+    del producer, slot  # it leaves: the end of stream follows its frames
+    gc.collect()
+    received = []
+    while True:
+        event = consumer.receive(timeout=10)
+        assert event is not None, "no end of stream"
+        if isinstance(event, shmfd.EndOfStream):
+            break
+        received.append(int(event.array[0]))
+        event.release()
+    # Through the broker, the first frame was on its way, and the broker kept the newest; on a
+    # channel, frames the consumer did not read in time are skipped, and counted.
+    assert received == sorted(received) and (channels or received[-1] == 10), received
+    assert len(received) + event.dropped == 10, (received, event.dropped)
+    with pytest.raises(ValueError, match="'latest'"):
+        consumer.subscribe("other", backpressure="newest")
+
+
 def test_a_consumers_arrays_are_read_only(broker):
     frame, *_ = _roundtrip(broker, "blob", shmfd.Layout.blob(64), lambda s: s.array.fill(9))
     a = frame.array

@@ -192,6 +192,83 @@ TEST_F(ProtocolFlowTest, Consuming_ReleasesOpenTheWindow) {
   EXPECT_EQ(second.sequence, 2U);
 }
 
+// §6 Prefetch and Read (version 4): with a prefetch of 1, one Deliver is out at a time; the
+// rest wait in the broker, which keeps the newest queueDepth; a Read or a Release lets the
+// next one go, the oldest of the newest.
+TEST_F(ProtocolFlowTest, Consuming_APrefetchKeepsTheRestInTheBrokerWhereTheNewestAreKept) {
+  RawClient c = RawClient::greeted(broker_->path(), "consumer");
+  c.subscribe("cam", 3, proto::Backpressure::DROP_OLDEST, 1);
+  ASSERT_TRUE(c.next().is(M::SUBSCRIBED));
+  RawClient p = producer("cam");
+  for (std::uint64_t s = 1; s <= 6; ++s) {
+    auto buffer = sealed_memfd(64);
+    p.publish_fd("cam", s, buffer.fd(), 64);
+  }
+  Received r = c.next();
+  ASSERT_TRUE(r.is(M::DELIVER)) << r;
+  EXPECT_EQ(r.sequence, 1U);
+  EXPECT_TRUE(c.next(300).timed_out) << "a second Deliver while the first is unread";
+  c.read("cam", 1);
+  r = c.next();
+  ASSERT_TRUE(r.is(M::DELIVER)) << r;
+  EXPECT_EQ(r.sequence, 4U) << "not the oldest of the newest 3";
+  EXPECT_EQ(r.dropped, 2U);
+  EXPECT_TRUE(c.next(300).timed_out);
+  c.release("cam", 1);
+  EXPECT_TRUE(c.next(300).timed_out) << "frame 4 is neither read nor released";
+  c.release("cam", 4);  // a released frame was read
+  r = c.next();
+  ASSERT_TRUE(r.is(M::DELIVER)) << r;
+  EXPECT_EQ(r.sequence, 5U);
+}
+
+// §6 Prefetch and Read: a count beyond what was delivered, or on a topic the client does not
+// subscribe to, is refused and named; a version-3 connection may not send Read at all.
+TEST_F(ProtocolFlowTest, Consuming_BadReadsAreNamed) {
+  RawClient c = RawClient::greeted(broker_->path(), "consumer");
+  c.subscribe("cam", 2, proto::Backpressure::DROP_OLDEST, 1);
+  ASSERT_TRUE(c.next().is(M::SUBSCRIBED));
+  c.read("cam", 1);
+  Received r = c.next();
+  EXPECT_TRUE(r.is_error(Code::MALFORMED_MESSAGE)) << r;
+  EXPECT_NE(r.message.find("Read of 1 frames of 'cam', but 0 were delivered"), std::string::npos)
+      << r.message;
+  c.read("other", 0);
+  EXPECT_TRUE(c.next().is_error(Code::NOT_SUBSCRIBED));
+  RawClient old(broker_->path(), 3);
+  r = old.next();
+  ASSERT_TRUE(r.is(M::WELCOME)) << r;
+  EXPECT_EQ(r.version, 3U) << "the broker still speaks version 3";
+  old.read("cam", 0);
+  r = old.next();
+  EXPECT_TRUE(r.is_error(Code::UNEXPECTED_MESSAGE)) << r;
+  EXPECT_NE(r.message.find("protocol version 3"), std::string::npos) << r.message;
+}
+
+// §6 EndOfStream.dropped (version 4): the subscription's drops up to the end.
+TEST_F(ProtocolFlowTest, Consuming_TheEndOfStreamCountsEveryDrop) {
+  RawClient c = RawClient::greeted(broker_->path(), "consumer");
+  c.subscribe("cam", 1, proto::Backpressure::DROP_OLDEST, 1);
+  ASSERT_TRUE(c.next().is(M::SUBSCRIBED));
+  RawClient p = producer("cam");
+  for (std::uint64_t s = 1; s <= 5; ++s) {
+    auto buffer = sealed_memfd(64);
+    p.publish_fd("cam", s, buffer.fd(), 64);
+  }
+  p.unadvertise("cam");
+  ASSERT_TRUE(p.next().is(M::UNADVERTISED));
+  Received r = c.next();
+  ASSERT_TRUE(r.is(M::DELIVER)) << r;
+  EXPECT_EQ(r.sequence, 1U);
+  c.release("cam", 1);  // its window of 1 has room, and frame 1 counts as read
+  r = c.next();
+  ASSERT_TRUE(r.is(M::DELIVER)) << r;
+  EXPECT_EQ(r.sequence, 5U);
+  EXPECT_EQ(r.dropped, 3U);
+  r = c.next();
+  ASSERT_TRUE(r.is(M::END_OF_STREAM)) << r;
+  EXPECT_EQ(r.dropped, 3U);
+}
 // §6 Consuming: releasing what is not held, or where not subscribed, has its own code.
 TEST_F(ProtocolFlowTest, Consuming_BadReleasesAreNamed) {
   RawClient c = consumer("cam");

@@ -36,7 +36,7 @@ struct Received {
   std::uint32_t pool = 0;  // Deliver, PoolAttach, SlotFree, PoolRegistered
   std::uint32_t slot = 0;
   std::uint32_t depth = 0;                              // Subscribed
-  std::uint64_t dropped = 0;                            // Deliver
+  std::uint64_t dropped = 0;                            // Deliver, EndOfStream
   proto::Guarantee guarantee = proto::Guarantee::POOL;  // Deliver
   std::uint32_t credit = 0;                             // Credit
   std::uint32_t window = 0;                             // Welcome.publishWindow
@@ -165,6 +165,7 @@ class RawClient {
             case M::END_OF_STREAM:
               out.topic = text_of(r.getEndOfStream().getTopic());
               out.message = text_of(r.getEndOfStream().getReason());
+              out.dropped = r.getEndOfStream().getDropped();
               break;
             case M::POOL_REGISTERED:
               out.topic = text_of(r.getPoolRegistered().getTopic());
@@ -208,12 +209,21 @@ class RawClient {
     });
   }
   void subscribe(const std::string& topic, std::uint32_t depth = 0,
-                 proto::Backpressure policy = proto::Backpressure::DROP_OLDEST) {
+                 proto::Backpressure policy = proto::Backpressure::DROP_OLDEST,
+                 std::uint32_t prefetch = 0) {
     send([&](proto::Message::Builder m) {
       auto s = m.initSubscribe();
       s.setTopic(text(topic));
       s.setQueueDepth(depth);
       s.setBackpressure(policy);
+      s.setPrefetch(prefetch);
+    });
+  }
+  void read(const std::string& topic, std::uint64_t count) {
+    send([&](proto::Message::Builder m) {
+      auto r = m.initRead();
+      r.setTopic(text(topic));
+      r.setCount(count);
     });
   }
   void unsubscribe(const std::string& topic) {

@@ -265,7 +265,9 @@ static void test_pool_frames(void) {
   CHECK(ev && shmfd_event_get_kind(ev) == SHMFD_EVENT_END_OF_STREAM);
   CHECK(ev && strcmp(shmfd_event_topic(ev), "c/pool") == 0);
   CHECK(ev && shmfd_event_frame(ev) == NULL);
+  CHECK(ev && shmfd_event_dropped(ev) == 0); /* block-producer: nothing was lost */
   shmfd_event_free(ev);
+  CHECK(shmfd_event_dropped(NULL) == 0);
   /* Nothing more: a timeout gives no event, and no error. */
   ev = (shmfd_event*)&ev;
   CHECK(shmfd_consumer_receive(c, 30, &ev) == SHMFD_OK && ev == NULL);
@@ -348,6 +350,11 @@ static void test_sealed_frames_and_poll(void) {
   CHECK(shmfd_consumer_fd(fast, &fd) == SHMFD_E_INVALID_ARGUMENT);
   CHECK(strstr(shmfd_last_error_message(), "SHMFD_POLLABLE") != NULL);
   CHECK(shmfd_consumer_subscribe(fast, "c/audio", 0, 7, NULL) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "SHMFD_LATEST (2)") != NULL);
+  /* Latest is drop-oldest with a depth of 1, whatever depth is asked. */
+  uint32_t granted = 0;
+  MUST(shmfd_consumer_subscribe(fast, "c/latest", 9, SHMFD_LATEST, &granted));
+  CHECK(granted == 1);
   shmfd_consumer_close(fast);
   shmfd_consumer_close(c);
   shmfd_producer_close(p);

@@ -44,6 +44,8 @@ class Connection {
 
   int fd() const noexcept { return fd_.get(); }
   std::uint32_t max_message_bytes() const noexcept { return max_message_bytes_; }
+  // The protocol version the broker chose for this connection (Welcome).
+  std::uint32_t version() const noexcept { return version_; }
   // Frames with an fd this client may have sent and the broker not yet credited (Welcome).
   std::uint32_t publish_window() const noexcept { return publish_window_; }
   // The doorbell the broker rings after each message it sends here; null when this connection
@@ -71,6 +73,7 @@ class Connection {
   MessageBuffer buffer_;
   std::uint32_t max_message_bytes_ = 0;
   std::uint32_t publish_window_ = 0;
+  std::uint32_t version_ = 0;
   std::optional<PeerBell> bell_;
 };
 

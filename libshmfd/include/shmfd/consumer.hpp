@@ -102,6 +102,9 @@ class Frame {
 struct EndOfStream {
   std::string topic;
   std::string reason;
+  // Frames this subscriber missed in all, counted as Frame::dropped() counts them, up to the
+  // end: more than the last frame's dropped() if frames were lost after it.
+  std::uint64_t dropped = 0;
 };
 
 // The broker went away and this consumer is connected again, every subscription renewed
@@ -151,6 +154,10 @@ class Consumer {
 
   // The socket. With channels (uses_channels()), pool frames do not come through it: an event
   // loop must use Channels::off, or call try_receive() on its own schedule.
+  // A consumer whose native_handle() was asked for counts each frame of a drop-oldest or
+  // latest subscription as read when it hands it over, so that the next one comes while the
+  // program holds it (an event loop waits on the socket, not in receive()): through the broker
+  // it then gets frames up to one of its own periods older than a consumer that receives.
   int native_handle() const noexcept;
   bool uses_channels() const noexcept;
   // Descriptors that producers wrote on this consumer's channels and that failed the checks

@@ -13,7 +13,7 @@
 namespace shmfd {
 
 // proto/protocol.capnp's protocolVersion and minProtocolVersion (wire_protocol.cpp checks).
-inline constexpr std::uint32_t kProtocolVersion = 3;
+inline constexpr std::uint32_t kProtocolVersion = 4;
 inline constexpr std::uint32_t kMinProtocolVersion = 2;
 inline constexpr std::size_t kMaxTopicLength = 255;
 // A message that carries an fd carries exactly this many (docs/PROTOCOL.md): every receiver
@@ -23,10 +23,16 @@ inline constexpr std::size_t kFdsPerMessage = 1;
 // What a topic carries: the alternative of Layout that every frame on it has.
 enum class LayoutKind : std::uint8_t { blob, image, audio, tensor };
 
-// What the broker does when a subscriber's queue is full.
+// What happens when a subscriber falls behind (docs: which to pick).
 enum class Backpressure : std::uint8_t {
-  drop_oldest,     // live media: the oldest queued frame is dropped for the new one
-  block_producer,  // no loss: the producer waits until the subscriber has room
+  // Live media: the newest `depth` frames are kept, and each frame received is the oldest of
+  // them; older ones are dropped, and counted in Frame::dropped().
+  drop_oldest,
+  // No loss: the producer waits until the subscriber has room.
+  block_producer,
+  // Previews and inference: always the newest frame (drop-oldest with a depth of 1, which is
+  // what the broker and shmfdctl show for it).
+  latest,
 };
 
 LayoutKind layout_kind(const Layout& layout) noexcept;

@@ -106,6 +106,15 @@ class ChannelReader {
   // tries again.
   std::optional<Descriptor> next(const FrameShapes& shapes, bool stop_at_unknown);
   bool stopped() const noexcept { return stopped_; }
+  // Drop-oldest with a depth: the next frame that is among the newest `depth` frames the
+  // producer offered this consumer (put in the ring or dropped for it: head plus the page's
+  // dropped word, section 14). Older frames waiting are released unseen and counted in
+  // skipped(), while the release ring has room. Stops at an unknown pool or layout as
+  // next(.., true).
+  std::optional<Descriptor> next_fresh(const FrameShapes& shapes, std::uint32_t depth);
+  // The producer's count of frames dropped for this consumer (its dropped word), which also
+  // counts those after the last descriptor: what an end of stream reports.
+  std::uint64_t producer_dropped() const noexcept;
   // Drop-oldest: the newest frame waiting. Every older frame that passes the check is released
   // unseen and counted in skipped() (a consumer that fell behind catches up on the newest
   // instead of the oldest); if the release ring is full, the older frame is returned instead.
@@ -171,6 +180,10 @@ class ChannelWriter {
   // as above. The channel's rings are not read again.
   std::size_t reclaim_all(const std::function<void(std::uint32_t, std::uint32_t)>& freed);
 
+  // A frame this consumer does not get (it is behind): `dropped` is its count of such frames so
+  // far, written to the page for it to read.
+  void missed(std::uint64_t dropped) noexcept;
+
   // Tells the consumer that no frame follows (it sees ended() after the last one) and wakes it.
   void close() noexcept;
 
@@ -179,6 +192,7 @@ class ChannelWriter {
   WaitStatus wait(std::chrono::steady_clock::time_point deadline, WaitOptions options = {});
 
   std::size_t held() const noexcept { return held_.size(); }
+  std::uint32_t capacity() const noexcept { return own_.capacity(); }
   // Slots of `pool` this consumer holds.
   std::size_t held_of(std::uint32_t pool) const noexcept;
   // When the longest-held slot of this consumer was published (nullopt: it holds none), for a
