@@ -58,7 +58,8 @@ def main():
         time.sleep(0.01)
     pub = subprocess.Popen([os.path.join(args.bin_dir, "shmfd-pub"), "--socket", socket,
                             "--fps", str(args.fps), "--pool", str(args.pool), "--width", "640",
-                            "--height", "480"], stdout=subprocess.DEVNULL)
+                            "--height", "480"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     try:
         print(f"shmfd-pub --fps {args.fps} --pool {args.pool}, 640x480; the consumer works "
               f"{args.work_ms:g} ms a frame; age at receive over {args.frames} frames")
