@@ -193,7 +193,7 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool st
 }
 
 std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes,
-                                                   std::uint32_t depth) {
+                                                    std::uint32_t depth) {
   for (;;) {
     auto d = next(shapes, true);
     if (!d) return d;
@@ -213,19 +213,6 @@ std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes,
 
 std::uint64_t ChannelReader::producer_dropped() const noexcept {
   return word64(peer_.data(), kDroppedAt).load(std::memory_order_acquire);
-}
-
-std::optional<Descriptor> ChannelReader::newest(const FrameShapes& shapes) {
-  auto d = next(shapes);
-  // Skip only while the skipped frame can be released: a full release ring keeps the older.
-  while (d && peer_head() != tail_ && release_room()) {
-    auto later = next(shapes);
-    if (!later) break;  // only refused descriptors followed
-    (void)release(d->pool, d->slot, d->sequence);
-    ++skipped_;
-    d = later;
-  }
-  return d;
 }
 
 bool ChannelReader::release_room() const noexcept {

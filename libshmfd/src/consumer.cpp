@@ -10,32 +10,11 @@
 #include "broker_link.hpp"
 #include "consumer_channels.hpp"
 #include "shmfd/wire/intake.hpp"
+#include "subscriptions.hpp"
 
 namespace shmfd {
 namespace detail {
 namespace {
-
-// What this consumer asked for and saw of each topic: renewed after a reconnect.
-struct Subscription {
-  std::uint32_t depth = 0;
-  Backpressure policy = Backpressure::drop_oldest;
-  // Version 4's prefetch (1 for drop-oldest and latest: only the frame the program asks for
-  // is on its way, and the rest wait in the broker, which keeps the newest): frames that came
-  // through the broker and were handed to the program, and the count last told in a Read.
-  std::uint32_t prefetch = 0;
-  std::uint64_t handed = 0;
-  std::uint64_t reported = 0;
-  std::uint64_t last_sequence = 0;   // of the last frame delivered
-  std::uint64_t dropped = 0;         // reported with the last frame, reconnects included
-  std::uint64_t dropped_before = 0;  // what earlier connections counted
-  bool renewed = false;  // reconnected, and no frame seen since: a sequence gap is a loss
-};
-
-// A live subscription (drop-oldest, latest) has one frame at a time on its way through the
-// broker (version 4's prefetch): the others wait there, where the newest are kept.
-std::uint32_t prefetch_of(Backpressure policy, std::uint32_t version) {
-  return policy != Backpressure::block_producer && version >= 4 ? 1 : 0;
-}
 
 // A Subscribed or Unsubscribed answer.
 struct Answered {
@@ -57,12 +36,12 @@ struct ConsumerState {
 
   BrokerLink link;
   ConsumerChannels channels;
-  std::map<std::string, Subscription, std::less<>> subscriptions;
+  Subscriptions subscriptions;
   std::deque<Event> early;  // events read while a call waited for something else
   // Made once: a std::function per frame would cost on the channel path's every frame.
   const Accounting accounting = [this](const std::string& topic, std::uint64_t sequence,
                                        std::uint64_t reported) {
-    return account(topic, sequence, reported);
+    return subscriptions.account(topic, sequence, reported);
   };
 
   Result<std::optional<Incoming>> read_one(IoMode mode) {
@@ -86,35 +65,16 @@ struct ConsumerState {
   Result<std::optional<Event>> next(IoMode mode);
   Result<std::optional<Event>> next_with_channels(IoMode mode,
                                                   std::chrono::steady_clock::time_point deadline);
-  std::uint64_t account(const std::string& topic, std::uint64_t sequence, std::uint64_t reported);
-  // A frame of a subscription with a prefetch, handed to the program: counted for the Read
-  // that report_reads() sends when the program asks for more.
+  // A frame handed to the program: one that came through the broker counts for the Read sent
+  // when the program asks for more (report_reads), or at once to a program that waits on the
+  // socket (native_handle()), which may wait while it holds this frame.
   void handed(const Event& event) {
     const auto* frame = std::get_if<Frame>(&event);
     if (frame == nullptr || FrameBuilder::on_channel(*frame)) return;
-    auto sub = subscriptions.find(frame->topic());
-    if (sub == subscriptions.end() || sub->second.prefetch == 0) return;
-    ++sub->second.handed;
-    reads_due = true;
-    // A program that waits on the socket (native_handle()) may wait while it holds this frame:
-    // the next must be able to come, so this one counts as read now.
+    subscriptions.handed(*frame);
     if (waits_on_socket.load(std::memory_order_relaxed)) report_reads();
   }
-  // Best effort: a send that fails (the broker went) is met again by the read that follows.
-  void report_reads() {
-    if (!reads_due) return;
-    reads_due = false;
-    for (auto& [topic, sub] : subscriptions) {
-      if (sub.handed == sub.reported) continue;
-      ControlMessageBuilder message;
-      auto read = message.initRoot<proto::Message>().initRead();
-      read.setTopic(topic);
-      read.setCount(sub.handed);
-      if (!link.send(message)) return;
-      sub.reported = sub.handed;
-    }
-  }
-  bool reads_due = false;
+  void report_reads() { subscriptions.report_reads(link); }
   // native_handle() was asked for (an event loop polls it); set from any thread.
   std::atomic<bool> waits_on_socket{false};
 
@@ -175,7 +135,7 @@ Result<Incoming> ConsumerState::on_channel_request(proto::ChannelRequest::Reader
 
 Incoming ConsumerState::on_end_of_stream(proto::EndOfStream::Reader end) {
   EndOfStream eos{text_of(end.getTopic()), text_of(end.getReason()),
-                  account(text_of(end.getTopic()), 0, end.getDropped())};
+                  subscriptions.account(text_of(end.getTopic()), 0, end.getDropped())};
   // With frames still on a channel of the topic, the end comes from the channel, after them.
   if (channels.end_stream(eos, end.getProducer())) return Incoming();
   return Incoming(Event(std::move(eos)));
@@ -191,7 +151,8 @@ Result<Incoming> ConsumerState::on_deliver(proto::Deliver::Reader deliver,
   FrameBuilder::from_socket(out, link.shared());
   if (!layout) return fail(std::move(layout.error()));
   FrameBuilder::set(out, frame.getSequence(), frame.getTimestampNs(), std::move(*layout));
-  FrameBuilder::dropped(out, account(out.topic(), frame.getSequence(), deliver.getDropped()));
+  FrameBuilder::dropped(
+      out, subscriptions.account(out.topic(), frame.getSequence(), deliver.getDropped()));
   if (frame.getPool() != 0) {
     auto in_pool = channels.pool_frame(frame.getPool(), frame.getSlot(), std::move(out));
     if (!in_pool) return fail(std::move(in_pool.error()));
@@ -208,26 +169,6 @@ Result<Incoming> ConsumerState::on_deliver(proto::Deliver::Reader deliver,
   if (!mapping) return fail(std::move(mapping.error()));
   FrameBuilder::own(out, std::move(*mapping));  // the fd closes; the mapping keeps the pages
   return Incoming(Event(std::move(out)));
-}
-
-std::uint64_t ConsumerState::account(const std::string& topic, std::uint64_t sequence,
-                                     std::uint64_t reported) {
-  auto sub = subscriptions.find(topic);
-  if (sub == subscriptions.end()) return reported;
-  Subscription& st = sub->second;
-  if (sequence == 0) {  // an end of stream: a count, and no frame
-    st.dropped = std::max(st.dropped, st.dropped_before + reported);
-    return st.dropped;
-  }
-  // After a reconnect, a producer that kept its numbering shows what was lost: the frames
-  // between the last one before and the first one after, whichever path each came on.
-  if (st.renewed && sequence > st.last_sequence + 1 && st.last_sequence != 0) {
-    st.dropped_before += sequence - st.last_sequence - 1;
-  }
-  st.renewed = false;
-  st.last_sequence = sequence;
-  st.dropped = st.dropped_before + reported;
-  return st.dropped;
 }
 
 template <typename Drop>
@@ -271,15 +212,12 @@ Result<Event> ConsumerState::reconnect(const Error& lost) {
     early.clear();
     // The old broker's pools and channels went with it; frames held from before keep theirs.
     channels = ConsumerChannels();
-    for (auto& [topic, sub] : subscriptions) {
-      auto granted = send_subscribe(topic, sub.depth, sub.policy);
-      if (!granted) return fail(std::move(granted.error()));
-      sub.prefetch = prefetch_of(sub.policy, link.connection().version());
-      sub.handed = sub.reported = 0;  // counts since this Subscribe
-      sub.dropped_before = sub.dropped;
-      sub.renewed = true;
-    }
-    return {};
+    return subscriptions.renew(link.connection().version(),
+                               [&](const std::string& topic, const Subscription& sub) -> Status {
+                                 auto granted = send_subscribe(topic, sub.depth, sub.policy);
+                                 if (!granted) return fail(std::move(granted.error()));
+                                 return {};
+                               });
   });
   if (!again) return fail(std::move(again.error()));
   // Then the new connection's own (frames that came while subscribe() waited).
@@ -401,13 +339,7 @@ Result<std::uint32_t> Consumer::subscribe(std::string_view topic, std::uint32_t 
   if (auto ok = check_topic_name(topic); !ok) return fail(std::move(ok.error()));
   detail::InCall call(state_->link);
   auto granted = state_->send_subscribe(topic, depth, policy);
-  if (granted) {
-    auto& sub = state_->subscriptions[std::string(topic)];
-    sub = detail::Subscription{};
-    sub.depth = depth;
-    sub.policy = policy;
-    sub.prefetch = detail::prefetch_of(policy, state_->link.connection().version());
-  }
+  if (granted) state_->subscriptions.add(topic, depth, policy, state_->link.connection().version());
   return granted;
 }
 
@@ -425,9 +357,7 @@ Status Consumer::unsubscribe(std::string_view topic) {
   // No frame of the topic's pools comes any more; frames still held keep their mapping (and
   // release into their channel's page: the producer waits for those).
   state_->channels.unsubscribed(topic);
-  if (auto it = state_->subscriptions.find(topic); it != state_->subscriptions.end()) {
-    state_->subscriptions.erase(it);
-  }
+  state_->subscriptions.erase(topic);
   return {};
 }
 

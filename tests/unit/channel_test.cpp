@@ -445,22 +445,46 @@ TEST_F(ChannelTest, AWriterWaitsForReleasesFromAnyOfItsConsumers) {
   EXPECT_EQ(b.writer->collect_releases([](std::uint32_t, std::uint32_t) {}), 1U);
 }
 
-TEST_F(ChannelTest, NewestSkipsOlderFramesAndHandsTheirSlotsBack) {
+// Drop-oldest (issue 32): the reader takes the oldest of the newest `depth` frames offered, and
+// hands the older ones back unseen, counted.
+TEST_F(ChannelTest, NextFreshSkipsToTheNewestDepthAndHandsTheSlotsBack) {
   auto pair = make_pair(8);
   const auto s = shapes();
-  for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(*pair.writer->publish(frame(i, i + 1)));
-  auto d = pair.reader->newest(s);
+  for (std::uint32_t i = 0; i < 4; ++i) ASSERT_TRUE(*pair.writer->publish(frame(i, i + 1)));
+  auto d = pair.reader->next_fresh(s, 2);
   ASSERT_TRUE(d);
-  EXPECT_EQ(d->sequence, 3U);
+  EXPECT_EQ(d->sequence, 3U) << "not the oldest of the newest 2";
   EXPECT_EQ(pair.reader->skipped(), 2U);
   std::vector<std::uint32_t> freed;
   pair.writer->collect_releases([&](std::uint32_t, std::uint32_t slot) { freed.push_back(slot); });
   EXPECT_EQ(freed, (std::vector<std::uint32_t>{0, 1}));
   EXPECT_TRUE(pair.writer->holds(1, 2));
-  EXPECT_FALSE(pair.reader->newest(s));  // nothing more
+  d = pair.reader->next_fresh(s, 2);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 4U);
+  EXPECT_FALSE(pair.reader->next_fresh(s, 2));  // nothing more
 }
 
-TEST_F(ChannelTest, NewestKeepsTheOlderFrameWhenItCannotBeReleased) {
+// Frames the producer dropped for the consumer count as offered: what waits in the ring may be
+// stale although it is all there is, and then nothing is taken.
+TEST_F(ChannelTest, NextFreshCountsTheFramesTheProducerDropped) {
+  auto pair = make_pair(8);
+  const auto s = shapes();
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 1)));
+  ASSERT_TRUE(*pair.writer->publish(frame(1, 2)));
+  pair.writer->missed(3);  // frames 3, 4 and 5 were not put on the channel
+  EXPECT_EQ(pair.reader->producer_dropped(), 3U);
+  EXPECT_FALSE(pair.reader->next_fresh(s, 2)) << "frames 1 and 2 are not among the newest 2";
+  EXPECT_EQ(pair.reader->skipped(), 2U);
+  Descriptor next = frame(2, 6);
+  next.dropped = 3;
+  ASSERT_TRUE(*pair.writer->publish(next));
+  auto d = pair.reader->next_fresh(s, 2);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 6U);
+}
+
+TEST_F(ChannelTest, NextFreshKeepsTheOlderFrameWhenItCannotBeReleased) {
   auto pair = make_pair(2);
   const auto s = shapes();
   ASSERT_TRUE(*pair.writer->publish(frame(0, 1)));
@@ -473,7 +497,7 @@ TEST_F(ChannelTest, NewestKeepsTheOlderFrameWhenItCannotBeReleased) {
   ASSERT_TRUE(*pair.writer->publish(frame(0, 3)));
   ASSERT_TRUE(*pair.writer->publish(frame(1, 4)));
   poke(pair.producer_page, kReleasesAt, 0);  // the producer "forgets" it read both releases
-  auto d = pair.reader->newest(s);           // no room to release frame 3: it is not skipped
+  auto d = pair.reader->next_fresh(s, 1);    // no room to release frame 3: it is not skipped
   ASSERT_TRUE(d);
   EXPECT_EQ(d->sequence, 3U);
   EXPECT_EQ(pair.reader->skipped(), 0U);

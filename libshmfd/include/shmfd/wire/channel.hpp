@@ -41,8 +41,8 @@
 #include <string>
 #include <vector>
 
-#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/error.hpp"
+#include "shmfd/wire/channel_page.hpp"
 
 namespace shmfd {
 
@@ -115,10 +115,6 @@ class ChannelReader {
   // The producer's count of frames dropped for this consumer (its dropped word), which also
   // counts those after the last descriptor: what an end of stream reports.
   std::uint64_t producer_dropped() const noexcept;
-  // Drop-oldest: the newest frame waiting. Every older frame that passes the check is released
-  // unseen and counted in skipped() (a consumer that fell behind catches up on the newest
-  // instead of the oldest); if the release ring is full, the older frame is returned instead.
-  std::optional<Descriptor> newest(const FrameShapes& shapes);
   // Whether next() has something (or the producer closed the channel).
   bool readable() const noexcept;
   // Whether the producer closed the channel and every frame before that has been read.
