@@ -36,8 +36,7 @@ std::uint32_t prefetch_of(Backpressure policy, std::uint32_t version);
 class Subscriptions {
  public:
   // Subscribed (again) to `topic` on a connection of protocol `version`: counting afresh.
-  void add(std::string_view topic, std::uint32_t depth, Backpressure policy,
-           std::uint32_t version);
+  void add(std::string_view topic, std::uint32_t depth, Backpressure policy, std::uint32_t version);
   void erase(std::string_view topic);
   // After a reconnect: each subscription, renewed by `subscribe` on a connection of protocol
   // `version`; losses meanwhile show in the gap of sequence numbers.
@@ -46,8 +45,7 @@ class Subscriptions {
 
   // What Frame::dropped() says for frame `sequence` of `topic`, whose path counted `reported`
   // frames dropped so far (sequence 0: an end of stream, whose count includes everything).
-  std::uint64_t account(const std::string& topic, std::uint64_t sequence,
-                        std::uint64_t reported);
+  std::uint64_t account(const std::string& topic, std::uint64_t sequence, std::uint64_t reported);
   // A frame that came through the broker, handed to the program: counted for report_reads().
   void handed(const Frame& frame);
   // Sends a Read for each subscription with a prefetch whose program took frames since its
