@@ -82,9 +82,9 @@ void Router::offer_channel(Subscription& sub) {
   c->sub = &sub;
   // The ring holds every frame the consumer may hold at once, and a few more to read ahead; for
   // drop-oldest, also the newest `depth` frames behind those it holds (section 14, Backpressure).
-  const std::uint32_t frames =
-      sub.policy == Backpressure::drop_oldest && sub.client->version >= 4 ? 2 * sub.depth
-                                                                         : sub.depth;
+  const std::uint32_t frames = sub.policy == Backpressure::drop_oldest && sub.client->version >= 4
+                                   ? 2 * sub.depth
+                                   : sub.depth;
   c->capacity = std::min(kMaxChannelCapacity, std::bit_ceil(std::max<std::uint32_t>(frames, 8)));
   sub.channel = c;
   channels_[c->id] = c;

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "shmfd/wire/parse.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/wire/parse.hpp"
 
 namespace shmfd::broker {
 

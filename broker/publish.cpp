@@ -6,8 +6,8 @@
 #include "access.hpp"
 #include "quota.hpp"
 #include "router.hpp"
-#include "shmfd/wire/intake.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/wire/wire.hpp"
 
 namespace shmfd::broker {

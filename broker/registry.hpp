@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "closer.hpp"
-#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"
 #include "shmfd/unique_fd.hpp"
+#include "shmfd/wire/channel_page.hpp"
 
 namespace shmfd::broker {
 
@@ -176,7 +176,7 @@ struct Subscription {
   std::uint64_t delivered_since = 0;  // since the Subscribe
   std::uint64_t read_since = 0;       // the consumer's last Read
   std::uint64_t released_since = 0;   // Releases since the Subscribe (a released frame was read)
-  ChannelPtr channel;  // this subscriber's channel, while it has one
+  ChannelPtr channel;                 // this subscriber's channel, while it has one
   // Whether pool frames of the topic reach this subscriber on its channel (not the broker).
   bool on_channel() const { return channel != nullptr && channel->started; }
 

@@ -21,8 +21,8 @@
 
 #include "convert.hpp"
 #include "shmfd/consumer.hpp"
-#include "shmfd/wire/parse.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/wire/parse.hpp"
 
 namespace {
 

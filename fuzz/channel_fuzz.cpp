@@ -17,8 +17,8 @@
 #include <set>
 #include <utility>
 
-#include "shmfd/wire/channel.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/channel.hpp"
 
 namespace {
 

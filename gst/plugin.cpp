@@ -28,8 +28,7 @@ GType backpressure_get_type() {
                                         {static_cast<gint>(Backpressure::block_producer),
                                          "Make the producer wait", "block-producer"},
                                         {static_cast<gint>(Backpressure::latest),
-                                         "Always the newest frame (previews, inference)",
-                                         "latest"},
+                                         "Always the newest frame (previews, inference)", "latest"},
                                         {0, nullptr, nullptr}};
     g_once_init_leave(&type, g_enum_register_static("GstShmfdBackpressure", values));
   }

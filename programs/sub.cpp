@@ -58,11 +58,10 @@ int main(int argc, char** argv) {
   if (!consumer)
     return std::fprintf(stderr, "shmfd-sub: %s\n", consumer.error().message().c_str()), 1;
   if (args.has("--reconnect")) consumer->reconnect_on_loss();
-  auto granted = consumer->subscribe(
-      topic, depth,
-      args.has("--block")    ? Backpressure::block_producer
-      : args.has("--latest") ? Backpressure::latest
-                             : Backpressure::drop_oldest);
+  auto granted = consumer->subscribe(topic, depth,
+                                     args.has("--block")    ? Backpressure::block_producer
+                                     : args.has("--latest") ? Backpressure::latest
+                                                            : Backpressure::drop_oldest);
   if (!granted)
     return std::fprintf(stderr, "shmfd-sub: %s\n", granted.error().message().c_str()), 1;
   std::fprintf(stderr, "shmfd-sub: subscribed to '%s' (queue depth %u)\n", topic.c_str(), *granted);

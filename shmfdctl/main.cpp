@@ -26,8 +26,8 @@
 #include "shm.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/guarantee.hpp"
-#include "shmfd/wire/parse.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/wire/parse.hpp"
 #include "shmfd/wire/wire.hpp"
 #include "table.hpp"
 

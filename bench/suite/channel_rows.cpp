@@ -10,11 +10,11 @@
 #include <optional>
 
 #include "must.hpp"
-#include "shmfd/wire/channel.hpp"
 #include "shmfd/mapping.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/wire/transport.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/channel.hpp"
+#include "shmfd/wire/transport.hpp"
 
 namespace bench {
 namespace {

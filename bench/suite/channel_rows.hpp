@@ -1,5 +1,5 @@
-// The suite's rows for channels (shmfd/wire/channel.hpp) between two processes, with no broker: what
-// a pool frame costs once the broker has set a channel up. Each process creates its own pages
+// The suite's rows for channels (shmfd/wire/channel.hpp) between two processes, with no broker:
+// what a pool frame costs once the broker has set a channel up. Each process creates its own pages
 // and pool, sends the fds over a socket and verifies the peer's, as clients will.
 #pragma once
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <variant>
 
-#include "shmfd/wire/intake.hpp"
 #include "shmfd/memfd.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/wire/wire.hpp"
 
 namespace shmfd::examples {

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "../../programs/common/test_pattern.hpp"
 #include "../common/child_process.hpp"
 #include "../common/frame_link.hpp"
-#include "../../programs/common/test_pattern.hpp"
 #include "shmfd/memfd.hpp"
 #include "shmfd/wire/parse.hpp"
 

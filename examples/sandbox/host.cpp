@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "../../programs/common/args.hpp"
+#include "../../programs/common/test_pattern.hpp"
 #include "../common/child_process.hpp"
 #include "../common/frame_link.hpp"
-#include "../../programs/common/test_pattern.hpp"
 #include "gray_blur.hpp"
 #include "shmfd/memfd.hpp"
 

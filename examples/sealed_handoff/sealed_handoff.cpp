@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "../../programs/common/test_pattern.hpp"
-#include "shmfd/wire/intake.hpp"
 #include "shmfd/memfd.hpp"
+#include "shmfd/wire/intake.hpp"
 #include "shmfd/wire/wire.hpp"
 
 namespace {

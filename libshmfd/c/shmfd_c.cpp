@@ -559,12 +559,11 @@ shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topi
                            " is none of SHMFD_DROP_OLDEST (0), SHMFD_BLOCK_PRODUCER (1) and "
                            "SHMFD_LATEST (2)");
     }
-    auto granted = consumer->consumer.subscribe(topic, depth,
-                                                policy == SHMFD_BLOCK_PRODUCER
-                                                    ? shmfd::Backpressure::block_producer
-                                                : policy == SHMFD_LATEST
-                                                    ? shmfd::Backpressure::latest
-                                                    : shmfd::Backpressure::drop_oldest);
+    auto granted = consumer->consumer.subscribe(
+        topic, depth,
+        policy == SHMFD_BLOCK_PRODUCER ? shmfd::Backpressure::block_producer
+        : policy == SHMFD_LATEST       ? shmfd::Backpressure::latest
+                                       : shmfd::Backpressure::drop_oldest);
     if (!granted) return set_error(granted.error());
     if (depth_out) *depth_out = *granted;
     return SHMFD_OK;

@@ -344,7 +344,7 @@ typedef struct shmfd_event shmfd_event;
 typedef struct shmfd_frame shmfd_frame;
 
 typedef enum shmfd_backpressure {
-  SHMFD_DROP_OLDEST = 0,   /* live media: a full queue drops its oldest frame for the new one */
+  SHMFD_DROP_OLDEST = 0,    /* live media: a full queue drops its oldest frame for the new one */
   SHMFD_BLOCK_PRODUCER = 1, /* no loss: the producer waits until this consumer has room */
   SHMFD_LATEST = 2          /* previews, inference: always the newest frame (drop-oldest with
                                a depth of 1; the depth argument is then ignored) */

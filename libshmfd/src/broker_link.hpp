@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "release_queue.hpp"
-#include "shmfd/wire/channel.hpp"
 #include "shmfd/connection.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "shmfd/wire/wire.hpp"
 
 namespace shmfd::detail {

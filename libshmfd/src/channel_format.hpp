@@ -24,8 +24,8 @@ constexpr std::uint32_t kConsumerMagic = 0x43444653;  // "SFDC"
 constexpr std::uint32_t kBellMagic = 0x42444653;      // "SFDB"
 constexpr std::uint32_t kPageVersion = 1;
 
-constexpr std::size_t kHeaderAt = 0;      // PageHeader
-constexpr std::size_t kIndexAt = 64;      // producer: head; consumer: tail
+constexpr std::size_t kHeaderAt = 0;  // PageHeader
+constexpr std::size_t kIndexAt = 64;  // producer: head; consumer: tail
 // Producer page, on head's line: u64, the frames dropped for this consumer so far (0 from a
 // producer that predates it), so that head + dropped counts every frame offered to it.
 constexpr std::size_t kDroppedAt = 72;

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "broker_link.hpp"
-#include "shmfd/wire/channel.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/mapping.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "shmfd/wire/wire.hpp"
 
 namespace shmfd::detail {
@@ -42,9 +42,9 @@ struct ChannelIn {
   std::string topic;
   ChannelReader reader;  // next() on the owner's thread; release() under the mutex
   std::mutex release_mutex;
-  std::uint64_t producer = 0;         // the broker's client id of its producer
-  std::uint64_t dropped_before = 0;   // dropped by the broker before the channel opened
-  std::uint32_t depth = 0;            // the subscription's, as the broker granted it
+  std::uint64_t producer = 0;        // the broker's client id of its producer
+  std::uint64_t dropped_before = 0;  // dropped by the broker before the channel opened
+  std::uint32_t depth = 0;           // the subscription's, as the broker granted it
   Backpressure policy = Backpressure::drop_oldest;
   bool active = true;                 // still read: not unsubscribed, not ended
   std::optional<EndOfStream> ending;  // the producer's end, delivered once the ring is empty

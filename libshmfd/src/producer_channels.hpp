@@ -65,8 +65,8 @@ class ProducerChannels {
     std::uint32_t depth = 0;
     Backpressure policy = Backpressure::drop_oldest;
     bool consumer_skips = false;  // drop-oldest: it may take frames beyond its depth
-    std::uint64_t dropped = 0;  // frames not put on it: its consumer held its whole depth
-    bool closing = false;       // the consumer unsubscribed: kept until it released every slot
+    std::uint64_t dropped = 0;    // frames not put on it: its consumer held its whole depth
+    bool closing = false;         // the consumer unsubscribed: kept until it released every slot
     // Closed when dropped, whyever: the consumer then knows that no frame follows.
     struct CloseAndDelete {
       void operator()(ChannelWriter* w) const noexcept {

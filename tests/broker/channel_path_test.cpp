@@ -13,9 +13,9 @@
 
 #include <gtest/gtest.h>
 
-#include "shmfd/wire/channel.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/wire/channel.hpp"
 #include "support/broker_fixture.hpp"
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"

@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 
 #include "shmfd/memfd.hpp"
-#include "shmfd/wire/transport.hpp"
 #include "shmfd/verify.hpp"
+#include "shmfd/wire/transport.hpp"
 #include "support/bytes.hpp"
 #include "support/fd_count.hpp"
 

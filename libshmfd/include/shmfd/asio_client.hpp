@@ -15,9 +15,9 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 
-#include "shmfd/wire/asio_transport.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/wire/asio_transport.hpp"
 
 namespace shmfd {
 

@@ -10,11 +10,11 @@
 
 #include <optional>
 
-#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/error.hpp"
+#include "shmfd/unique_fd.hpp"
+#include "shmfd/wire/channel_page.hpp"
 #include "shmfd/wire/message_buffer.hpp"
 #include "shmfd/wire/transport.hpp"
-#include "shmfd/unique_fd.hpp"
 
 namespace shmfd {
 

@@ -26,8 +26,8 @@
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
-#include "shmfd/wire/message_buffer.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/wire/message_buffer.hpp"
 
 namespace shmfd {
 

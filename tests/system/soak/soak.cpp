@@ -38,8 +38,8 @@
 #include <vector>
 
 #include "shmfd/consumer.hpp"
-#include "shmfd/wire/parse.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/wire/parse.hpp"
 #include "support/proc.hpp"
 #include "support/stamped_slots.hpp"
 

@@ -20,11 +20,11 @@
 
 #include "shmfd/error.hpp"
 #include "shmfd/layout.hpp"
-#include "shmfd/wire/message_buffer.hpp"
 #include "shmfd/proto/layout.capnp.h"
 #include "shmfd/proto/protocol.capnp.h"
-#include "shmfd/wire/transport.hpp"
+#include "shmfd/wire/message_buffer.hpp"
 #include "shmfd/wire/protocol.hpp"
+#include "shmfd/wire/transport.hpp"
 
 namespace shmfd {
 
