@@ -61,8 +61,8 @@ std::string disconnect_reason(const Subscription& sub, const InFlight& held, con
 // released, with its release count standing still for the deadline. (The count is the
 // consumer's to write: lying about it only hides how long it holds, and the producer still
 // keeps its slots from it alone.) Under --disconnect-stuck the consumer is cut off; with the
-// default policy it is reported (the producer's pool cannot run dry on one consumer: it holds
-// at most its window).
+// default policy, only when its producer also says the pool has had no free slot for a quarter
+// of the deadline (one consumer cannot dry a pool: it holds at most its window; several can).
 std::optional<std::string> judge_channel(ClientState& client, Subscription& sub,
                                          const Limits& limits, const Logger& log,
                                          std::chrono::steady_clock::time_point now) {
@@ -71,6 +71,12 @@ std::optional<std::string> judge_channel(ClientState& client, Subscription& sub,
   }
   ChannelRecord& c = *sub.channel;
   const ChannelProgress p = channel_progress(*c.producer_page, *c.consumer_page);
+  if (p.dry_spell == 0) {
+    c.dry_since.reset();
+  } else if (!c.dry_since || p.dry_spell != c.dry_spell) {
+    c.dry_spell = p.dry_spell;  // a new spell: two checks apart may see two different ones
+    c.dry_since = now;
+  }
   const std::uint32_t outstanding = p.published - p.released;
   if (outstanding == 0 || p.released != c.released_seen ||
       c.progress_at.time_since_epoch().count() == 0) {
@@ -90,7 +96,18 @@ std::optional<std::string> judge_channel(ClientState& client, Subscription& sub,
     log.warn(what);
   }
   if (limits.stuck == StuckPolicy::always) return what + "; disconnecting";
-  return std::nullopt;
+  // pool-dry: as through the broker, a drop-oldest consumer holding slots of a pool that has
+  // had none free for a quarter of the deadline. That it holds one of them is the producer's
+  // word (its page): a producer can get its own consumers that hold its frames past the
+  // deadline cut off, as --disconnect-stuck would, and no consumer that releases.
+  if (limits.stuck != StuckPolicy::pool_dry || sub.policy != Backpressure::drop_oldest ||
+      !c.dry_since || now - *c.dry_since < deadline / 4) {
+    return std::nullopt;
+  }
+  return what + ", and its producer has found no free slot in the pool for " +
+         std::to_string(
+             std::chrono::duration_cast<std::chrono::milliseconds>(now - *c.dry_since).count()) +
+         " ms; disconnecting";
 }
 
 }  // namespace

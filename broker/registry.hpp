@@ -147,6 +147,10 @@ struct ChannelRecord {
   std::uint32_t released_seen = 0;
   std::chrono::steady_clock::time_point progress_at{};
   bool reported = false;
+  // The producer's word on its page that the consumer holds a slot of a pool with none free:
+  // the dry spell's number, and since the first check that saw it (--stuck-policy pool-dry).
+  std::uint32_t dry_spell = 0;
+  std::optional<std::chrono::steady_clock::time_point> dry_since;
 };
 using ChannelPtr = std::shared_ptr<ChannelRecord>;
 

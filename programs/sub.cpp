@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
     if (auto* end = std::get_if<EndOfStream>(&**event)) {
       std::fprintf(stderr, "shmfd-sub: end of stream on '%s': %s\n", end->topic.c_str(),
                    end->reason.c_str());
+      dropped = std::max(dropped, end->dropped);  // also those lost after the last frame
       break;
     }
     const Frame& frame = std::get<Frame>(**event);

@@ -367,6 +367,10 @@ void ChannelWriter::missed(std::uint64_t dropped) noexcept {
   word64(own_.data(), kDroppedAt).store(dropped, std::memory_order_release);
 }
 
+void ChannelWriter::pool_dry(std::uint32_t spell) noexcept {
+  word(own_.data(), kPoolDryAt).store(spell, std::memory_order_release);
+}
+
 void ChannelWriter::close() noexcept {
   word(own_.data(), kClosedAt).store(1, std::memory_order_seq_cst);
   futex_wake(word(own_.data(), kClosedAt));
@@ -479,7 +483,8 @@ ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consu
   const auto load = [](const PeerPage& page, std::size_t at) {
     return word(page.data(), at).load(std::memory_order_acquire);
   };
-  return {load(producer, kIndexAt), load(consumer, kIndexAt), load(consumer, kReleasesAt)};
+  return {load(producer, kIndexAt), load(consumer, kIndexAt), load(consumer, kReleasesAt),
+          load(producer, kPoolDryAt)};
 }
 
 std::size_t ChannelWriter::held_of(std::uint32_t pool) const noexcept {

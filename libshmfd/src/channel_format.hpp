@@ -29,6 +29,11 @@ constexpr std::size_t kIndexAt = 64;  // producer: head; consumer: tail
 // Producer page, on head's line: u64, the frames dropped for this consumer so far (0 from a
 // producer that predates it), so that head + dropped counts every frame offered to it.
 constexpr std::size_t kDroppedAt = 72;
+// Producer page, on head's line: u32, while this consumer holds a slot of a pool in which its
+// producer last found no free slot, the number of that dry spell (counted from 1 by the
+// producer, so that the broker, sampling, tells a spell from the next); otherwise 0, as from a
+// producer that predates it. The broker's --stuck-policy pool-dry judges by it.
+constexpr std::size_t kPoolDryAt = 80;
 constexpr std::size_t kEpochAt = 128;     // the owner's sleep epoch: odd while it sleeps
 constexpr std::size_t kClosedAt = 132;    // producer: 1 once it closed the channel
 constexpr std::size_t kReleasesAt = 192;  // producer: releases read; consumer: releases written

@@ -64,6 +64,23 @@ std::vector<ChannelWriter*> ProducerChannels::writers(std::string_view topic) {
   return out;
 }
 
+void ProducerChannels::found_free_slot(const PoolState& pool, bool found) {
+  const auto dry = std::find(dry_pools_.begin(), dry_pools_.end(), pool.broker_id);
+  if (found) {
+    if (dry == dry_pools_.end()) return;  // the common case: nothing to say
+    dry_pools_.erase(dry);
+  } else if (dry == dry_pools_.end()) {
+    dry_pools_.push_back(pool.broker_id);
+    if (++dry_spell_ == 0) dry_spell_ = 1;  // 0 means none
+  }
+  for (ChannelOut& c : channels_) {
+    if (c.topic != pool.topic) continue;
+    const bool holds_dry = std::any_of(dry_pools_.begin(), dry_pools_.end(),
+                                       [&](std::uint32_t p) { return c.writer->held_of(p) != 0; });
+    c.writer->pool_dry(holds_dry ? dry_spell_ : 0);
+  }
+}
+
 void ProducerChannels::forget_topic(std::string_view topic) {
   std::erase_if(channels_, [&](const ChannelOut& c) { return c.topic == topic; });
   if (auto it = via_broker_.find(topic); it != via_broker_.end()) via_broker_.erase(it);
@@ -72,6 +89,7 @@ void ProducerChannels::forget_topic(std::string_view topic) {
 
 void ProducerChannels::forget_all() {
   channels_.clear();
+  dry_pools_.clear();
   via_broker_.clear();
   layouts_.clear();
 }

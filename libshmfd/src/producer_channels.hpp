@@ -55,6 +55,11 @@ class ProducerChannels {
              const Layout& layout, std::uint64_t sequence, std::uint64_t timestamp_ns,
              const Wait& wait);
 
+  // What an acquire from `pool` found: a free slot or none. While it finds none, each channel
+  // of the topic that holds a slot of it says so on its page, where the broker's
+  // --stuck-policy pool-dry reads it (as it judges a dry pool's holders through the broker).
+  void found_free_slot(const PoolState& pool, bool found);
+
   void forget_topic(std::string_view topic);
   void forget_all();
 
@@ -86,6 +91,8 @@ class ProducerChannels {
   std::vector<ChannelOut> channels_;
   std::map<std::string, bool, std::less<>> via_broker_;  // Route; absent: true
   std::map<std::string, TopicLayouts, std::less<>> layouts_;
+  std::vector<std::uint32_t> dry_pools_;  // broker ids of the pools last found with no free slot
+  std::uint32_t dry_spell_ = 0;           // dry spells so far: the last one's number
 };
 
 }  // namespace shmfd::detail

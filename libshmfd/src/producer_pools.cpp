@@ -46,7 +46,9 @@ Result<std::optional<Slot>> Producer::try_acquire(std::uint32_t pool) {
   }
   // What the channels' consumers released since the last look.
   s.channels.collect(p->topic);
-  return s.pools.take(pool, s.held);
+  std::optional<Slot> slot = s.pools.take(pool, s.held);
+  s.channels.found_free_slot(*p, slot.has_value());
+  return slot;
 }
 
 Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {

@@ -18,102 +18,19 @@
 #include "support/broker_fixture.hpp"
 #include "support/broker_harness.hpp"
 #include "support/fd_count.hpp"
+#include "support/live_source.hpp"
 #include "support/program.hpp"
 #include "support/raw_client.hpp"
 
 namespace shmfd {
 namespace {
 
+using testing::HealthyConsumer;
+using testing::produce;
+using testing::Produced;
+using testing::SubSummary;
+using testing::summary_of;
 using Clock = std::chrono::steady_clock;
-
-// A consumer on its own thread that takes every frame and releases it at once.
-class HealthyConsumer {
- public:
-  HealthyConsumer(const std::string& path, const std::string& topic) {
-    auto c = Consumer::connect(path, "healthy");
-    if (!c || !c->subscribe(topic)) throw std::runtime_error("healthy consumer");
-    consumer_.emplace(std::move(*c));
-    thread_ = std::thread([this] { run(); });
-  }
-  ~HealthyConsumer() {
-    stop_ = true;
-    thread_.join();
-  }
-  std::uint64_t frames() const { return frames_; }
-
- private:
-  void run() {
-    while (!stop_) {
-      auto event = consumer_->receive_for(std::chrono::milliseconds(20));
-      if (event && *event && std::holds_alternative<Frame>(**event)) ++frames_;
-    }
-  }
-
-  std::optional<Consumer> consumer_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> frames_{0};
-  std::thread thread_;
-};
-
-struct Produced {
-  std::uint64_t ticks = 0;       // ticks of the producer's clock over the run
-  std::uint64_t published = 0;   // frames published
-  std::uint64_t late_ticks = 0;  // ticks, and frames published, in the last second of the run
-  std::uint64_t late_published = 0;
-};
-
-// A live source of 64x64 RGBA frames at `fps` for `run`: from `pool` (a tick with no free slot
-// publishes nothing), or a sealed memfd each when `pool` is 0. A tick that passes while
-// publish() holds it back is skipped, as a camera skips it.
-Produced produce(Producer& producer, const std::string& topic, std::uint32_t pool,
-                 std::uint64_t fps, Clock::duration run,
-                 std::atomic<std::uint64_t>* progress = nullptr) {
-  const auto layout = *image_layout(PixelFormat::rgba8, 64, 64);
-  const auto period = std::chrono::nanoseconds(1'000'000'000 / static_cast<std::int64_t>(fps));
-  const auto start = Clock::now();
-  const auto late = start + run - std::chrono::seconds(1);
-  Produced out;
-  for (auto tick = start; tick < start + run; tick += period) {
-    if (Clock::now() >= tick + period) continue;  // skipped while held back
-    std::this_thread::sleep_until(tick);
-    ++out.ticks;
-    if (tick >= late) ++out.late_ticks;
-    bool ok = false;
-    if (pool != 0) {
-      auto slot = producer.try_acquire(pool);
-      ok = slot && *slot && producer.publish(topic, **slot, layout);
-    } else {
-      auto buffer = producer.allocate(topic, layout);
-      ok = buffer && producer.publish(topic, std::move(*buffer), layout);
-    }
-    if (ok) {
-      ++out.published;
-      if (progress != nullptr) ++*progress;
-      if (tick >= late) ++out.late_published;
-    }
-  }
-  return out;
-}
-
-// What shmfd-sub printed when SIGINT stopped it: "shmfd-sub: N frames in ... M dropped".
-struct SubSummary {
-  std::uint64_t frames = 0;
-  std::uint64_t dropped = 0;
-  bool found = false;
-};
-SubSummary summary_of(const std::string& output) {
-  const auto mark = output.rfind(" frames in ");
-  if (mark == std::string::npos) return {};
-  const auto line = output.rfind("shmfd-sub: ", mark);
-  const auto comma = output.rfind(", ", output.find(" dropped", mark));
-  unsigned long long frames = 0, dropped = 0;
-  if (line == std::string::npos || comma == std::string::npos ||
-      std::sscanf(output.c_str() + line, "shmfd-sub: %llu frames in", &frames) != 1 ||
-      std::sscanf(output.c_str() + comma, ", %llu dropped", &dropped) != 1) {
-    return {};
-  }
-  return {frames, dropped, true};
-}
 
 // The SIGSTOP matrix: pool or sealed, a stopped subscriber that is drop-oldest or
 // block-producer, and the broker's default stuck policy or --disconnect-stuck.
@@ -169,7 +86,7 @@ TEST_P(StoppedConsumerTest, HealthyConsumerAndProducerKeepTheirRate) {
   }
   // A held-back sealed publish waits in publish() until the stopped consumer goes on or is
   // cut off: the source runs on a thread, so the stop can end.
-  std::atomic<std::uint64_t> progress{0};
+  testing::Progress progress;
   std::atomic<bool> source_done{false};
   Produced produced;
   std::thread source([&] {
@@ -179,7 +96,7 @@ TEST_P(StoppedConsumerTest, HealthyConsumerAndProducerKeepTheirRate) {
   const bool cut_off = c.disconnect_stuck && (c.pool || c.block);
   std::this_thread::sleep_for(std::chrono::milliseconds(2700));  // the whole run, stopped
   const std::uint64_t healthy_while_stopped = healthy.frames();
-  const std::uint64_t published_while_stopped = progress;
+  const std::uint64_t published_while_stopped = progress.published;
   const bool done_while_stopped = source_done;
   stopped.signal(SIGCONT);
   source.join();

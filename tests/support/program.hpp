@@ -16,18 +16,23 @@ namespace shmfd::testing {
 
 class Program {
  public:
-  explicit Program(std::vector<std::string> args) {
+  // `env`: "NAME=value" entries that the program gets besides this process's environment.
+  explicit Program(std::vector<std::string> args, std::vector<std::string> env = {}) {
     int err[2];
     if (::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
     // Built before fork: after fork only async-signal-safe calls are safe.
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);  // later ones lose
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(err[1], 1);
       ::dup2(err[1], 2);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(err[1]);

@@ -180,6 +180,11 @@ class ChannelWriter {
   // far, written to the page for it to read.
   void missed(std::uint64_t dropped) noexcept;
 
+  // Whether this consumer holds a slot of a pool in which the producer last found no free slot:
+  // the number of that dry spell (from 1), or 0. Written to the page for the broker (its
+  // --stuck-policy pool-dry).
+  void pool_dry(std::uint32_t spell) noexcept;
+
   // Tells the consumer that no frame follows (it sees ended() after the last one) and wakes it.
   void close() noexcept;
 
@@ -226,6 +231,9 @@ struct ChannelProgress {
   std::uint32_t published = 0;
   std::uint32_t read = 0;
   std::uint32_t released = 0;
+  // The producer says: the consumer holds a slot of a pool with none free, in this dry spell
+  // (0: it does not).
+  std::uint32_t dry_spell = 0;
 };
 ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept;
 
