@@ -92,6 +92,7 @@ void Broker::schedule_hold_check() {
     if (ec || stopped_) return;
     const auto now = std::chrono::steady_clock::now();
     for (auto& [id, session] : sessions_) session->check_holds(now);  // closes are posted
+    router_.count_channel_frames();
     flush();
     schedule_hold_check();
   });

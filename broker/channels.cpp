@@ -97,8 +97,9 @@ void Router::offer_channel(Subscription& sub) {
 
 void Router::close_channel(Subscription& sub, const std::string& why, bool reclaim,
                            bool tell_consumer) {
+  if (sub.channel == nullptr) return;
+  if (sub.topic != nullptr) broker::count_channel_frames(*sub.topic);  // before its page goes
   ChannelPtr c = std::exchange(sub.channel, nullptr);
-  if (c == nullptr) return;
   channels_.erase(c->id);
   // Not opened for the consumer yet: it never will be.
   std::erase_if(sub.pending, [&](const Pending& p) { return p.channel == c; });

@@ -233,12 +233,24 @@ struct Topic {
   std::vector<Subscription*> subscribers;
   FramePtr last;                    // only with --keep-last-frame
   std::uint64_t last_sequence = 0;  // of the current producer's last accepted frame
-  std::uint64_t frames = 0;         // published so far
+  std::uint64_t frames = 0;         // published so far, through the broker or on channels only
   std::uint64_t bytes = 0;
+  // Of the frames its producer put on channels only, what the pages said when last counted,
+  // for the producer (client id) they came from.
+  struct ChannelCounted {
+    std::uint64_t producer = 0;
+    std::uint64_t frames = 0;
+    std::uint64_t bytes = 0;
+  } channel_counted;
   // Layouts the producer defined for its channels' descriptors (DefineLayout), by id.
   std::vector<std::pair<std::uint32_t, Layout>> layouts;
   bool via_broker = true;  // what the producer was last told (Route)
 };
+
+// Adds to `topic`'s frames and bytes those its producer put on channels only since they were
+// last counted, as its channel pages say (the producer's word: it can only misreport its own
+// topic). Called before the counters are shown, at each hold check, and before a channel goes.
+void count_channel_frames(Topic& topic);
 
 // Every topic by name, and the ids of pools. A topic exists while it has a producer or a
 // subscriber.

@@ -143,6 +143,7 @@ Outcome Router::unadvertise(ClientState& client, proto::Unadvertise::Reader unad
 }
 
 void Router::stop_producing(ClientState& producer, Topic* t, const std::string& why) {
+  broker::count_channel_frames(*t);  // its last frames on channels, before the pages go
   t->producer = nullptr;
   t->last.reset();
   // Its channels end with it: each consumer reads what is on its channel, then the end of
@@ -326,10 +327,15 @@ Outcome Router::read(ClientState& client, proto::Read::Reader read) {
 Outcome Router::introspect(ClientState& client) {
   // Only the broker's own user and root may see everyone's topics and processes.
   if (auto ok = check_access(options_.policy.get(), client, Right::introspect, ""); !ok) return ok;
+  count_channel_frames();
   ControlMessageBuilder message;
   fill_state(message.initRoot<proto::Message>().initBrokerState(), registry_, clients_);
   client.outbox.post(message);
   return {};
+}
+
+void Router::count_channel_frames() {
+  for (auto& [name, topic] : registry_.topics()) broker::count_channel_frames(*topic);
 }
 
 bool Router::must_hold(const ClientState& producer) const {

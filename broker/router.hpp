@@ -63,6 +63,9 @@ class Router {
   // Whether a block-producer subscriber of a topic `producer` produces cannot take another
   // frame: then the producer's messages are left unread.
   bool must_hold(const ClientState& producer) const;
+  // Every topic's frames on channels only, counted (registry.hpp): for introspection, and at
+  // each hold check so that the counters keep up when no one asks.
+  void count_channel_frames();
   const std::map<std::uint64_t, ClientState*>& clients() const { return clients_; }
   const Registry& registry() const { return registry_; }
 

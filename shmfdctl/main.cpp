@@ -173,16 +173,33 @@ std::string client_label(const json& state, std::uint64_t id) {
   return std::to_string(id);
 }
 
-void show_status(const json& s) {
-  std::uint64_t pinned = 0, frames = 0;
+// What `status` shows, as JSON: the table's figures, with frames and bytes summed over topics
+// and the bytes pinned over clients.
+json status_of(const json& s) {
+  std::uint64_t pinned = 0, frames = 0, bytes = 0;
   for (const auto& c : s["clients"]) pinned += c["bytes_pinned"].get<std::uint64_t>();
-  for (const auto& t : s["topics"]) frames += t["frames"].get<std::uint64_t>();
+  for (const auto& t : s["topics"]) {
+    frames += t["frames"].get<std::uint64_t>();
+    bytes += t["bytes"].get<std::uint64_t>();
+  }
+  return {{"broker_pid", s["broker_pid"]},
+          {"uptime_s", s["uptime_s"]},
+          {"topics", s["topics"].size()},
+          {"clients", s["clients"].size()},
+          {"pools", s["pools"].size()},
+          {"frames", frames},
+          {"bytes", bytes},
+          {"bytes_pinned", pinned}};
+}
+
+void show_status(const json& s) {
+  const json st = status_of(s);
   char uptime[32];
-  std::snprintf(uptime, sizeof uptime, "%.0f s", s["uptime_s"].get<double>());
-  print_table({"BROKER PID", "UPTIME", "TOPICS", "CLIENTS", "POOLS", "FRAMES", "PINNED"},
-              {{str(s["broker_pid"]), uptime, std::to_string(s["topics"].size()),
-                std::to_string(s["clients"].size()), std::to_string(s["pools"].size()),
-                std::to_string(frames), human_bytes(pinned)}});
+  std::snprintf(uptime, sizeof uptime, "%.0f s", st["uptime_s"].get<double>());
+  print_table({"BROKER PID", "UPTIME", "TOPICS", "CLIENTS", "POOLS", "FRAMES", "BYTES", "PINNED"},
+              {{str(st["broker_pid"]), uptime, str(st["topics"]), str(st["clients"]),
+                str(st["pools"]), str(st["frames"]), human_bytes(st["bytes"].get<std::uint64_t>()),
+                human_bytes(st["bytes_pinned"].get<std::uint64_t>())}});
 }
 
 void show_topics(const json& s) {
@@ -198,9 +215,7 @@ void show_topics(const json& s) {
               (sub["channel"].get<std::uint32_t>() != 0 ? " (channel)" : "");
     }
     rows.push_back({str(t["name"]), str(t["kind"]), str(t["guarantee"]),
-                    client_label(s, t["producer"]),
-                    std::to_string(std::max(t["frames"].get<std::uint64_t>(),
-                                            t["channel_frames"].get<std::uint64_t>())),
+                    client_label(s, t["producer"]), str(t["frames"]),
                     human_bytes(t["bytes"].get<std::uint64_t>()), std::to_string(dropped),
                     subs.empty() ? "-" : subs});
   }
@@ -257,20 +272,19 @@ int top(const std::string& socket, double interval, std::uint64_t count) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : s["topics"]) {
       const std::string name = str(t["name"]);
-      // Pool frames on channels pass the broker by: its count is the busiest channel's.
-      const auto frames =
-          std::max(t["frames"].get<std::uint64_t>(), t["channel_frames"].get<std::uint64_t>());
+      // Every frame, through the broker or on channels (counted from their pages).
+      const auto frames = t["frames"].get<std::uint64_t>();
       const auto bytes = t["bytes"].get<std::uint64_t>();
       auto prev = last.count(name) != 0 ? last[name] : std::make_pair(frames, bytes);
       last[name] = {frames, bytes};
       std::uint64_t dropped = 0;
       for (const auto& sub : t["subscribers"]) dropped += sub["dropped"].get<std::uint64_t>();
       char fps[32], mbs[32];
-      // (A channel's count starts again with a new channel.)
+      // (A topic that went and came again starts from 0.)
       const std::uint64_t new_frames = frames >= prev.first ? frames - prev.first : 0;
+      const std::uint64_t new_bytes = bytes >= prev.second ? bytes - prev.second : 0;
       std::snprintf(fps, sizeof fps, "%.1f", static_cast<double>(new_frames) / interval);
-      std::snprintf(mbs, sizeof mbs, "%.1f",
-                    static_cast<double>(bytes - prev.second) / interval / 1e6);
+      std::snprintf(mbs, sizeof mbs, "%.1f", static_cast<double>(new_bytes) / interval / 1e6);
       rows.push_back({name, client_label(s, t["producer"]), fps, mbs,
                       std::to_string(t["subscribers"].size()), std::to_string(dropped)});
     }
@@ -387,11 +401,7 @@ int main(int argc, char** argv) {
   if (as_json) {
     json out;
     if (command == "status") {
-      out = {{"broker_pid", state["broker_pid"]},
-             {"uptime_s", state["uptime_s"]},
-             {"topics", state["topics"].size()},
-             {"clients", state["clients"].size()},
-             {"pools", state["pools"].size()}};
+      out = status_of(state);
     } else {
       out = state[command];
     }

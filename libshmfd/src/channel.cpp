@@ -371,6 +371,11 @@ void ChannelWriter::pool_dry(std::uint32_t spell) noexcept {
   word(own_.data(), kPoolDryAt).store(spell, std::memory_order_release);
 }
 
+void ChannelWriter::counted(std::uint64_t frames, std::uint64_t bytes) noexcept {
+  word64(own_.data(), kChannelFramesAt).store(frames, std::memory_order_relaxed);
+  word64(own_.data(), kChannelBytesAt).store(bytes, std::memory_order_relaxed);
+}
+
 void ChannelWriter::close() noexcept {
   word(own_.data(), kClosedAt).store(1, std::memory_order_seq_cst);
   futex_wake(word(own_.data(), kClosedAt));
@@ -485,6 +490,11 @@ ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consu
   };
   return {load(producer, kIndexAt), load(consumer, kIndexAt), load(consumer, kReleasesAt),
           load(producer, kPoolDryAt)};
+}
+
+ChannelCounts channel_counts(const PeerPage& producer) noexcept {
+  return {word64(producer.data(), kChannelFramesAt).load(std::memory_order_relaxed),
+          word64(producer.data(), kChannelBytesAt).load(std::memory_order_relaxed)};
 }
 
 std::size_t ChannelWriter::held_of(std::uint32_t pool) const noexcept {

@@ -34,6 +34,12 @@ constexpr std::size_t kDroppedAt = 72;
 // producer, so that the broker, sampling, tells a spell from the next); otherwise 0, as from a
 // producer that predates it. The broker's --stuck-policy pool-dry judges by it.
 constexpr std::size_t kPoolDryAt = 80;
+// Producer page, on head's line: u64 each, the frames of the topic that this producer put on
+// channels only (the broker saw no Publish of them) and their bytes, since it advertised the
+// topic: the same figures on each of the topic's channels. The broker adds them to the topic's
+// counters (0 from a producer that predates them).
+constexpr std::size_t kChannelFramesAt = 88;
+constexpr std::size_t kChannelBytesAt = 96;
 constexpr std::size_t kEpochAt = 128;     // the owner's sleep epoch: odd while it sleeps
 constexpr std::size_t kClosedAt = 132;    // producer: 1 once it closed the channel
 constexpr std::size_t kReleasesAt = 192;  // producer: releases read; consumer: releases written

@@ -64,10 +64,10 @@ std::vector<ChannelWriter*> ProducerChannels::writers(std::string_view topic) {
   return out;
 }
 
-void ProducerChannels::found_free_slot(const PoolState& pool, bool found) {
+void ProducerChannels::note_dry(const PoolState& pool, bool found) {
   const auto dry = std::find(dry_pools_.begin(), dry_pools_.end(), pool.broker_id);
   if (found) {
-    if (dry == dry_pools_.end()) return;  // the common case: nothing to say
+    if (dry == dry_pools_.end()) return;
     dry_pools_.erase(dry);
   } else if (dry == dry_pools_.end()) {
     dry_pools_.push_back(pool.broker_id);
@@ -94,12 +94,14 @@ void ProducerChannels::forget_all() {
   layouts_.clear();
 }
 
-Result<std::uint32_t> ProducerChannels::layout_id(BrokerLink& link, std::string_view topic,
-                                                  const Layout& layout) {
+Result<const ProducerChannels::DefinedLayout*> ProducerChannels::layout_id(BrokerLink& link,
+                                                                           std::string_view topic,
+                                                                           const Layout& layout,
+                                                                           std::size_t slot_size) {
   auto it = layouts_.find(topic);
   if (it == layouts_.end()) it = layouts_.emplace(std::string(topic), TopicLayouts{}).first;
-  for (const auto& [known, id] : it->second.ids) {
-    if (known == layout) return id;
+  for (const DefinedLayout& known : it->second.ids) {
+    if (known.layout == layout) return &known;
   }
   // New: sent, not waited for (the broker may not be reading us: backpressure on another
   // topic). A consumer that meets the id first waits for the definition on its socket.
@@ -108,6 +110,8 @@ Result<std::uint32_t> ProducerChannels::layout_id(BrokerLink& link, std::string_
                                           std::to_string(kMaxChannelLayouts) +
                                           " layouts, the most a topic's channels may name");
   }
+  auto extent = validate_layout(layout, slot_size);
+  if (!extent) return fail(std::move(extent.error()));
   const std::uint32_t id = it->second.next++;
   ControlMessageBuilder message;
   auto define = message.initRoot<proto::Message>().initDefineLayout();
@@ -115,8 +119,8 @@ Result<std::uint32_t> ProducerChannels::layout_id(BrokerLink& link, std::string_
   define.setId(id);
   layout_to_proto(layout, define.initLayout());
   if (auto sent = link.send(message); !sent) return fail(std::move(sent.error()));
-  it->second.ids.emplace_back(layout, id);
-  return id;
+  it->second.ids.push_back({layout, id, *extent});
+  return &it->second.ids.back();
 }
 
 Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const PoolState& pool,
@@ -124,9 +128,10 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
                              std::uint64_t timestamp_ns, const Wait& wait) {
   const auto live = [&](const ChannelOut& c) { return c.topic == topic && !c.closing; };
   if (std::none_of(channels_.begin(), channels_.end(), live)) return {};
-  auto layout_ok = layout_id(link, topic, layout);
-  if (!layout_ok) return fail(std::move(layout_ok.error()));
-  Descriptor d{pool.broker_id, slot, *layout_ok, sequence, timestamp_ns, 0};
+  auto defined = layout_id(link, topic, layout, pool.slot_size);
+  if (!defined) return fail(std::move(defined.error()));
+  const std::uint64_t frame_bytes = (*defined)->bytes;
+  Descriptor d{pool.broker_id, slot, (*defined)->id, sequence, timestamp_ns, 0};
   const auto now = coarse_now();  // since when the channels hold the slot
   // A consumer may hold its depth, and never every slot of a pool (as through the broker).
   const std::size_t window_cap = std::max<std::size_t>(1, pool.slots.size() - 1);
@@ -138,7 +143,7 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
     auto pending = std::find_if(channels_.begin(), channels_.end(), [&](const ChannelOut& c) {
       return live(c) && std::find(done.begin(), done.end(), c.id) == done.end();
     });
-    if (pending == channels_.end()) return {};
+    if (pending == channels_.end()) break;
     const std::uint32_t id = pending->id;
     done.push_back(id);
     for (;;) {
@@ -189,6 +194,17 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
       if (auto ok = wait(w); !ok) return ok;
     }
   }
+  // A frame that does not go through the broker too is counted here, for its counters.
+  if (via_broker(topic)) return {};
+  auto counts = layouts_.find(topic);
+  if (counts == layouts_.end()) return {};
+  TopicLayouts& t = counts->second;
+  ++t.channel_frames;
+  t.channel_bytes += frame_bytes;
+  for (ChannelOut& c : channels_) {
+    if (c.topic == topic) c.writer->counted(t.channel_frames, t.channel_bytes);
+  }
+  return {};
 }
 
 }  // namespace shmfd::detail

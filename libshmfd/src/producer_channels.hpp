@@ -58,7 +58,10 @@ class ProducerChannels {
   // What an acquire from `pool` found: a free slot or none. While it finds none, each channel
   // of the topic that holds a slot of it says so on its page, where the broker's
   // --stuck-policy pool-dry reads it (as it judges a dry pool's holders through the broker).
-  void found_free_slot(const PoolState& pool, bool found);
+  void found_free_slot(const PoolState& pool, bool found) {
+    if (found && dry_pools_.empty()) return;  // every acquire's case: nothing to say
+    note_dry(pool, found);
+  }
 
   void forget_topic(std::string_view topic);
   void forget_all();
@@ -81,12 +84,22 @@ class ProducerChannels {
     };
     std::unique_ptr<ChannelWriter, CloseAndDelete> writer;
   };
-  struct TopicLayouts {
-    std::vector<std::pair<Layout, std::uint32_t>> ids;  // defined with the broker
-    std::uint32_t next = 1;
+  struct DefinedLayout {
+    Layout layout;
+    std::uint32_t id = 0;
+    std::uint64_t bytes = 0;  // its extent: what a frame of it counts
   };
-  // The id of `layout` on `topic`'s channels, defined with the broker the first time.
-  Result<std::uint32_t> layout_id(BrokerLink& link, std::string_view topic, const Layout& layout);
+  struct TopicLayouts {
+    std::vector<DefinedLayout> ids;  // defined with the broker
+    std::uint32_t next = 1;
+    // Frames put on channels only (not through the broker) and their bytes, for its counters.
+    std::uint64_t channel_frames = 0;
+    std::uint64_t channel_bytes = 0;
+  };
+  void note_dry(const PoolState& pool, bool found);
+  // `layout` on `topic`'s channels, defined with the broker the first time.
+  Result<const DefinedLayout*> layout_id(BrokerLink& link, std::string_view topic,
+                                         const Layout& layout, std::size_t slot_size);
 
   std::vector<ChannelOut> channels_;
   std::map<std::string, bool, std::less<>> via_broker_;  // Route; absent: true

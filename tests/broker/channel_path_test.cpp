@@ -18,6 +18,7 @@
 #include "shmfd/wire/channel.hpp"
 #include "support/broker_fixture.hpp"
 #include "support/broker_harness.hpp"
+#include "support/channels.hpp"
 #include "support/fd_count.hpp"
 #include "support/frames.hpp"
 
@@ -25,6 +26,7 @@ namespace shmfd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::channels_open;
 
 // Fills `slot` with the test pattern of `sequence` and publishes it.
 Result<std::uint64_t> publish_slot(Producer& producer, std::uint32_t pool, const std::string& topic,
@@ -33,16 +35,6 @@ Result<std::uint64_t> publish_slot(Producer& producer, std::uint32_t pool, const
   if (!slot) return fail(std::move(slot.error()));
   for (std::size_t i = 0; i < size; ++i) slot->bytes[i] = testing::pattern_byte(sequence, i);
   return producer.publish(topic, *slot, blob_layout(size));
-}
-
-// Reads the consumer's socket and the producer's until the producer has `n` channels open.
-bool channels_open(Producer& producer, std::vector<Consumer*> consumers, std::size_t n) {
-  const auto until = Clock::now() + std::chrono::seconds(5);
-  while (producer.channels() < n && Clock::now() < until) {
-    for (Consumer* c : consumers) (void)c->receive_for(std::chrono::milliseconds(2));
-    (void)producer.poll_errors();
-  }
-  return producer.channels() >= n;
 }
 
 class ChannelPathTest : public testing::BrokerFixture {};
@@ -95,18 +87,23 @@ TEST_F(ChannelPathTest, PoolFramesTakeTheChannelAndNotTheBroker) {
   source.join();
   EXPECT_EQ(wrong, 0U);
   EXPECT_EQ(testing::open_fd_count(), fds_before) << "fds grew while frames flowed";
-  // The broker saw none of them pass, and shows them from the channel's pages.
-  std::uint64_t after = 0, channel_read = 0;
+  // The broker saw none of them pass (it delivered none), and counts them from the channel's
+  // pages (at its next hold check, a quarter of the deadline): every frame and byte.
+  std::uint64_t after = 0, bytes = 0, delivered = 0, channel_read = 0;
   broker().wait_until([&](broker::Broker& b) {
     const broker::Topic* t = b.registry().find("cam");
     after = t->frames;
+    bytes = t->bytes;
     const broker::Subscription* s = t->subscribers.front();
+    delivered = s->delivered;
     if (s->on_channel()) {
       channel_read = channel_progress(*s->channel->producer_page, *s->channel->consumer_page).read;
     }
-    return true;
+    return after == seen_by_broker + kFrames;
   });
-  EXPECT_EQ(after, seen_by_broker) << "pool frames went through the broker";
+  EXPECT_EQ(delivered, 0U) << "pool frames went through the broker";
+  EXPECT_EQ(after, seen_by_broker + kFrames) << "the topic's counter missed frames on the channel";
+  EXPECT_EQ(bytes, (seen_by_broker + kFrames) * 8192U);
   EXPECT_EQ(channel_read, kFrames);
   EXPECT_EQ(consumer->channel_refusals(), 0U);
 }

@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -17,6 +20,7 @@
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 #include "support/broker_harness.hpp"
+#include "support/channels.hpp"
 #include "support/stamped_slots.hpp"
 
 namespace shmfd {
@@ -114,6 +118,8 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
   EXPECT_EQ(by_name["ctl-consumer"]["pid"], ::getpid());
   EXPECT_EQ(by_name["ctl-consumer"]["role"], "consumer");
   EXPECT_EQ(by_name["ctl-producer"]["role"], "producer");
+  // The program's whole name, not the 15 characters of its comm ("shmfd_broker_te").
+  EXPECT_EQ(by_name["ctl-consumer"]["command"], "shmfd_broker_tests");
   EXPECT_EQ(by_name["ctl-consumer"]["bytes_pinned"], 2 * 8192);  // the two held slots
   EXPECT_EQ(cam["producer"], by_name["ctl-producer"]["id"]);
 
@@ -144,6 +150,86 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
   EXPECT_EQ(top.status, 0) << top.out;
   EXPECT_NE(top.out.find("FRAMES/S"), std::string::npos) << top.out;
   EXPECT_NE(top.out.find("ctl/cam"), std::string::npos) << top.out;
+}
+
+// Pool frames on channels pass the broker by; the counters still show every one of them, and
+// their bytes, in the tables and in JSON alike (they are counted from the channels' pages).
+TEST(ShmfdctlTest, CountersShowFramesThatWentOnChannels) {
+  testing::InProcessBroker broker;
+  auto consumer = Consumer::connect(broker.path(), "ctl-consumer");
+  ASSERT_TRUE(consumer && consumer->uses_channels());
+  ASSERT_TRUE(consumer->subscribe("ctl/chan", 4, Backpressure::block_producer));
+  auto producer = Producer::connect(broker.path(), "ctl-producer");
+  ASSERT_TRUE(producer);
+  ASSERT_TRUE(producer->advertise("ctl/chan", LayoutKind::blob, Guarantee::pool));
+  auto pool = producer->create_pool("ctl/chan", 8192, 4);
+  ASSERT_TRUE(pool) << pool.error().message();
+  ASSERT_TRUE(testing::channels_open(*producer, {&*consumer}, 1)) << "no channel opened";
+  // Every frame is put on the channel only (the broker sends no Publish once it has said
+  // so): wait for that, then publish.
+  ASSERT_TRUE(broker.wait_until([](broker::Broker& b) {
+    const broker::Topic* t = b.registry().find("ctl/chan");
+    return t != nullptr && !t->via_broker;
+  }));
+  (void)producer->poll_errors();
+  std::uint64_t before = 0;
+  broker.wait_until([&](broker::Broker& b) {
+    before = b.registry().find("ctl/chan")->frames;
+    return true;
+  });
+  const auto publish = [&](std::uint64_t n) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      auto slot = producer->acquire(*pool);
+      ASSERT_TRUE(slot) << slot.error().message();
+      ASSERT_TRUE(producer->publish("ctl/chan", *slot, blob_layout(4096)));
+      auto event = consumer->receive();
+      ASSERT_TRUE(event && std::holds_alternative<Frame>(*event));
+    }
+  };
+  publish(20);
+  const std::uint64_t frames = before + 20;
+
+  const json topics = json_of(shmfdctl({"--socket", broker.path(), "--json", "topics"}));
+  ASSERT_EQ(topics.size(), 1U) << topics;
+  EXPECT_EQ(topics[0]["frames"], frames) << topics;
+  EXPECT_EQ(topics[0]["bytes"], frames * 4096) << topics;
+  EXPECT_NE(topics[0]["subscribers"][0]["channel"], 0) << topics;
+  const json status = json_of(shmfdctl({"--socket", broker.path(), "--json", "status"}));
+  EXPECT_EQ(status["frames"], frames) << status;
+  EXPECT_EQ(status["bytes"], frames * 4096) << status;
+  EXPECT_EQ(status["bytes_pinned"], 0) << status;
+  const CtlRun table = shmfdctl({"--socket", broker.path(), "status"});
+  EXPECT_NE(table.out.find("FRAMES"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" " + std::to_string(frames) + " "), std::string::npos) << table.out;
+  const CtlRun topic_table = shmfdctl({"--socket", broker.path(), "topics"});
+  EXPECT_NE(topic_table.out.find(std::to_string(frames * 4) + ".0 KiB"), std::string::npos)
+      << topic_table.out;
+
+  // top's rates, while frames flow: its last table's row of the topic shows frames/s and MB/s
+  // above 0.
+  std::atomic<bool> stop{false};
+  std::thread source([&] {
+    while (!stop) {
+      publish(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  const CtlRun top =
+      shmfdctl({"--socket", broker.path(), "top", "--count", "2", "--interval", "0.5"});
+  stop = true;
+  source.join();
+  EXPECT_EQ(top.status, 0) << top.out;
+  const auto row = top.out.rfind("ctl/chan");
+  ASSERT_NE(row, std::string::npos) << top.out;
+  // TOPIC, PRODUCER ("2 (pid N command)"), FRAMES/S, MB/S, ...
+  const auto after_producer = top.out.find(')', row);
+  ASSERT_NE(after_producer, std::string::npos) << top.out;
+  std::istringstream fields(
+      top.out.substr(after_producer + 1, top.out.find('\n', row) - after_producer - 1));
+  std::string fps = "0", mbs = "0";
+  fields >> fps >> mbs;
+  EXPECT_GT(std::stod(fps), 0.0) << top.out;
+  EXPECT_GT(std::stod(mbs), 0.0) << top.out;
 }
 
 TEST(ShmfdctlTest, ClearErrorsWhenNoBrokerRunsOrAccessIsDenied) {

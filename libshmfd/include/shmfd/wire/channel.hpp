@@ -185,6 +185,10 @@ class ChannelWriter {
   // --stuck-policy pool-dry).
   void pool_dry(std::uint32_t spell) noexcept;
 
+  // The producer's count of the topic's frames that went on channels only, and their bytes,
+  // written to the page for the broker's counters.
+  void counted(std::uint64_t frames, std::uint64_t bytes) noexcept;
+
   // Tells the consumer that no frame follows (it sees ended() after the last one) and wakes it.
   void close() noexcept;
 
@@ -236,6 +240,14 @@ struct ChannelProgress {
   std::uint32_t dry_spell = 0;
 };
 ChannelProgress channel_progress(const PeerPage& producer, const PeerPage& consumer) noexcept;
+
+// What a producer page says of the topic's frames that went on channels only: how many, and
+// their bytes (the producer's word, for the broker's counters).
+struct ChannelCounts {
+  std::uint64_t frames = 0;
+  std::uint64_t bytes = 0;
+};
+ChannelCounts channel_counts(const PeerPage& producer) noexcept;
 
 // The monotonic clock of steady_clock, read at the kernel's tick (1-4 ms) for a fraction of the
 // cost (CLOCK_MONOTONIC_COARSE): for checks every 100 ms and deadlines of seconds, on paths
