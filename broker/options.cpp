@@ -16,7 +16,8 @@ Routes sealed memfd frames from producers to consumers by topic, verifying every
 layout before a consumer sees it.
 
   --socket PATH              listening socket (default: )" +
-         default_socket_path() + R"()
+         default_socket_rule(29) + ";\n" + std::string(29, ' ') + "here " + default_socket_path() +
+         R"()
   --socket-mode MODE         octal mode of the socket file (default: 0660)
   --policy FILE              who may publish, subscribe, introspect (default: only root
                              and the broker's own uid may connect; see README, Security)

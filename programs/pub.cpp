@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 
 #include "common/args.hpp"
 #include "common/live_clock.hpp"
@@ -33,17 +34,19 @@ int main(int argc, char** argv) {
       "per frame, or with --pool N from a pool of N slots. A live source: ticks missed while\n"
       "held back are skipped and counted, never made up in a burst. SIGINT or SIGTERM ends\n"
       "it with a summary.\n\n"
-      "  --socket PATH      the broker's socket (default: the broker's default path)\n"
-      "  --topic NAME       the topic (default: demo/camera)\n"
-      "  --width W          frame width in pixels (default 640)\n"
-      "  --height H         frame height in pixels (default 480)\n"
-      "  --fps N            frames per second (default 30; 0: as fast as it may)\n"
-      "  --frames N         stop after N frames (default 0: until stopped)\n"
-      "  --pool SLOTS       publish from a pool of SLOTS slots (default 0: a sealed memfd\n"
-      "                     per frame); 4 or more for live video\n"
-      "  --reconnect        if the broker goes away (restart, upgrade), connect again,\n"
-      "                     advertise again and go on with the next frame number\n"
-      "  --help             this text\n");
+      "  --socket PATH      the broker's socket (default: " +
+          shmfd::default_socket_rule(21) +
+          ")\n"
+          "  --topic NAME       the topic (default: demo/camera)\n"
+          "  --width W          frame width in pixels (default 640)\n"
+          "  --height H         frame height in pixels (default 480)\n"
+          "  --fps N            frames per second (default 30; 0: as fast as it may)\n"
+          "  --frames N         stop after N frames (default 0: until stopped)\n"
+          "  --pool SLOTS       publish from a pool of SLOTS slots (default 0: a sealed memfd\n"
+          "                     per frame); 4 or more for live video\n"
+          "  --reconnect        if the broker goes away (restart, upgrade), connect again,\n"
+          "                     advertise again and go on with the next frame number\n"
+          "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
   const auto width = static_cast<std::uint32_t>(args.number("--width", 640, 1, 16384));
@@ -77,8 +80,10 @@ int main(int argc, char** argv) {
                    pool_slots);
     }
   }
-  std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' at %llu fps%s\n", width, height,
-               topic.c_str(), fps, pool_slots > 0 ? " from a pool" : "");
+  const std::string rate =
+      fps == 0 ? std::string("as fast as it may") : "at " + std::to_string(fps) + " fps";
+  std::fprintf(stderr, "shmfd-pub: publishing %ux%u rgba8 on '%s' %s%s\n", width, height,
+               topic.c_str(), rate.c_str(), pool_slots > 0 ? " from a pool" : "");
 
   struct sigaction stop = {};
   stop.sa_handler = on_stop;

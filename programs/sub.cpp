@@ -34,20 +34,22 @@ int main(int argc, char** argv) {
       "Usage: shmfd-sub [options]\n"
       "Subscribes to a topic through shmfd-broker and prints frames, rate, capture-to-receive\n"
       "latency and drops. SIGINT or SIGTERM ends it with that summary.\n\n"
-      "  --socket PATH      the broker's socket (default: the broker's default path)\n"
-      "  --topic NAME       the topic (default: demo/camera)\n"
-      "  --frames N         stop after N frames (default 0: at end of stream)\n"
-      "  --depth N          frames it may hold, and frames that may wait for it in the\n"
-      "                     broker (default: the broker's, 4)\n"
-      "  --block            never lose a frame: hold the producer back instead of dropping\n"
-      "                     the oldest (block-producer)\n"
-      "  --latest           always the newest frame, as a preview wants (latest: drop-oldest\n"
-      "                     with a depth of 1)\n"
-      "  --check-pattern    check RGBA frames against shmfd-pub's test pattern; exit 1 on a\n"
-      "                     wrong pixel\n"
-      "  --reconnect        if the broker goes away (restart, upgrade), connect again and\n"
-      "                     subscribe again; frames lost meanwhile count as dropped\n"
-      "  --help             this text\n");
+      "  --socket PATH      the broker's socket (default: " +
+          shmfd::default_socket_rule(21) +
+          ")\n"
+          "  --topic NAME       the topic (default: demo/camera)\n"
+          "  --frames N         stop after N frames (default 0: at end of stream)\n"
+          "  --depth N          frames it may hold, and frames that may wait for it in the\n"
+          "                     broker (default: the broker's, 4)\n"
+          "  --block            never lose a frame: hold the producer back instead of dropping\n"
+          "                     the oldest (block-producer)\n"
+          "  --latest           always the newest frame, as a preview wants (latest: drop-oldest\n"
+          "                     with a depth of 1)\n"
+          "  --check-pattern    check RGBA frames against shmfd-pub's test pattern; exit 1 on a\n"
+          "                     wrong pixel\n"
+          "  --reconnect        if the broker goes away (restart, upgrade), connect again and\n"
+          "                     subscribe again; frames lost meanwhile count as dropped\n"
+          "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
   const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);

@@ -59,6 +59,12 @@ options:
   --json               machine-readable output
   --socket PATH        the broker's socket (default: )";
 
+// The end of the usage text: the default socket, by rule and where this runs.
+std::string usage_end() {
+  return default_socket_rule(23) + ";\n" + std::string(23, ' ') + "here " + default_socket_path() +
+         ")";
+}
+
 [[noreturn]] void die(int code, const std::string& message) {
   std::fprintf(stderr, "shmfdctl: %s\n", message.c_str());
   std::exit(code);
@@ -315,13 +321,13 @@ int main(int argc, char** argv) {
     } else if (a == "--json") {
       as_json = true;
     } else if (a == "--help" || a == "-h") {
-      std::printf("%s%s)\n", kUsage, default_socket_path().c_str());
+      std::printf("%s%s\n", kUsage, usage_end().c_str());
       return 0;
     } else {
       args.push_back(a);
     }
   }
-  if (args.empty()) die(2, std::string("missing command\n") + kUsage + default_socket_path() + ")");
+  if (args.empty()) die(2, std::string("missing command\n") + kUsage + usage_end());
   const std::string command = args[0];
 
   if (command == "memfds") {

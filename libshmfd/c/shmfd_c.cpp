@@ -103,11 +103,16 @@ shmfd_status null_argument(const char* function, const char* what) {
   return set_error(SHMFD_E_INVALID_ARGUMENT, std::string(function) + ": " + what + " is NULL");
 }
 
-// Runs `body` (which returns an shmfd_status), turning anything thrown into an error.
+// Runs `body` (which returns an shmfd_status), turning anything thrown into an error. A
+// failure's message names the call first: "shmfd_producer_connect: connect(/run/...): ...".
 template <typename F>
 shmfd_status guarded(const char* function, F&& body) noexcept {
   try {
-    return body();
+    const shmfd_status status = body();
+    if (status != SHMFD_OK && last.message.compare(0, std::strlen(function), function) != 0) {
+      last.message.insert(0, std::string(function) + ": ");
+    }
+    return status;
   } catch (const std::bad_alloc&) {
     return set_error(SHMFD_E_INTERNAL, std::string(function) + ": out of memory");
   } catch (const std::exception& e) {

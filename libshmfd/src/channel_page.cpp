@@ -23,7 +23,7 @@ Result<OwnPage> OwnPage::create(ChannelSide side, std::uint32_t capacity) {
                                             ": must be a power of two from 2 to " +
                                             n(kMaxChannelCapacity));
   }
-  auto buffer = WritableBuffer::create(std::string("shmfd:channel-") + side_name(side),
+  auto buffer = WritableBuffer::create(std::string("channel-") + side_name(side),
                                        channel_page_bytes(side, capacity));
   if (!buffer) return fail(std::move(buffer.error()));
   const PageHeader header{magic(side), kPageVersion, capacity,
@@ -67,7 +67,7 @@ Result<PeerPage> PeerPage::accept(UniqueFd fd, ChannelSide side) {
 // --- The doorbell ---
 
 Result<OwnBell> OwnBell::create() {
-  auto buffer = WritableBuffer::create("shmfd:bell", kPageBytes);
+  auto buffer = WritableBuffer::create("bell", kPageBytes);
   if (!buffer) return fail(std::move(buffer.error()));
   const PageHeader header{kBellMagic, kPageVersion, 0, 0};
   std::memcpy(buffer->bytes().data() + kHeaderAt, &header, sizeof header);

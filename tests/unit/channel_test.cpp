@@ -117,6 +117,23 @@ TEST_F(ChannelTest, PagesAreSealedSoThePeerCannotWriteThem) {
   EXPECT_TRUE(verified) << verified.error().message();
 }
 
+// What `shmfdctl memfds` and /proc show: "shmfd:" once, then what the memfd is.
+TEST_F(ChannelTest, PagesAndBellsAreNamedForWhatTheyAre) {
+  const auto name_of = [](int fd) {
+    char link[256] = {};
+    const ssize_t n =
+        ::readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof link - 1);
+    return n > 0 ? std::string(link, static_cast<std::size_t>(n)) : std::string();
+  };
+  auto producer = OwnPage::create(ChannelSide::producer, 2);
+  auto consumer = OwnPage::create(ChannelSide::consumer, 2);
+  auto bell = OwnBell::create();
+  ASSERT_TRUE(producer && consumer && bell);
+  EXPECT_EQ(name_of(producer->fd()), "/memfd:shmfd:channel-producer,size=4096 (deleted)");
+  EXPECT_EQ(name_of(consumer->fd()), "/memfd:shmfd:channel-consumer,size=4096 (deleted)");
+  EXPECT_EQ(name_of(bell->fd()), "/memfd:shmfd:bell,size=4096 (deleted)");
+}
+
 TEST_F(ChannelTest, BadPagesAreRefusedNamingWhy) {
   EXPECT_TRUE(OwnPage::create(ChannelSide::producer, 3).error().is(Errc::invalid_argument));
   EXPECT_TRUE(OwnPage::create(ChannelSide::producer, 1).error().is(Errc::invalid_argument));

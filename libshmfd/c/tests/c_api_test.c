@@ -127,6 +127,8 @@ static void test_errors_before_any_broker(void) {
   CHECK(shmfd_last_error() == SHMFD_E_SYSTEM);
   CHECK(shmfd_last_error_errno() == ENOENT);
   CHECK(strstr(shmfd_last_error_message(), "/nonexistent/shmfd.sock") != NULL);
+  /* The message names the call first, then the system call and what it said. */
+  CHECK(strncmp(shmfd_last_error_message(), "shmfd_producer_connect: connect(", 32) == 0);
   CHECK(p == NULL);
   CHECK(shmfd_producer_connect(socket_path, "c", 0, NULL) == SHMFD_E_INVALID_ARGUMENT);
   CHECK(strstr(shmfd_last_error_message(), "out is NULL") != NULL);

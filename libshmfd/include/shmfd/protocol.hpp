@@ -3,6 +3,7 @@
 // these to and from the schema's types.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -49,6 +50,11 @@ Status check_topic_name(std::string_view topic);
 // The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
 // root (and when XDG_RUNTIME_DIR is unset).
 std::string default_socket_path();
+// That rule in words, for the programs' --help: two lines, the second indented by `indent`.
+inline std::string default_socket_rule(std::size_t indent) {
+  return "$XDG_RUNTIME_DIR/shmfd/broker.sock,\n" + std::string(indent, ' ') +
+         "or /run/shmfd/broker.sock as root or without XDG_RUNTIME_DIR";
+}
 
 // Whether a Producer or Consumer takes pool frames on channels (docs/PROTOCOL.md, section 14):
 // shared rings between producer and consumer that the broker sets up and verifies, and that
