@@ -16,13 +16,28 @@ install(FILES ${PROJECT_BINARY_DIR}/shmfdConfig.cmake ${PROJECT_BINARY_DIR}/shmf
   DESTINATION ${SHMFD_CMAKE_DIR} COMPONENT dev)
 
 # pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so a tree
-# installed with another --prefix or a DESTDIR still describes itself.
+# installed with another --prefix or a DESTDIR still describes itself. Those files are made in
+# packaging/ of the build tree, for installing only: they describe an installed tree.
 file(RELATIVE_PATH SHMFD_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" SHMFD_PC_TO_PREFIX "${SHMFD_PC_TO_PREFIX}")
-configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/shmfd.pc @ONLY)
-configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/shmfd-c.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/shmfd.pc ${PROJECT_BINARY_DIR}/shmfd-c.pc
+set(SHMFD_PC_PREFIX "\${pcfiledir}/${SHMFD_PC_TO_PREFIX}")
+set(SHMFD_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+set(SHMFD_PC_INCLUDES "-I\${includedir}")
+set(SHMFD_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+set(SHMFD_PC_SCHEMADIR "\${prefix}/${CMAKE_INSTALL_DATADIR}/shmfd/proto")
+configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd.pc @ONLY)
+configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/packaging/shmfd.pc ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
+# And the build tree's own, which work in place, without installing (the README's Install):
+#   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs shmfd
+set(SHMFD_PC_PREFIX "${PROJECT_SOURCE_DIR}")
+set(SHMFD_PC_LIBDIR "${PROJECT_BINARY_DIR}/libshmfd")
+set(SHMFD_PC_INCLUDEDIR "${PROJECT_SOURCE_DIR}/libshmfd/include")
+set(SHMFD_PC_INCLUDES "-I\${includedir} -I${PROJECT_BINARY_DIR}/proto")
+set(SHMFD_PC_SCHEMADIR "${PROJECT_SOURCE_DIR}/proto")
+configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/shmfd.pc @ONLY)
+configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/shmfd-c.pc @ONLY)
 
 install(TARGETS shmfd-broker shmfdctl shmfd-pub shmfd-sub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         COMPONENT bin)

@@ -28,6 +28,15 @@ consumer made with pollable=True, in a worker thread otherwise).
 
 import asyncio as _asyncio
 
+try:
+    import numpy as _numpy  # noqa: F401  (every frame is a numpy array: fail here, not later)
+except ImportError as _missing:
+    raise ImportError(
+        "shmfd needs numpy, which this Python cannot import ("
+        + str(_missing)
+        + "): install it (Debian: apt install python3-numpy; pip: pip install numpy)"
+    ) from _missing
+
 from ._shmfd import (  # noqa: F401  (the public API)
     PROTOCOL_VERSION,
     BrokerRefusedError,

@@ -482,3 +482,14 @@ def test_help_documents_the_api():
     assert "publish" in shmfd.Producer.__doc__
     assert "timeout" in shmfd.Consumer.receive.__doc__
     assert shmfd.PROTOCOL_VERSION >= 3
+
+
+def test_import_without_numpy_says_what_is_missing():
+    # A Python without numpy fails at `import shmfd`, naming numpy and how to get it, not later
+    # at the first frame.array. numpy is hidden from a child interpreter.
+    code = "import sys; sys.modules['numpy'] = None; import shmfd"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=os.environ, timeout=60)
+    assert run.returncode != 0
+    assert "ImportError: shmfd needs numpy" in run.stderr, run.stderr
+    assert "python3-numpy" in run.stderr, run.stderr
