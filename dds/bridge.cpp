@@ -246,6 +246,14 @@ std::uint64_t monotonic_to_realtime(std::uint64_t mono_ns) {
 
 // --- Export: local topic -> DDS ---
 
+// Disposes the keyless topic's one instance: the readers see a sample without data whose
+// instance state is NOT_ALIVE_DISPOSED, which is how the end of a stream crosses DDS.
+template <typename Sample>
+dds_return_t dispose_instance(dds_entity_t writer) {
+  Sample key{};  // a keyless topic: any sample names its instance
+  return dds_dispose(writer, &key);
+}
+
 void export_loop(const Settings& s, dds_entity_t participant, std::string topic, bool ros2,
                  Counters& c) {
   const Running running;
@@ -269,8 +277,19 @@ void export_loop(const Settings& s, dds_entity_t participant, std::string topic,
     auto event = consumer->receive_for(std::chrono::milliseconds(100));
     if (!event) return give_up(topic + ": " + event.error().message());
     if (!*event) continue;
+    if (std::holds_alternative<EndOfStream>(**event)) {
+      // The producer on this side left: the topic's one DDS instance is disposed, and each
+      // importer ends the stream on its side too (a producer that comes back revives it).
+      const dds_return_t rc = ros2 ? dispose_instance<sensor_msgs_msg_dds__Image_>(writer)
+                                   : dispose_instance<shmfd_bridge_Frame>(writer);
+      if (rc < 0) {
+        std::fprintf(stderr, "shmfd-dds-bridge: %s: the end of the stream did not go out: %s\n",
+                     topic.c_str(), dds_strretcode(rc));
+      }
+      continue;
+    }
     auto* frame = std::get_if<Frame>(&**event);
-    if (frame == nullptr) continue;  // end of stream (the producer may come back), reconnected
+    if (frame == nullptr) continue;  // reconnected to a restarted broker
     c.in.fetch_add(1, std::memory_order_relaxed);
     if (frame->dropped() > seen_dropped) {
       c.dropped.fetch_add(frame->dropped() - seen_dropped, std::memory_order_relaxed);
@@ -378,6 +397,26 @@ Status publish_local(LocalTopic& local, const Settings& s, const Layout& layout,
   return {};
 }
 
+// The end of a stream, from DDS: the topic's one instance was disposed (its producer left the
+// exporting broker) or has no writer left (every bridge exporting it stopped). The local topic
+// is unadvertised, so its subscribers get EndOfStream; the next sample advertises it again.
+void end_stream(LocalTopic& local, const char* why) {
+  if (!local.kind) return;  // already ended, or never started here
+  if (auto gone = local.producer.unadvertise(local.topic); !gone) {
+    std::fprintf(stderr, "shmfd-dds-bridge: %s: ending the stream: %s\n", local.topic.c_str(),
+                 gone.error().message().c_str());
+  }
+  local.kind.reset();
+  local.pool = 0;
+  local.slot_size = 0;
+  std::fprintf(stderr, "shmfd-dds-bridge: %s: end of stream (%s)\n", local.topic.c_str(), why);
+}
+
+const char* ended_why(const dds_sample_info_t& info) {
+  return info.instance_state == DDS_IST_NOT_ALIVE_DISPOSED ? "its producer left"
+                                                           : "no bridge exports it any more";
+}
+
 void import_loop(const Settings& s, dds_entity_t participant, std::string topic, bool ros2,
                  Counters& c) {
   const Running running;
@@ -397,13 +436,23 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
   std::fprintf(stderr, "shmfd-dds-bridge: importing DDS topic '%s' into '%s'\n", dds_name.c_str(),
                topic.c_str());
   std::uint64_t refusals_said = 0;
+  std::uint32_t generation_seen = 0;
   while (!g_stop) {
     dds_waitset_wait(waitset, nullptr, 0, DDS_MSECS(100));
     void* samples[16] = {};
     dds_sample_info_t infos[16];
     const dds_return_t n = dds_take(reader, samples, infos, 16, 16);  // loans
     for (dds_return_t i = 0; i < n; ++i) {
-      if (!infos[i].valid_data) continue;
+      // A stream that ended before this sample (its instance's generation moved on): the far
+      // producer left and came back, or every exporter went and one returned.
+      const std::uint32_t generation =
+          infos[i].disposed_generation_count + infos[i].no_writers_generation_count;
+      if (generation != generation_seen) end_stream(local, "ended before this sample");
+      generation_seen = generation;
+      if (!infos[i].valid_data) {
+        if (infos[i].instance_state != DDS_IST_ALIVE) end_stream(local, ended_why(infos[i]));
+        continue;
+      }
       c.in.fetch_add(1, std::memory_order_relaxed);
       Result<Layout> layout = fail(Errc::invalid_argument, "");
       std::span<const std::uint8_t> data;
@@ -439,6 +488,10 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
       }
       c.out.fetch_add(1, std::memory_order_relaxed);
       c.bytes.fetch_add(data.size(), std::memory_order_relaxed);
+    }
+    // Its state when taken: the stream ended after the last of these samples.
+    if (n > 0 && infos[n - 1].instance_state != DDS_IST_ALIVE) {
+      end_stream(local, ended_why(infos[n - 1]));
     }
     if (n > 0) dds_return_loan(reader, samples, n);
   }

@@ -179,10 +179,61 @@ def test_samples_whose_layout_lies_are_counted_and_dropped(net):
     with event as f:
         assert f.layout == shmfd.Layout.blob(64)
         assert f.bytes[:64].tobytes() == bytes([9]) * 64
-    assert far.receive(timeout=0.5) is None
+    # Then the end: the liar, the topic's only writer, has gone.
+    assert isinstance(far.receive(timeout=15), shmfd.EndOfStream)
     counts = finish(importer)
     assert counts["bad"] == 50 and counts["out"] == 1
     assert net.b.process.poll() is None  # the broker never saw the lies
+
+
+def receive_frames_then_end(far, n):
+    """n frames, then an EndOfStream, on a far-side consumer."""
+    for i in range(n):
+        event = far.receive(timeout=10)
+        assert isinstance(event, shmfd.Frame), f"after {i} frames: {event!r}"
+        event.release()
+    event = far.receive(timeout=15)
+    assert isinstance(event, shmfd.EndOfStream), f"after {n} frames, not the end: {event!r}"
+    return event
+
+
+def test_the_end_of_a_stream_crosses_when_its_producer_leaves_and_it_can_come_back(net):
+    exporter = net.bridge(net.a, "--export", "eos", "--export", "eos/route", "--block")
+    importer = net.bridge(net.b, "--import", "eos", "--import", "eos/route", "--block")
+    wait_for_route(net, net.a, "eos", net.b)
+    far = consumer(net.b, "eos")
+    producer = shmfd.Producer(net.a.socket, "near")
+    producer.advertise("eos", "blob")
+    for _ in range(10):
+        producer.publish_bytes("eos", bytes(64), shmfd.Layout.blob(64))
+    time.sleep(0.2)  # the frames are out before the producer goes
+    producer.unadvertise("eos")
+    receive_frames_then_end(far, 10)
+    # A producer that comes back on A revives the stream on B, for the same subscriber.
+    again = shmfd.Producer(net.a.socket, "near-again")
+    again.advertise("eos", "blob")
+    for _ in range(5):
+        again.publish_bytes("eos", bytes(64), shmfd.Layout.blob(64))
+    time.sleep(0.2)
+    again.unadvertise("eos")
+    receive_frames_then_end(far, 5)
+    finish(exporter)
+    finish(importer)
+
+
+def test_the_end_of_a_stream_crosses_when_the_exporting_bridge_stops(net):
+    exporter = net.bridge(net.a, "--export", "stop", "--export", "stop/route", "--block")
+    importer = net.bridge(net.b, "--import", "stop", "--import", "stop/route", "--block")
+    wait_for_route(net, net.a, "stop", net.b)
+    far = consumer(net.b, "stop")
+    producer = shmfd.Producer(net.a.socket, "near")
+    producer.advertise("stop", "blob")
+    for _ in range(10):
+        producer.publish_bytes("stop", bytes(64), shmfd.Layout.blob(64))
+    time.sleep(0.2)
+    finish(exporter)  # the producer stays; the bridge that exported it does not
+    receive_frames_then_end(far, 10)
+    finish(importer)
 
 
 def test_a_killed_bridge_restarted_and_a_restarted_broker_lose_only_the_gap(net):
