@@ -46,4 +46,32 @@ for _ in $(seq 100); do grep -q subscribed "$work/consumer.out" && break; sleep 
 wait "$consumer" || fail "the consumer failed: $(cat "$work/consumer.out")"
 grep -q "received 200 frames, all intact" "$work/consumer.out" || fail "$(cat "$work/consumer.out")"
 "$work/c-app" "$sock" c-tree 100 | grep -q "100 frames, all intact" || fail "the C program failed"
-echo "build_tree_test: built with $PKG_CONFIG_PATH and ran through the build tree's broker"
+
+# The README's samples (examples/readme/): shown whole in the README, built the same way, and
+# run in pairs through the broker.
+src=$(realpath "$here/../../..")
+readme=$src/README.md
+for f in producer.cpp consumer.cpp producer.c consumer.c; do
+  python3 -c 'import sys; sys.exit(open(sys.argv[2]).read() not in open(sys.argv[1]).read())' \
+    "$readme" "$src/examples/readme/$f" || fail "README.md does not show examples/readme/$f as it is"
+done
+for p in producer consumer; do
+  # shellcheck disable=SC2046
+  g++ -std=c++20 -Wall -Wextra -Werror -o "$work/readme-$p" "$src/examples/readme/$p.cpp" \
+    $(pkg-config --cflags --libs shmfd) -Wl,-rpath,"$(pkg-config --variable=libdir shmfd)" ||
+    fail "the README's $p.cpp does not build"
+  # shellcheck disable=SC2046
+  gcc -std=c11 -Wall -Wextra -Werror -Wpedantic -o "$work/readme-$p-c" "$src/examples/readme/$p.c" \
+    $(pkg-config --cflags --libs shmfd-c) -Wl,-rpath,"$(pkg-config --variable=libdir shmfd-c)" ||
+    fail "the README's $p.c does not build"
+done
+for lang in "" "-c"; do
+  "$work/readme-consumer$lang" "$sock" >"$work/readme$lang.out" 2>&1 &
+  consumer=$!
+  for _ in $(seq 100); do grep -q subscribed "$work/readme$lang.out" && break; sleep 0.05; done
+  "$work/readme-producer$lang" "$sock" || fail "the README's producer$lang failed"
+  wait "$consumer" || fail "the README's consumer$lang failed: $(cat "$work/readme$lang.out")"
+  grep -q "^100 frames, 100 intact, 0 dropped" "$work/readme$lang.out" ||
+    fail "the README's consumer$lang: $(cat "$work/readme$lang.out")"
+done
+echo "build_tree_test: built with $PKG_CONFIG_PATH (and the README's samples) and ran through the build tree's broker"
