@@ -6,14 +6,9 @@
 set -euo pipefail
 build=$(realpath "$1")
 here=$(dirname "$(realpath "$0")")
-work=$(mktemp -d /tmp/shmfd-install-XXXXXX)
-broker_pid=
-cleanup() {
-  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "install_test: $*" >&2; exit 1; }
+name=install_test
+# shellcheck source=tests/system/install/common.sh
+source "$here/common.sh"
 
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >"$work/install.log"
@@ -66,36 +61,20 @@ fi
 # 2. pkg-config and plain g++.
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 [[ $(pkg-config --modversion shmfd) == 0.3.0 ]] || fail "pkg-config says $(pkg-config --modversion shmfd)"
-for p in producer consumer; do
-  # shellcheck disable=SC2046
-  g++ -std=c++20 -o "$work/pc-$p" "$here/app/$p.cpp" $(pkg-config --cflags --libs shmfd) \
-    -Wl,-rpath,"$(pkg-config --variable=libdir shmfd)" || fail "g++ with pkg-config failed ($p)"
-done
-
-# The C API with pkg-config and plain gcc, strictly C11.
-# shellcheck disable=SC2046
-gcc -std=c11 -Wall -Wextra -Werror -Wpedantic -o "$work/pc-c-app" "$here/app/c_app.c" \
-  $(pkg-config --cflags --libs shmfd-c) -Wl,-rpath,"$(pkg-config --variable=libdir shmfd-c)" ||
-  fail "gcc with pkg-config shmfd-c failed"
+# The C API with plain gcc, strictly C11.
+build_with_pkgconfig "$work/pc-" "$here/app/producer.cpp" "$here/app/consumer.cpp" \
+  "$here/app/c_app.c"
 
 # 3. Through the installed broker: each consumer with the other build's producer.
 sock=$work/broker.sock
-"$prefix/bin/shmfd-broker" --socket "$sock" 2>"$work/broker.log" &
-broker_pid=$!
-for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
-[[ -S $sock ]] || fail "the installed broker did not start: $(cat "$work/broker.log")"
-run_pair() {  # CONSUMER PRODUCER TOPIC
-  local out=$work/$3.out
-  "$1" "$sock" "$3" 200 >"$out" 2>&1 &
-  local consumer=$!
-  for _ in $(seq 100); do grep -q subscribed "$out" && break; sleep 0.05; done
-  "$2" "$sock" "$3" 200 || fail "$2 failed"
-  wait "$consumer" || fail "$1 failed: $(cat "$out")"
-  grep -q "received 200 frames, all intact" "$out" || fail "$1: $(cat "$out")"
+start_broker "$prefix/bin/shmfd-broker" "$sock"
+intact_pair() {  # CONSUMER PRODUCER TOPIC
+  run_pair "$1" "$2" "$work/$3.out" "$sock" "$3" 200
+  grep -q "received 200 frames, all intact" "$work/$3.out" || fail "$1: $(cat "$work/$3.out")"
 }
-run_pair "$work/cmake-build/app-consumer" "$work/pc-producer" cmake-consumer
-run_pair "$work/pc-consumer" "$work/cmake-build/app-producer" pc-consumer
-for app in "$work/cmake-build/c-app" "$work/pc-c-app"; do
+intact_pair "$work/cmake-build/app-consumer" "$work/pc-producer" cmake-consumer
+intact_pair "$work/pc-consumer" "$work/cmake-build/app-producer" pc-consumer
+for app in "$work/cmake-build/c-app" "$work/pc-c_app"; do
   "$app" "$sock" "c-app-$(basename "$(dirname "$app")")" 100 | grep -q "100 frames, all intact" ||
     fail "$app failed"
 done
