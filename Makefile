@@ -5,7 +5,7 @@ BUILD     ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 CMAKE_FLAGS ?=
-# make install: into $(DESTDIR)$(PREFIX) (see the README's Install section).
+# make install: into $(DESTDIR)$(PREFIX) (see docs/install.md).
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 DEB_BUILD ?= build-deb

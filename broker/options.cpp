@@ -20,7 +20,7 @@ layout before a consumer sees it.
          R"()
   --socket-mode MODE         octal mode of the socket file (default: 0660)
   --policy FILE              who may publish, subscribe, introspect (default: only root
-                             and the broker's own uid may connect; see README, Security)
+                             and the broker's own uid may connect; see docs/security.md)
   --log-level LEVEL          error, warn, info or debug (default: info)
   --keep-last-frame          give late subscribers the topic's latest frame
   --max-clients N            (default: )" +

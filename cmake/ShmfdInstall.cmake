@@ -29,7 +29,7 @@ configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd.pc @O
 configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/packaging/shmfd.pc ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
-# And the build tree's own, which work in place, without installing (the README's Install):
+# And the build tree's own, which work in place, without installing (docs/install.md):
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs shmfd
 set(SHMFD_PC_PREFIX "${PROJECT_SOURCE_DIR}")
 set(SHMFD_PC_LIBDIR "${PROJECT_BINARY_DIR}/libshmfd")

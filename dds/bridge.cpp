@@ -1,7 +1,7 @@
 // shmfd-dds-bridge: shmfd topics on a DDS domain (Eclipse Cyclone DDS), a client of the broker
 // like any other. Export: subscribes to a local topic and publishes each frame as a DDS sample
 // (layout, sequence, capture time, bytes). Import: takes DDS samples, validates each, and
-// publishes it into a local pool. See README, "Beyond one machine".
+// publishes it into a local pool. See dds/README.md.
 #include <dds/dds.h>
 #include <signal.h>
 #include <time.h>

@@ -1,4 +1,4 @@
-// shmfdsink: publishes the buffers it gets on a shmfd topic (see README, GStreamer).
+// shmfdsink: publishes the buffers it gets on a shmfd topic (see gst/README.md).
 
 #include <gst/base/gstbasesink.h>
 #include <gst/video/video.h>

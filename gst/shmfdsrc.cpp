@@ -1,4 +1,4 @@
-// shmfdsrc: a live source of the frames of a shmfd topic, zero-copy (see README, GStreamer).
+// shmfdsrc: a live source of the frames of a shmfd topic, zero-copy (see gst/README.md).
 #include <gst/base/gstpushsrc.h>
 
 #include <algorithm>

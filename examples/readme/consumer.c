@@ -1,4 +1,4 @@
-/* The README's C consumer: every frame of "cam0" until the producer leaves.
+/* The C API guide's consumer (docs/c-api.md): every frame of "cam0" until the producer leaves.
  *   cc -std=c11 consumer.c $(pkg-config --cflags --libs shmfd-c) -o consumer-c */
 #include <shmfd.h>
 #include <stdio.h>

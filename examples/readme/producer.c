@@ -1,4 +1,4 @@
-/* The README's C producer: 100 NV12 frames on "cam0", written in place into pool slots.
+/* The C API guide's producer (docs/c-api.md): 100 NV12 frames on "cam0", written in place into pool slots.
  *   cc -std=c11 producer.c $(pkg-config --cflags --libs shmfd-c) -o producer-c */
 #include <shmfd.h>
 #include <stdio.h>

@@ -8,7 +8,7 @@
 //   sent and has not read, one frame, and the broker's queue, where drop-oldest works, the
 //   rest: a 4-slot pool would take 4 of them.)
 //
-// What each policy promises (README, "Stuck consumers"; docs/PROTOCOL.md, section 6):
+// What each policy promises (docs/pools-and-channels.md, "Stuck consumers"; docs/PROTOCOL.md, section 6):
 // - pool-dry (the default): a drop-oldest consumer stuck past the hold deadline is cut off when
 //   the pool has had no free slot for a quarter of it. Stopped in turn, each one dries the pool
 //   and the one stopped before it goes: all but the last, whose hold never dries it alone.

@@ -25,7 +25,7 @@ struct MemfdOptions {
   bool huge_pages = false;
   // With huge_pages, for Producer::create_pool: when too few huge pages are free, use normal
   // pages instead of failing. (A consumer reading every byte of a 33 MB frame gets about twice
-  // the frame rate on huge pages: see README, Performance.)
+  // the frame rate on huge pages: see bench/README.md.)
   bool fall_back_to_normal_pages = false;
   // Fault all pages in at creation (MAP_POPULATE) instead of on first write.
   bool populate = false;

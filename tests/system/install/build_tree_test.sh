@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a producer, a consumer and a C program against the build tree, not installed, with
-# the build tree's pkg-config files (BUILD/pkgconfig, as the README's Install section says),
+# the build tree's pkg-config files (BUILD/pkgconfig, as docs/install.md says),
 # and runs them through the build tree's broker.
 #   tests/system/install/build_tree_test.sh BUILD_DIR
 set -euo pipefail
@@ -27,12 +27,13 @@ run_pair "$work/consumer" "$work/producer" "$work/consumer.out" "$sock" tree 200
 grep -q "received 200 frames, all intact" "$work/consumer.out" || fail "$(cat "$work/consumer.out")"
 "$work/c_app" "$sock" c-tree 100 | grep -q "100 frames, all intact" || fail "the C program failed"
 
-# The README's samples (examples/readme/): shown whole in the README, built the same way, and
-# run in pairs through the broker.
+# The README's samples (examples/readme/): shown whole in the README (C++) and docs/c-api.md
+# (C), built the same way, and run in pairs through the broker.
 for f in producer.cpp consumer.cpp producer.c consumer.c; do
+  shown=$src/README.md
+  [[ $f == *.c ]] && shown=$src/docs/c-api.md
   python3 -c 'import sys; sys.exit(open(sys.argv[2]).read() not in open(sys.argv[1]).read())' \
-    "$src/README.md" "$src/examples/readme/$f" ||
-    fail "README.md does not show examples/readme/$f as it is"
+    "$shown" "$src/examples/readme/$f" || fail "$shown does not show examples/readme/$f as it is"
 done
 mkdir "$work/cpp" "$work/c"
 build_with_pkgconfig "$work/cpp/" "$src/examples/readme/producer.cpp" "$src/examples/readme/consumer.cpp"

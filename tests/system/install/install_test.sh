@@ -13,7 +13,7 @@ source "$here/common.sh"
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >"$work/install.log"
 
-# What lands where (the README's Install section lists the same).
+# What lands where (docs/install.md lists the same).
 libdir=$(find "$prefix" -name 'libshmfd.so.*.*.*' -printf '%h\n' | head -1)
 [[ -n $libdir ]] || fail "no libshmfd.so.X.Y.Z under $prefix"
 for f in bin/shmfd-broker bin/shmfdctl bin/shmfd-pub bin/shmfd-sub share/man/man1/shmfd-broker.1.gz \
