@@ -18,26 +18,24 @@ install(FILES ${PROJECT_BINARY_DIR}/shmfdConfig.cmake ${PROJECT_BINARY_DIR}/shmf
 # pkg-config: the prefix is found from the .pc file's own place (${pcfiledir}), so a tree
 # installed with another --prefix or a DESTDIR still describes itself. Those files are made in
 # packaging/ of the build tree, for installing only: they describe an installed tree.
-file(RELATIVE_PATH SHMFD_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
-string(REGEX REPLACE "/$" "" SHMFD_PC_TO_PREFIX "${SHMFD_PC_TO_PREFIX}")
-set(SHMFD_PC_PREFIX "\${pcfiledir}/${SHMFD_PC_TO_PREFIX}")
-set(SHMFD_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
-set(SHMFD_PC_INCLUDES "-I\${includedir}")
-set(SHMFD_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
-set(SHMFD_PC_SCHEMADIR "\${prefix}/${CMAKE_INSTALL_DATADIR}/shmfd/proto")
-configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd.pc @ONLY)
-configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc @ONLY)
+# shmfd_pc_files(DIR PREFIX LIBDIR INCLUDEDIR CFLAGS SCHEMADIR): shmfd.pc and shmfd-c.pc in DIR.
+function(shmfd_pc_files dir SHMFD_PC_PREFIX SHMFD_PC_LIBDIR SHMFD_PC_INCLUDEDIR SHMFD_PC_INCLUDES
+         SHMFD_PC_SCHEMADIR)
+  configure_file(packaging/shmfd.pc.in ${dir}/shmfd.pc @ONLY)
+  configure_file(packaging/shmfd-c.pc.in ${dir}/shmfd-c.pc @ONLY)
+endfunction()
+file(RELATIVE_PATH _to_prefix ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
+string(REGEX REPLACE "/$" "" _to_prefix "${_to_prefix}")
+shmfd_pc_files(${PROJECT_BINARY_DIR}/packaging "\${pcfiledir}/${_to_prefix}"
+  "\${prefix}/${CMAKE_INSTALL_LIBDIR}" "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}" "-I\${includedir}"
+  "\${prefix}/${CMAKE_INSTALL_DATADIR}/shmfd/proto")
 install(FILES ${PROJECT_BINARY_DIR}/packaging/shmfd.pc ${PROJECT_BINARY_DIR}/packaging/shmfd-c.pc
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
 # And the build tree's own, which work in place, without installing (docs/install.md):
 #   PKG_CONFIG_PATH=build/pkgconfig pkg-config --cflags --libs shmfd
-set(SHMFD_PC_PREFIX "${PROJECT_SOURCE_DIR}")
-set(SHMFD_PC_LIBDIR "${PROJECT_BINARY_DIR}/libshmfd")
-set(SHMFD_PC_INCLUDEDIR "${PROJECT_SOURCE_DIR}/libshmfd/include")
-set(SHMFD_PC_INCLUDES "-I\${includedir} -I${PROJECT_BINARY_DIR}/proto")
-set(SHMFD_PC_SCHEMADIR "${PROJECT_SOURCE_DIR}/proto")
-configure_file(packaging/shmfd.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/shmfd.pc @ONLY)
-configure_file(packaging/shmfd-c.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/shmfd-c.pc @ONLY)
+shmfd_pc_files(${PROJECT_BINARY_DIR}/pkgconfig ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/libshmfd
+  ${PROJECT_SOURCE_DIR}/libshmfd/include "-I\${includedir} -I${PROJECT_BINARY_DIR}/proto"
+  ${PROJECT_SOURCE_DIR}/proto)
 
 install(TARGETS shmfd-broker shmfdctl shmfd-pub shmfd-sub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         COMPONENT bin)

@@ -197,11 +197,16 @@ def receive_frames_then_end(far, n):
     return event
 
 
+def linked(net, topic):
+    """A lossless bridge pair for `topic` from A to B, routed, and a consumer of it on B."""
+    exporter = net.bridge(net.a, "--export", topic, "--export", topic + "/route", "--block")
+    importer = net.bridge(net.b, "--import", topic, "--import", topic + "/route", "--block")
+    wait_for_route(net, net.a, topic, net.b)
+    return exporter, importer, consumer(net.b, topic)
+
+
 def test_the_end_of_a_stream_crosses_when_its_producer_leaves_and_it_can_come_back(net):
-    exporter = net.bridge(net.a, "--export", "eos", "--export", "eos/route", "--block")
-    importer = net.bridge(net.b, "--import", "eos", "--import", "eos/route", "--block")
-    wait_for_route(net, net.a, "eos", net.b)
-    far = consumer(net.b, "eos")
+    exporter, importer, far = linked(net, "eos")
     producer = shmfd.Producer(net.a.socket, "near")
     producer.advertise("eos", "blob")
     for _ in range(10):
@@ -222,10 +227,7 @@ def test_the_end_of_a_stream_crosses_when_its_producer_leaves_and_it_can_come_ba
 
 
 def test_the_end_of_a_stream_crosses_when_the_exporting_bridge_stops(net):
-    exporter = net.bridge(net.a, "--export", "stop", "--export", "stop/route", "--block")
-    importer = net.bridge(net.b, "--import", "stop", "--import", "stop/route", "--block")
-    wait_for_route(net, net.a, "stop", net.b)
-    far = consumer(net.b, "stop")
+    exporter, importer, far = linked(net, "stop")
     producer = shmfd.Producer(net.a.socket, "near")
     producer.advertise("stop", "blob")
     for _ in range(10):

@@ -28,6 +28,11 @@ for f in libshmfd.so libshmfd-c.so libshmfd-c.so.1 cmake/shmfd/shmfdConfig.cmake
          cmake/shmfd/shmfdConfigVersion.cmake pkgconfig/shmfd.pc pkgconfig/shmfd-c.pc; do
   [[ -e $libdir/$f ]] || fail "missing ${libdir#"$prefix"/}/$f"
 done
+# Every installed program has its man page (made from its --help: cmake/ShmfdInstall.cmake).
+for program in "$prefix"/bin/*; do
+  [[ -e $prefix/share/man/man1/$(basename "$program").1.gz ]] ||
+    fail "$(basename "$program") is installed without a man page"
+done
 soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
 [[ $soname == libshmfd.so.0.3 ]] || fail "SONAME is '$soname', not libshmfd.so.0.3"
 

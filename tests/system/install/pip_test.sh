@@ -6,14 +6,9 @@
 set -euo pipefail
 src=$(realpath "$1")
 broker_bin=$2
-work=$(mktemp -d /tmp/shmfd-pip-XXXXXX)
-broker_pid=
-cleanup() {
-  [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "pip_test: $*" >&2; exit 1; }
+name=pip_test
+# shellcheck source=tests/system/install/common.sh
+source "$src/tests/system/install/common.sh"
 
 /usr/bin/python3 -m venv --system-site-packages "$work/venv"
 "$work/venv/bin/pip" install --no-build-isolation --no-index "$src" >"$work/pip.log" 2>&1 ||
@@ -23,9 +18,7 @@ ls "$site"/shmfd/_shmfd*.so "$site"/shmfd/libshmfd.so.* "$site"/shmfd/__init__.p
   fail "the wheel lacks the extension, its library or the type stubs: $(ls "$site/shmfd")"
 
 sock=$work/broker.sock
-"$broker_bin" --socket "$sock" --log-level warn &
-broker_pid=$!
-for _ in $(seq 200); do [[ -S $sock ]] && break; sleep 0.02; done
+start_broker "$broker_bin" "$sock"
 out=$(cd "$work" && "$work/venv/bin/python" "$src/tests/system/install/app/py_app.py" "$sock" pip 100) ||
   fail "the pip-installed package failed: $out"
 [[ $out == *"100 frames, all intact, shmfd from $site/shmfd/"* ]] || fail "py_app: $out"
