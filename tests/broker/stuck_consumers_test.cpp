@@ -8,7 +8,8 @@
 //   sent and has not read, one frame, and the broker's queue, where drop-oldest works, the
 //   rest: a 4-slot pool would take 4 of them.)
 //
-// What each policy promises (docs/pools-and-channels.md, "Stuck consumers"; docs/PROTOCOL.md, section 6):
+// What each policy promises (docs/pools-and-channels.md, "Stuck consumers"; docs/PROTOCOL.md,
+// section 6):
 // - pool-dry (the default): a drop-oldest consumer stuck past the hold deadline is cut off when
 //   the pool has had no free slot for a quarter of it. Stopped in turn, each one dries the pool
 //   and the one stopped before it goes: all but the last, whose hold never dries it alone.
@@ -81,13 +82,14 @@ class StuckConsumersTest : public testing::BrokerFixture,
   }
 };
 
-// A stopped shmfd-sub, and the producer's count of frames published before it was started and
-// once it had subscribed (it was offered between total - after and total - before of them),
-// and when it was stopped.
+// A stopped shmfd-sub, and the producer's count of frames published before it was started,
+// of publish() calls begun once it had subscribed (it was offered between total - begun_after
+// and total - published_before frames: a frame on its way when it subscribed may miss it), and
+// of frames published when it was stopped.
 struct Stopped {
   std::unique_ptr<testing::Program> program;
   std::uint64_t published_before = 0;
-  std::uint64_t published_after = 0;
+  std::uint64_t begun_after = 0;
   std::uint64_t published_at_stop = 0;
 };
 
@@ -134,7 +136,7 @@ TEST_P(StuckConsumersTest, HealthyConsumerKeepsTheProducersRate) {
     s.program = std::make_unique<testing::Program>(
         std::vector<std::string>{SHMFD_SUB_BIN, "--socket", socket(), "--topic", "stuck"}, env);
     ASSERT_TRUE(s.program->wait_for("subscribed")) << s.program->output();
-    s.published_after = progress.published;
+    s.begun_after = progress.begun;
     std::this_thread::sleep_until(std::max(Clock::now() + milliseconds(200), last_stop + kStagger));
     s.program->signal(SIGSTOP);
     last_stop = Clock::now();
@@ -198,7 +200,7 @@ TEST_P(StuckConsumersTest, HealthyConsumerKeepsTheProducersRate) {
     ASSERT_TRUE(seen.found) << p.output();
     const Stopped& s = stopped[static_cast<std::size_t>(i)];
     EXPECT_LE(seen.frames + seen.dropped, total - s.published_before) << p.output();
-    EXPECT_GE(seen.frames + seen.dropped, total - s.published_after) << p.output();
+    EXPECT_GE(seen.frames + seen.dropped, total - s.begun_after) << p.output();
     if (total - s.published_at_stop > 8) {  // more than its depth and what may wait behind it
       EXPECT_GT(seen.dropped, 0U) << "stopped for a while, it must have missed frames: "
                                   << p.output();

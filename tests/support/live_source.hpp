@@ -69,11 +69,14 @@ struct Produced {
 
 // A live source of 64x64 RGBA frames at `fps` for `run`: from `pool` (a tick with no free slot
 // publishes nothing), or a sealed memfd each when `pool` is 0. A tick that passes while
-// publish() holds it back is skipped, as a camera skips it. `progress` counts the ticks and the
-// frames published as they happen, for a caller that watches from another thread; `stop` ends
-// the run early.
+// publish() holds it back is skipped, as a camera skips it. `progress` counts the ticks, the
+// publish() calls begun and the frames published as they happen, for a caller that watches from
+// another thread; `stop` ends the run early. A frame counts as begun before publish() sends it
+// and as published after publish() returns: one read between the two may miss a frame already
+// on its way, so a caller that needs every frame sent after a moment counts from `begun`.
 struct Progress {
   std::atomic<std::uint64_t> ticks{0};
+  std::atomic<std::uint64_t> begun{0};
   std::atomic<std::uint64_t> published{0};
 };
 inline Produced produce(Producer& producer, const std::string& topic, std::uint32_t pool,
@@ -95,10 +98,16 @@ inline Produced produce(Producer& producer, const std::string& topic, std::uint3
     bool ok = false;
     if (pool != 0) {
       auto slot = producer.try_acquire(pool);
-      ok = slot && *slot && producer.publish(topic, **slot, layout);
+      if (slot && *slot) {
+        if (progress != nullptr) ++progress->begun;
+        ok = static_cast<bool>(producer.publish(topic, **slot, layout));
+      }
     } else {
       auto buffer = producer.allocate(topic, layout);
-      ok = buffer && producer.publish(topic, std::move(*buffer), layout);
+      if (buffer) {
+        if (progress != nullptr) ++progress->begun;
+        ok = static_cast<bool>(producer.publish(topic, std::move(*buffer), layout));
+      }
     }
     if (ok) {
       ++out.published;
