@@ -192,17 +192,22 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool st
   return std::nullopt;
 }
 
-std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes,
-                                                    std::uint32_t depth) {
+std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes, std::uint32_t depth,
+                                                    bool producer_gone) {
   for (;;) {
     auto d = next(shapes, true);
     if (!d) return d;
     // Frames offered after d: put in the ring after it (d is at tail - 1), and dropped since
     // (each descriptor carries the count before it; the page's word, the count now). A count
-    // that went backwards is taken as none.
+    // that went backwards is taken as none. Once the producer is gone, frames dropped after d
+    // have no successor to wait for: only those in the ring count, or the last frames of the
+    // stream would all be skipped. (The closed word is stored after the last head.)
+    const bool gone =
+        producer_gone || word(peer_.data(), kClosedAt).load(std::memory_order_acquire) != 0;
     const std::uint64_t put_after = peer_head() - tail_;
     const std::uint64_t dropped_now = producer_dropped();
-    const std::uint64_t dropped_after = dropped_now > d->dropped ? dropped_now - d->dropped : 0;
+    const std::uint64_t dropped_after =
+        !gone && dropped_now > d->dropped ? dropped_now - d->dropped : 0;
     // Among the newest `depth`, or a skipped frame could not be handed back (the release ring
     // is full): this one.
     if (put_after + dropped_after < depth || !release_room()) return d;

@@ -149,8 +149,9 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
       static const FrameShapes none;
       const FrameShapes& known = shapes != shapes_.end() ? shapes->second : none;
       // Drop-oldest: the oldest of the newest `depth` frames published, never an older one.
-      auto d = c->policy == Backpressure::drop_oldest ? c->reader.next_fresh(known, c->depth)
-                                                      : c->reader.next(known, true);
+      auto d = c->policy == Backpressure::drop_oldest
+                   ? c->reader.next_fresh(known, c->depth, c->ending.has_value())
+                   : c->reader.next(known, true);
       if (!d) {
         if (c->reader.stopped()) {
           // Its pool or layout is on its way through the socket (or never comes: a producer

@@ -110,8 +110,11 @@ class ChannelReader {
   // producer offered this consumer (put in the ring or dropped for it: head plus the page's
   // dropped word, section 14). Older frames waiting are released unseen and counted in
   // skipped(), while the release ring has room. Stops at an unknown pool or layout as
-  // next(.., true).
-  std::optional<Descriptor> next_fresh(const FrameShapes& shapes, std::uint32_t depth);
+  // next(.., true). Once the producer is gone (it closed the ring, or `producer_gone`: the
+  // broker ended its stream), frames dropped for this consumer no longer count: nothing newer
+  // will come, and the newest `depth` in the ring are the newest it can still get.
+  std::optional<Descriptor> next_fresh(const FrameShapes& shapes, std::uint32_t depth,
+                                       bool producer_gone = false);
   // The producer's count of frames dropped for this consumer (its dropped word), which also
   // counts those after the last descriptor: what an end of stream reports.
   std::uint64_t producer_dropped() const noexcept;
