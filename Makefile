@@ -20,7 +20,7 @@ export CCACHE_NOHASHDIR ?= true
 # fifth of their compile time) and no benchmarks (nothing runs them there).
 SANITIZER_FLAGS = -DSHMFD_BUILD_BENCH=OFF
 
-.PHONY: all deps build install deb test-deb test test-asan test-tsan fuzz soak bench bench-dds bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
+.PHONY: all deps build docs install deb test-deb test test-asan test-tsan fuzz soak bench bench-dds bench-core demo demo-pubsub demo-gstreamer demo-handoff format clean
 
 all: build
 
@@ -35,6 +35,12 @@ build: deps $(BUILD)/build.ninja
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The API reference (every public header) and the guides, as HTML: $(BUILD)/docs/html/index.html.
+# A Doxygen warning fails it (make test runs it too, as docs.reference).
+docs: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) --target docs
+	@echo "open $(BUILD)/docs/html/index.html"
 
 # The libraries (C++ and C), headers, schemas, CMake package, pkg-config files, the Python
 # package, programs, man pages, systemd units and an example policy, under $(DESTDIR)$(PREFIX).

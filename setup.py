@@ -31,6 +31,7 @@ class CMakeBuild(build_ext):
             "-DSHMFD_BUILD_TESTS=OFF",
             "-DSHMFD_BUILD_BENCH=OFF",
             "-DSHMFD_BUILD_EXAMPLES=OFF",
+            "-DSHMFD_BUILD_DOCS=OFF",
             "-DSHMFD_WERROR=OFF",
             "-DSHMFD_PYTHON_RPATH=$ORIGIN",
             f"-DPython3_EXECUTABLE={sys.executable}",

@@ -21,6 +21,8 @@ packages=(
   man-db                 # tests: man -w and systemd-analyze verify resolve Documentation=man:
   dpkg-dev file          # make deb: CPack's DEB generator (dpkg-shlibdeps, file)
   help2man               # man pages generated from each program's --help
+  doxygen                # make docs: the API reference (its warnings fail make test)
+  lintian                # make test-deb: the packages pass Debian's checks
   python3-dev pybind11-dev python3-numpy  # the Python package: its extension, its arrays
   python3-pytest         # tests: the Python package's suite
   cyclonedds-dev cyclonedds-tools  # shmfd-dds-bridge: Eclipse Cyclone DDS 0.10 and its idlc

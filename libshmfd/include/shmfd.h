@@ -1,4 +1,5 @@
-/* shmfd.h: the C API of shmfd, zero-copy frames between processes through shmfd-broker.
+/** @file
+ * The C API of shmfd: zero-copy frames between processes through shmfd-broker.
  *
  * A thin layer over the C++ client library (libshmfd), for C and for every language that
  * calls C. Link with -lshmfd-c (pkg-config: shmfd-c). Its ABI is stable within a major
@@ -7,35 +8,39 @@
  *
  * A producer:
  *
- *   shmfd_producer* p;
- *   if (shmfd_producer_connect(NULL, "camera", 0, &p) != SHMFD_OK) die(shmfd_last_error_message());
- *   shmfd_producer_advertise(p, "cam0", SHMFD_LAYOUT_IMAGE, SHMFD_GUARANTEE_POOL);
- *   shmfd_layout layout;
- *   shmfd_image_layout(SHMFD_PIXEL_RGBA8, 1920, 1080, 1, &layout);
- *   uint32_t pool;
- *   shmfd_producer_create_pool(p, "cam0", shmfd_layout_extent(&layout), 4, 0, &pool);
- *   for (;;) {
- *     shmfd_slot slot;
- *     shmfd_producer_acquire(p, pool, 0, &slot);      // waits for a free slot
- *     draw(slot.data, slot.size);
- *     shmfd_producer_publish_slot(p, "cam0", &slot, &layout, 0, NULL);
- *   }
- *   shmfd_producer_close(p);
+ * @code
+ * shmfd_producer* p;
+ * if (shmfd_producer_connect(NULL, "camera", 0, &p) != SHMFD_OK) die(shmfd_last_error_message());
+ * shmfd_producer_advertise(p, "cam0", SHMFD_LAYOUT_IMAGE, SHMFD_GUARANTEE_POOL);
+ * shmfd_layout layout;
+ * shmfd_image_layout(SHMFD_PIXEL_RGBA8, 1920, 1080, 1, &layout);
+ * uint32_t pool;
+ * shmfd_producer_create_pool(p, "cam0", shmfd_layout_extent(&layout), 4, 0, &pool);
+ * for (;;) {
+ *   shmfd_slot slot;
+ *   shmfd_producer_acquire(p, pool, 0, &slot);      // waits for a free slot
+ *   draw(slot.data, slot.size);
+ *   shmfd_producer_publish_slot(p, "cam0", &slot, &layout, 0, NULL);
+ * }
+ * shmfd_producer_close(p);
+ * @endcode
  *
  * A consumer:
  *
- *   shmfd_consumer* c;
- *   shmfd_consumer_connect(NULL, "viewer", 0, &c);
- *   shmfd_consumer_subscribe(c, "cam0", 0, SHMFD_DROP_OLDEST, NULL);
- *   shmfd_event* ev;
- *   while (shmfd_consumer_receive(c, -1, &ev) == SHMFD_OK) {
- *     const shmfd_frame* f = shmfd_event_frame(ev);
- *     if (f) use(shmfd_frame_data(f), shmfd_frame_layout(f));
- *     int end = shmfd_event_get_kind(ev) == SHMFD_EVENT_END_OF_STREAM;
- *     shmfd_event_free(ev);                             // releases the frame
- *     if (end) break;
- *   }
- *   shmfd_consumer_close(c);
+ * @code
+ * shmfd_consumer* c;
+ * shmfd_consumer_connect(NULL, "viewer", 0, &c);
+ * shmfd_consumer_subscribe(c, "cam0", 0, SHMFD_DROP_OLDEST, NULL);
+ * shmfd_event* ev;
+ * while (shmfd_consumer_receive(c, -1, &ev) == SHMFD_OK) {
+ *   const shmfd_frame* f = shmfd_event_frame(ev);
+ *   if (f) use(shmfd_frame_data(f), shmfd_frame_layout(f));
+ *   int end = shmfd_event_get_kind(ev) == SHMFD_EVENT_END_OF_STREAM;
+ *   shmfd_event_free(ev);                             // releases the frame
+ *   if (end) break;
+ * }
+ * shmfd_consumer_close(c);
+ * @endcode
  *
  * Errors: every function that can fail returns an shmfd_status, SHMFD_OK (0) on success.
  * On failure the calling thread's last error holds the code and a message that names the
@@ -60,53 +65,52 @@
 extern "C" {
 #endif
 
+/** The C API's version: 1 since libshmfd-c.so.1. Functions added within a major version say
+ * "(Since libshmfd-c 1.N.)". */
 #define SHMFD_C_API_VERSION 1
 
 /* ---- Errors ------------------------------------------------------------------------------ */
 
+/** What a call returned: SHMFD_OK, or why it failed (shmfd_last_error_message() says more).
+ * The codes match the C++ library's shmfd::Errc. */
 typedef enum shmfd_status {
-  SHMFD_OK = 0,
-  /* A received fd failed verification. */
-  SHMFD_E_NOT_MEMFD = 1,
-  SHMFD_E_MISSING_SEALS = 2,
-  SHMFD_E_BUFFER_TOO_SMALL = 3,
-  SHMFD_E_NOT_READABLE = 4,
-  /* Buffer creation. */
-  SHMFD_E_INVALID_SIZE = 5,
-  SHMFD_E_HUGE_PAGES_UNAVAILABLE = 6,
-  /* Transport. */
-  SHMFD_E_TOO_MANY_FDS = 7,
-  SHMFD_E_FDS_TRUNCATED = 8,
-  SHMFD_E_MESSAGE_TRUNCATED = 9,
-  SHMFD_E_EMPTY_MESSAGE = 10,
-  /* A layout broke one of its rules (docs/PROTOCOL.md, "Layouts"). */
-  SHMFD_E_LAYOUT_UNKNOWN_FORMAT = 11,
-  SHMFD_E_LAYOUT_BAD_DIMENSIONS = 12,
-  SHMFD_E_LAYOUT_PLANE_COUNT = 13,
-  SHMFD_E_LAYOUT_STRIDE_TOO_SMALL = 14,
-  SHMFD_E_LAYOUT_PLANE_TOO_SMALL = 15,
-  SHMFD_E_LAYOUT_PLANES_OVERLAP = 16,
-  SHMFD_E_LAYOUT_OVERFLOW = 17,
-  SHMFD_E_LAYOUT_OUT_OF_BOUNDS = 18,
-  /* Wire decoding. */
-  SHMFD_E_MALFORMED_MESSAGE = 19,
-  SHMFD_E_FD_INDEX_OUT_OF_RANGE = 20,
-  SHMFD_E_INVALID_TOPIC_NAME = 21,
-  /* The broker refused a request: shmfd_last_broker_error() says why. */
+  SHMFD_OK = 0,                         /**< success */
+  SHMFD_E_NOT_MEMFD = 1,                /**< a received fd is not a memfd */
+  SHMFD_E_MISSING_SEALS = 2,            /**< a received memfd lacks the seals its guarantee needs */
+  SHMFD_E_BUFFER_TOO_SMALL = 3,         /**< a received memfd is smaller than its layout */
+  SHMFD_E_NOT_READABLE = 4,             /**< a received fd cannot be mapped read-only */
+  SHMFD_E_INVALID_SIZE = 5,             /**< a buffer of 0 bytes, or too large */
+  SHMFD_E_HUGE_PAGES_UNAVAILABLE = 6,   /**< huge pages asked for and none free */
+  SHMFD_E_TOO_MANY_FDS = 7,             /**< a message with more fds than it may carry */
+  SHMFD_E_FDS_TRUNCATED = 8,            /**< the kernel cut a message's fds off */
+  SHMFD_E_MESSAGE_TRUNCATED = 9,        /**< a message too long to receive */
+  SHMFD_E_EMPTY_MESSAGE = 10,           /**< a message of 0 bytes */
+  SHMFD_E_LAYOUT_UNKNOWN_FORMAT = 11,   /**< layout: a format or dtype no one has */
+  SHMFD_E_LAYOUT_BAD_DIMENSIONS = 12,   /**< layout: no pixels, channels or rate; odd yuyv width */
+  SHMFD_E_LAYOUT_PLANE_COUNT = 13,      /**< layout: not the plane count of its format */
+  SHMFD_E_LAYOUT_STRIDE_TOO_SMALL = 14, /**< layout: a stride shorter than its row */
+  SHMFD_E_LAYOUT_PLANE_TOO_SMALL = 15,  /**< layout: a plane that does not hold its rows */
+  SHMFD_E_LAYOUT_PLANES_OVERLAP = 16,   /**< layout: two planes share bytes */
+  SHMFD_E_LAYOUT_OVERFLOW = 17,         /**< layout: the size arithmetic overflows */
+  SHMFD_E_LAYOUT_OUT_OF_BOUNDS = 18,    /**< layout: it describes bytes past its buffer */
+  SHMFD_E_MALFORMED_MESSAGE = 19,       /**< a message that is not valid in the protocol */
+  SHMFD_E_FD_INDEX_OUT_OF_RANGE = 20,   /**< a message names an fd it did not carry */
+  SHMFD_E_INVALID_TOPIC_NAME = 21,      /**< 1 to 255 bytes of A-Z a-z 0-9 . _ - / : */
+  /** The broker refused a request: shmfd_last_broker_error() says why. */
   SHMFD_E_BROKER_REFUSED = 22,
-  SHMFD_E_PROTOCOL_VIOLATION = 23, /* the broker sent what the protocol does not allow here */
-  SHMFD_E_DISCONNECTED = 24,       /* the broker closed the connection */
-  SHMFD_E_NO_FREE_SLOT = 25,       /* every slot is held (acquire with SHMFD_NONBLOCK) */
-  SHMFD_E_INVALID_ARGUMENT = 26,   /* the caller's mistake: a NULL handle, an unknown pool */
-  SHMFD_E_INVALID_CONFIGURATION = 27,
-  SHMFD_E_LIMIT_EXCEEDED = 28,
-  /* An operating-system call failed: shmfd_last_error_errno() has its errno. */
+  SHMFD_E_PROTOCOL_VIOLATION = 23,    /**< the broker sent what the protocol does not allow here */
+  SHMFD_E_DISCONNECTED = 24,          /**< the broker closed the connection */
+  SHMFD_E_NO_FREE_SLOT = 25,          /**< every slot is held (acquire with SHMFD_NONBLOCK) */
+  SHMFD_E_INVALID_ARGUMENT = 26,      /**< the caller's mistake: a NULL handle, an unknown pool */
+  SHMFD_E_INVALID_CONFIGURATION = 27, /**< a bad option or configuration */
+  SHMFD_E_LIMIT_EXCEEDED = 28,        /**< a configured limit was reached */
+  /** An operating-system call failed: shmfd_last_error_errno() has its errno. */
   SHMFD_E_SYSTEM = 100,
-  /* Memory ran out, or the C++ library threw where it should not have (a bug: please report). */
+  /** Memory ran out, or the C++ library threw where it should not have (a bug: please report). */
   SHMFD_E_INTERNAL = 101
 } shmfd_status;
 
-/* Why the broker refused (the code of its Error message, docs/PROTOCOL.md, "Errors"). */
+/** Why the broker refused (the code of its Error message, docs/PROTOCOL.md, "Errors"). */
 typedef enum shmfd_broker_error {
   SHMFD_BROKER_PROTOCOL_VERSION = 0,
   SHMFD_BROKER_MALFORMED_MESSAGE = 1,
@@ -133,24 +137,26 @@ typedef enum shmfd_broker_error {
   SHMFD_BROKER_BAD_SEQUENCE = 22
 } shmfd_broker_error;
 
-/* The calling thread's last error: its code (SHMFD_OK if none yet), and its message, which
+/** The calling thread's last error: its code (SHMFD_OK if none yet), and its message, which
  * stays valid until the next failing call on this thread. */
 shmfd_status shmfd_last_error(void);
+/** The calling thread's last error message: the operation and what was wrong; "" if none. */
 const char* shmfd_last_error_message(void);
-/* The errno of the last SHMFD_E_SYSTEM error, else 0. */
+/** The errno of the last SHMFD_E_SYSTEM error, else 0. */
 int shmfd_last_error_errno(void);
-/* The broker's code of the last SHMFD_E_BROKER_REFUSED error (an shmfd_broker_error), else -1. */
+/** The broker's code of the last SHMFD_E_BROKER_REFUSED error (an shmfd_broker_error), else -1. */
 int shmfd_last_broker_error(void);
-/* A constant name for a status (an shmfd_status): "SHMFD_E_DISCONNECTED". */
+/** A constant name for a status (an shmfd_status): "SHMFD_E_DISCONNECTED". */
 const char* shmfd_status_name(int status);
 
-/* The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
+/** The default broker socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or /run/shmfd/broker.sock for
  * root. Every socket_path parameter takes NULL for it. Written to buf, NUL-terminated; returns
  * its length, or the size buf needs (as snprintf does). */
 size_t shmfd_default_socket_path(char* buf, size_t size);
 
 /* ---- Layouts: what a frame's bytes mean -------------------------------------------------- */
 
+/** What a topic's frames hold: the member of shmfd_layout's union they use. */
 typedef enum shmfd_layout_kind {
   SHMFD_LAYOUT_BLOB = 0,
   SHMFD_LAYOUT_IMAGE = 1,
@@ -158,17 +164,19 @@ typedef enum shmfd_layout_kind {
   SHMFD_LAYOUT_TENSOR = 3
 } shmfd_layout_kind;
 
+/** Pixel formats of an image layout (shmfd_layout.format). */
 typedef enum shmfd_pixel_format {
   SHMFD_PIXEL_RGBA8 = 0,
   SHMFD_PIXEL_BGRA8 = 1,
   SHMFD_PIXEL_RGB24 = 2,
-  SHMFD_PIXEL_NV12 = 3, /* 2 planes: Y, then interleaved UV at half resolution */
-  SHMFD_PIXEL_I420 = 4, /* 3 planes: Y, U, V (U and V at half resolution) */
-  SHMFD_PIXEL_YUYV = 5,
+  SHMFD_PIXEL_NV12 = 3, /**< 2 planes: Y, then interleaved UV at half resolution */
+  SHMFD_PIXEL_I420 = 4, /**< 3 planes: Y, U, V (U and V at half resolution) */
+  SHMFD_PIXEL_YUYV = 5, /**< 1 plane, 4:2:2 packed (Y0 U Y1 V); the width must be even */
   SHMFD_PIXEL_GRAY8 = 6,
-  SHMFD_PIXEL_GRAY16 = 7 /* little-endian */
+  SHMFD_PIXEL_GRAY16 = 7 /**< little-endian */
 } shmfd_pixel_format;
 
+/** Audio sample formats (shmfd_layout.format), native-endian. */
 typedef enum shmfd_sample_format {
   SHMFD_SAMPLE_U8 = 0,
   SHMFD_SAMPLE_S16 = 1,
@@ -177,6 +185,7 @@ typedef enum shmfd_sample_format {
   SHMFD_SAMPLE_F64 = 4
 } shmfd_sample_format;
 
+/** Tensor element types (shmfd_layout.format), native-endian; F16 is IEEE half, BF16 bfloat16. */
 typedef enum shmfd_dtype {
   SHMFD_DTYPE_U8 = 0,
   SHMFD_DTYPE_I8 = 1,
@@ -192,22 +201,26 @@ typedef enum shmfd_dtype {
   SHMFD_DTYPE_F64 = 11
 } shmfd_dtype;
 
+/** Planes an image layout can have. */
 #define SHMFD_MAX_PLANES 4
+/** Dimensions a tensor layout can have. */
 #define SHMFD_MAX_TENSOR_RANK 8
 
+/** One plane of an image: rows of `stride` bytes from `offset`. */
 typedef struct shmfd_plane {
-  uint64_t offset; /* first byte of the plane in the frame */
-  uint64_t stride; /* bytes from one row to the next */
-  uint64_t size;   /* bytes the plane occupies */
+  uint64_t offset; /**< first byte of the plane in the frame */
+  uint64_t stride; /**< bytes from one row to the next */
+  uint64_t size;   /**< bytes the plane occupies */
 } shmfd_plane;
 
-/* A layout: `kind` says which member of the union holds. Offsets are from the start of the
+/** A layout: `kind` says which member of the union holds. Offsets are from the start of the
  * frame's bytes (shmfd_frame_data, or a slot's data). Fill one with the shmfd_*_layout
  * functions, which compute planes and strides, or by hand: the library checks every layout
  * against the bytes it describes (shmfd_layout_check) before it goes anywhere. */
 typedef struct shmfd_layout {
-  uint32_t kind;   /* an shmfd_layout_kind */
-  uint32_t format; /* image: shmfd_pixel_format; audio: shmfd_sample_format; tensor: shmfd_dtype */
+  uint32_t kind; /**< an shmfd_layout_kind */
+  uint32_t
+      format; /**< image: shmfd_pixel_format; audio: shmfd_sample_format; tensor: shmfd_dtype */
   union {
     struct {
       uint64_t offset;
@@ -223,195 +236,215 @@ typedef struct shmfd_layout {
     struct {
       uint32_t sample_rate;
       uint32_t channels;
-      uint64_t frames; /* samples per channel */
-      uint32_t planar; /* 1: one plane per channel; 0: interleaved */
+      uint64_t frames; /**< samples per channel */
+      uint32_t planar; /**< 1: one plane per channel; 0: interleaved */
       uint32_t reserved_;
       uint64_t offset;
-      uint64_t plane_stride; /* planar only: bytes from one channel's plane to the next */
+      uint64_t plane_stride; /**< planar only: bytes from one channel's plane to the next */
     } audio;
     struct {
       uint64_t offset;
       uint32_t rank;
       uint32_t reserved_;
       uint64_t shape[SHMFD_MAX_TENSOR_RANK];
-      uint64_t strides[SHMFD_MAX_TENSOR_RANK]; /* in bytes */
+      uint64_t strides[SHMFD_MAX_TENSOR_RANK]; /**< in bytes */
     } tensor;
-    uint64_t reserved_[32]; /* room to grow without changing the struct's size */
+    uint64_t reserved_[32]; /**< room to grow without changing the struct's size */
   };
 } shmfd_layout;
 
-/* Standard layouts: format is an shmfd_pixel_format or shmfd_sample_format, dtype an
+/** Standard layouts: format is an shmfd_pixel_format or shmfd_sample_format, dtype an
  * shmfd_dtype. row_alignment (a power of two; 1 packs tightly) pads each row and aligns
  * each plane. */
 shmfd_status shmfd_image_layout(int format, uint32_t width, uint32_t height, uint32_t row_alignment,
                                 shmfd_layout* out);
+/** The layout of `frames` samples per channel, interleaved or `planar` (1). */
 shmfd_status shmfd_audio_layout(int format, uint32_t sample_rate, uint32_t channels,
                                 uint64_t frames, int planar, shmfd_layout* out);
-/* Row-major (C order), densely packed; rank 1 to SHMFD_MAX_TENSOR_RANK. */
+/** Row-major (C order), densely packed; rank 1 to SHMFD_MAX_TENSOR_RANK. */
 shmfd_status shmfd_tensor_layout(int dtype, uint32_t rank, const uint64_t* shape,
                                  shmfd_layout* out);
+/** `size` opaque bytes from offset 0. */
 shmfd_status shmfd_blob_layout(uint64_t size, shmfd_layout* out);
-/* Checks every rule of `layout` and that what it describes fits in `buffer_size` bytes;
+/** Checks every rule of `layout` and that what it describes fits in `buffer_size` bytes;
  * SHMFD_E_LAYOUT_* names the rule broken. */
 shmfd_status shmfd_layout_check(const shmfd_layout* layout, uint64_t buffer_size);
-/* One past the last byte `layout` describes: the least size of a buffer or slot for it
+/** One past the last byte `layout` describes: the least size of a buffer or slot for it
  * (0 if the layout is invalid; shmfd_layout_check says why). */
 uint64_t shmfd_layout_extent(const shmfd_layout* layout);
 
 /* ---- Producer ---------------------------------------------------------------------------- */
 
+/** A producer's connection to the broker: opaque; shmfd_producer_connect() makes one. */
 typedef struct shmfd_producer shmfd_producer;
 
+/** What consumers of a topic may rely on, and so how its frames travel. */
 typedef enum shmfd_guarantee {
-  SHMFD_GUARANTEE_SEALED = 0, /* each frame is its own sealed memfd: immutable once published */
-  SHMFD_GUARANTEE_POOL = 1    /* frames are slots of a pool, reused once every consumer let go */
+  SHMFD_GUARANTEE_SEALED = 0, /**< each frame is its own sealed memfd: immutable once published */
+  SHMFD_GUARANTEE_POOL = 1    /**< frames are slots of a pool, reused once every consumer let go */
 } shmfd_guarantee;
 
-/* Flags of shmfd_producer_connect and shmfd_consumer_connect. */
-#define SHMFD_RECONNECT 0x1u /* a lost broker is connected to again; the calls go on */
-/* Consumer only: every frame comes through the broker's socket, so shmfd_consumer_fd() can be
+/** Flags of shmfd_producer_connect and shmfd_consumer_connect. */
+#define SHMFD_RECONNECT 0x1u /**< a lost broker is connected to again; the calls go on */
+/** Consumer only: every frame comes through the broker's socket, so shmfd_consumer_fd() can be
  * polled. Without it, pool frames come on shared-memory channels that no fd signals (faster:
  * docs/PROTOCOL.md, section 14), and shmfd_consumer_fd() fails. */
 #define SHMFD_POLLABLE 0x2u
-/* Take pool frames through the broker even where channels are offered. */
+/** Take pool frames through the broker even where channels are offered. */
 #define SHMFD_NO_CHANNELS 0x4u
 
-/* Connects to the broker (socket_path NULL: the default) and completes the handshake. */
+/** Connects to the broker (socket_path NULL: the default) and completes the handshake. */
 shmfd_status shmfd_producer_connect(const char* socket_path, const char* client_name,
                                     uint32_t flags, shmfd_producer** out);
-/* Disconnects and frees everything the producer holds. NULL is ignored. Its consumers get
+/** Disconnects and frees everything the producer holds. NULL is ignored. Its consumers get
  * SHMFD_EVENT_END_OF_STREAM. */
 void shmfd_producer_close(shmfd_producer* producer);
 
-/* Declares this client the producer of `topic`, whose frames all have layouts of `kind` (an
+/** Declares this client the producer of `topic`, whose frames all have layouts of `kind` (an
  * shmfd_layout_kind); guarantee is an shmfd_guarantee. */
 shmfd_status shmfd_producer_advertise(shmfd_producer* producer, const char* topic, int kind,
                                       int guarantee);
-/* Stops producing `topic` (its consumers get end of stream) without disconnecting. */
+/** Stops producing `topic` (its consumers get end of stream) without disconnecting. */
 shmfd_status shmfd_producer_unadvertise(shmfd_producer* producer, const char* topic);
 
-/* Pools: the fast path. */
-#define SHMFD_POOL_HUGE_PAGES 0x1u /* 2 MiB pages, or normal ones when too few are reserved */
+/** Pools: the fast path. */
+#define SHMFD_POOL_HUGE_PAGES 0x1u /**< 2 MiB pages, or normal ones when too few are reserved */
 
+/** A pool slot acquired for writing (shmfd_producer_acquire()): fill `data`, then publish it. */
 typedef struct shmfd_slot {
-  uint32_t pool;
-  uint32_t index;
-  uint8_t* data; /* writable until published */
-  size_t size;   /* the slot's size: at least the slot_bytes asked for, in whole pages */
-  uint64_t reserved_[2];
+  uint32_t pool;         /**< the pool's id, as shmfd_producer_create_pool() gave it */
+  uint32_t index;        /**< the slot's number in the pool, from 0 */
+  uint8_t* data;         /**< writable until published */
+  size_t size;           /**< the slot's size: at least the slot_bytes asked for, in whole pages */
+  uint64_t reserved_[2]; /**< room to grow; the library writes 0 */
 } shmfd_slot;
 
-/* Creates a pool of `slot_count` slots of at least `slot_bytes` each for `topic` (advertised
+/** Creates a pool of `slot_count` slots of at least `slot_bytes` each for `topic` (advertised
  * with SHMFD_GUARANTEE_POOL), sealed and registered with the broker. */
 shmfd_status shmfd_producer_create_pool(shmfd_producer* producer, const char* topic,
                                         size_t slot_bytes, uint32_t slot_count, uint32_t flags,
                                         uint32_t* pool_out);
+/** shmfd_producer_acquire(): fail with SHMFD_E_NO_FREE_SLOT instead of waiting. */
 #define SHMFD_NONBLOCK 0x1u
-/* A free slot to write into: waits until one is free, or with SHMFD_NONBLOCK fails with
+/** A free slot to write into: waits until one is free, or with SHMFD_NONBLOCK fails with
  * SHMFD_E_NO_FREE_SLOT. A slot is free once every consumer released its last frame. */
 shmfd_status shmfd_producer_acquire(shmfd_producer* producer, uint32_t pool, uint32_t flags,
                                     shmfd_slot* out);
-/* Publishes an acquired slot with `layout` (offsets within the slot). timestamp_ns 0 means now
+/** Publishes an acquired slot with `layout` (offsets within the slot). timestamp_ns 0 means now
  * (CLOCK_MONOTONIC). sequence_out (may be NULL) gets the frame's sequence number. */
 shmfd_status shmfd_producer_publish_slot(shmfd_producer* producer, const char* topic,
                                          const shmfd_slot* slot, const shmfd_layout* layout,
                                          uint64_t timestamp_ns, uint64_t* sequence_out);
 
-/* Sealed frames: a buffer of their own, sealed when published, so no one can change it after. */
+/** Sealed frames: a buffer of their own, sealed when published, so no one can change it after. */
 typedef struct shmfd_buffer shmfd_buffer;
-/* A writable memfd of `size` bytes for `topic`. */
+/** A writable memfd of `size` bytes for `topic`. */
 shmfd_status shmfd_producer_allocate(shmfd_producer* producer, const char* topic, size_t size,
                                      shmfd_buffer** out);
+/** The buffer's bytes, writable until it is published. */
 uint8_t* shmfd_buffer_data(shmfd_buffer* buffer);
+/** The buffer's size in bytes, as allocated. */
 size_t shmfd_buffer_size(const shmfd_buffer* buffer);
-/* Frees a buffer that was not published. NULL is ignored. */
+/** Frees a buffer that was not published. NULL is ignored. */
 void shmfd_buffer_free(shmfd_buffer* buffer);
-/* Seals `buffer` and publishes it. The buffer is consumed whatever the outcome: do not use or
+/** Seals `buffer` and publishes it. The buffer is consumed whatever the outcome: do not use or
  * free it after this call. */
 shmfd_status shmfd_producer_publish_buffer(shmfd_producer* producer, const char* topic,
                                            shmfd_buffer* buffer, const shmfd_layout* layout,
                                            uint64_t timestamp_ns, uint64_t* sequence_out);
 
-/* The broker checks frames after they are sent: a refusal (a layout too large for its buffer,
+/** The broker checks frames after they are sent: a refusal (a layout too large for its buffer,
  * say) is returned by a later publish, or by this call, which returns SHMFD_OK when none is
  * pending and the oldest refusal otherwise (one per call). */
 shmfd_status shmfd_producer_poll_error(shmfd_producer* producer);
 
 /* ---- Consumer ---------------------------------------------------------------------------- */
 
+/** A consumer's connection to the broker: opaque; shmfd_consumer_connect() makes one. */
 typedef struct shmfd_consumer shmfd_consumer;
+/** What shmfd_consumer_receive() gives: a frame, an end of stream or a reconnection. Opaque;
+ * free it with shmfd_event_free(), which releases its frame. */
 typedef struct shmfd_event shmfd_event;
+/** A received frame: opaque, owned by its event. */
 typedef struct shmfd_frame shmfd_frame;
 
+/** What happens when a consumer falls behind. */
 typedef enum shmfd_backpressure {
-  SHMFD_DROP_OLDEST = 0,    /* live media: a full queue drops its oldest frame for the new one */
-  SHMFD_BLOCK_PRODUCER = 1, /* no loss: the producer waits until this consumer has room */
-  SHMFD_LATEST = 2          /* previews, inference: always the newest frame (drop-oldest with
+  SHMFD_DROP_OLDEST = 0,    /**< live media: a full queue drops its oldest frame for the new one */
+  SHMFD_BLOCK_PRODUCER = 1, /**< no loss: the producer waits until this consumer has room */
+  SHMFD_LATEST = 2          /**< previews, inference: always the newest frame (drop-oldest with
                                a depth of 1; the depth argument is then ignored) */
 } shmfd_backpressure;
 
+/** Connects to the broker (socket_path NULL: the default) and completes the handshake; flags
+ * are SHMFD_RECONNECT, SHMFD_POLLABLE and SHMFD_NO_CHANNELS. */
 shmfd_status shmfd_consumer_connect(const char* socket_path, const char* client_name,
                                     uint32_t flags, shmfd_consumer** out);
-/* Frees the consumer and disconnects. Events not freed yet stay valid (their frames' pages
+/** Frees the consumer and disconnects. Events not freed yet stay valid (their frames' pages
  * stay mapped), and the connection closes once the last of them is freed. NULL is ignored. */
 void shmfd_consumer_close(shmfd_consumer* consumer);
 
-/* Subscribes to `topic`: up to `depth` frames queued (0: the broker's default), with `policy`
+/** Subscribes to `topic`: up to `depth` frames queued (0: the broker's default), with `policy`
  * (an shmfd_backpressure); depth_out (may be NULL) gets the depth granted. */
 shmfd_status shmfd_consumer_subscribe(shmfd_consumer* consumer, const char* topic, uint32_t depth,
                                       int policy, uint32_t* depth_out);
+/** Stops deliveries of `topic`. Events of it not freed yet stay valid. */
 shmfd_status shmfd_consumer_unsubscribe(shmfd_consumer* consumer, const char* topic);
 
-/* The next event. timeout_ms < 0 waits for one; 0 returns at once; > 0 waits at most that long.
+/** The next event. timeout_ms < 0 waits for one; 0 returns at once; > 0 waits at most that long.
  * *out is NULL when none came in time (SHMFD_OK still). SHMFD_E_DISCONNECTED: the broker is
  * gone (without SHMFD_RECONNECT). */
 shmfd_status shmfd_consumer_receive(shmfd_consumer* consumer, int timeout_ms, shmfd_event** out);
 
-/* The fd to poll for readability (consumers connected with SHMFD_POLLABLE only). Before each
+/** The fd to poll for readability (consumers connected with SHMFD_POLLABLE only). Before each
  * poll, call shmfd_consumer_receive(consumer, 0, &ev) until it gives no event: events can wait
  * inside the library without the fd being readable (frames that came while subscribe waited
  * for its answer). The fd changes after an SHMFD_EVENT_RECONNECTED: take it again. */
 shmfd_status shmfd_consumer_fd(const shmfd_consumer* consumer, int* fd_out);
 
-/* Descriptors producers wrote on this consumer's channels that failed the checks: skipped. */
+/** Descriptors producers wrote on this consumer's channels that failed the checks: skipped. */
 uint64_t shmfd_consumer_refusals(const shmfd_consumer* consumer);
 
+/** What an event is. */
 typedef enum shmfd_event_kind {
-  SHMFD_EVENT_NONE = -1, /* what shmfd_event_get_kind(NULL) returns */
+  SHMFD_EVENT_NONE = -1, /**< what shmfd_event_get_kind(NULL) returns */
   SHMFD_EVENT_FRAME = 0,
-  SHMFD_EVENT_END_OF_STREAM = 1, /* the topic's producer left or stopped */
-  SHMFD_EVENT_RECONNECTED = 2    /* the broker came back; every subscription is renewed */
+  SHMFD_EVENT_END_OF_STREAM = 1, /**< the topic's producer left or stopped */
+  SHMFD_EVENT_RECONNECTED = 2    /**< the broker came back; every subscription is renewed */
 } shmfd_event_kind;
 
+/** What the event is; SHMFD_EVENT_NONE for NULL. */
 shmfd_event_kind shmfd_event_get_kind(const shmfd_event* event);
-/* The topic of a frame or an end of stream ("" for a reconnection). */
+/** The topic of a frame or an end of stream ("" for a reconnection). */
 const char* shmfd_event_topic(const shmfd_event* event);
-/* Why the stream ended (SHMFD_EVENT_END_OF_STREAM), else "". */
+/** Why the stream ended (SHMFD_EVENT_END_OF_STREAM), else "". */
 const char* shmfd_event_reason(const shmfd_event* event);
-/* Frames of the event's topic this consumer missed in all, as shmfd_frame_dropped counts them:
+/** Frames of the event's topic this consumer missed in all, as shmfd_frame_dropped counts them:
  * for a frame, its shmfd_frame_dropped; for an end of stream, the count up to the end, which is
  * more than the last frame's if frames were lost after it; else 0. (Since libshmfd-c 1.1.) */
 uint64_t shmfd_event_dropped(const shmfd_event* event);
-/* The frame of an SHMFD_EVENT_FRAME, else NULL; it lives as long as the event. */
+/** The frame of an SHMFD_EVENT_FRAME, else NULL; it lives as long as the event. */
 const shmfd_frame* shmfd_event_frame(const shmfd_event* event);
-/* Releases the event's frame (its pool slot goes back to the producer) and frees it. NULL is
+/** Releases the event's frame (its pool slot goes back to the producer) and frees it. NULL is
  * ignored. */
 void shmfd_event_free(shmfd_event* event);
 
-/* A frame's bytes: read-only, the producer's very pages (writing them faults: SIGSEGV). */
+/** A frame's bytes: read-only, the producer's very pages (writing them faults: SIGSEGV). */
 const uint8_t* shmfd_frame_data(const shmfd_frame* frame);
+/** The frame's size in bytes: its buffer's, or its slot's. */
 size_t shmfd_frame_size(const shmfd_frame* frame);
-/* Its layout, checked against its bytes by this library before the frame was handed out. */
+/** Its layout, checked against its bytes by this library before the frame was handed out. */
 const shmfd_layout* shmfd_frame_layout(const shmfd_frame* frame);
+/** The producer's number for the frame, from 1: a gap is frames this consumer did not get. */
 uint64_t shmfd_frame_sequence(const shmfd_frame* frame);
-uint64_t shmfd_frame_timestamp_ns(const shmfd_frame* frame); /* CLOCK_MONOTONIC */
-/* Frames of this topic this consumer missed so far (dropped for it, or lost in a reconnect). */
+uint64_t shmfd_frame_timestamp_ns(const shmfd_frame* frame); /**< CLOCK_MONOTONIC */
+/** Frames of this topic this consumer missed so far (dropped for it, or lost in a reconnect). */
 uint64_t shmfd_frame_dropped(const shmfd_frame* frame);
-/* 1 if the frame is a slot of a pool, 0 if it is a sealed buffer of its own. */
+/** 1 if the frame is a slot of a pool, 0 if it is a sealed buffer of its own. */
 int shmfd_frame_in_pool(const shmfd_frame* frame);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* SHMFD_H */
+#endif /**< SHMFD_H */

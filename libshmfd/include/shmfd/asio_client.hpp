@@ -1,10 +1,13 @@
-// Asio forms of Producer and Consumer, for programs built around an io_context. Completion
-// handlers receive a Result (errors are values), with any completion token: a callback,
-// asio::use_awaitable, asio::use_future, ...
-//
-//   auto blocking = shmfd::Consumer::connect(path, "viewer", shmfd::Channels::off);
-//   auto consumer = shmfd::AsyncConsumer::create(io.get_executor(), std::move(*blocking));
-//   auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
+/// @file
+/// Asio forms of Producer and Consumer, for programs built around an io_context. Completion
+/// handlers receive a Result (errors are values), with any completion token: a callback,
+/// asio::use_awaitable, asio::use_future, ...
+///
+/// @code
+/// auto blocking = shmfd::Consumer::connect(path, "viewer", shmfd::Channels::off);
+/// auto consumer = shmfd::AsyncConsumer::create(io.get_executor(), std::move(*blocking));
+/// auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
+/// @endcode
 #pragma once
 
 #include <fcntl.h>
@@ -32,11 +35,14 @@ inline Result<asio::posix::stream_descriptor> watcher(const asio::any_io_executo
 }
 }  // namespace detail
 
-// The objects must stay in place (not moved) while an operation is in progress.
+/// A Consumer on an Asio executor: async_receive() waits on the socket without blocking a
+/// thread. Calls and completions run on the executor's threads, one at a time (use a strand on
+/// a multi-threaded io_context), and the object must stay in place (not moved) while an
+/// operation is in progress.
 class AsyncConsumer {
  public:
-  // `consumer` must be connected with Channels::off: this waits on its socket, and pool frames
-  // on a channel do not come through it.
+  /// `consumer` must be connected with Channels::off: this waits on its socket, and pool frames
+  /// on a channel do not come through it.
   static Result<AsyncConsumer> create(const asio::any_io_executor& executor, Consumer consumer) {
     if (consumer.uses_channels()) {
       return fail(Errc::invalid_argument,
@@ -48,9 +54,10 @@ class AsyncConsumer {
     return AsyncConsumer(std::move(consumer), std::move(*readiness));
   }
 
+  /// The blocking Consumer inside, for subscribe() and the rest (from the executor's thread).
   Consumer& consumer() noexcept { return consumer_; }
 
-  // Completes with Result<Event> once a frame or end of stream has arrived.
+  /// Completes with Result<Event> once a frame or end of stream has arrived.
   template <typename Token>
   auto async_receive(Token&& token) {
     auto attempt = [this](int) -> std::optional<Result<Event>> {
@@ -71,9 +78,12 @@ class AsyncConsumer {
   asio::posix::stream_descriptor readiness_;
 };
 
+/// A Producer on an Asio executor: async_publish() and async_acquire() wait for room or a
+/// free slot without blocking a thread. The same rules as AsyncConsumer: one operation at a
+/// time, on the executor's threads, and the object stays in place meanwhile.
 class AsyncProducer {
  public:
-  // `producer` must be connected with Channels::off, as for AsyncConsumer.
+  /// `producer` must be connected with Channels::off, as for AsyncConsumer.
   static Result<AsyncProducer> create(const asio::any_io_executor& executor, Producer producer) {
     if (producer.uses_channels()) {
       return fail(Errc::invalid_argument,
@@ -85,10 +95,12 @@ class AsyncProducer {
     return AsyncProducer(std::move(producer), std::move(*readiness));
   }
 
+  /// The blocking Producer inside, for advertise(), create_pool() and the rest (from the
+  /// executor's thread).
   Producer& producer() noexcept { return producer_; }
 
-  // Seals and publishes `buffer`; completes with Result<std::uint64_t> (the sequence) once the
-  // frame is sent, waiting without blocking the thread while backpressure holds the socket.
+  /// Seals and publishes `buffer`; completes with Result<std::uint64_t> (the sequence) once the
+  /// frame is sent, waiting without blocking the thread while backpressure holds the socket.
   template <typename Token>
   auto async_publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
                      Token&& token) {
@@ -97,7 +109,7 @@ class AsyncProducer {
     return send_prepared(std::move(frame), std::forward<Token>(token));
   }
 
-  // A free slot of `pool`, waiting without blocking the thread while all are held.
+  /// A free slot of `pool`, waiting without blocking the thread while all are held.
   template <typename Token>
   auto async_acquire(std::uint32_t pool, Token&& token) {
     auto attempt = [this, pool](int) -> std::optional<Result<Slot>> {
@@ -110,7 +122,7 @@ class AsyncProducer {
         readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
   }
 
-  // Publishes an acquired slot; completes with Result<std::uint64_t> once sent.
+  /// Publishes an acquired slot; completes with Result<std::uint64_t> once sent.
   template <typename Token>
   auto async_publish(std::string_view topic, const Slot& slot, const Layout& layout,
                      Token&& token) {

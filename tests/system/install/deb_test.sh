@@ -28,6 +28,14 @@ packages=("$debs"/*.deb)
 for p in "${packages[@]}"; do
   echo "deb_test: $(dpkg-deb -f "$p" Package Version Depends | tr '\n' ' ')"
 done
+# Debian 12's lintian: no error on any package (a copyright file, changelogs, shlibs, the
+# ldconfig trigger, a real Maintainer, ...). Its warnings are printed, not fatal.
+lintian_log="$work/lintian.log"
+lintian --fail-on error --tag-display-limit 0 "${packages[@]}" >"$lintian_log" 2>&1 ||
+  lintian_failed=1
+grep -E '^[EWI]: ' "$lintian_log" | sed 's/^/deb_test: lintian: /' || true
+[[ -z ${lintian_failed:-} ]] || fail "lintian reports errors on the packages (above)"
+
 dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libshmfd0.3 (= 0.3.0" ||
   fail "shmfd does not depend on its library"
 dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libsystemd0" ||
@@ -58,6 +66,13 @@ getent group shmfd >/dev/null || fail "the package did not create the group shmf
 [[ $(readelf -d /usr/bin/shmfd-broker | grep -c 'RPATH\|RUNPATH') == 0 ]] ||
   fail "/usr/bin/shmfd-broker carries an RPATH"
 man -w shmfd-broker >/dev/null || fail "man shmfd-broker finds nothing"
+for p in libshmfd0.3 libshmfd-c1 libshmfd-dev shmfd python3-shmfd gstreamer1.0-shmfd; do
+  for f in copyright changelog.gz changelog.Debian.gz; do
+    [[ -f /usr/share/doc/$p/$f ]] || fail "$p has no /usr/share/doc/$p/$f"
+  done
+done
+zcat /usr/share/doc/shmfd/changelog.Debian.gz | head -1 | grep -q "^shmfd (0.3.0-1) " ||
+  fail "the Debian changelog's newest entry is not 0.3.0-1"
 [[ $(shmfd-dds-bridge --help) == *"Bridges shmfd topics to a DDS domain"* ]] ||
   fail "the installed shmfd-dds-bridge does not run"
 dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libddsc0debian" ||
