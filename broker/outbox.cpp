@@ -223,6 +223,8 @@ bool Outbox::next_delivery(Outgoing& out) {
       frame.setSequence(f.sequence);
       frame.setTimestampNs(f.timestamp_ns);
       layout_to_proto(f.layout, frame.initLayout());
+      // Version 5 only: an older consumer sees no new field.
+      if (!f.meta.empty() && sub.client->version >= 5) meta_to_proto(f.meta, frame.initMeta());
       InFlight held{f.sequence, nullptr, std::chrono::steady_clock::now(), false};
       if (f.pool) {
         frame.setPool(f.pool->id);

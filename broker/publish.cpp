@@ -52,18 +52,38 @@ Outcome Router::publish(ClientState& client, proto::Publish::Reader publish,
                                            "', " + std::to_string(t->last_sequence)),
                   name, sequence);
   }
-  if (frame.getPool() == 0) return publish_fd(client, *t, frame, *layout, fds);
+  // Version 5: the frame's metadata, checked against its topic's options (from an older
+  // client, whose schema has no such field, none is read).
+  FrameMeta meta;
+  if (client.version >= 5) {
+    if (frame.hasMeta()) meta = meta_from_proto(frame.getMeta());
+    if (auto ok = check_frame_meta(meta, t->options, *layout); !ok) {
+      return refuse(Code::INVALID_METADATA, ok.error().message(), name, sequence);
+    }
+  }
+  if (frame.getPool() == 0) return publish_fd(client, *t, frame, *layout, meta, fds);
   if (!fds.empty()) {
     return refuse(Code::WRONG_FD_COUNT,
                   "a frame in a pool slot carries no fd; the " + std::to_string(fds.size()) +
                       " attached were closed",
                   name, sequence);
   }
-  return publish_slot(client, *t, frame, *layout);
+  return publish_slot(client, *t, frame, *layout, meta);
 }
 
+namespace {
+// The record keeps its own copy of the header: the message it came in is gone after this event.
+void keep_meta(FrameRecord& record, const FrameMeta& meta) {
+  if (meta.empty()) return;
+  record.meta = meta;
+  record.header.assign(meta.header.begin(), meta.header.end());
+  record.meta.header = record.header;
+}
+}  // namespace
+
 Outcome Router::publish_fd(ClientState& client, Topic& t, proto::Frame::Reader frame,
-                           const Layout& layout, std::vector<UniqueFd>& fds) {
+                           const Layout& layout, const FrameMeta& meta,
+                           std::vector<UniqueFd>& fds) {
   const std::uint64_t sequence = frame.getSequence();
   if (fds.size() != kFdsPerMessage) {
     return refuse(
@@ -107,6 +127,7 @@ Outcome Router::publish_fd(ClientState& client, Topic& t, proto::Frame::Reader f
   record->timestamp_ns = frame.getTimestampNs();
   record->bytes = verified.size;
   record->charge = Charge(client.account, verified.size);
+  keep_meta(*record, meta);
   FramePtr shared = std::move(record);
   if (options_.keep_last_frame) t.last = shared;  // fd frames only: never a pool slot
   fan_out(client, t, std::move(shared));
@@ -114,7 +135,7 @@ Outcome Router::publish_fd(ClientState& client, Topic& t, proto::Frame::Reader f
 }
 
 Outcome Router::publish_slot(ClientState& client, Topic& t, proto::Frame::Reader frame,
-                             const Layout& layout) {
+                             const Layout& layout, const FrameMeta& meta) {
   const std::uint64_t sequence = frame.getSequence();
   const std::uint32_t id = frame.getPool();
   const std::uint32_t slot = frame.getSlot();
@@ -158,6 +179,7 @@ Outcome Router::publish_slot(ClientState& client, Topic& t, proto::Frame::Reader
   record->pool = it->second;
   record->slot = slot;
   record->bytes = pool.slot_size;
+  keep_meta(*record, meta);
   // With no subscriber, fan_out held the last reference: the slot is free again on return.
   fan_out(client, t, std::move(record));
   // The producer has no slot left: once this event's deliveries are out, see who is behind.

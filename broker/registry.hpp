@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "closer.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"
@@ -109,6 +110,10 @@ struct FrameRecord {
   std::uint32_t slot = 0;
   std::uint64_t bytes = 0;  // the buffer's (or slot's) size, for introspection
   Charge charge;            // a fresh frame's buffer, to its producer (a slot is in its pool's)
+  // Version 5: what the frame carries beside its bytes, checked; its header points into
+  // `header`. Empty for most frames, which then cost nothing more.
+  FrameMeta meta;
+  std::vector<std::byte> header;
 };
 using FramePtr = std::shared_ptr<const FrameRecord>;
 
@@ -229,6 +234,7 @@ struct Topic {
   std::string name;
   LayoutKind kind = LayoutKind::blob;
   Guarantee guarantee = Guarantee::sealed;
+  TopicOptions options;  // version 5: what its producer declared (defaults before)
   ClientState* producer = nullptr;
   std::vector<Subscription*> subscribers;
   FramePtr last;                    // only with --keep-last-frame

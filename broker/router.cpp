@@ -66,6 +66,23 @@ void Router::leave(ClientState& client) {
   client.subscriptions.clear();  // frees the slots it held, queueing SlotFree for producers
 }
 
+namespace {
+
+// Version 5: tells a subscriber what the topic's producer declared, before its frames.
+void post_topic_advertised(ClientState& to, const Topic& t) {
+  if (to.version < 5 || t.producer == nullptr) return;
+  ControlMessageBuilder message;
+  auto advertised = message.initRoot<proto::Message>().initTopicAdvertised();
+  advertised.setTopic(t.name);
+  advertised.setKind(to_proto(t.kind));
+  advertised.setGuarantee(to_proto(t.guarantee));
+  topic_options_to_proto(t.options, advertised.initOptions());
+  advertised.setProducer(t.producer->id);
+  to.outbox.post(message);
+}
+
+}  // namespace
+
 Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertise) {
   const std::string name = text_of(advertise.getTopic());
   auto kind = layout_kind_from_proto(advertise.getKind());
@@ -74,6 +91,14 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
     return refuse(Code::INVALID_TOPIC_NAME, ok.error().message(), printable(name));
   if (!guarantee) return refuse(Code::MALFORMED_MESSAGE, guarantee.error().message(), name);
   if (!kind) return refuse(Code::MALFORMED_MESSAGE, kind.error().message(), name);
+  // Options only from version 5: an older client's message has no such field to set.
+  TopicOptions topic_options;
+  if (client.version >= 5 && advertise.hasOptions()) {
+    topic_options = topic_options_from_proto(advertise.getOptions());
+    if (auto ok = check_topic_options(topic_options); !ok) {
+      return refuse(Code::INVALID_METADATA, ok.error().message(), name);
+    }
+  }
   if (auto ok = check_access(options_.policy.get(), client, Right::publish, name); !ok) return ok;
   Topic* t = registry_.find(name);
   if (t != nullptr && t->producer != nullptr && t->producer != &client && t->producer->hung_up &&
@@ -94,11 +119,13 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
   if (t->producer == &client) {
     // Advertising again is harmless when nothing changes; a topic's kind and guarantee are
     // fixed while it has a producer, since subscribers and pools rely on them.
-    if (t->kind != *kind || t->guarantee != *guarantee) {
+    if (t->kind != *kind || t->guarantee != *guarantee || t->options != topic_options) {
       return refuse(Code::ALREADY_ADVERTISED,
                     "this client already produces '" + name + "' as " +
                         std::string(to_string(t->kind)) + ", " +
-                        std::string(to_string(t->guarantee)) + "; Unadvertise it to change that",
+                        std::string(to_string(t->guarantee)) +
+                        (t->options != topic_options ? " with other topic options" : "") +
+                        "; Unadvertise it to change that",
                     name);
     }
     client.outbox.post(message);
@@ -115,10 +142,12 @@ Outcome Router::advertise(ClientState& client, proto::Advertise::Reader advertis
   t->producer = &client;
   t->kind = *kind;
   t->guarantee = *guarantee;
+  t->options = std::move(topic_options);
   t->last_sequence = 0;  // sequences are the producer's: a new one starts afresh
   t->via_broker = true;  // what a producer assumes until told otherwise
   client.produced.insert(t);
   client.outbox.post(message);
+  for (Subscription* s : t->subscribers) post_topic_advertised(*s->client, *t);
   update_route(*t);
   for (Subscription* s : t->subscribers) offer_channel(*s);
   log_.info(client.describe() + " produces '" + name + "' (" + std::string(to_string(*kind)) +
@@ -234,6 +263,7 @@ Outcome Router::subscribe(ClientState& client, proto::Subscribe::Reader subscrib
   subscribed.setTopic(name);
   subscribed.setQueueDepth(depth);
   client.outbox.post(message);
+  if ((*topic)->producer != nullptr) post_topic_advertised(client, **topic);
   log_.info(client.describe() + " subscribes to '" + name + "' (depth " + std::to_string(depth) +
             ", " + std::string(to_string(*policy)) + ")");
   if (options_.keep_last_frame && s.topic->last) {

@@ -74,9 +74,9 @@ class Router {
   // (frames of them still held keep their slots) and the topic is free for another producer.
   void stop_producing(ClientState& producer, Topic* topic, const std::string& why);
   Outcome publish_fd(ClientState& client, Topic& topic, proto::Frame::Reader frame,
-                     const Layout& layout, std::vector<UniqueFd>& fds);
+                     const Layout& layout, const FrameMeta& meta, std::vector<UniqueFd>& fds);
   Outcome publish_slot(ClientState& client, Topic& topic, proto::Frame::Reader frame,
-                       const Layout& layout);
+                       const Layout& layout, const FrameMeta& meta);
   // Queues `frame` for every subscriber of `topic` (a pool frame: those not on a channel).
   void fan_out(const ClientState& producer, Topic& topic, FramePtr frame);
   // Asks `sub`'s client and its topic's producer for the pages of a channel between them, if

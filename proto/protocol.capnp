@@ -13,8 +13,9 @@ using import "layout.capnp".Layout;
 # accepts. A client sends the newest version it speaks in Hello; the broker answers Welcome with
 # the version the connection uses, or Error(protocolVersion) naming the range it accepts.
 # Version 2 added Unsubscribe, Unadvertise and the specific error codes from notReadable on.
-# Version 3 added channels; version 4 Subscribe.prefetch, Read and EndOfStream.dropped.
-const protocolVersion :UInt32 = 4;
+# Version 3 added channels; version 4 Subscribe.prefetch, Read and EndOfStream.dropped;
+# version 5 frame metadata (Frame.meta, Advertise.options, TopicAdvertised; section 15).
+const protocolVersion :UInt32 = 5;
 const minProtocolVersion :UInt32 = 2;
 
 struct Message {
@@ -51,6 +52,8 @@ struct Message {
     route @28 :Route;
     # Version 4: a consumer's reading, for subscriptions with a prefetch (section 6).
     read @29 :Read;
+    # Version 5: what a subscribed topic's producer declared (section 15).
+    topicAdvertised @30 :TopicAdvertised;
   }
 }
 
@@ -100,6 +103,29 @@ struct Advertise {
   topic @0 :Text;
   kind @1 :LayoutKind;
   guarantee @2 :Guarantee;
+  # Version 5: what the topic's frames carry beside their bytes. Absent: the defaults (no user
+  # header, no rate, timestamps not required).
+  options @3 :TopicOptions;
+}
+
+# Version 5 (section 15).
+struct TopicOptions {
+  maxHeaderBytes @0 :UInt32;     # the largest user header a frame may carry, at most 4096
+  headerSchema @1 :Text;         # what the header holds, for people and tools; printable ASCII
+  frameRateNum @2 :UInt32;       # the nominal frame rate, num/den per second; 0/0: unknown
+  frameRateDen @3 :UInt32;
+  timestampsRequired @4 :Bool;   # every frame carries a pts or a dts
+}
+
+# Broker -> consumer of version 5: the topic it subscribes to has a producer, which declared
+# these. Sent after Subscribed when the topic has a producer then, and whenever one advertises
+# it later; before any Deliver or channel of that producer.
+struct TopicAdvertised {
+  topic @0 :Text;
+  kind @1 :LayoutKind;
+  guarantee @2 :Guarantee;
+  options @3 :TopicOptions;
+  producer @4 :UInt64;           # the producer's client id, as in EndOfStream
 }
 
 enum Backpressure {
@@ -146,6 +172,24 @@ struct Frame {
   timestampNs @3 :UInt64;  # CLOCK_MONOTONIC at capture
   pool @4 :UInt32;         # pool frames: the broker-assigned pool id
   slot @5 :UInt32;         # pool frames: the slot index
+  meta @6 :FrameMeta;      # version 5: absent when the frame carries none
+}
+
+# Version 5: what a frame carries beside its bytes (section 15). A time of all ones is "none".
+struct FrameMeta {
+  pts @0 :UInt64 = 0xffffffffffffffff;       # presentation time, ns of the stream's time
+  dts @1 :UInt64 = 0xffffffffffffffff;       # decoding time, ns of the stream's time
+  duration @2 :UInt64 = 0xffffffffffffffff;  # ns
+  flags @3 :UInt32;    # discontinuity 1, corrupted 2, deltaUnit 4, gap 8, marker 16; others refused
+  crop @4 :Crop;       # image frames only; absent: the whole image
+  header @5 :Data;     # the user header, at most the topic's maxHeaderBytes
+}
+
+struct Crop {
+  x @0 :UInt32;
+  y @1 :UInt32;
+  width @2 :UInt32;
+  height @3 :UInt32;
 }
 
 # Producer -> broker, with the pool's memfd: N slots of slotSize bytes each (a multiple of the
@@ -258,6 +302,7 @@ enum ErrorCode {
   wrongFdCount @20;       # a message carried more or fewer fds than it takes
   alreadyAdvertised @21;  # Advertise again with another kind or guarantee
   badSequence @22;        # sequence 0, or not greater than the producer's last on the topic
+  invalidMetadata @23;    # version 5: frame metadata or topic options that break a rule
 }
 
 struct Error {

@@ -58,6 +58,9 @@ static_assert(static_cast<int>(Errc::no_free_slot) == SHMFD_E_NO_FREE_SLOT);
 static_assert(static_cast<int>(Errc::invalid_argument) == SHMFD_E_INVALID_ARGUMENT);
 static_assert(static_cast<int>(Errc::limit_exceeded) == SHMFD_E_LIMIT_EXCEEDED);
 static_assert(static_cast<int>(shmfd::BrokerErrc::bad_sequence) == SHMFD_BROKER_BAD_SEQUENCE);
+static_assert(static_cast<int>(shmfd::BrokerErrc::invalid_metadata) ==
+              SHMFD_BROKER_INVALID_METADATA);
+static_assert(static_cast<int>(Errc::invalid_metadata) == SHMFD_E_INVALID_METADATA);
 static_assert(static_cast<int>(shmfd::BrokerErrc::permission_denied) ==
               SHMFD_BROKER_PERMISSION_DENIED);
 static_assert(static_cast<int>(shmfd::PixelFormat::gray16) == SHMFD_PIXEL_GRAY16);

@@ -37,6 +37,8 @@ struct ConsumerState {
   BrokerLink link;
   ConsumerChannels channels;
   Subscriptions subscriptions;
+  // What each topic's producer declared (TopicAdvertised, version 5).
+  std::map<std::string, TopicOptions, std::less<>> topic_options;
   std::deque<Event> early;  // events read while a call waited for something else
   // Made once: a std::function per frame would cost on the channel path's every frame.
   const Accounting accounting = [this](const std::string& topic, std::uint64_t sequence,
@@ -105,6 +107,12 @@ Result<Incoming> ConsumerState::handle(proto::Message::Reader r, std::vector<Uni
       return Incoming();
     case M::CHANNEL_REQUEST:
       return on_channel_request(r.getChannelRequest());
+    case M::TOPIC_ADVERTISED: {
+      auto advertised = r.getTopicAdvertised();
+      topic_options.insert_or_assign(text_of(advertised.getTopic()),
+                                     topic_options_from_proto(advertised.getOptions()));
+      return Incoming();
+    }
     case M::CHANNEL_OPEN: {
       auto open = r.getChannelOpen();
       if (auto ok = channels.open(open, link.take_asked(open.getChannel()), fds); !ok) {
@@ -151,6 +159,24 @@ Result<Incoming> ConsumerState::on_deliver(proto::Deliver::Reader deliver,
   FrameBuilder::from_socket(out, link.shared());
   if (!layout) return fail(std::move(layout.error()));
   FrameBuilder::set(out, frame.getSequence(), frame.getTimestampNs(), std::move(*layout));
+  if (frame.hasMeta()) {
+    // Checked by the broker; checked again here against what this consumer knows of the topic,
+    // so a frame never shows what its topic does not allow.
+    const FrameMeta meta = meta_from_proto(frame.getMeta());
+    const auto known = topic_options.find(out.topic());
+    TopicOptions options;
+    if (known != topic_options.end()) {
+      options = known->second;
+    } else {
+      options.max_header_bytes = kMaxUserHeaderBytes;  // not told (never from a broker of 5)
+    }
+    if (auto ok = check_frame_meta(meta, options, FrameBuilder::layout(out)); !ok) {
+      return fail(Errc::protocol_violation, "the broker delivered frame " +
+                                                std::to_string(frame.getSequence()) + " of '" +
+                                                out.topic() + "' with " + ok.error().message());
+    }
+    FrameBuilder::meta(out, meta);
+  }
   FrameBuilder::dropped(
       out, subscriptions.account(out.topic(), frame.getSequence(), deliver.getDropped()));
   if (frame.getPool() != 0) {
@@ -400,6 +426,12 @@ Result<std::optional<Event>> Consumer::receive_for(std::chrono::milliseconds tim
   }();
   if (event && *event) state_->handed(**event);
   return event;
+}
+
+std::optional<TopicOptions> Consumer::topic_options(std::string_view topic) const {
+  const auto it = state_->topic_options.find(topic);
+  if (it == state_->topic_options.end()) return std::nullopt;
+  return it->second;
 }
 
 }  // namespace shmfd

@@ -107,6 +107,13 @@ struct FrameBuilder {
   }
   static const Layout& layout(const Frame& f) { return f.layout_; }
   static void dropped(Frame& f, std::uint64_t dropped) { f.dropped_ = dropped; }
+  // The frame's own copy of `meta`: its header is copied out of the message (or page) once,
+  // and what the frame shows is that copy.
+  static void meta(Frame& f, const FrameMeta& meta) {
+    f.meta_ = meta;
+    f.header_.assign(meta.header.begin(), meta.header.end());
+    f.meta_.header = f.header_;
+  }
   static void own(Frame& f, Mapping mapping) {
     f.mapping_ = std::move(mapping);
     f.view_ = f.mapping_.bytes();

@@ -72,6 +72,8 @@ inline constexpr std::array kErrcTable{
     ErrcInfo{Errc::invalid_configuration, "invalid_configuration", "SHMFD_E_INVALID_CONFIGURATION",
              "invalid configuration"},
     ErrcInfo{Errc::limit_exceeded, "limit_exceeded", "SHMFD_E_LIMIT_EXCEEDED", "limit exceeded"},
+    ErrcInfo{Errc::invalid_metadata, "invalid_metadata", "SHMFD_E_INVALID_METADATA",
+             "invalid frame metadata"},
 };
 
 struct BrokerErrcInfo {
@@ -104,13 +106,14 @@ inline constexpr std::array kBrokerErrcTable{
     BrokerErrcInfo{BrokerErrc::wrong_fd_count, "wrong-fd-count"},
     BrokerErrcInfo{BrokerErrc::already_advertised, "already-advertised"},
     BrokerErrcInfo{BrokerErrc::bad_sequence, "bad-sequence"},
+    BrokerErrcInfo{BrokerErrc::invalid_metadata, "invalid-metadata"},
 };
 
 constexpr bool errc_table_in_order() {
   for (std::size_t i = 0; i < kErrcTable.size(); ++i) {
     if (static_cast<std::size_t>(kErrcTable[i].code) != i + 1) return false;
   }
-  return static_cast<std::size_t>(Errc::limit_exceeded) == kErrcTable.size();
+  return static_cast<std::size_t>(Errc::invalid_metadata) == kErrcTable.size();
 }
 static_assert(errc_table_in_order(), "kErrcTable: one row per Errc, in order");
 
@@ -118,7 +121,7 @@ constexpr bool broker_table_in_order() {
   for (std::size_t i = 0; i < kBrokerErrcTable.size(); ++i) {
     if (static_cast<std::size_t>(kBrokerErrcTable[i].code) != i) return false;
   }
-  return static_cast<std::size_t>(BrokerErrc::bad_sequence) + 1 == kBrokerErrcTable.size();
+  return static_cast<std::size_t>(BrokerErrc::invalid_metadata) + 1 == kBrokerErrcTable.size();
 }
 static_assert(broker_table_in_order(), "kBrokerErrcTable: one row per BrokerErrc, in order");
 

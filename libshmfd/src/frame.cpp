@@ -20,6 +20,8 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     channel_ = std::move(other.channel_);
     pool_id_ = other.pool_id_;
     slot_ = other.slot_;
+    header_ = std::move(other.header_);  // its buffer moves with it: meta_.header stays valid
+    meta_ = other.meta_;
   }
   return *this;
 }

@@ -20,10 +20,25 @@ std::uint64_t monotonic_ns() {
 }
 
 void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64_t timestamp_ns,
-                const Layout& layout) {
+                const Layout& layout, const FrameMeta& meta) {
   frame.setSequence(sequence);
   frame.setTimestampNs(timestamp_ns != 0 ? timestamp_ns : monotonic_ns());
   layout_to_proto(layout, frame.initLayout());
+  if (!meta.empty()) meta_to_proto(meta, frame.initMeta());
+}
+
+Status ProducerState::check_meta(std::string_view topic, const FrameMeta& meta,
+                                 const Layout& layout) const {
+  static const TopicOptions defaults;
+  const auto it = advertised.find(topic);
+  const TopicOptions& options = it != advertised.end() ? it->second.options : defaults;
+  if (auto ok = check_frame_meta(meta, options, layout); !ok) return ok;
+  if (!meta.empty() && link.connection().version() < 5) {
+    return fail(Errc::invalid_argument,
+                "frame metadata needs protocol version 5; the broker speaks " +
+                    std::to_string(link.connection().version()));
+  }
+  return {};
 }
 
 Status ProducerState::handle(proto::Message::Reader r, std::vector<UniqueFd>& fds) {
@@ -83,7 +98,7 @@ Result<bool> ProducerState::recovered(const Error& error) {
     // which stay intact (each pool is registered again as a fresh memfd).
     channels.forget_all();
     for (const auto& [topic, a] : advertised) {
-      if (auto ok = send_advertise(topic, a.kind, a.level); !ok) return ok;
+      if (auto ok = send_advertise(topic, a); !ok) return ok;
     }
     return pools.renew([this](const PoolState& pool, const PoolBuffer& buffer) {
       return register_pool(pool.topic, buffer, pool.slot_size,
@@ -111,12 +126,14 @@ Status ProducerState::request(capnp::MessageBuilder& message, std::span<const in
   return {};
 }
 
-Status ProducerState::send_advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
+Status ProducerState::send_advertise(std::string_view topic, const Advertised& a) {
   ControlMessageBuilder message;
   auto advertise = message.initRoot<proto::Message>().initAdvertise();
   advertise.setTopic(std::string(topic));
-  advertise.setKind(to_proto(kind));
-  advertise.setGuarantee(to_proto(level));
+  advertise.setKind(to_proto(a.kind));
+  advertise.setGuarantee(to_proto(a.level));
+  static const TopicOptions defaults;
+  if (a.options != defaults) topic_options_to_proto(a.options, advertise.initOptions());
   return request(message, {}, topic, [&](proto::Message::Reader r) {
     return r.isAdvertised() && view(r.getAdvertised().getTopic()) == topic;
   });
@@ -172,14 +189,15 @@ Result<std::pair<std::uint64_t, PoolState*>> ProducerState::stage(std::string_vi
 
 EncodedMessage ProducerState::publish_message(std::string_view topic, const PoolState& pool,
                                               const Slot& slot, std::uint64_t sequence,
-                                              std::uint64_t timestamp_ns, const Layout& layout) {
+                                              std::uint64_t timestamp_ns, const Layout& layout,
+                                              const FrameMeta& meta) {
   ControlMessageBuilder message;
   auto publish = message.initRoot<proto::Message>().initPublish();
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();
   frame.setPool(pool.broker_id);
   frame.setSlot(slot.index);
-  fill_frame(frame, sequence, timestamp_ns, layout);
+  fill_frame(frame, sequence, timestamp_ns, layout, meta);
   return encode_message(message);
 }
 
@@ -214,9 +232,21 @@ std::size_t Producer::channels() const noexcept {
 }
 
 Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee level) {
+  return advertise(topic, kind, level, TopicOptions{});
+}
+
+Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee level,
+                           const TopicOptions& options) {
   if (auto ok = check_topic_name(topic); !ok) return ok;
-  auto ok = state_->send_advertise(topic, kind, level);
-  if (ok) state_->advertised[std::string(topic)] = detail::Advertised{kind, level};
+  if (auto ok = check_topic_options(options); !ok) return ok;
+  if (options != TopicOptions{} && state_->link.connection().version() < 5) {
+    return fail(Errc::invalid_argument,
+                "topic options need protocol version 5; the broker speaks " +
+                    std::to_string(state_->link.connection().version()));
+  }
+  const detail::Advertised a{kind, level, options};
+  auto ok = state_->send_advertise(topic, a);
+  if (ok) state_->advertised[std::string(topic)] = a;
   return ok;
 }
 
@@ -246,8 +276,15 @@ Result<WritableBuffer> Producer::allocate(std::string_view topic, const Layout& 
 
 Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer buffer,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
+  return prepare(topic, std::move(buffer), layout, FrameMeta{}, timestamp_ns);
+}
+
+Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer buffer,
+                                        const Layout& layout, const FrameMeta& meta,
+                                        std::uint64_t timestamp_ns) {
   auto extent = validate_layout(layout, buffer.size());
   if (!extent) return fail(std::move(extent.error()));
+  if (auto ok = state_->check_meta(topic, meta, layout); !ok) return fail(std::move(ok.error()));
   auto sealed = std::move(buffer).seal();
   if (!sealed) return fail(std::move(sealed.error()));
   const std::uint64_t sequence = state_->take_sequence(topic);
@@ -256,7 +293,7 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, WritableBuffer b
   publish.setTopic(std::string(topic));
   auto frame = publish.initFrame();
   frame.setFd(0);
-  detail::fill_frame(frame, sequence, timestamp_ns, layout);
+  detail::fill_frame(frame, sequence, timestamp_ns, layout, meta);
   return PreparedFrame{std::string(topic), sequence, std::move(*sealed), encode_message(message)};
 }
 
@@ -283,7 +320,13 @@ Result<std::optional<std::uint64_t>> Producer::try_send(PreparedFrame& frame) {
 
 Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer buffer,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
-  auto frame = prepare(topic, std::move(buffer), layout, timestamp_ns);
+  return publish(topic, std::move(buffer), layout, FrameMeta{}, timestamp_ns);
+}
+
+Result<std::uint64_t> Producer::publish(std::string_view topic, WritableBuffer buffer,
+                                        const Layout& layout, const FrameMeta& meta,
+                                        std::uint64_t timestamp_ns) {
+  auto frame = prepare(topic, std::move(buffer), layout, meta, timestamp_ns);
   if (!frame) return fail(std::move(frame.error()));
   detail::ProducerState& s = *state_;
   const int fd = frame->buffer->fd();

@@ -4,6 +4,8 @@
 // pool frame on every channel of its topic.
 #pragma once
 
+#include <algorithm>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -61,6 +63,12 @@ class ProducerChannels {
   void found_free_slot(const PoolState& pool, bool found) {
     if (found && dry_pools_.empty()) return;  // every acquire's case: nothing to say
     note_dry(pool, found);
+  }
+
+  // Whether a channel of `topic` is open.
+  bool has_topic(std::string_view topic) const {
+    return std::any_of(channels_.begin(), channels_.end(),
+                       [&](const ChannelOut& c) { return c.topic == topic; });
   }
 
   void forget_topic(std::string_view topic);

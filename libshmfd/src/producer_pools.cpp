@@ -83,12 +83,20 @@ Result<Slot> Producer::acquire(std::uint32_t pool, Wait wait) {
 
 Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
+  return prepare(topic, slot, layout, FrameMeta{}, timestamp_ns);
+}
+
+Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot,
+                                        const Layout& layout, const FrameMeta& meta,
+                                        std::uint64_t timestamp_ns) {
+  if (auto ok = state_->check_meta(topic, meta, layout); !ok) return fail(std::move(ok.error()));
   auto staged = state_->stage(topic, slot, layout);
   if (!staged) return fail(std::move(staged.error()));
   auto [sequence, pool] = *staged;
   pool->broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
   return PreparedFrame{std::string(topic), sequence, std::nullopt,
-                       state_->publish_message(topic, *pool, slot, sequence, timestamp_ns, layout)};
+                       state_->publish_message(topic, *pool, slot, sequence, timestamp_ns, layout,
+                                               meta)};
 }
 
 // Stage, put on the channels, send if the broker routes the topic too; whatever fails on the
@@ -96,7 +104,20 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
 // connected to again gets the same frame.
 Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
                                         const Layout& layout, std::uint64_t timestamp_ns) {
+  return publish(topic, slot, layout, FrameMeta{}, timestamp_ns);
+}
+
+Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot,
+                                        const Layout& layout, const FrameMeta& meta,
+                                        std::uint64_t timestamp_ns) {
   detail::ProducerState& s = *state_;
+  if (auto ok = s.check_meta(topic, meta, layout); !ok) return fail(std::move(ok.error()));
+  // TODO(issue 34, next part): metadata in the channel pages. Until then a frame with metadata
+  // is refused on a topic whose frames take channels, rather than losing its metadata there.
+  if (!meta.empty() && s.channels.has_topic(topic)) {
+    return fail(Errc::invalid_argument,
+                "frame metadata on channels is not carried yet (connect with Channels::off)");
+  }
   if (timestamp_ns == 0) timestamp_ns = detail::monotonic_ns();
   for (;;) {
     // Route changes, channels opened or closed, refusals: one load when nothing came.
@@ -123,7 +144,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
     // encoded for it.
     const bool routed = ok && s.channels.via_broker(topic);
     if (routed) {
-      auto message = s.publish_message(topic, *pool, slot, sequence, timestamp_ns, layout);
+      auto message = s.publish_message(topic, *pool, slot, sequence, timestamp_ns, layout, meta);
       // Blocking: under block-producer backpressure this waits for the broker to read again.
       ok = s.link.send(message.bytes()).map([](SendStatus) {});
     }

@@ -19,11 +19,13 @@ namespace shmfd::detail {
 struct Advertised {
   LayoutKind kind;
   Guarantee level;
+  TopicOptions options;
 };
 
-// The frame fields of a Publish; timestamp_ns 0 means now (CLOCK_MONOTONIC).
+// The frame fields of a Publish; timestamp_ns 0 means now (CLOCK_MONOTONIC). An empty `meta`
+// writes nothing (the message is what it was before version 5).
 void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64_t timestamp_ns,
-                const Layout& layout);
+                const Layout& layout, const FrameMeta& meta);
 std::uint64_t monotonic_ns();
 
 struct ProducerState {
@@ -81,7 +83,11 @@ struct ProducerState {
 
   // Whether `error` is a lost broker this producer has now reconnected to (else: fail).
   Result<bool> recovered(const Error& error);
-  Status send_advertise(std::string_view topic, LayoutKind kind, Guarantee level);
+  Status send_advertise(std::string_view topic, const Advertised& a);
+  // Checks `meta` against the topic's options and `layout`, as the broker will: a frame that
+  // breaks a rule never leaves (Errc::invalid_metadata), and none is sent to a broker older than
+  // version 5, which would not carry it (Errc::invalid_argument).
+  Status check_meta(std::string_view topic, const FrameMeta& meta, const Layout& layout) const;
   Result<std::uint32_t> register_pool(std::string_view topic, const PoolBuffer& buffer,
                                       std::size_t slot_size, std::uint32_t slot_count);
   std::uint64_t take_sequence(std::string_view topic);
@@ -96,7 +102,7 @@ struct ProducerState {
                                                      const Layout& layout);
   EncodedMessage publish_message(std::string_view topic, const PoolState& pool, const Slot& slot,
                                  std::uint64_t sequence, std::uint64_t timestamp_ns,
-                                 const Layout& layout);
+                                 const Layout& layout, const FrameMeta& meta);
 };
 
 }  // namespace shmfd::detail

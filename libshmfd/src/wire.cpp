@@ -262,4 +262,63 @@ Result<std::size_t> fd_index(std::uint32_t index, std::size_t fd_count) {
   return index;
 }
 
+namespace {
+constexpr std::uint64_t kNoTime = ~std::uint64_t{0};  // the schema's default: "none"
+std::optional<std::uint64_t> time_of(std::uint64_t v) {
+  return v == kNoTime ? std::nullopt : std::optional<std::uint64_t>(v);
+}
+}  // namespace
+
+FrameMeta meta_from_proto(proto::FrameMeta::Reader reader) {
+  FrameMeta meta;
+  meta.pts = time_of(reader.getPts());
+  meta.dts = time_of(reader.getDts());
+  meta.duration = time_of(reader.getDuration());
+  meta.flags = reader.getFlags();
+  if (reader.hasCrop()) {
+    const auto c = reader.getCrop();
+    meta.crop = Crop{c.getX(), c.getY(), c.getWidth(), c.getHeight()};
+  }
+  if (reader.hasHeader()) {
+    const auto h = reader.getHeader();
+    meta.header = std::as_bytes(std::span(h.begin(), h.size()));
+  }
+  return meta;
+}
+
+void meta_to_proto(const FrameMeta& meta, proto::FrameMeta::Builder builder) {
+  builder.setPts(meta.pts.value_or(kNoTime));
+  builder.setDts(meta.dts.value_or(kNoTime));
+  builder.setDuration(meta.duration.value_or(kNoTime));
+  builder.setFlags(meta.flags);
+  if (meta.crop) {
+    auto c = builder.initCrop();
+    c.setX(meta.crop->x);
+    c.setY(meta.crop->y);
+    c.setWidth(meta.crop->width);
+    c.setHeight(meta.crop->height);
+  }
+  if (!meta.header.empty()) {
+    builder.setHeader(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(meta.header.data()),
+                                          meta.header.size()));
+  }
+}
+
+TopicOptions topic_options_from_proto(proto::TopicOptions::Reader reader) {
+  TopicOptions options;
+  options.max_header_bytes = reader.getMaxHeaderBytes();
+  options.header_schema = text_of(reader.getHeaderSchema());
+  options.frame_rate = FrameRate{reader.getFrameRateNum(), reader.getFrameRateDen()};
+  options.timestamps_required = reader.getTimestampsRequired();
+  return options;
+}
+
+void topic_options_to_proto(const TopicOptions& options, proto::TopicOptions::Builder builder) {
+  builder.setMaxHeaderBytes(options.max_header_bytes);
+  builder.setHeaderSchema(options.header_schema);
+  builder.setFrameRateNum(options.frame_rate.num);
+  builder.setFrameRateDen(options.frame_rate.den);
+  builder.setTimestampsRequired(options.timestamps_required);
+}
+
 }  // namespace shmfd

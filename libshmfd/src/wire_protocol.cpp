@@ -123,6 +123,8 @@ proto::ErrorCode wire_error_code(const Error& error) noexcept {
     case Errc::message_truncated:
     case Errc::limit_exceeded:
       return C::LIMIT_EXCEEDED;
+    case Errc::invalid_metadata:
+      return C::INVALID_METADATA;
     default:
       return C::MALFORMED_MESSAGE;
   }
@@ -181,20 +183,22 @@ constexpr BrokerErrc to_broker_errc(proto::ErrorCode code) noexcept {
       return BrokerErrc::already_advertised;
     case C::BAD_SEQUENCE:
       return BrokerErrc::bad_sequence;
+    case C::INVALID_METADATA:
+      return BrokerErrc::invalid_metadata;
   }
   return static_cast<BrokerErrc>(code);  // a newer broker's code: its number is kept
 }
 
 // The two enums number their codes alike, so an error_code's value is the wire's value.
 constexpr bool same_numbers() {
-  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::BAD_SEQUENCE); ++i) {
+  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::INVALID_METADATA); ++i) {
     if (static_cast<int>(to_broker_errc(static_cast<proto::ErrorCode>(i))) != i) return false;
   }
   return true;
 }
 static_assert(same_numbers());
 static_assert(detail::kBrokerErrcTable.size() ==
-                  static_cast<std::size_t>(proto::ErrorCode::BAD_SEQUENCE) + 1,
+                  static_cast<std::size_t>(proto::ErrorCode::INVALID_METADATA) + 1,
               "a wire error code without its row in error_table.hpp");
 
 }  // namespace
@@ -271,6 +275,8 @@ std::string message_name(proto::Message::Which which) {
       return "Route";
     case M::READ:
       return "Read";
+    case M::TOPIC_ADVERTISED:
+      return "TopicAdvertised";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }

@@ -59,7 +59,8 @@ py::object exception_for(const shmfd::Error& e) {
     } else if (c == Errc::no_free_slot) {
       cls = exceptions->no_free_slot;
     } else if (c == Errc::invalid_argument || c == Errc::invalid_topic_name ||
-               c == Errc::invalid_size || c == Errc::invalid_configuration) {
+               c == Errc::invalid_size || c == Errc::invalid_configuration ||
+               c == Errc::invalid_metadata) {
       cls = exceptions->invalid_argument;
     } else if (c == Errc::limit_exceeded || c == Errc::huge_pages_unavailable) {
       cls = exceptions->limit_exceeded;

@@ -40,6 +40,7 @@ struct Received {
   proto::Guarantee guarantee = proto::Guarantee::POOL;  // Deliver
   std::uint32_t credit = 0;                             // Credit
   std::uint32_t window = 0;                             // Welcome.publishWindow
+  bool has_meta = false;                                // Deliver: the frame carries FrameMeta
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -161,6 +162,10 @@ class RawClient {
               out.slot = r.getDeliver().getFrame().getSlot();
               out.dropped = r.getDeliver().getDropped();
               out.guarantee = r.getDeliver().getGuarantee();
+              out.has_meta = r.getDeliver().getFrame().hasMeta();
+              break;
+            case M::TOPIC_ADVERTISED:
+              out.topic = text_of(r.getTopicAdvertised().getTopic());
               break;
             case M::END_OF_STREAM:
               out.topic = text_of(r.getEndOfStream().getTopic());

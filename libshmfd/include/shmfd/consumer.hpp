@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "shmfd/connection.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/mapping.hpp"
 #include "shmfd/protocol.hpp"
@@ -79,6 +80,10 @@ class Frame {
   /// What the bytes hold, verified against them by the broker (or, on a channel, by this
   /// library) before the frame was handed over.
   const Layout& layout() const noexcept { return layout_; }
+  /// What the frame carries beside its bytes (protocol version 5): pts, dts, duration, flags,
+  /// a crop, a user header (a view into the frame, valid while it lives). Checked by the broker
+  /// against its topic's options; empty() for a frame that carries none.
+  const FrameMeta& meta() const noexcept { return meta_; }
   /// The frame's buffer (or pool slot), read-only; the layout says where the data lies in it.
   std::span<const std::byte> bytes() const noexcept { return view_; }
   /// Whether the frame is a slot of a pool (else a buffer of its own).
@@ -109,6 +114,8 @@ class Frame {
   std::shared_ptr<detail::ChannelIn> channel_;  ///< a frame that came on a channel
   std::uint32_t pool_id_ = 0;
   std::uint32_t slot_ = 0;
+  FrameMeta meta_;
+  std::vector<std::byte> header_;  // meta_.header's bytes
 };
 
 /// The producer of a subscribed topic left (it unadvertised, or disconnected): no more frames
@@ -190,6 +197,11 @@ class Consumer {
   /// Whether this consumer takes pool frames on channels (Channels::automatic and a broker that
   /// offers them).
   bool uses_channels() const noexcept;
+  /// What the producer of `topic` declared about its frames (TopicOptions: the user header's
+  /// size and schema, the nominal frame rate, ...), once the broker said so (protocol version 5:
+  /// after subscribe() when the topic has a producer, and whenever one advertises it); nullopt
+  /// before, and from an older broker.
+  std::optional<TopicOptions> topic_options(std::string_view topic) const;
   /// Descriptors that producers wrote on this consumer's channels and that failed the checks
   /// (a slot out of range, a layout larger than its slot, ...): skipped, counted here.
   std::uint64_t channel_refusals() const noexcept;

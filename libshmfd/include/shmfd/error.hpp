@@ -56,6 +56,9 @@ enum class Errc {
   /// Start-up configuration: a command-line option, a policy file, a socket systemd passed.
   invalid_configuration,
   limit_exceeded,  ///< a configured limit was reached (the broker's --max-topics)
+  /// A frame's metadata or a topic's options break a rule of frame_meta.hpp (unknown flags, a
+  /// crop outside the image, a user header larger than the topic allows, ...).
+  invalid_metadata,
 };
 
 /// Why the broker refused a request: the code of its Error message (docs/PROTOCOL.md, "Errors"),
@@ -86,6 +89,7 @@ enum class BrokerErrc {
   wrong_fd_count,      ///< a message with fds it does not take, or without the one it needs
   already_advertised,  ///< advertise again with another kind or guarantee
   bad_sequence,        ///< sequence 0, or not above the last one the topic accepted
+  invalid_metadata,    ///< frame metadata or topic options that break a rule (version 5)
 };
 
 }  // namespace shmfd

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "shmfd/connection.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
@@ -85,6 +86,12 @@ class Producer {
 
   /// Declares this client the producer of `topic` (waits for the broker's answer).
   Status advertise(std::string_view topic, LayoutKind kind, Guarantee level = Guarantee::sealed);
+  /// The same, with what the topic declares about its frames' metadata (protocol version 5):
+  /// the largest user header, its schema's name, the nominal frame rate, whether timestamps are
+  /// required. Errors beside advertise()'s: Errc::invalid_metadata for options that break a rule
+  /// (check_topic_options()), Errc::invalid_argument when the broker is older than version 5.
+  Status advertise(std::string_view topic, LayoutKind kind, Guarantee level,
+                   const TopicOptions& options);
 
   /// Stops producing `topic` without disconnecting (waits for the broker's answer): its
   /// subscribers get EndOfStream, and its pools are unregistered and unmapped here (frames of
@@ -101,11 +108,19 @@ class Producer {
   /// refusal is returned by the next publish() (or poll_errors()), and names the sequence.
   Result<std::uint64_t> publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
+  /// The same, with `meta`: pts, dts, duration, flags, a crop, a user header (version 5). It is
+  /// checked here as the broker will check it (check_frame_meta() against the topic's options):
+  /// a frame that breaks a rule is not sent, Errc::invalid_metadata.
+  Result<std::uint64_t> publish(std::string_view topic, WritableBuffer buffer, const Layout& layout,
+                                const FrameMeta& meta, std::uint64_t timestamp_ns = 0);
 
   /// The two halves of publish(), for event loops: seal + encode, then a non-blocking send
   /// (nullopt: the socket is full, wait until it is writable and call again).
   Result<PreparedFrame> prepare(std::string_view topic, WritableBuffer buffer, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
+  /// prepare() with metadata, as publish() takes it.
+  Result<PreparedFrame> prepare(std::string_view topic, WritableBuffer buffer, const Layout& layout,
+                                const FrameMeta& meta, std::uint64_t timestamp_ns = 0);
   /// Sends a prepared frame without blocking: its sequence once sent, nullopt when the socket
   /// or the publish window is full (see window_full()); then call again with the same frame.
   Result<std::optional<std::uint64_t>> try_send(PreparedFrame& frame);
@@ -135,9 +150,15 @@ class Producer {
   /// Publishes an acquired slot; `layout` is relative to the slot and must fit in it.
   Result<std::uint64_t> publish(std::string_view topic, const Slot& slot, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
+  /// Publishes an acquired slot with `meta` (see the publish() of a buffer with metadata).
+  Result<std::uint64_t> publish(std::string_view topic, const Slot& slot, const Layout& layout,
+                                const FrameMeta& meta, std::uint64_t timestamp_ns = 0);
   /// The encoding half of publish(slot), for try_send.
   Result<PreparedFrame> prepare(std::string_view topic, const Slot& slot, const Layout& layout,
                                 std::uint64_t timestamp_ns = 0);
+  /// prepare() of a slot with metadata.
+  Result<PreparedFrame> prepare(std::string_view topic, const Slot& slot, const Layout& layout,
+                                const FrameMeta& meta, std::uint64_t timestamp_ns = 0);
   /// Gives back an acquired slot that will not be published (an error, say, before it was
   /// filled): it is free again. Errc::invalid_argument if `slot` is not acquired.
   Status discard(const Slot& slot);

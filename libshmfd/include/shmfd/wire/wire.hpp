@@ -19,6 +19,7 @@
 #include <kj/exception.h>
 
 #include "shmfd/error.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/proto/layout.capnp.h"
 #include "shmfd/proto/protocol.capnp.h"
@@ -94,6 +95,15 @@ auto decode_message(std::span<const std::byte> bytes, F&& read)
 // not check the layout against a buffer: use validate_layout for that.
 Result<Layout> layout_from_proto(proto::Layout::Reader reader);
 void layout_to_proto(const Layout& layout, proto::Layout::Builder builder);
+
+// Frame metadata and topic options (version 5). meta_from_proto's header is a view into the
+// message (copy it before the message goes); it checks nothing but what the wire cannot say
+// (a crop of 0 size is kept, for check_frame_meta to refuse). A FrameMeta that is empty()
+// writes nothing: the caller does not init the field.
+FrameMeta meta_from_proto(proto::FrameMeta::Reader reader);
+void meta_to_proto(const FrameMeta& meta, proto::FrameMeta::Builder builder);
+TopicOptions topic_options_from_proto(proto::TopicOptions::Reader reader);
+void topic_options_to_proto(const TopicOptions& options, proto::TopicOptions::Builder builder);
 
 // A Cap'n Proto text as a string_view (valid while the message is), and as a string. Both keep
 // its full length: a peer's text may hold NUL bytes, and cStr() would cut the text at the
