@@ -2,6 +2,7 @@
 // become the thread's last error, and no exception leaves a function.
 #include "shmfd.h"
 
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <new>
@@ -694,6 +695,140 @@ uint64_t shmfd_frame_dropped(const shmfd_frame* frame) {
 
 int shmfd_frame_in_pool(const shmfd_frame* frame) {
   return frame && frame->frame->in_pool() ? 1 : 0;
+}
+
+}  // extern "C"
+
+namespace {
+
+std::string hex32(std::uint32_t v) {
+  char out[16];
+  std::snprintf(out, sizeof out, "0x%x", v);
+  return out;
+}
+
+// The C metadata as the library's; SHMFD_E_INVALID_ARGUMENT for `fields` bits it does not know.
+shmfd_status meta_to_cpp(const char* call, const shmfd_frame_meta* meta, shmfd::FrameMeta& out) {
+  out = {};
+  if (meta == nullptr) return SHMFD_OK;
+  constexpr std::uint32_t kFields =
+      SHMFD_META_PTS | SHMFD_META_DTS | SHMFD_META_DURATION | SHMFD_META_CROP;
+  if ((meta->fields & ~kFields) != 0) {
+    return set_error(SHMFD_E_INVALID_ARGUMENT, std::string(call) + ": meta->fields " +
+                                                   hex32(meta->fields) + " has unknown bits");
+  }
+  if (meta->header == nullptr && meta->header_size != 0) return null_argument(call, "meta->header");
+  if ((meta->fields & SHMFD_META_PTS) != 0) out.pts = meta->pts;
+  if ((meta->fields & SHMFD_META_DTS) != 0) out.dts = meta->dts;
+  if ((meta->fields & SHMFD_META_DURATION) != 0) out.duration = meta->duration;
+  if ((meta->fields & SHMFD_META_CROP) != 0) {
+    out.crop = shmfd::Crop{meta->crop_x, meta->crop_y, meta->crop_width, meta->crop_height};
+  }
+  out.flags = meta->flags;
+  if (meta->header_size != 0) out.header = std::as_bytes(std::span(meta->header, meta->header_size));
+  return SHMFD_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic,
+                                              int kind, int guarantee,
+                                              const shmfd_topic_options* options) {
+  if (options == nullptr) return shmfd_producer_advertise(producer, topic, kind, guarantee);
+  return guarded("shmfd_producer_advertise_options", [&] {
+    if (!producer) return null_argument("shmfd_producer_advertise_options", "producer");
+    if (!topic) return null_argument("shmfd_producer_advertise_options", "topic");
+    if (kind < SHMFD_LAYOUT_BLOB || kind > SHMFD_LAYOUT_TENSOR ||
+        (guarantee != SHMFD_GUARANTEE_SEALED && guarantee != SHMFD_GUARANTEE_POOL)) {
+      return set_error(SHMFD_E_INVALID_ARGUMENT,
+                       "shmfd_producer_advertise_options(\"" + std::string(topic) +
+                           "\"): layout kind " + std::to_string(kind) + " or guarantee " +
+                           std::to_string(guarantee) + " is unknown");
+    }
+    shmfd::TopicOptions o;
+    o.max_header_bytes = options->max_header_bytes;
+    o.frame_rate = {options->frame_rate_num, options->frame_rate_den};
+    o.timestamps_required = options->timestamps_required != 0;
+    if (options->header_schema != nullptr) o.header_schema = options->header_schema;
+    auto ok = producer->producer.advertise(
+        topic, static_cast<shmfd::LayoutKind>(kind),
+        guarantee == SHMFD_GUARANTEE_POOL ? shmfd::Guarantee::pool : shmfd::Guarantee::sealed, o);
+    return ok ? SHMFD_OK : set_error(ok.error());
+  });
+}
+
+shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const char* topic,
+                                              const shmfd_slot* slot, const shmfd_layout* layout,
+                                              const shmfd_frame_meta* meta, uint64_t timestamp_ns,
+                                              uint64_t* sequence_out) {
+  static constexpr const char* kCall = "shmfd_producer_publish_slot_meta";
+  return guarded(kCall, [&] {
+    if (!producer) return null_argument(kCall, "producer");
+    if (!topic) return null_argument(kCall, "topic");
+    if (!slot) return null_argument(kCall, "slot");
+    shmfd::Layout l;
+    if (auto s = to_cpp(kCall, layout, l); s != SHMFD_OK) return s;
+    shmfd::FrameMeta m;
+    if (auto s = meta_to_cpp(kCall, meta, m); s != SHMFD_OK) return s;
+    const shmfd::Slot s{slot->pool, slot->index,
+                        std::span(reinterpret_cast<std::byte*>(slot->data), slot->size)};
+    auto sequence = producer->producer.publish(topic, s, l, m, timestamp_ns);
+    if (!sequence) return set_error(sequence.error());
+    if (sequence_out) *sequence_out = *sequence;
+    return SHMFD_OK;
+  });
+}
+
+shmfd_status shmfd_producer_publish_buffer_meta(shmfd_producer* producer, const char* topic,
+                                                shmfd_buffer* buffer, const shmfd_layout* layout,
+                                                const shmfd_frame_meta* meta,
+                                                uint64_t timestamp_ns, uint64_t* sequence_out) {
+  static constexpr const char* kCall = "shmfd_producer_publish_buffer_meta";
+  std::unique_ptr<shmfd_buffer> owned(buffer);  // consumed whatever happens
+  return guarded(kCall, [&] {
+    if (!producer) return null_argument(kCall, "producer");
+    if (!topic) return null_argument(kCall, "topic");
+    if (!owned) return null_argument(kCall, "buffer");
+    shmfd::Layout l;
+    if (auto s = to_cpp(kCall, layout, l); s != SHMFD_OK) return s;
+    shmfd::FrameMeta m;
+    if (auto s = meta_to_cpp(kCall, meta, m); s != SHMFD_OK) return s;
+    auto sequence = producer->producer.publish(topic, std::move(owned->buffer), l, m, timestamp_ns);
+    if (!sequence) return set_error(sequence.error());
+    if (sequence_out) *sequence_out = *sequence;
+    return SHMFD_OK;
+  });
+}
+
+void shmfd_frame_get_meta(const shmfd_frame* frame, shmfd_frame_meta* out) {
+  if (out == nullptr) return;
+  *out = shmfd_frame_meta{};
+  if (frame == nullptr) return;
+  const shmfd::FrameMeta& m = frame->frame->meta();
+  if (m.pts) {
+    out->fields |= SHMFD_META_PTS;
+    out->pts = *m.pts;
+  }
+  if (m.dts) {
+    out->fields |= SHMFD_META_DTS;
+    out->dts = *m.dts;
+  }
+  if (m.duration) {
+    out->fields |= SHMFD_META_DURATION;
+    out->duration = *m.duration;
+  }
+  if (m.crop) {
+    out->fields |= SHMFD_META_CROP;
+    out->crop_x = m.crop->x;
+    out->crop_y = m.crop->y;
+    out->crop_width = m.crop->width;
+    out->crop_height = m.crop->height;
+  }
+  out->flags = m.flags;
+  out->header = reinterpret_cast<const uint8_t*>(m.header.data());
+  out->header_size = m.header.size();
 }
 
 }  // extern "C"

@@ -445,8 +445,73 @@ uint64_t shmfd_frame_dropped(const shmfd_frame* frame);
 /** 1 if the frame is a slot of a pool, 0 if it is a sealed buffer of its own. */
 int shmfd_frame_in_pool(const shmfd_frame* frame);
 
+/* ---- Frame metadata (since libshmfd-c 1.2; protocol version 5) --------------------------- */
+
+/** shmfd_frame_meta.fields: shmfd_frame_meta.pts holds a value. */
+#define SHMFD_META_PTS 0x1u
+#define SHMFD_META_DTS 0x2u      /**< shmfd_frame_meta.dts holds a value */
+#define SHMFD_META_DURATION 0x4u /**< shmfd_frame_meta.duration holds a value */
+#define SHMFD_META_CROP 0x8u     /**< the crop_* fields hold a rectangle */
+
+/** shmfd_frame_meta.flags: the stream is not continuous before this frame (a seek, a reset). */
+#define SHMFD_FRAME_DISCONTINUITY 0x1u
+#define SHMFD_FRAME_CORRUPTED 0x2u  /**< the producer knows the contents are damaged */
+#define SHMFD_FRAME_DELTA_UNIT 0x4u /**< not decodable on its own (not a keyframe) */
+#define SHMFD_FRAME_GAP 0x8u        /**< stands for a gap: no real data, only its timing */
+#define SHMFD_FRAME_MARKER 0x10u    /**< the end of a unit the media defines */
+
+/** What a frame carries beside its bytes (shmfd/frame_meta.hpp has the rules): pts and dts in
+ * nanoseconds of the stream's time (not a clock), a duration, flags, a crop rectangle of an
+ * image, and a user header of at most the topic's max_header_bytes. Zero-initialize it, then
+ * set what the frame has. */
+typedef struct shmfd_frame_meta {
+  uint32_t fields;       /**< SHMFD_META_* bits: which optional fields are set */
+  uint32_t flags;        /**< SHMFD_FRAME_* bits; others are refused */
+  uint64_t pts;          /**< with SHMFD_META_PTS */
+  uint64_t dts;          /**< with SHMFD_META_DTS */
+  uint64_t duration;     /**< with SHMFD_META_DURATION */
+  uint32_t crop_x;       /**< with SHMFD_META_CROP: first column */
+  uint32_t crop_y;       /**< first row */
+  uint32_t crop_width;   /**< columns, at least 1 */
+  uint32_t crop_height;  /**< rows, at least 1 */
+  const uint8_t* header; /**< the user header (NULL when header_size is 0) */
+  size_t header_size;    /**< its bytes */
+  uint64_t reserved_[4]; /**< room to grow; write 0 */
+} shmfd_frame_meta;
+
+/** What a topic declares about its frames' metadata (shmfd_producer_advertise_options()). */
+typedef struct shmfd_topic_options {
+  uint32_t max_header_bytes;    /**< the largest user header, 0 to 4096 */
+  uint32_t frame_rate_num;      /**< the nominal frame rate, num/den per second; 0/0: unknown */
+  uint32_t frame_rate_den;      /**< see frame_rate_num */
+  uint32_t timestamps_required; /**< 1: every frame carries a pts or a dts */
+  const char* header_schema;    /**< what the header holds, for tools; NULL or "": unnamed */
+  uint64_t reserved_[4];        /**< room to grow; write 0 */
+} shmfd_topic_options;
+
+/** shmfd_producer_advertise() with `options` (NULL: the defaults). SHMFD_E_INVALID_METADATA for
+ * options that break a rule; SHMFD_E_INVALID_ARGUMENT from a broker older than version 5. */
+shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic,
+                                              int kind, int guarantee,
+                                              const shmfd_topic_options* options);
+/** shmfd_producer_publish_slot() with `meta` (NULL: none). A frame whose metadata breaks a rule
+ * is not sent: SHMFD_E_INVALID_METADATA, and the slot stays acquired. */
+shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const char* topic,
+                                              const shmfd_slot* slot, const shmfd_layout* layout,
+                                              const shmfd_frame_meta* meta, uint64_t timestamp_ns,
+                                              uint64_t* sequence_out);
+/** shmfd_producer_publish_buffer() with `meta` (NULL: none). The buffer is consumed whatever
+ * the outcome. */
+shmfd_status shmfd_producer_publish_buffer_meta(shmfd_producer* producer, const char* topic,
+                                                shmfd_buffer* buffer, const shmfd_layout* layout,
+                                                const shmfd_frame_meta* meta,
+                                                uint64_t timestamp_ns, uint64_t* sequence_out);
+/** The frame's metadata into `out` (all zero when it carries none); out->header points into the
+ * frame and lives as long as its event. */
+void shmfd_frame_get_meta(const shmfd_frame* frame, shmfd_frame_meta* out);
+
 #ifdef __cplusplus
 }
 #endif
 
-#endif /**< SHMFD_H */
+#endif /* SHMFD_H */

@@ -393,6 +393,74 @@ static void test_broker_loss(void) {
   shmfd_producer_close(p);
 }
 
+/* Frame metadata (C API 1.2): each field round-trips through the broker; a frame that breaks a
+ * rule is refused before it is sent, and its slot stays acquired. */
+static void test_frame_meta(void) {
+  shmfd_producer* p;
+  shmfd_consumer* c;
+  MUST(shmfd_consumer_connect(socket_path, "c-meta-in", SHMFD_NO_CHANNELS, &c));
+  MUST(shmfd_consumer_subscribe(c, "c/meta", 4, SHMFD_BLOCK_PRODUCER, NULL));
+  MUST(shmfd_producer_connect(socket_path, "c-meta-out", SHMFD_NO_CHANNELS, &p));
+  shmfd_topic_options options;
+  memset(&options, 0, sizeof options);
+  options.max_header_bytes = 16;
+  options.frame_rate_num = 30;
+  options.frame_rate_den = 1;
+  options.header_schema = "c.Test/1";
+  MUST(shmfd_producer_advertise_options(p, "c/meta", SHMFD_LAYOUT_IMAGE, SHMFD_GUARANTEE_POOL,
+                                        &options));
+  shmfd_layout layout;
+  MUST(shmfd_image_layout(SHMFD_PIXEL_RGBA8, 32, 16, 1, &layout));
+  uint32_t pool;
+  MUST(shmfd_producer_create_pool(p, "c/meta", shmfd_layout_extent(&layout), 2, 0, &pool));
+  const uint8_t header[5] = {1, 2, 3, 4, 5};
+  shmfd_frame_meta meta;
+  memset(&meta, 0, sizeof meta);
+  meta.fields = SHMFD_META_PTS | SHMFD_META_DURATION | SHMFD_META_CROP;
+  meta.pts = 123456789;
+  meta.duration = 33333333;
+  meta.flags = SHMFD_FRAME_DELTA_UNIT | SHMFD_FRAME_MARKER;
+  meta.crop_x = 2;
+  meta.crop_y = 1;
+  meta.crop_width = 28;
+  meta.crop_height = 14;
+  meta.header = header;
+  meta.header_size = sizeof header;
+  shmfd_slot slot;
+  MUST(shmfd_producer_acquire(p, pool, 0, &slot));
+  MUST(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, &meta, 0, NULL));
+
+  shmfd_event* ev = NULL;
+  MUST(shmfd_consumer_receive(c, 5000, &ev));
+  const shmfd_frame* f = shmfd_event_frame(ev);
+  CHECK(f != NULL);
+  shmfd_frame_meta got;
+  shmfd_frame_get_meta(f, &got);
+  CHECK(got.fields == meta.fields && got.pts == meta.pts && got.duration == meta.duration);
+  CHECK(got.flags == meta.flags);
+  CHECK(got.crop_x == 2 && got.crop_y == 1 && got.crop_width == 28 && got.crop_height == 14);
+  CHECK(got.header_size == sizeof header && got.header != header &&
+        memcmp(got.header, header, sizeof header) == 0);
+  shmfd_event_free(ev);
+
+  /* A crop outside the image never leaves; the slot is still this producer's. */
+  meta.crop_width = 31;
+  MUST(shmfd_producer_acquire(p, pool, 0, &slot));
+  CHECK(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, &meta, 0, NULL) ==
+        SHMFD_E_INVALID_METADATA);
+  CHECK(strstr(shmfd_last_error_message(), "outside the 32x16 image") != NULL);
+  meta.fields = 0x100;
+  CHECK(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, &meta, 0, NULL) ==
+        SHMFD_E_INVALID_ARGUMENT);
+  MUST(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, NULL, 0, NULL));
+  MUST(shmfd_consumer_receive(c, 5000, &ev));
+  shmfd_frame_get_meta(shmfd_event_frame(ev), &got);
+  CHECK(got.fields == 0 && got.flags == 0 && got.header_size == 0);
+  shmfd_event_free(ev);
+  shmfd_producer_close(p);
+  shmfd_consumer_close(c);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s PATH/TO/shmfd-broker\n", argv[0]);
@@ -410,6 +478,7 @@ int main(int argc, char** argv) {
   test_errors_before_any_broker();
   test_pool_frames();
   test_sealed_frames_and_poll();
+  test_frame_meta();
   test_broker_loss();
   CHECK(count_fds() == fds);
   CHECK(count_memfd_maps() == maps);
