@@ -725,7 +725,8 @@ shmfd_status meta_to_cpp(const char* call, const shmfd_frame_meta* meta, shmfd::
     out.crop = shmfd::Crop{meta->crop_x, meta->crop_y, meta->crop_width, meta->crop_height};
   }
   out.flags = meta->flags;
-  if (meta->header_size != 0) out.header = std::as_bytes(std::span(meta->header, meta->header_size));
+  if (meta->header_size != 0)
+    out.header = std::as_bytes(std::span(meta->header, meta->header_size));
   return SHMFD_OK;
 }
 
@@ -733,19 +734,18 @@ shmfd_status meta_to_cpp(const char* call, const shmfd_frame_meta* meta, shmfd::
 
 extern "C" {
 
-shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic,
-                                              int kind, int guarantee,
-                                              const shmfd_topic_options* options) {
+shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic, int kind,
+                                              int guarantee, const shmfd_topic_options* options) {
   if (options == nullptr) return shmfd_producer_advertise(producer, topic, kind, guarantee);
   return guarded("shmfd_producer_advertise_options", [&] {
     if (!producer) return null_argument("shmfd_producer_advertise_options", "producer");
     if (!topic) return null_argument("shmfd_producer_advertise_options", "topic");
     if (kind < SHMFD_LAYOUT_BLOB || kind > SHMFD_LAYOUT_TENSOR ||
         (guarantee != SHMFD_GUARANTEE_SEALED && guarantee != SHMFD_GUARANTEE_POOL)) {
-      return set_error(SHMFD_E_INVALID_ARGUMENT,
-                       "shmfd_producer_advertise_options(\"" + std::string(topic) +
-                           "\"): layout kind " + std::to_string(kind) + " or guarantee " +
-                           std::to_string(guarantee) + " is unknown");
+      return set_error(SHMFD_E_INVALID_ARGUMENT, "shmfd_producer_advertise_options(\"" +
+                                                     std::string(topic) + "\"): layout kind " +
+                                                     std::to_string(kind) + " or guarantee " +
+                                                     std::to_string(guarantee) + " is unknown");
     }
     shmfd::TopicOptions o;
     o.max_header_bytes = options->max_header_bytes;
@@ -783,8 +783,8 @@ shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const ch
 
 shmfd_status shmfd_producer_publish_buffer_meta(shmfd_producer* producer, const char* topic,
                                                 shmfd_buffer* buffer, const shmfd_layout* layout,
-                                                const shmfd_frame_meta* meta,
-                                                uint64_t timestamp_ns, uint64_t* sequence_out) {
+                                                const shmfd_frame_meta* meta, uint64_t timestamp_ns,
+                                                uint64_t* sequence_out) {
   static constexpr const char* kCall = "shmfd_producer_publish_buffer_meta";
   std::unique_ptr<shmfd_buffer> owned(buffer);  // consumed whatever happens
   return guarded(kCall, [&] {

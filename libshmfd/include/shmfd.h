@@ -491,9 +491,8 @@ typedef struct shmfd_topic_options {
 
 /** shmfd_producer_advertise() with `options` (NULL: the defaults). SHMFD_E_INVALID_METADATA for
  * options that break a rule; SHMFD_E_INVALID_ARGUMENT from a broker older than version 5. */
-shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic,
-                                              int kind, int guarantee,
-                                              const shmfd_topic_options* options);
+shmfd_status shmfd_producer_advertise_options(shmfd_producer* producer, const char* topic, int kind,
+                                              int guarantee, const shmfd_topic_options* options);
 /** shmfd_producer_publish_slot() with `meta` (NULL: none). A frame whose metadata breaks a rule
  * is not sent: SHMFD_E_INVALID_METADATA, and the slot stays acquired. */
 shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const char* topic,
@@ -504,8 +503,8 @@ shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const ch
  * the outcome. */
 shmfd_status shmfd_producer_publish_buffer_meta(shmfd_producer* producer, const char* topic,
                                                 shmfd_buffer* buffer, const shmfd_layout* layout,
-                                                const shmfd_frame_meta* meta,
-                                                uint64_t timestamp_ns, uint64_t* sequence_out);
+                                                const shmfd_frame_meta* meta, uint64_t timestamp_ns,
+                                                uint64_t* sequence_out);
 /** The frame's metadata into `out` (all zero when it carries none); out->header points into the
  * frame and lives as long as its event. */
 void shmfd_frame_get_meta(const shmfd_frame* frame, shmfd_frame_meta* out);

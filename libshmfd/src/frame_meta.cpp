@@ -28,8 +28,8 @@ constexpr std::array<std::pair<FrameFlag, std::string_view>, 5> kFlagNames{{
 
 Status check_time(const std::optional<std::uint64_t>& value, const char* what) {
   if (value && *value == kNone) {
-    return fail(Errc::invalid_metadata, std::string("frame meta: ") + what +
-                                            " 2^64-1 is kept for \"none\" on the wire");
+    return fail(Errc::invalid_metadata,
+                std::string("frame meta: ") + what + " 2^64-1 is kept for \"none\" on the wire");
   }
   return {};
 }
@@ -60,8 +60,8 @@ Status check_topic_options(const TopicOptions& options) {
   }
   if (options.header_schema.size() > kMaxHeaderSchemaLength) {
     return fail(Errc::invalid_metadata, "topic options: the header schema's name is " +
-                                            n(options.header_schema.size()) +
-                                            " bytes, beyond " + n(kMaxHeaderSchemaLength));
+                                            n(options.header_schema.size()) + " bytes, beyond " +
+                                            n(kMaxHeaderSchemaLength));
   }
   for (std::size_t i = 0; i < options.header_schema.size(); ++i) {
     const auto c = static_cast<unsigned char>(options.header_schema[i]);
@@ -72,8 +72,7 @@ Status check_topic_options(const TopicOptions& options) {
     }
   }
   if (options.frame_rate.den == 0 && options.frame_rate.num != 0) {
-    return fail(Errc::invalid_metadata, "topic options: frame rate " +
-                                            n(options.frame_rate.num) +
+    return fail(Errc::invalid_metadata, "topic options: frame rate " + n(options.frame_rate.num) +
                                             "/0 (a rate is num/den with den > 0, or 0/0)");
   }
   return {};
@@ -92,9 +91,9 @@ Status check_frame_meta(const FrameMeta& meta, const TopicOptions& topic, const 
                 "frame meta: no pts and no dts, and the topic requires timestamps");
   }
   if (meta.header.size() > topic.max_header_bytes) {
-    return fail(Errc::invalid_metadata,
-                "frame meta: a user header of " + n(meta.header.size()) +
-                    " bytes, and the topic allows " + n(topic.max_header_bytes));
+    return fail(Errc::invalid_metadata, "frame meta: a user header of " + n(meta.header.size()) +
+                                            " bytes, and the topic allows " +
+                                            n(topic.max_header_bytes));
   }
   if (meta.crop) {
     const Crop& c = *meta.crop;
@@ -103,8 +102,8 @@ Status check_frame_meta(const FrameMeta& meta, const TopicOptions& topic, const 
       return fail(Errc::invalid_metadata, "frame meta: a crop on a frame that is not an image");
     }
     if (c.width == 0 || c.height == 0) {
-      return fail(Errc::invalid_metadata, "frame meta: crop " + n(c.width) + "x" + n(c.height) +
-                                              " is empty");
+      return fail(Errc::invalid_metadata,
+                  "frame meta: crop " + n(c.width) + "x" + n(c.height) + " is empty");
     }
     // 64-bit sums of 32-bit values: no overflow.
     if (std::uint64_t{c.x} + c.width > image->width ||

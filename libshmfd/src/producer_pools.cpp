@@ -94,9 +94,9 @@ Result<PreparedFrame> Producer::prepare(std::string_view topic, const Slot& slot
   if (!staged) return fail(std::move(staged.error()));
   auto [sequence, pool] = *staged;
   pool->broker_busy[slot.index] = true;  // until SlotFree (or a refusal)
-  return PreparedFrame{std::string(topic), sequence, std::nullopt,
-                       state_->publish_message(topic, *pool, slot, sequence, timestamp_ns, layout,
-                                               meta)};
+  return PreparedFrame{
+      std::string(topic), sequence, std::nullopt,
+      state_->publish_message(topic, *pool, slot, sequence, timestamp_ns, layout, meta)};
 }
 
 // Stage, put on the channels, send if the broker routes the topic too; whatever fails on the

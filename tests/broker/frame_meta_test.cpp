@@ -238,7 +238,7 @@ TEST_P(FrameMetaTest, TheLibraryRefusesWhatTheBrokerWouldBeforeSending) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SealedAndPool, FrameMetaTest, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "pool" : "sealed"; });
+                         [](const auto& p) { return p.param ? "pool" : "sealed"; });
 
 // --- A producer that speaks the protocol by hand, and lies. ---
 
@@ -333,7 +333,8 @@ TEST_F(FrameMetaWireTest, AnOlderConsumerSeesNoNewField) {
   auto p = producer("meta");
   publish(p, "meta", 1, blob_layout(64), [](auto m) { m.setPts(42); });
   auto r = old.next();
-  ASSERT_TRUE(r.is(proto::Message::DELIVER)) << r << " (a version-4 client gets no TopicAdvertised)";
+  ASSERT_TRUE(r.is(proto::Message::DELIVER))
+      << r << " (a version-4 client gets no TopicAdvertised)";
   EXPECT_FALSE(r.has_meta);
 }
 
