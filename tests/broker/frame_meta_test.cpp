@@ -162,7 +162,9 @@ TEST_P(FrameMetaTest, EveryFieldRoundTripsThroughTheBroker) {
   const FrameMeta sent = full_meta(header);
   std::optional<std::uint32_t> pool_id;
   if (pool()) {
-    auto p = producer->create_pool("cam", *layout_extent(layout), 2);
+    // Four slots: a consumer may hold only some of a pool's slots (its pool window), and this
+    // one holds the first frame while it reads the second.
+    auto p = producer->create_pool("cam", *layout_extent(layout), 4);
     ASSERT_TRUE(p) << p.error().message();
     pool_id = *p;
   }
