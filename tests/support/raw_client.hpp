@@ -101,14 +101,21 @@ class RawClient {
   }
 
   // The next message other than Credit (which may come to a producer at any time, docs/
-  // PROTOCOL.md section 4), waiting up to `wait_ms` for each.
+  // PROTOCOL.md section 4) and TopicAdvertised (which a version-5 subscriber gets after
+  // Subscribed and whenever the topic is advertised, section 15: counted in `advertised`, and
+  // next_any() sees it), waiting up to `wait_ms` for each.
   Received next(int wait_ms = 5000) {
     for (;;) {
       Received r = next_any(wait_ms);
+      if (r.is(proto::Message::TOPIC_ADVERTISED)) {
+        ++advertised;
+        continue;
+      }
       if (!r.is(proto::Message::CREDIT)) return r;
       credited += r.credit;
     }
   }
+  std::uint64_t advertised = 0;  // TopicAdvertised messages that next() passed over
   std::uint64_t credited = 0;  // frames covered by the Credit that next() passed over
 
   // The next message of any kind, waiting up to `wait_ms`.
