@@ -38,6 +38,11 @@ except ImportError as _missing:
     ) from _missing
 
 from ._shmfd import (  # noqa: F401  (the public API)
+    FLAG_CORRUPTED,
+    FLAG_DELTA_UNIT,
+    FLAG_DISCONTINUITY,
+    FLAG_GAP,
+    FLAG_MARKER,
     PROTOCOL_VERSION,
     BrokerRefusedError,
     Consumer,
@@ -61,6 +66,11 @@ from ._shmfd import (  # noqa: F401  (the public API)
 )
 
 __all__ = [
+    "FLAG_CORRUPTED",
+    "FLAG_DELTA_UNIT",
+    "FLAG_DISCONTINUITY",
+    "FLAG_GAP",
+    "FLAG_MARKER",
     "PROTOCOL_VERSION",
     "BrokerRefusedError",
     "Consumer",

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -311,6 +312,32 @@ struct ConsumerCore {
   bool pollable;
 };
 
+// Frame metadata from Python's keywords: None for an absent time or crop, bytes-like for the
+// header (copied: at most 4 KiB).
+using PyCrop = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, std::uint32_t>;
+struct PyMeta {
+  shmfd::FrameMeta meta;
+  std::vector<std::byte> header;
+  PyMeta(std::optional<std::uint64_t> pts, std::optional<std::uint64_t> dts,
+         std::optional<std::uint64_t> duration, std::uint32_t flags, std::optional<PyCrop> crop,
+         const std::optional<py::buffer>& header_data) {
+    meta.pts = pts;
+    meta.dts = dts;
+    meta.duration = duration;
+    meta.flags = flags;
+    if (crop) {
+      meta.crop = shmfd::Crop{std::get<0>(*crop), std::get<1>(*crop), std::get<2>(*crop),
+                              std::get<3>(*crop)};
+    }
+    if (header_data) {
+      const py::buffer_info info = header_data->request();
+      const auto* begin = static_cast<const std::byte*>(info.ptr);
+      header.assign(begin, begin + info.size * info.itemsize);
+      meta.header = header;
+    }
+  }
+};
+
 struct PyFrame {
   std::optional<shmfd::Frame> frame;  // until released
   std::shared_ptr<const void> pages;  // the mapping, for arrays that outlive the release
@@ -320,6 +347,8 @@ struct PyFrame {
   const std::byte* data = nullptr;
   std::size_t size = 0;
   bool in_pool = false;
+  shmfd::FrameMeta meta;  // its header is in `header`
+  py::bytes header;
 
   // Any thread, with or without the consumer's mutex: the library queues the release, and the
   // consumer sends it from its next call, or at once if it is waiting in receive().
@@ -349,6 +378,10 @@ struct PyConsumer {
       frame->data = f->bytes().data();
       frame->size = f->bytes().size();
       frame->in_pool = f->in_pool();
+      frame->meta = f->meta();
+      frame->header = py::bytes(reinterpret_cast<const char*>(f->meta().header.data()),
+                                f->meta().header.size());
+      frame->meta.header = {};
       frame->pages = f->keep_mapped();
       frame->frame.emplace(std::move(*f));
       return py::cast(std::move(frame));
@@ -471,7 +504,7 @@ struct PyProducer {
   }
 
   std::uint64_t publish(const std::string& topic, PySlot& slot, std::optional<PyLayout> layout,
-                        std::uint64_t timestamp_ns) {
+                        std::uint64_t timestamp_ns, const PyMeta& meta) {
     slot.check_acquired("publish");
     const shmfd::Layout l = layout ? layout->layout
                             : slot.layout
@@ -480,7 +513,7 @@ struct PyProducer {
     auto sequence = [&] {
       py::gil_scoped_release nogil;
       std::lock_guard lock(core->mutex);
-      return core->producer.publish(topic, slot.slot, l, timestamp_ns);
+      return core->producer.publish(topic, slot.slot, l, meta.meta, timestamp_ns);
     }();
     if (!sequence) raise(sequence.error());
     slot.state = PySlot::State::published;
@@ -489,7 +522,8 @@ struct PyProducer {
   }
 
   std::uint64_t publish_bytes(const std::string& topic, const py::buffer& data,
-                              std::optional<PyLayout> layout, std::uint64_t timestamp_ns) {
+                              std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
+                              const PyMeta& meta) {
     Py_buffer view;
     if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) {
       PyErr_Clear();
@@ -504,7 +538,7 @@ struct PyProducer {
       auto buffer = core->producer.allocate(topic, shmfd::blob_layout(bytes));
       if (!buffer) return shmfd::fail(std::move(buffer.error()));
       std::memcpy(buffer->bytes().data(), view.buf, bytes);
-      return core->producer.publish(topic, std::move(*buffer), l, timestamp_ns);
+      return core->producer.publish(topic, std::move(*buffer), l, meta.meta, timestamp_ns);
     }();
     return ok(std::move(sequence));
   }
@@ -563,6 +597,11 @@ PYBIND11_MODULE(_shmfd, m) {
         "The broker's default socket: $XDG_RUNTIME_DIR/shmfd/broker.sock, or "
         "/run/shmfd/broker.sock for root.");
   m.attr("PROTOCOL_VERSION") = shmfd::kProtocolVersion;
+  m.attr("FLAG_DISCONTINUITY") = static_cast<std::uint32_t>(shmfd::FrameFlag::discontinuity);
+  m.attr("FLAG_CORRUPTED") = static_cast<std::uint32_t>(shmfd::FrameFlag::corrupted);
+  m.attr("FLAG_DELTA_UNIT") = static_cast<std::uint32_t>(shmfd::FrameFlag::delta_unit);
+  m.attr("FLAG_GAP") = static_cast<std::uint32_t>(shmfd::FrameFlag::gap);
+  m.attr("FLAG_MARKER") = static_cast<std::uint32_t>(shmfd::FrameFlag::marker);
 
   py::class_<PyLayout>(m, "Layout",
                        "What a frame's bytes mean: an image with planes and strides, audio, a "
@@ -678,6 +717,27 @@ PYBIND11_MODULE(_shmfd, m) {
                     "Frames of this topic this consumer missed so far.")
       .def_readonly("in_pool", &PyFrame::in_pool, "A pool slot (else a sealed buffer of its own).")
       .def_property_readonly("layout", [](const PyFrame& f) { return PyLayout{f.layout}; })
+      .def_property_readonly(
+          "pts", [](const PyFrame& f) { return f.meta.pts; },
+          "Presentation time in ns of the stream's time, or None.")
+      .def_property_readonly(
+          "dts", [](const PyFrame& f) { return f.meta.dts; },
+          "Decoding time in ns of the stream's time, or None.")
+      .def_property_readonly(
+          "duration", [](const PyFrame& f) { return f.meta.duration; }, "In ns, or None.")
+      .def_property_readonly(
+          "flags", [](const PyFrame& f) { return f.meta.flags; }, "FLAG_* bits.")
+      .def_property_readonly(
+          "crop",
+          [](const PyFrame& f) -> std::optional<PyCrop> {
+            if (!f.meta.crop) return std::nullopt;
+            return PyCrop{f.meta.crop->x, f.meta.crop->y, f.meta.crop->width,
+                          f.meta.crop->height};
+          },
+          "(x, y, width, height) of the image meant to be shown, or None.")
+      .def_property_readonly(
+          "header", [](const PyFrame& f) { return py::memoryview(f.header); },
+          "The user header, a read-only memoryview (empty when none).")
       .def_property_readonly("released", [](const PyFrame& f) { return !f.frame.has_value(); })
       .def_property_readonly(
           "address", [](const PyFrame& f) { return reinterpret_cast<std::uintptr_t>(f.data); },
@@ -859,7 +919,15 @@ PYBIND11_MODULE(_shmfd, m) {
       .def(
           "advertise",
           [](PyProducer& p, const std::string& topic, const std::string& kind,
-             const std::string& guarantee) {
+             const std::string& guarantee, std::uint32_t max_header_bytes,
+             const std::string& header_schema,
+             std::optional<std::tuple<std::uint32_t, std::uint32_t>> frame_rate,
+             bool timestamps_required) {
+            shmfd::TopicOptions options;
+            options.max_header_bytes = max_header_bytes;
+            options.header_schema = header_schema;
+            if (frame_rate) options.frame_rate = {std::get<0>(*frame_rate), std::get<1>(*frame_rate)};
+            options.timestamps_required = timestamps_required;
             if (guarantee != "sealed" && guarantee != "pool") {
               throw py::value_error("advertise: guarantee '" + guarantee +
                                     "' is neither 'sealed' nor 'pool'");
@@ -870,14 +938,19 @@ PYBIND11_MODULE(_shmfd, m) {
               std::lock_guard lock(p.core->mutex);
               return p.core->producer.advertise(
                   topic, k,
-                  guarantee == "pool" ? shmfd::Guarantee::pool : shmfd::Guarantee::sealed);
+                  guarantee == "pool" ? shmfd::Guarantee::pool : shmfd::Guarantee::sealed,
+                  options);
             }();
             ok(std::move(done));
           },
-          py::arg("topic"), py::arg("kind"), py::arg("guarantee") = "sealed",
+          py::arg("topic"), py::arg("kind"), py::arg("guarantee") = "sealed", py::kw_only(),
+          py::arg("max_header_bytes") = 0, py::arg("header_schema") = "",
+          py::arg("frame_rate") = py::none(), py::arg("timestamps_required") = false,
           "Declares this client the producer of topic, whose layouts are all of kind "
           "('blob', 'image', 'audio', 'tensor'); guarantee 'pool' for pools, 'sealed' for "
-          "publish_bytes.")
+          "publish_bytes. Frame metadata (protocol 5): max_header_bytes (0 to 4096) bounds "
+          "each frame's header, header_schema names what it holds, frame_rate is (num, den), "
+          "timestamps_required makes every frame carry a pts or a dts.")
       .def(
           "unadvertise",
           [](PyProducer& p, const std::string& topic) {
@@ -910,14 +983,40 @@ PYBIND11_MODULE(_shmfd, m) {
            py::arg("block") = true,
            "A free slot (waits for one; block=False raises NoFreeSlotError). With a layout, "
            "slot.array has its shape.")
-      .def("publish", &PyProducer::publish, py::arg("topic"), py::arg("slot"),
-           py::arg("layout") = py::none(), py::arg("timestamp_ns") = 0,
-           "Publishes an acquired slot (with its layout from acquire, or this one); returns the "
-           "sequence number. timestamp_ns 0 means now.")
-      .def("publish_bytes", &PyProducer::publish_bytes, py::arg("topic"), py::arg("data"),
-           py::arg("layout") = py::none(), py::arg("timestamp_ns") = 0,
-           "Copies data (bytes or a C-contiguous array) into a fresh memfd, seals it and "
-           "publishes it on a sealed topic; returns the sequence number.")
+      .def(
+          "publish",
+          [](PyProducer& p, const std::string& topic, PySlot& slot,
+             std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
+             std::optional<std::uint64_t> pts, std::optional<std::uint64_t> dts,
+             std::optional<std::uint64_t> duration, std::uint32_t flags,
+             std::optional<PyCrop> crop, std::optional<py::buffer> header) {
+            return p.publish(topic, slot, std::move(layout), timestamp_ns,
+                             PyMeta(pts, dts, duration, flags, crop, header));
+          },
+          py::arg("topic"), py::arg("slot"), py::arg("layout") = py::none(),
+          py::arg("timestamp_ns") = 0, py::kw_only(), py::arg("pts") = py::none(),
+          py::arg("dts") = py::none(), py::arg("duration") = py::none(), py::arg("flags") = 0,
+          py::arg("crop") = py::none(), py::arg("header") = py::none(),
+          "Publishes an acquired slot (with its layout from acquire, or this one); returns the "
+          "sequence number. timestamp_ns 0 means now. Metadata (protocol 5): pts, dts and "
+          "duration in ns of the stream's time, flags (FLAG_*), crop (x, y, width, height) "
+          "of an image, header (bytes-like, at most the topic's max_header_bytes).")
+      .def(
+          "publish_bytes",
+          [](PyProducer& p, const std::string& topic, const py::buffer& data,
+             std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
+             std::optional<std::uint64_t> pts, std::optional<std::uint64_t> dts,
+             std::optional<std::uint64_t> duration, std::uint32_t flags,
+             std::optional<PyCrop> crop, std::optional<py::buffer> header) {
+            return p.publish_bytes(topic, data, std::move(layout), timestamp_ns,
+                                   PyMeta(pts, dts, duration, flags, crop, header));
+          },
+          py::arg("topic"), py::arg("data"), py::arg("layout") = py::none(),
+          py::arg("timestamp_ns") = 0, py::kw_only(), py::arg("pts") = py::none(),
+          py::arg("dts") = py::none(), py::arg("duration") = py::none(), py::arg("flags") = 0,
+          py::arg("crop") = py::none(), py::arg("header") = py::none(),
+          "Copies data (bytes or a C-contiguous array) into a fresh memfd, seals it and "
+          "publishes it on a sealed topic; returns the sequence number. Metadata as publish().")
       .def(
           "poll_errors",
           [](PyProducer& p) {

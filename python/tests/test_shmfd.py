@@ -493,3 +493,32 @@ def test_import_without_numpy_says_what_is_missing():
     assert run.returncode != 0
     assert "ImportError: shmfd needs numpy" in run.stderr, run.stderr
     assert "python3-numpy" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_frame_metadata_round_trips(broker, pool, monkeypatch):
+    # Metadata travels through the broker for now (issue 34: channels next).
+    monkeypatch.setenv("SHMFD_CHANNELS", "0")
+    consumer = shmfd.Consumer(broker.socket, "py-meta-in")
+    consumer.subscribe("meta", depth=4, backpressure="block-producer")
+    producer = shmfd.Producer(broker.socket, "py-meta-out")
+    producer.advertise("meta", "image", "pool" if pool else "sealed", max_header_bytes=16,
+                       header_schema="py.Test/1", frame_rate=(30, 1))
+    layout = shmfd.Layout.image("rgba8", 32, 16)
+    meta = dict(pts=1_000, dts=900, duration=33_333_333,
+                flags=shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER, crop=(1, 2, 30, 14),
+                header=b"\x01\x02\x03")
+    if pool:
+        p = producer.create_pool("meta", layout.extent, slots=4)
+        with producer.acquire(p, layout) as slot:
+            producer.publish("meta", slot, **meta)
+    else:
+        producer.publish_bytes("meta", np.zeros(layout.extent, np.uint8), layout, **meta)
+    with consumer.receive(timeout=10) as frame:
+        assert (frame.pts, frame.dts, frame.duration) == (1_000, 900, 33_333_333)
+        assert frame.flags == shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER
+        assert frame.crop == (1, 2, 30, 14)
+        assert frame.header.readonly and bytes(frame.header) == b"\x01\x02\x03"
+    with pytest.raises(shmfd.InvalidArgumentError, match="outside the 32x16 image"):
+        producer.publish_bytes("meta", np.zeros(layout.extent, np.uint8), layout,
+                               crop=(0, 0, 33, 1))
