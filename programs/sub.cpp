@@ -26,11 +26,37 @@ void on_stop(int) {
 }
 }  // namespace
 
+// --verbose: one line per frame, "seq 12 t 123456789 dropped 0 pts 1000 dts - duration 33333333
+// flags delta_unit crop 0,0 640x480 header 16 B", the topic's options before the first.
+void print_frame(const shmfd::Frame& frame, const std::optional<shmfd::TopicOptions>& options) {
+  if (options) {
+    std::printf("topic '%s': user header up to %u B, schema '%s', frame rate %u/%u%s\n",
+                frame.topic().c_str(), options->max_header_bytes, options->header_schema.c_str(),
+                options->frame_rate.num, options->frame_rate.den,
+                options->timestamps_required ? ", timestamps required" : "");
+  }
+  const shmfd::FrameMeta& m = frame.meta();
+  const auto time = [](const std::optional<std::uint64_t>& t) {
+    return t ? std::to_string(*t) : std::string("-");
+  };
+  std::string crop = "-";
+  if (m.crop) {
+    crop = std::to_string(m.crop->x) + "," + std::to_string(m.crop->y) + " " +
+           std::to_string(m.crop->width) + "x" + std::to_string(m.crop->height);
+  }
+  std::printf(
+      "seq %llu t %llu dropped %llu pts %s dts %s duration %s flags %s crop %s header %zu B\n",
+      static_cast<unsigned long long>(frame.sequence()),
+      static_cast<unsigned long long>(frame.timestamp_ns()),
+      static_cast<unsigned long long>(frame.dropped()), time(m.pts).c_str(), time(m.dts).c_str(),
+      time(m.duration).c_str(), shmfd::flag_names(m.flags).c_str(), crop.c_str(), m.header.size());
+}
+
 int main(int argc, char** argv) {
   using namespace shmfd;
   const examples::Args args(
       argc, argv, {"--socket", "--topic", "--frames", "--depth"},
-      {"--block", "--latest", "--check-pattern", "--reconnect"},
+      {"--block", "--latest", "--check-pattern", "--reconnect", "--verbose"},
       "Usage: shmfd-sub [options]\n"
       "Subscribes to a topic through shmfd-broker and prints frames, rate, capture-to-receive\n"
       "latency and drops. SIGINT or SIGTERM ends it with that summary.\n\n"
@@ -49,12 +75,16 @@ int main(int argc, char** argv) {
           "                     wrong pixel\n"
           "  --reconnect        if the broker goes away (restart, upgrade), connect again and\n"
           "                     subscribe again; frames lost meanwhile count as dropped\n"
+          "  --verbose          a line per frame on stdout: its sequence, capture time, drops,\n"
+          "                     and the metadata it carries (pts, dts, duration, flags, crop,\n"
+          "                     the user header's size), and the topic's declared options\n"
           "  --help             this text\n");
   const std::string socket = args.get("--socket", default_socket_path());
   const std::string topic = args.get("--topic", "demo/camera");
   const auto frames = args.number("--frames", 0, 0, examples::kMaxCount);
   const auto depth = static_cast<std::uint32_t>(args.number("--depth", 0, 0, 4096));
   const bool check_pattern = args.has("--check-pattern");
+  const bool verbose = args.has("--verbose");
 
   auto consumer = Consumer::connect(socket, "shmfd-sub");
   if (!consumer)
@@ -104,6 +134,7 @@ int main(int argc, char** argv) {
     }
     dropped = frame.dropped();
     ++received;
+    if (verbose) print_frame(frame, received == 1 ? consumer->topic_options(topic) : std::nullopt);
   }
   const double seconds = static_cast<double>(examples::now_ns() - start) / 1e9;
   std::sort(latency_ns.begin(), latency_ns.end());

@@ -12,6 +12,7 @@
 #include "shmfd/frame_meta.hpp"
 #include "shmfd/producer.hpp"
 #include "support/broker_fixture.hpp"
+#include "support/program.hpp"
 #include "support/raw_client.hpp"
 
 namespace shmfd {
@@ -338,6 +339,49 @@ TEST_F(FrameMetaWireTest, AnOlderConsumerSeesNoNewField) {
   ASSERT_TRUE(r.is(proto::Message::DELIVER))
       << r << " (a version-4 client gets no TopicAdvertised)";
   EXPECT_FALSE(r.has_meta);
+}
+
+}  // namespace
+}  // namespace shmfd
+
+namespace shmfd {
+namespace {
+
+// shmfd-sub --verbose prints each frame's metadata and the topic's options.
+TEST_F(FrameMetaWireTest, ShmfdSubVerbosePrintsTheFields) {
+  testing::Program sub({SHMFD_SUB_BIN, "--socket", socket(), "--topic", "shown", "--frames", "1",
+                        "--verbose", "--block"},
+                       {"SHMFD_CHANNELS=0"});
+  ASSERT_TRUE(sub.wait_for("subscribed")) << sub.output();
+  auto producer = Producer::connect(socket(), "camera", Channels::off);
+  ASSERT_TRUE(producer);
+  TopicOptions options;
+  options.max_header_bytes = 16;
+  options.header_schema = "test.Shown/1";
+  options.frame_rate = {25, 1};
+  ASSERT_TRUE(producer->advertise("shown", LayoutKind::image, Guarantee::sealed, options));
+  const Layout layout = image(64, 48);
+  const std::array<std::byte, 3> header{};
+  FrameMeta meta;
+  meta.pts = 40'000'000;
+  meta.duration = 40'000'000;
+  meta.flags = static_cast<std::uint32_t>(FrameFlag::delta_unit);
+  meta.crop = Crop{0, 0, 64, 40};
+  meta.header = header;
+  auto buffer = producer->allocate("shown", layout);
+  ASSERT_TRUE(buffer);
+  ASSERT_TRUE(producer->publish("shown", std::move(*buffer), layout, meta));
+  EXPECT_EQ(sub.wait(), 0) << sub.output();
+  const std::string out = sub.output();
+  EXPECT_NE(out.find("topic 'shown': user header up to 16 B, schema 'test.Shown/1', frame rate "
+                     "25/1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("seq 1 "), std::string::npos) << out;
+  EXPECT_NE(out.find("pts 40000000 dts - duration 40000000 flags delta_unit crop 0,0 64x40 "
+                     "header 3 B"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace
