@@ -16,11 +16,12 @@ if [[ ! -f $build/build.ninja ]]; then
     -DSHMFD_SANITIZE=address,undefined -DSHMFD_BUILD_FUZZERS=ON \
     -DSHMFD_BUILD_TESTS=OFF -DSHMFD_BUILD_BENCH=OFF -DSHMFD_BUILD_EXAMPLES=OFF
 fi
-cmake --build "$build" -j "$jobs" --target shmfd-fuzz-decode shmfd-fuzz-layout shmfd-fuzz-broker shmfd-fuzz-channel
+cmake --build "$build" -j "$jobs" --target shmfd-fuzz-decode shmfd-fuzz-layout shmfd-fuzz-broker shmfd-fuzz-channel \
+  shmfd-fuzz-meta
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-for target in decode layout broker channel; do
+for target in decode layout broker channel meta; do
   work=$build/corpus/$target
   mkdir -p "$work" "$build/artifacts"
   echo "fuzz: shmfd-fuzz-$target for ${seconds}s (seeds: fuzz/corpus/$target)"
