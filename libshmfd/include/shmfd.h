@@ -447,4 +447,4 @@ int shmfd_frame_in_pool(const shmfd_frame* frame);
 }
 #endif
 
-#endif /**< SHMFD_H */
+#endif /* SHMFD_H */
