@@ -202,12 +202,15 @@ std::optional<Descriptor> ChannelReader::next_fresh(const FrameShapes& shapes, s
     // that went backwards is taken as none. Once the producer is gone, frames dropped after d
     // have no successor to wait for: only those in the ring count, or the last frames of the
     // stream would all be skipped. (The closed word is stored after the last head.)
-    const bool gone =
-        producer_gone || word(peer_.data(), kClosedAt).load(std::memory_order_acquire) != 0;
-    const std::uint64_t put_after = peer_head() - tail_;
+    // The closed word is read only when the producer dropped frames since d: the usual frame
+    // costs no more than before.
     const std::uint64_t dropped_now = producer_dropped();
-    const std::uint64_t dropped_after =
-        !gone && dropped_now > d->dropped ? dropped_now - d->dropped : 0;
+    const bool dropped_since = dropped_now > d->dropped;
+    const bool gone =
+        dropped_since &&
+        (producer_gone || word(peer_.data(), kClosedAt).load(std::memory_order_acquire) != 0);
+    const std::uint64_t put_after = peer_head() - tail_;  // after closed: then the last head
+    const std::uint64_t dropped_after = dropped_since && !gone ? dropped_now - d->dropped : 0;
     // Among the newest `depth`, or a skipped frame could not be handed back (the release ring
     // is full): this one.
     if (put_after + dropped_after < depth || !release_room()) return d;
