@@ -33,6 +33,7 @@ void post_request(ClientState& to, const ChannelRecord& c, ChannelSide side,
   request.setQueueDepth(depth);
   request.setBackpressure(shmfd::to_proto(sub.policy));
   request.setConsumerSkips(side == ChannelSide::producer && c.consumer->version >= 4);
+  if (to.version >= 5) request.setMetaBytes(c.meta_bytes);
   to.outbox.post(message);
 }
 
@@ -86,6 +87,11 @@ void Router::offer_channel(Subscription& sub) {
                                    ? 2 * sub.depth
                                    : sub.depth;
   c->capacity = std::min(kMaxChannelCapacity, std::bit_ceil(std::max<std::uint32_t>(frames, 8)));
+  // Metadata travels on the channel only between two clients of version 5; an older consumer
+  // gets none (as through the broker), and an older producer sends none.
+  if (t->producer->version >= 5 && sub.client->version >= 5) {
+    c->meta_bytes = channel_meta_bytes(t->options.max_header_bytes);
+  }
   sub.channel = c;
   channels_[c->id] = c;
   const std::uint32_t depth = std::min(sub.depth, options_.limits.max_slots_held);
@@ -169,7 +175,8 @@ Outcome Router::channel_page(ClientState& client, proto::ChannelPage::Reader pag
   if (!for_us) return refused(for_us.error());
   auto for_peer = reopen_read_only(fds[0].get());
   if (!for_peer) return refused(for_peer.error());
-  auto accepted = PeerPage::accept(std::move(*for_us), side);
+  auto accepted =
+      PeerPage::accept(std::move(*for_us), side, side == ChannelSide::producer ? c.meta_bytes : 0);
   if (!accepted) return refused(accepted.error());
   if (accepted->capacity() != c.capacity) {
     return refused(Error(Errc::invalid_size, "a ring of " + std::to_string(accepted->capacity()) +

@@ -141,6 +141,8 @@ struct ChannelRecord {
   std::uint64_t producer_id = 0;
   Subscription* sub = nullptr;  // the consumer's subscription
   std::uint32_t capacity = 0;
+  // Version 5, both sides: the producer page's metadata entries (0: none).
+  std::uint32_t meta_bytes = 0;
   std::optional<PeerPage> producer_page;  // verified, mapped read-only
   std::optional<PeerPage> consumer_page;
   std::shared_ptr<UniqueFd> producer_fd;  // read-only reopenings, for the peers

@@ -2,7 +2,8 @@
 // honest publishes, reads, releases and collections, the input overwrites any byte of either
 // page (ring entries, indices, epochs, the closed word). Whatever it writes:
 //   - ChannelReader::next only returns descriptors that a model of the reader's pools and
-//     layouts (kept here, independently) accepts;
+//     layouts (kept here, independently) accepts, and metadata (version 5) only from a page with
+//     metadata entries, with a header that fits them;
 //   - ChannelWriter::collect_releases only frees slots that were published to this consumer and
 //     not freed since, each once;
 //   - nothing crashes, reads out of bounds or waits (waits here have a past deadline).
@@ -37,19 +38,20 @@ struct PoolModel {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
   const std::uint32_t capacity = 1U << in.ConsumeIntegralInRange<unsigned>(1, 4);
+  const std::uint32_t meta_bytes = 64 * in.ConsumeIntegralInRange<std::uint32_t>(0, 2);
 
-  auto producer_page = shmfd::OwnPage::create(shmfd::ChannelSide::producer, capacity);
+  auto producer_page = shmfd::OwnPage::create(shmfd::ChannelSide::producer, capacity, meta_bytes);
   auto consumer_page = shmfd::OwnPage::create(shmfd::ChannelSide::consumer, capacity);
   if (!producer_page || !consumer_page) violated("cannot create pages");
   std::byte* const raw[2] = {producer_page->data(), consumer_page->data()};
   const std::size_t raw_size[2] = {
-      shmfd::channel_page_bytes(shmfd::ChannelSide::producer, capacity),
+      shmfd::channel_page_bytes(shmfd::ChannelSide::producer, capacity, meta_bytes),
       shmfd::channel_page_bytes(shmfd::ChannelSide::consumer, capacity)};
   auto producer_ro = shmfd::reopen_read_only(producer_page->fd());
   auto consumer_ro = shmfd::reopen_read_only(consumer_page->fd());
   if (!producer_ro || !consumer_ro) violated("cannot reopen pages");
   auto producer_peer =
-      shmfd::PeerPage::accept(std::move(*producer_ro), shmfd::ChannelSide::producer);
+      shmfd::PeerPage::accept(std::move(*producer_ro), shmfd::ChannelSide::producer, meta_bytes);
   auto consumer_peer =
       shmfd::PeerPage::accept(std::move(*consumer_ro), shmfd::ChannelSide::consumer);
   if (!producer_peer || !consumer_peer) violated("honest pages refused");
@@ -87,7 +89,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         d.slot = in.ConsumeIntegralInRange<std::uint32_t>(0, 9);
         d.layout = in.ConsumeIntegralInRange<std::uint32_t>(0, 7);
         d.sequence = ++sequence;
-        auto ok = writer.publish(d);
+        // With metadata half the time: times, flags, a crop and a header of any length (one
+        // longer than the entries hold is refused by the writer).
+        const bool with_meta = in.ConsumeBool();
+        const auto header =
+            in.ConsumeBytes<std::byte>(in.ConsumeIntegralInRange<std::size_t>(0, 96));
+        shmfd::FrameMeta meta;
+        meta.pts = in.ConsumeIntegral<std::uint64_t>();
+        meta.flags = in.ConsumeIntegral<std::uint32_t>();
+        meta.crop = shmfd::Crop{1, 2, in.ConsumeIntegral<std::uint32_t>(), 4};
+        meta.header = header;
+        auto ok = writer.publish(d, std::chrono::steady_clock::now(), with_meta ? &meta : nullptr);
         if (ok && *ok) {
           if (!held.insert({d.pool, d.slot}).second) violated("published a slot still held");
         }
@@ -100,6 +112,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           if (pool == pools.end() || d->slot >= pool->second.slots || layout == layouts.end() ||
               layout->second > pool->second.slot_size) {
             violated("next() returned a descriptor the shapes refuse");
+          }
+          if (d->has_meta && (meta_bytes == 0 || reader.meta().header.size() >
+                                                     meta_bytes - shmfd::kChannelMetaFixedBytes)) {
+            violated("next() returned metadata its page cannot hold");
           }
         }
         break;

@@ -395,6 +395,10 @@ struct ChannelRequest {
   # reads (docs/PROTOCOL.md section 14, Backpressure), so a dropOldest channel may carry up to
   # twice `queueDepth`.
   consumerSkips @6 :Bool;
+  # Version 5, to both sides: the bytes of each metadata entry of the producer's page (docs/
+  # PROTOCOL.md section 15), 0 for none. The producer makes its page with entries of this size,
+  # and the consumer accepts only such a page.
+  metaBytes @7 :UInt32;
 }
 
 # Client -> broker, with one fd: the client's page for `channel`, sealed with the pool guarantee.

@@ -204,7 +204,10 @@ Status BrokerLink::answer_channel_request(proto::ChannelRequest::Reader request)
   const ChannelSide side = request.getSide() == proto::ChannelSide::PRODUCER
                                ? ChannelSide::producer
                                : ChannelSide::consumer;
-  auto page = OwnPage::create(side, request.getCapacity());
+  // Metadata entries are in the producer's page only; the consumer checks the producer's has them.
+  const std::uint32_t meta_bytes = request.getMetaBytes();
+  auto page =
+      OwnPage::create(side, request.getCapacity(), side == ChannelSide::producer ? meta_bytes : 0);
   if (!page) return fail(std::move(page.error()).prefixed("channel request"));
   ControlMessageBuilder message;
   auto reply = message.initRoot<proto::Message>().initChannelPage();
@@ -212,9 +215,10 @@ Status BrokerLink::answer_channel_request(proto::ChannelRequest::Reader request)
   reply.setSide(request.getSide());
   reply.setFd(0);
   if (auto ok = queue(message, page->fd()); !ok) return ok;
-  asked_.insert_or_assign(request.getChannel(),
-                          AskedChannel{text_of(request.getTopic()), request.getQueueDepth(),
-                                       *policy, std::move(*page), request.getConsumerSkips()});
+  asked_.insert_or_assign(
+      request.getChannel(),
+      AskedChannel{text_of(request.getTopic()), request.getQueueDepth(), *policy, std::move(*page),
+                   request.getConsumerSkips(), meta_bytes});
   return {};
 }
 

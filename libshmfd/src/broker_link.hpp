@@ -37,7 +37,8 @@ struct AskedChannel {
   std::uint32_t depth = 0;
   Backpressure policy = Backpressure::drop_oldest;
   OwnPage page;
-  bool consumer_skips = false;  // a producer's: it may put frames beyond the depth
+  bool consumer_skips = false;   // a producer's: it may put frames beyond the depth
+  std::uint32_t meta_bytes = 0;  // the producer page's metadata entries (ChannelRequest.metaBytes)
 };
 
 class BrokerLink {

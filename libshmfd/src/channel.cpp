@@ -134,7 +134,27 @@ Status FrameShapes::check(const Descriptor& d) const {
 // --- The consumer's end ---
 
 ChannelReader::ChannelReader(OwnPage own, PeerPage peer)
-    : own_(std::move(own)), peer_(std::move(peer)) {}
+    : own_(std::move(own)), peer_(std::move(peer)) {
+  if (peer_.meta_bytes() != 0) header_.reserve(peer_.meta_bytes() - kChannelMetaFixedBytes);
+}
+
+void ChannelReader::refused(Error why) {
+  ++refusals_;
+  last_refusal_ = std::move(why);
+}
+
+namespace {
+
+std::optional<std::uint64_t> time_from_ring(std::uint64_t v) {
+  if (v == ~std::uint64_t{0}) return std::nullopt;
+  return v;
+}
+
+std::uint64_t time_to_ring(const std::optional<std::uint64_t>& v) {
+  return v ? *v : ~std::uint64_t{0};
+}
+
+}  // namespace
 
 std::uint32_t ChannelReader::peer_head() const noexcept {
   return word(peer_.data(), kIndexAt).load(std::memory_order_acquire);
@@ -180,12 +200,56 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool st
       stopped_ = true;  // not taken: read again once the definitions may have come
       return std::nullopt;
     }
+    // The metadata entry of the same index, copied once before the entry can be reused (the
+    // tail store below frees it); only the copy is bounded and used.
+    RingMeta meta{};
+    const std::uint32_t meta_bytes = peer_.meta_bytes();
+    const std::uint32_t index = tail_;
+    if ((raw.flags & kDescriptorHasMeta) != 0 && meta_bytes != 0) {
+      std::memcpy(&meta, peer_.data() + meta_at(peer_.capacity(), meta_bytes, index), sizeof meta);
+      if (meta.header_bytes <= meta_bytes - kChannelMetaFixedBytes) {
+        header_.assign(peer_.data() + meta_at(peer_.capacity(), meta_bytes, index) + sizeof meta,
+                       peer_.data() + meta_at(peer_.capacity(), meta_bytes, index) + sizeof meta +
+                           meta.header_bytes);
+      }
+    }
     ++tail_;
     word(own_.data(), kIndexAt).store(tail_, std::memory_order_release);
     if (auto ok = shapes.check(d); !ok) {
       ++refusals_;
       last_refusal_ = std::move(ok.error());
       continue;
+    }
+    if (raw.flags != 0) {
+      std::string why;
+      if ((raw.flags & ~kDescriptorHasMeta) != 0) {
+        why = "descriptor flags " + n(raw.flags) + " set reserved bits";
+      } else if (meta_bytes == 0) {
+        why = "metadata on a channel whose page has no metadata entries";
+      } else if (meta.header_bytes > meta_bytes - kChannelMetaFixedBytes) {
+        why = "a user header of " + n(meta.header_bytes) + " bytes, but the page's entries hold " +
+              n(meta_bytes - kChannelMetaFixedBytes);
+      }
+      if (!why.empty()) {
+        ++refusals_;
+        last_refusal_ =
+            Error(make_error_code(Errc::invalid_metadata), "frame " + n(d.sequence) + ": " + why);
+        (void)release(d.pool, d.slot, d.sequence);  // a real slot: the producer gets it back
+        continue;
+      }
+      meta_.pts = time_from_ring(meta.pts);
+      meta_.dts = time_from_ring(meta.dts);
+      meta_.duration = time_from_ring(meta.duration);
+      meta_.flags = meta.flags;
+      if (meta.crop_x == 0 && meta.crop_y == 0 && meta.crop_width == 0 && meta.crop_height == 0) {
+        meta_.crop.reset();
+      } else {
+        meta_.crop = Crop{meta.crop_x, meta.crop_y, meta.crop_width, meta.crop_height};
+      }
+      meta_.header = std::span<const std::byte>(header_.data(), header_.size());
+      Descriptor with = d;
+      with.has_meta = true;
+      return with;
     }
     return d;
   }
@@ -280,8 +344,8 @@ bool ChannelWriter::holds(std::uint32_t pool, std::uint32_t slot) const noexcept
                      [&](const Held& h) { return h.pool == pool && h.slot == slot; });
 }
 
-Result<bool> ChannelWriter::publish(const Descriptor& d,
-                                    std::chrono::steady_clock::time_point now) {
+Result<bool> ChannelWriter::publish(const Descriptor& d, std::chrono::steady_clock::time_point now,
+                                    const FrameMeta* meta) {
   if (broken_) return fail(Error(*broken_));
   if (holds(d.pool, d.slot)) {
     return fail(Errc::invalid_argument, "channel: slot " + n(d.slot) + " of pool " + n(d.pool) +
@@ -302,6 +366,31 @@ Result<bool> ChannelWriter::publish(const Descriptor& d,
   raw.sequence = d.sequence;
   raw.timestamp_ns = d.timestamp_ns;
   raw.dropped = d.dropped;
+  if (meta != nullptr && own_.meta_bytes() != 0 && !meta->empty()) {
+    if (meta->header.size() > own_.meta_bytes() - kChannelMetaFixedBytes) {
+      return fail(Errc::invalid_argument, "channel: a user header of " + n(meta->header.size()) +
+                                              " bytes, but the page's entries hold " +
+                                              n(own_.meta_bytes() - kChannelMetaFixedBytes));
+    }
+    RingMeta entry{};
+    entry.pts = time_to_ring(meta->pts);
+    entry.dts = time_to_ring(meta->dts);
+    entry.duration = time_to_ring(meta->duration);
+    entry.flags = meta->flags;
+    entry.header_bytes = static_cast<std::uint32_t>(meta->header.size());
+    if (meta->crop) {
+      entry.crop_x = meta->crop->x;
+      entry.crop_y = meta->crop->y;
+      entry.crop_width = meta->crop->width;
+      entry.crop_height = meta->crop->height;
+    }
+    std::byte* at = own_.data() + meta_at(own_.capacity(), own_.meta_bytes(), head_);
+    std::memcpy(at, &entry, sizeof entry);
+    if (!meta->header.empty()) {
+      std::memcpy(at + sizeof entry, meta->header.data(), meta->header.size());
+    }
+    raw.flags = kDescriptorHasMeta;
+  }
   std::memcpy(own_.data() + kRingAt + (head_ & (own_.capacity() - 1)) * sizeof raw, &raw,
               sizeof raw);
   held_.push_back({d.pool, d.slot, d.sequence, now});

@@ -51,6 +51,9 @@ struct PageHeader {
   std::uint32_t version;
   std::uint32_t capacity;
   std::uint32_t entry_bytes;
+  // Producer page, version 5 channels: the bytes of each ring entry's metadata entry (section
+  // 15), in the area after the ring; 0 (as from a producer that predates it): none.
+  std::uint32_t meta_bytes;
 };
 
 // A descriptor as it lies in the producer's ring.
@@ -58,13 +61,38 @@ struct RingDescriptor {
   std::uint32_t pool;
   std::uint32_t slot;
   std::uint32_t layout;
-  std::uint32_t flags;  // 0; reserved
+  std::uint32_t flags;  // kDescriptorHasMeta; other bits reserved (0)
   std::uint64_t sequence;
   std::uint64_t timestamp_ns;
   std::uint64_t dropped;
   std::uint8_t reserved[24];
 };
 static_assert(sizeof(RingDescriptor) == 64);
+
+// RingDescriptor::flags: the ring entry's metadata entry holds this frame's metadata.
+constexpr std::uint32_t kDescriptorHasMeta = 1;
+
+// A metadata entry as it lies in the producer page's metadata area (one per ring entry, at the
+// same index), followed by `header_bytes` of user header. A time of all ones is none; a crop of
+// width 0 is none.
+struct RingMeta {
+  std::uint64_t pts;
+  std::uint64_t dts;
+  std::uint64_t duration;
+  std::uint32_t flags;
+  std::uint32_t header_bytes;
+  std::uint32_t crop_x;
+  std::uint32_t crop_y;
+  std::uint32_t crop_width;
+  std::uint32_t crop_height;
+};
+static_assert(sizeof(RingMeta) == kChannelMetaFixedBytes);
+
+// Where the metadata entry of ring index `index` lies in a producer page.
+inline std::size_t meta_at(std::uint32_t capacity, std::uint32_t meta_bytes, std::uint32_t index) {
+  return kRingAt + std::size_t{capacity} * sizeof(RingDescriptor) +
+         std::size_t{index & (capacity - 1)} * meta_bytes;
+}
 
 // A release as it lies in the consumer's ring.
 struct RingRelease {

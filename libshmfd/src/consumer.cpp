@@ -38,7 +38,7 @@ struct ConsumerState {
   ConsumerChannels channels;
   Subscriptions subscriptions;
   // What each topic's producer declared (TopicAdvertised, version 5).
-  std::map<std::string, TopicOptions, std::less<>> topic_options;
+  detail::TopicOptionsMap topic_options;
   std::deque<Event> early;  // events read while a call waited for something else
   // Made once: a std::function per frame would cost on the channel path's every frame.
   const Accounting accounting = [this](const std::string& topic, std::uint64_t sequence,
@@ -163,14 +163,9 @@ Result<Incoming> ConsumerState::on_deliver(proto::Deliver::Reader deliver,
     // Checked by the broker; checked again here against what this consumer knows of the topic,
     // so a frame never shows what its topic does not allow.
     const FrameMeta meta = meta_from_proto(frame.getMeta());
-    const auto known = topic_options.find(out.topic());
-    TopicOptions options;
-    if (known != topic_options.end()) {
-      options = known->second;
-    } else {
-      options.max_header_bytes = kMaxUserHeaderBytes;  // not told (never from a broker of 5)
-    }
-    if (auto ok = check_frame_meta(meta, options, FrameBuilder::layout(out)); !ok) {
+    if (auto ok = detail::check_received_meta(meta, topic_options, out.topic(),
+                                              FrameBuilder::layout(out));
+        !ok) {
       return fail(Errc::protocol_violation, "the broker delivered frame " +
                                                 std::to_string(frame.getSequence()) + " of '" +
                                                 out.topic() + "' with " + ok.error().message());
@@ -293,7 +288,8 @@ Result<std::optional<Event>> ConsumerState::next_with_channels(
     }
     // What came through the socket is older than what waits on the channels.
     if (auto e = pop_early()) return e;
-    if (auto event = channels.next(link.bell()->count(), link.bell_seen(), accounting)) {
+    if (auto event =
+            channels.next(topic_options, link.bell()->count(), link.bell_seen(), accounting)) {
       return event;
     }
     // The deadline on the precise clock, as waitv sleeps on it: the coarse one lags it by up

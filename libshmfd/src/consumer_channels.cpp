@@ -44,7 +44,7 @@ Status ConsumerChannels::open(proto::ChannelOpen::Reader open, std::optional<Ask
   }
   // The producer's page, verified again here: a memfd sealed at the pool level, of the size
   // its header says, mapped read-only.
-  auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::producer);
+  auto peer = PeerPage::accept(std::move(fds[0]), ChannelSide::producer, asked->meta_bytes);
   if (!peer) return fail(std::move(peer.error()).prefixed("the producer's channel page"));
   auto channel =
       std::make_shared<ChannelIn>(open.getChannel(), text_of(open.getTopic()),
@@ -133,7 +133,17 @@ Result<Frame> ConsumerChannels::pool_frame(std::uint32_t pool, std::uint32_t slo
   return frame;
 }
 
-std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint32_t bell_seen,
+Status check_received_meta(const FrameMeta& meta, const TopicOptionsMap& options,
+                           std::string_view topic, const Layout& layout) {
+  const auto known = options.find(topic);
+  if (known != options.end()) return check_frame_meta(meta, known->second, layout);
+  TopicOptions any;  // not told (never so from a broker of version 5)
+  any.max_header_bytes = kMaxUserHeaderBytes;
+  return check_frame_meta(meta, any, layout);
+}
+
+std::optional<Event> ConsumerChannels::next(const TopicOptionsMap& options,
+                                            std::uint32_t bell_count, std::uint32_t bell_seen,
                                             const Accounting& account) {
   for (;;) {
     const std::size_t n = channels_.size();
@@ -194,9 +204,18 @@ std::optional<Event> ConsumerChannels::next(std::uint32_t bell_count, std::uint3
         c->release(d->pool, d->slot, d->sequence);
         continue;
       }
+      if (d->has_meta) {
+        if (auto ok = check_received_meta(c->reader.meta(), options, c->topic, layout->second);
+            !ok) {
+          c->reader.refused(std::move(ok.error()).prefixed("frame " + std::to_string(d->sequence)));
+          c->release(d->pool, d->slot, d->sequence);
+          continue;
+        }
+      }
       Frame out = FrameBuilder::make();
       FrameBuilder::topic(out) = c->topic;
       FrameBuilder::set(out, d->sequence, d->timestamp_ns, layout->second);
+      if (d->has_meta) FrameBuilder::meta(out, c->reader.meta());
       FrameBuilder::in_pool(out, pool->second, d->slot);
       FrameBuilder::from_channel(out, c, d->pool, d->slot);
       FrameBuilder::dropped(out, account(c->topic, d->sequence,

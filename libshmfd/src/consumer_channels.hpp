@@ -57,6 +57,16 @@ struct ChannelIn {
 using Accounting = std::function<std::uint64_t(const std::string& topic, std::uint64_t sequence,
                                                std::uint64_t reported)>;
 
+// What each topic's producer declared (TopicAdvertised, version 5).
+using TopicOptionsMap = std::map<std::string, TopicOptions, std::less<>>;
+
+// A received frame's metadata, checked again against what this consumer was told of its topic
+// (a topic it was told nothing of allows the largest header), so that a frame never shows what
+// its topic does not allow: the broker checked it, but a channel's producer page is the
+// producer's word alone.
+Status check_received_meta(const FrameMeta& meta, const TopicOptionsMap& options,
+                           std::string_view topic, const Layout& layout);
+
 class ConsumerChannels {
  public:
   // The broker's PoolAttach: the pool verified at the pool level and mapped read-only, once.
@@ -76,8 +86,9 @@ class ConsumerChannels {
   // A frame of pool `pool`, slot `slot` from the socket, or an error naming what is wrong.
   Result<Frame> pool_frame(std::uint32_t pool, std::uint32_t slot, Frame frame);
   // The next event on the channels, round robin: a frame, or a channel's end of stream.
-  std::optional<Event> next(std::uint32_t bell_count, std::uint32_t bell_seen,
-                            const Accounting& account);
+  // A frame whose metadata breaks its topic's rules (`options`) is refused as a descriptor is.
+  std::optional<Event> next(const TopicOptionsMap& options, std::uint32_t bell_count,
+                            std::uint32_t bell_seen, const Accounting& account);
   // The readers a wait sleeps on (at most 62, beside the doorbell and the release word).
   std::vector<ChannelReader*> readers();
   std::uint64_t refusals() const noexcept;

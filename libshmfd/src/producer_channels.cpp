@@ -125,7 +125,7 @@ Result<const ProducerChannels::DefinedLayout*> ProducerChannels::layout_id(Broke
 
 Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const PoolState& pool,
                              std::uint32_t slot, const Layout& layout, std::uint64_t sequence,
-                             std::uint64_t timestamp_ns, const Wait& wait) {
+                             std::uint64_t timestamp_ns, const FrameMeta& meta, const Wait& wait) {
   const auto live = [&](const ChannelOut& c) { return c.topic == topic && !c.closing; };
   if (std::none_of(channels_.begin(), channels_.end(), live)) return {};
   auto defined = layout_id(link, topic, layout, pool.slot_size);
@@ -178,7 +178,7 @@ Status ProducerChannels::put(BrokerLink& link, std::string_view topic, const Poo
       if (full()) w.collect_releases([](std::uint32_t, std::uint32_t) {});
       if (!full() || ahead()) {
         d.dropped = c->dropped;
-        auto put = w.publish(d, now);
+        auto put = w.publish(d, now, meta.empty() ? nullptr : &meta);
         if (!put) {
           channels_.erase(c);  // the consumer broke its side: it is on its own now
           break;

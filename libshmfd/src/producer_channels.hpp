@@ -51,11 +51,12 @@ class ProducerChannels {
   // consumer that holds its whole depth gets it while the pool has a slot to spare, up to twice
   // its depth, and otherwise misses it (and is told); a block-producer one is waited
   // for, with `wait(writer)`, which sleeps until it releases or the broker speaks, and reads
-  // the broker (which may close channels meanwhile).
+  // the broker (which may close channels meanwhile). `meta` (checked) goes with it on every
+  // channel whose page has metadata entries.
   using Wait = std::function<Status(ChannelWriter&)>;
   Status put(BrokerLink& link, std::string_view topic, const PoolState& pool, std::uint32_t slot,
              const Layout& layout, std::uint64_t sequence, std::uint64_t timestamp_ns,
-             const Wait& wait);
+             const FrameMeta& meta, const Wait& wait);
 
   // What an acquire from `pool` found: a free slot or none. While it finds none, each channel
   // of the topic that holds a slot of it says so on its page, where the broker's
@@ -63,12 +64,6 @@ class ProducerChannels {
   void found_free_slot(const PoolState& pool, bool found) {
     if (found && dry_pools_.empty()) return;  // every acquire's case: nothing to say
     note_dry(pool, found);
-  }
-
-  // Whether a channel of `topic` is open.
-  bool has_topic(std::string_view topic) const {
-    return std::any_of(channels_.begin(), channels_.end(),
-                       [&](const ChannelOut& c) { return c.topic == topic; });
   }
 
   void forget_topic(std::string_view topic);

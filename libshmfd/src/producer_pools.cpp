@@ -112,12 +112,6 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
                                         std::uint64_t timestamp_ns) {
   detail::ProducerState& s = *state_;
   if (auto ok = s.check_meta(topic, meta, layout); !ok) return fail(std::move(ok.error()));
-  // TODO(issue 34, next part): metadata in the channel pages. Until then a frame with metadata
-  // is refused on a topic whose frames take channels, rather than losing its metadata there.
-  if (!meta.empty() && s.channels.has_topic(topic)) {
-    return fail(Errc::invalid_argument,
-                "frame metadata on channels is not carried yet (connect with Channels::off)");
-  }
   if (timestamp_ns == 0) timestamp_ns = detail::monotonic_ns();
   for (;;) {
     // Route changes, channels opened or closed, refusals: one load when nothing came.
@@ -139,7 +133,7 @@ Result<std::uint64_t> Producer::publish(std::string_view topic, const Slot& slot
       }
     } rollback{s, topic, slot};
     Status ok = s.channels.put(s.link, topic, *pool, slot.index, layout, sequence, timestamp_ns,
-                               s.wait_for_release);
+                               meta, s.wait_for_release);
     // Every subscriber on a channel: the broker does not see the frame, and no message is
     // encoded for it.
     const bool routed = ok && s.channels.via_broker(topic);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstring>
+#include <fstream>
 #include <limits>
 #include <optional>
 #include <variant>
@@ -12,6 +14,7 @@
 #include "shmfd/frame_meta.hpp"
 #include "shmfd/producer.hpp"
 #include "support/broker_fixture.hpp"
+#include "support/channels.hpp"
 #include "support/program.hpp"
 #include "support/raw_client.hpp"
 
@@ -128,9 +131,17 @@ TEST(FrameMetaRules, FlagNames) {
 
 // --- Through the broker. ---
 
-class FrameMetaTest : public testing::BrokerFixture, public ::testing::WithParamInterface<bool> {
+// Sealed frames and pool frames through the broker, and pool frames on a channel.
+enum class Path { sealed, pool, channel };
+
+class FrameMetaTest_ChannelPage : public testing::BrokerFixture {};
+
+class FrameMetaTest : public testing::BrokerFixture, public ::testing::WithParamInterface<Path> {
  protected:
-  bool pool() const { return GetParam(); }
+  bool pool() const { return GetParam() != Path::sealed; }
+  Channels channels() const {
+    return GetParam() == Path::channel ? Channels::automatic : Channels::off;
+  }
 };
 
 FrameMeta full_meta(std::span<const std::byte> header) {
@@ -145,11 +156,11 @@ FrameMeta full_meta(std::span<const std::byte> header) {
   return meta;
 }
 
-TEST_P(FrameMetaTest, EveryFieldRoundTripsThroughTheBroker) {
-  auto consumer = Consumer::connect(socket(), "viewer", Channels::off);
+TEST_P(FrameMetaTest, EveryFieldRoundTrips) {
+  auto consumer = Consumer::connect(socket(), "viewer", channels());
   ASSERT_TRUE(consumer);
   ASSERT_TRUE(consumer->subscribe("cam", 8, Backpressure::block_producer));
-  auto producer = Producer::connect(socket(), "camera", Channels::off);
+  auto producer = Producer::connect(socket(), "camera", channels());
   ASSERT_TRUE(producer);
   TopicOptions options;
   options.max_header_bytes = 64;
@@ -168,6 +179,9 @@ TEST_P(FrameMetaTest, EveryFieldRoundTripsThroughTheBroker) {
     auto p = producer->create_pool("cam", *layout_extent(layout), 4);
     ASSERT_TRUE(p) << p.error().message();
     pool_id = *p;
+  }
+  if (GetParam() == Path::channel) {
+    ASSERT_TRUE(testing::channels_open(*producer, {&*consumer}, 1));
   }
   auto publish = [&](const FrameMeta& meta) -> Result<std::uint64_t> {
     if (pool_id) {
@@ -203,6 +217,10 @@ TEST_P(FrameMetaTest, EveryFieldRoundTripsThroughTheBroker) {
   const auto declared = consumer->topic_options("cam");
   ASSERT_TRUE(declared) << "no TopicAdvertised";
   EXPECT_EQ(*declared, options);
+  EXPECT_EQ(consumer->channel_refusals(), 0U);
+  if (GetParam() == Path::channel) {
+    EXPECT_EQ(producer->channels(), 1U);
+  }
 }
 
 TEST_P(FrameMetaTest, TheLibraryRefusesWhatTheBrokerWouldBeforeSending) {
@@ -240,8 +258,88 @@ TEST_P(FrameMetaTest, TheLibraryRefusesWhatTheBrokerWouldBeforeSending) {
   EXPECT_TRUE(advertised.error().is(Errc::invalid_metadata));
 }
 
-INSTANTIATE_TEST_SUITE_P(SealedAndPool, FrameMetaTest, ::testing::Bool(),
-                         [](const auto& p) { return p.param ? "pool" : "sealed"; });
+INSTANTIATE_TEST_SUITE_P(EveryPath, FrameMetaTest,
+                         ::testing::Values(Path::sealed, Path::pool, Path::channel),
+                         [](const auto& p) {
+                           return p.param == Path::sealed ? "sealed"
+                                  : p.param == Path::pool ? "pool"
+                                                          : "poolOnChannel";
+                         });
+
+// --- A producer that rewrites its channel page (docs/PROTOCOL.md section 15, Channels). ---
+
+// The producer's own writable mapping of its channel page in this process (the consumer's is
+// read-only): the test plays a producer that writes its page behind the library's back.
+std::byte* own_producer_page() {
+  std::ifstream maps("/proc/self/maps");
+  for (std::string line; std::getline(maps, line);) {
+    if (line.find("shmfd:channel-producer") == std::string::npos) continue;
+    if (line.find(" rw-s ") == std::string::npos) continue;
+    return reinterpret_cast<std::byte*>(std::stoull(line.substr(0, line.find('-')), nullptr, 16));
+  }
+  return nullptr;
+}
+
+TEST_F(FrameMetaTest_ChannelPage, AHostileEntryIsRefusedAndAReadFrameNeverChanges) {
+  auto consumer = Consumer::connect(socket(), "viewer", Channels::automatic);
+  ASSERT_TRUE(consumer && consumer->subscribe("cam", 4, Backpressure::block_producer));
+  auto producer = Producer::connect(socket(), "camera", Channels::automatic);
+  ASSERT_TRUE(producer);
+  TopicOptions options;
+  options.max_header_bytes = 16;
+  ASSERT_TRUE(producer->advertise("cam", LayoutKind::image, Guarantee::pool, options));
+  const Layout layout = image(64, 48);
+  auto pool = producer->create_pool("cam", *layout_extent(layout), 4);
+  ASSERT_TRUE(pool);
+  ASSERT_TRUE(testing::channels_open(*producer, {&*consumer}, 1));
+  std::byte* page = own_producer_page();
+  ASSERT_NE(page, nullptr);
+  std::uint32_t capacity = 0;
+  std::uint32_t meta_bytes = 0;
+  std::memcpy(&capacity, page + 8, 4);
+  std::memcpy(&meta_bytes, page + 16, 4);
+  ASSERT_EQ(meta_bytes, 64U) << "the broker asks for entries of 48 + 16 bytes, rounded to 64";
+  const auto entry = [&](std::uint32_t index) {
+    return page + 256 + std::size_t{capacity} * 64 + (index % capacity) * meta_bytes;
+  };
+  const std::array<std::byte, 4> header{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+  FrameMeta meta;
+  meta.crop = Crop{0, 0, 64, 48};
+  meta.header = header;
+  const auto publish = [&] {
+    auto slot = producer->acquire(*pool);
+    ASSERT_TRUE(slot);
+    ASSERT_TRUE(producer->publish("cam", *slot, layout, meta));
+  };
+
+  // Frame 1: its crop rewritten after the library wrote it, to reach past the image.
+  publish();
+  const std::uint32_t wide = 65;
+  std::memcpy(entry(0) + 40, &wide, 4);  // crop width
+  // Frame 2: honest. It arrives; frame 1 is refused by name.
+  publish();
+  auto got = consumer->receive_for(5s);
+  ASSERT_TRUE(got && *got && std::holds_alternative<Frame>(**got));
+  const Frame& frame = std::get<Frame>(**got);
+  EXPECT_EQ(frame.sequence(), 2U);
+  EXPECT_EQ(consumer->channel_refusals(), 1U);
+  // The header of the frame read, rewritten in the page: the frame shows what was validated.
+  std::memset(entry(1) + 48, 0xee, 4);
+  const std::uint32_t huge = 1000;
+  std::memcpy(entry(1) + 28, &huge, 4);
+  ASSERT_EQ(frame.meta().header.size(), 4U);
+  EXPECT_TRUE(std::equal(header.begin(), header.end(), frame.meta().header.begin()));
+  EXPECT_EQ(frame.meta().crop, meta.crop);
+  // The refused frame's slot came back: every slot but the one held can be acquired.
+  std::vector<Slot> slots;
+  for (int i = 0; i < 3; ++i) {
+    auto slot = producer->try_acquire(*pool);
+    ASSERT_TRUE(slot);
+    ASSERT_TRUE(*slot) << "slot " << i << " of 3 is still held";
+    slots.push_back(std::move(**slot));
+  }
+  for (const Slot& slot : slots) ASSERT_TRUE(producer->discard(slot));
+}
 
 // --- A producer that speaks the protocol by hand, and lies. ---
 

@@ -38,7 +38,7 @@ std::size_t channel_mappings() {
 Result<PeerPage> peer_of(const OwnPage& page) {
   auto fd = reopen_read_only(page.fd());
   if (!fd) return fail(std::move(fd.error()));
-  return PeerPage::accept(std::move(*fd), page.side());
+  return PeerPage::accept(std::move(*fd), page.side(), page.meta_bytes());
 }
 
 // Offsets of the page format (channel.cpp, docs/PROTOCOL.md), for playing a hostile peer.
@@ -58,8 +58,8 @@ struct Pair {
   std::byte* consumer_page = nullptr;
 };
 
-Pair make_pair(std::uint32_t capacity) {
-  auto p = OwnPage::create(ChannelSide::producer, capacity);
+Pair make_pair(std::uint32_t capacity, std::uint32_t meta_bytes = 0) {
+  auto p = OwnPage::create(ChannelSide::producer, capacity, meta_bytes);
   auto c = OwnPage::create(ChannelSide::consumer, capacity);
   EXPECT_TRUE(p && c);
   auto p_peer = peer_of(*p);
@@ -594,6 +594,145 @@ TEST_F(ChannelTest, ADoorbellPageIsVerifiedLikeAChannelPage) {
   auto unsealed = PeerBell::accept(std::move(*loose));
   ASSERT_FALSE(unsealed);
   EXPECT_TRUE(unsealed.error().is(Errc::missing_seals)) << unsealed.error().message();
+}
+
+}  // namespace
+}  // namespace shmfd
+
+namespace shmfd {
+namespace {
+
+// --- Metadata on channels (version 5, docs/PROTOCOL.md section 15) ---
+
+constexpr std::size_t kMetaAreaAt = 256;  // after the ring: kRingAt + capacity * 64
+
+FrameMeta sample_meta(std::span<const std::byte> header) {
+  FrameMeta m;
+  m.pts = 5'000;
+  m.dts = 4'000;
+  m.duration = 1'000;
+  m.flags = static_cast<std::uint32_t>(FrameFlag::delta_unit);
+  m.crop = Crop{1, 2, 3, 4};
+  m.header = header;
+  return m;
+}
+
+TEST_F(ChannelTest, MetadataEntriesAreSizedAndCheckedLikeTheRest) {
+  EXPECT_EQ(channel_meta_bytes(0), 64U);
+  EXPECT_EQ(channel_meta_bytes(16), 64U);
+  EXPECT_EQ(channel_meta_bytes(17), 128U);
+  EXPECT_EQ(channel_meta_bytes(4096), 4160U);
+  EXPECT_EQ(channel_page_bytes(ChannelSide::producer, 256, 64), 4096U * 9);
+  EXPECT_TRUE(OwnPage::create(ChannelSide::consumer, 8, 64).error().is(Errc::invalid_argument));
+  EXPECT_TRUE(OwnPage::create(ChannelSide::producer, 8, 100).error().is(Errc::invalid_argument));
+  EXPECT_TRUE(OwnPage::create(ChannelSide::producer, 8, 8192).error().is(Errc::invalid_argument));
+
+  // The page must have the entries the broker asked for: neither none nor others.
+  auto with = OwnPage::create(ChannelSide::producer, 8, 128);
+  ASSERT_TRUE(with) << with.error().message();
+  for (std::uint32_t asked : {0U, 64U, 192U}) {
+    auto fd = reopen_read_only(with->fd());
+    ASSERT_TRUE(fd);
+    auto wrong = PeerPage::accept(std::move(*fd), ChannelSide::producer, asked);
+    ASSERT_FALSE(wrong) << asked;
+    EXPECT_TRUE(wrong.error().is(Errc::malformed_message)) << wrong.error().message();
+    EXPECT_NE(wrong.error().message().find("metadata entries of 128 bytes, asked for " +
+                                           std::to_string(asked)),
+              std::string::npos)
+        << wrong.error().message();
+  }
+  auto fd = reopen_read_only(with->fd());
+  ASSERT_TRUE(fd);
+  EXPECT_TRUE(PeerPage::accept(std::move(*fd), ChannelSide::producer, 128));
+}
+
+TEST_F(ChannelTest, MetadataTravelsWithItsDescriptorAndIsCopiedOutOnce) {
+  auto pair = make_pair(8, channel_meta_bytes(64));
+  std::array<std::byte, 40> header{};
+  for (std::size_t i = 0; i < header.size(); ++i) header[i] = static_cast<std::byte>(i + 1);
+  const FrameMeta sent = sample_meta(header);
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 1), Clock::now(), &sent));
+  ASSERT_TRUE(*pair.writer->publish(frame(1, 2)));  // none: as before version 5
+
+  auto d = pair.reader->next(shapes());
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(d->has_meta);
+  // The producer rewrites the entry after the descriptor was read: the copy stays as it was.
+  std::memset(pair.producer_page + kMetaAreaAt + 8 * 64, 0xff, 128);
+  const FrameMeta& got = pair.reader->meta();
+  EXPECT_EQ(got.pts, sent.pts);
+  EXPECT_EQ(got.dts, sent.dts);
+  EXPECT_EQ(got.duration, sent.duration);
+  EXPECT_EQ(got.flags, sent.flags);
+  EXPECT_EQ(got.crop, sent.crop);
+  ASSERT_EQ(got.header.size(), header.size());
+  EXPECT_TRUE(std::equal(got.header.begin(), got.header.end(), header.begin()));
+  TopicOptions topic;
+  topic.max_header_bytes = 64;
+  EXPECT_TRUE(check_frame_meta(got, topic, *image_layout(PixelFormat::rgba8, 16, 16)));
+
+  auto plain = pair.reader->next(shapes());
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->has_meta);
+  EXPECT_EQ(pair.reader->refusals(), 0U);
+}
+
+TEST_F(ChannelTest, APageWithoutMetadataEntriesCarriesTheFrameWithoutIt) {
+  // A consumer of version 4: the broker asks for no entries, and it sees no new field.
+  auto pair = make_pair(8);
+  const FrameMeta sent = sample_meta({});
+  ASSERT_TRUE(*pair.writer->publish(frame(0, 1), Clock::now(), &sent));
+  auto d = pair.reader->next(shapes());
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(d->has_meta);
+}
+
+TEST_F(ChannelTest, HostileMetadataEntriesAreRefusedNamedAndTheirSlotsHandedBack) {
+  constexpr std::uint32_t kCapacity = 8;
+  const std::uint32_t meta_bytes = channel_meta_bytes(16);  // 64: a header of up to 16 bytes
+  auto pair = make_pair(kCapacity, meta_bytes);
+  const auto entry = [&](std::uint32_t index) {
+    return pair.producer_page + kMetaAreaAt + kCapacity * 64 + (index % kCapacity) * meta_bytes;
+  };
+  const auto descriptor = [&](std::uint32_t index) {
+    return pair.producer_page + kRingAt + (index % kCapacity) * 64;
+  };
+  const FrameMeta ok = sample_meta({});
+  // 0: a header length beyond the entry. 1: a descriptor flag that is reserved. 2: fine.
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(*pair.writer->publish(frame(i, i + 1), Clock::now(), &ok));
+  }
+  poke(entry(0), 28, 17);            // header_bytes: 17 > 16
+  poke(descriptor(1), 12, 1U | 2U);  // flags: has-meta and a reserved bit
+  auto d = pair.reader->next(shapes());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 3U);
+  EXPECT_EQ(pair.reader->refusals(), 2U);
+  ASSERT_TRUE(pair.reader->last_refusal());
+  EXPECT_TRUE(pair.reader->last_refusal()->is(Errc::invalid_metadata));
+  EXPECT_EQ(pair.reader->last_refusal()->message(),
+            "frame 2: descriptor flags 3 set reserved bits");
+  // The refused frames' slots come back to the producer at once.
+  std::vector<std::uint32_t> freed;
+  pair.writer->collect_releases([&](std::uint32_t, std::uint32_t slot) { freed.push_back(slot); });
+  EXPECT_EQ(freed, (std::vector<std::uint32_t>{0, 1}));
+
+  // Metadata claimed on a page that has no entries.
+  auto bare = make_pair(kCapacity);
+  ASSERT_TRUE(*bare.writer->publish(frame(0, 1)));
+  poke(bare.producer_page + kRingAt, 12, 1);
+  EXPECT_FALSE(bare.reader->next(shapes()));
+  ASSERT_TRUE(bare.reader->last_refusal());
+  EXPECT_EQ(bare.reader->last_refusal()->message(),
+            "frame 1: metadata on a channel whose page has no metadata entries");
+
+  // The writer never puts a header larger than its entries hold.
+  std::array<std::byte, 17> big{};
+  FrameMeta too_big;
+  too_big.header = big;
+  auto refused = pair.writer->publish(frame(5, 9), Clock::now(), &too_big);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(Errc::invalid_argument));
 }
 
 }  // namespace

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "shmfd/error.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/wire/channel_page.hpp"
 
 namespace shmfd {
@@ -54,6 +55,9 @@ struct Descriptor {
   std::uint64_t sequence = 0;
   std::uint64_t timestamp_ns = 0;  // CLOCK_MONOTONIC
   std::uint64_t dropped = 0;       // frames dropped for this consumer before this one
+  // Version 5: the frame carries metadata; a reader's is in ChannelReader::meta() until its
+  // next read.
+  bool has_meta = false;
 };
 
 // What a reader accepts: the pools it has attached (slots and their size) and the layouts it
@@ -106,6 +110,14 @@ class ChannelReader {
   // tries again.
   std::optional<Descriptor> next(const FrameShapes& shapes, bool stop_at_unknown);
   bool stopped() const noexcept { return stopped_; }
+  // The metadata of the frame the last read returned, when its Descriptor::has_meta: copied out
+  // of the page once, as it was when the descriptor was read, and only bounded here (its header
+  // fits the page's entries); the caller checks it against the topic (check_frame_meta). Valid
+  // until the next read.
+  const FrameMeta& meta() const noexcept { return meta_; }
+  // A frame the caller refused after next() returned it (its metadata broke the topic's rules):
+  // counted in refusals() and last_refusal(), as next() counts its own. The caller releases it.
+  void refused(Error why);
   // Drop-oldest with a depth: the next frame that is among the newest `depth` frames the
   // producer offered this consumer (put in the ring or dropped for it: head plus the page's
   // dropped word, section 14). Older frames waiting are released unseen and counted in
@@ -153,6 +165,8 @@ class ChannelReader {
   bool stopped_ = false;
   std::optional<Error> last_refusal_;
   std::optional<Error> broken_;
+  FrameMeta meta_;                 // the last frame's, when it had any
+  std::vector<std::byte> header_;  // meta_.header's bytes: room for the page's largest
 };
 
 // The producer's end. It tracks in private memory which slots this consumer holds.
@@ -167,8 +181,12 @@ class ChannelWriter {
   // tail left the ring's bounds.
   // `now` is when the slot counts as held from, for oldest_hold() (a caller that already read
   // the clock for this frame passes what it read).
-  Result<bool> publish(const Descriptor& d, std::chrono::steady_clock::time_point now =
-                                                std::chrono::steady_clock::now());
+  // `meta` (version 5, checked by the caller against the topic) goes in the ring entry's
+  // metadata entry, when the page has them; a consumer whose page has none (it predates them)
+  // gets the frame without. Errc::invalid_argument for a header larger than the entries hold.
+  Result<bool> publish(const Descriptor& d,
+                       std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now(),
+                       const FrameMeta* meta = nullptr);
 
   // Reads the consumer's new releases; `freed(pool, slot)` is called for each slot it really
   // held, which it no longer does. Others are counted in bogus_releases(). Returns the number

@@ -24,45 +24,63 @@ inline constexpr std::uint32_t kMaxChannelCapacity = 1U << 16;
 // Layouts one topic's descriptors may name by id (DefineLayout).
 inline constexpr std::size_t kMaxChannelLayouts = 256;
 
-// Bytes of a channel page of `side` with `capacity` ring entries: a whole number of 4 KiB pages.
-std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity) noexcept;
+// Version 5 (docs/PROTOCOL.md, section 15): a producer page may hold, after its ring, one
+// metadata entry per ring entry: kChannelMetaFixedBytes of times, flags and crop, then up to the
+// topic's largest user header, rounded up to 64 bytes. channel_meta_bytes(max_header_bytes) is
+// that size, which the broker asks for in ChannelRequest.metaBytes.
+inline constexpr std::uint32_t kChannelMetaFixedBytes = 48;
+std::uint32_t channel_meta_bytes(std::uint32_t max_header_bytes) noexcept;
+// Whether `meta_bytes` is a size channel_meta_bytes() gives for a header the protocol allows, or 0.
+bool valid_channel_meta_bytes(std::uint32_t meta_bytes) noexcept;
+
+// Bytes of a channel page of `side` with `capacity` ring entries, and metadata entries of
+// `meta_bytes` (producer pages only): a whole number of 4 KiB pages.
+std::size_t channel_page_bytes(ChannelSide side, std::uint32_t capacity,
+                               std::uint32_t meta_bytes = 0) noexcept;
 
 // A page of one's own: a sealed memfd (pool guarantee) and the only writable mapping of it.
 // Send fd() to the broker, which verifies it and passes a read-only reopening to the peer.
 class OwnPage {
  public:
   // Creates the page for `side` (Errc::invalid_argument for a capacity that is not a power of
-  // two in 2..kMaxChannelCapacity).
-  static Result<OwnPage> create(ChannelSide side, std::uint32_t capacity = kDefaultChannelCapacity);
+  // two in 2..kMaxChannelCapacity, or metadata entries on a consumer page or of a size
+  // channel_meta_bytes() never gives).
+  static Result<OwnPage> create(ChannelSide side, std::uint32_t capacity = kDefaultChannelCapacity,
+                                std::uint32_t meta_bytes = 0);
 
   int fd() const noexcept { return buffer_.fd(); }
   ChannelSide side() const noexcept { return side_; }
   std::uint32_t capacity() const noexcept { return capacity_; }
+  std::uint32_t meta_bytes() const noexcept { return meta_bytes_; }
   std::byte* data() const { return buffer_.bytes().data(); }
 
  private:
-  OwnPage(PoolBuffer buffer, ChannelSide side, std::uint32_t capacity)
-      : buffer_(std::move(buffer)), side_(side), capacity_(capacity) {}
+  OwnPage(PoolBuffer buffer, ChannelSide side, std::uint32_t capacity, std::uint32_t meta_bytes)
+      : buffer_(std::move(buffer)), side_(side), capacity_(capacity), meta_bytes_(meta_bytes) {}
   PoolBuffer buffer_;
   ChannelSide side_;
   std::uint32_t capacity_;
+  std::uint32_t meta_bytes_;
 };
 
 // The peer's page, verified and mapped read-only: a memfd with the pool seals, of exactly the
-// size its header's capacity needs, for the side expected, with magic and version this build
-// reads (Errc::not_memfd, missing_seals, invalid_size, malformed_message). Takes the fd.
+// size its header's capacity and metadata entries need, for the side expected, with magic and
+// version this build reads, and metadata entries of `meta_bytes` (what the broker asked for)
+// (Errc::not_memfd, missing_seals, invalid_size, malformed_message). Takes the fd.
 class PeerPage {
  public:
-  static Result<PeerPage> accept(UniqueFd fd, ChannelSide side);
+  static Result<PeerPage> accept(UniqueFd fd, ChannelSide side, std::uint32_t meta_bytes = 0);
 
   std::uint32_t capacity() const noexcept { return capacity_; }
+  std::uint32_t meta_bytes() const noexcept { return meta_bytes_; }
   const std::byte* data() const noexcept { return mapping_.bytes().data(); }
 
  private:
-  PeerPage(Mapping mapping, std::uint32_t capacity)
-      : mapping_(std::move(mapping)), capacity_(capacity) {}
+  PeerPage(Mapping mapping, std::uint32_t capacity, std::uint32_t meta_bytes)
+      : mapping_(std::move(mapping)), capacity_(capacity), meta_bytes_(meta_bytes) {}
   Mapping mapping_;
   std::uint32_t capacity_;
+  std::uint32_t meta_bytes_;
 };
 
 // A doorbell: one counter in a page that only its owner (the broker) writes, which a client
