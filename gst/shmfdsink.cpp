@@ -34,6 +34,8 @@ struct State {
   StreamFormat format;
   std::atomic<bool> unlocked{false};
   bool copy_logged = false;
+  TopicOptions options;  // what set_caps advertised: the caps' frame rate
+  bool crop_logged = false;
 };
 
 G_DEFINE_TYPE(ShmfdSink, shmfd_sink, GST_TYPE_BASE_SINK)
@@ -173,7 +175,14 @@ gboolean set_caps(GstBaseSink* base, GstCaps* caps) {
   }
   auto core = core_of(base);
   if (!core) return FALSE;
-  if (auto ok = core->advertise(format->kind); !ok) {
+  // The caps' frame rate is the topic's nominal rate (shmfdsrc's caps say it again).
+  TopicOptions options;
+  if (format->kind == LayoutKind::image && GST_VIDEO_INFO_FPS_N(&format->video) > 0 &&
+      GST_VIDEO_INFO_FPS_D(&format->video) > 0) {
+    options.frame_rate = {static_cast<std::uint32_t>(GST_VIDEO_INFO_FPS_N(&format->video)),
+                          static_cast<std::uint32_t>(GST_VIDEO_INFO_FPS_D(&format->video))};
+  }
+  if (auto ok = core->advertise(format->kind, options); !ok) {
     GST_ELEMENT_ERROR(base, RESOURCE, WRITE,
                       ("The shmfd broker refused topic \"%s\": %s", core->settings().topic.c_str(),
                        ok.error().message().c_str()),
@@ -181,6 +190,7 @@ gboolean set_caps(GstBaseSink* base, GstCaps* caps) {
     return FALSE;
   }
   s.format = *format;
+  s.options = options;
   return TRUE;
 }
 
@@ -226,20 +236,39 @@ gboolean propose_allocation(GstBaseSink* base, GstQuery* query) {
   return TRUE;
 }
 
-// The capture time of `buffer` on CLOCK_MONOTONIC, when the pipeline's clock runs on it (the
-// system clock does); 0 (the publish time) otherwise.
-std::uint64_t capture_time(GstBaseSink* base, GstBuffer* buffer) {
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  if (!GST_CLOCK_TIME_IS_VALID(pts)) return 0;
-  const GstClockTime running = gst_segment_to_running_time(&base->segment, GST_FORMAT_TIME, pts);
-  if (!GST_CLOCK_TIME_IS_VALID(running)) return 0;
-  GstClock* clock = gst_element_get_clock(GST_ELEMENT(base));
-  if (!clock) return 0;
-  GstClockType type = GST_CLOCK_TYPE_REALTIME;
-  if (GST_IS_SYSTEM_CLOCK(clock)) g_object_get(clock, "clock-type", &type, nullptr);
-  gst_object_unref(clock);
-  if (type != GST_CLOCK_TYPE_MONOTONIC) return 0;
-  return running + gst_element_get_base_time(GST_ELEMENT(base));
+// What a frame carries of `buffer` (protocol version 5): its PTS, DTS and duration as they are
+// (the producer's stream time), its flags, and its GstVideoCropMeta. The capture time is the
+// publish time: when the frame entered shmfd, on CLOCK_MONOTONIC.
+FrameMeta buffer_meta(GstBaseSink* base, State& s, GstBuffer* buffer) {
+  FrameMeta meta;
+  if (GST_BUFFER_PTS_IS_VALID(buffer)) meta.pts = GST_BUFFER_PTS(buffer);
+  if (GST_BUFFER_DTS_IS_VALID(buffer)) meta.dts = GST_BUFFER_DTS(buffer);
+  if (GST_BUFFER_DURATION_IS_VALID(buffer)) meta.duration = GST_BUFFER_DURATION(buffer);
+  const auto flag = [&](GstBufferFlags gst, FrameFlag ours) {
+    if (GST_BUFFER_FLAG_IS_SET(buffer, gst)) meta.flags |= static_cast<std::uint32_t>(ours);
+  };
+  flag(GST_BUFFER_FLAG_DISCONT, FrameFlag::discontinuity);
+  flag(GST_BUFFER_FLAG_CORRUPTED, FrameFlag::corrupted);
+  flag(GST_BUFFER_FLAG_DELTA_UNIT, FrameFlag::delta_unit);
+  flag(GST_BUFFER_FLAG_GAP, FrameFlag::gap);
+  flag(GST_BUFFER_FLAG_MARKER, FrameFlag::marker);
+  if (s.format.kind != LayoutKind::image) return meta;
+  if (const GstVideoCropMeta* crop = gst_buffer_get_video_crop_meta(buffer)) {
+    const std::uint64_t width = GST_VIDEO_INFO_WIDTH(&s.format.video);
+    const std::uint64_t height = GST_VIDEO_INFO_HEIGHT(&s.format.video);
+    if (crop->width > 0 && crop->height > 0 && std::uint64_t{crop->x} + crop->width <= width &&
+        std::uint64_t{crop->y} + crop->height <= height) {
+      meta.crop = Crop{crop->x, crop->y, crop->width, crop->height};
+    } else if (!s.crop_logged) {
+      s.crop_logged = true;
+      GST_WARNING_OBJECT(
+          base,
+          "a GstVideoCropMeta (%u,%u %ux%u) does not lie inside the %" G_GUINT64_FORMAT
+          "x%" G_GUINT64_FORMAT " image: frames go without it",
+          crop->x, crop->y, crop->width, crop->height, width, height);
+    }
+  }
+  return meta;
 }
 
 GstFlowReturn publish_error(GstBaseSink* base, const SinkCore& core, const Error& e) {
@@ -248,7 +277,9 @@ GstFlowReturn publish_error(GstBaseSink* base, const SinkCore& core, const Error
 }
 
 // Copies `buffer` into a free slot (or, for Guarantee::sealed, a fresh memfd) and publishes it.
-GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer, std::uint64_t ts) {
+GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer,
+                           const FrameMeta& meta) {
+  const std::uint64_t ts = 0;  // the publish time
   State& s = *as_sink(base)->state;
   const StreamFormat& format = s.format;
   if (!s.copy_logged) {
@@ -298,7 +329,7 @@ GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer,
     return "a video buffer of " + std::to_string(map.size) + " bytes does not match its caps";
   };
   if (core.settings().guarantee == Guarantee::sealed) {
-    auto sent = core.publish_sealed(*layout, ts, fill);
+    auto sent = core.publish_sealed(*layout, ts, meta, fill);
     return sent ? GST_FLOW_OK : publish_error(base, core, sent.error());
   }
   auto pool = core.pool_for(size);
@@ -311,7 +342,7 @@ GstFlowReturn publish_copy(GstBaseSink* base, SinkCore& core, GstBuffer* buffer,
     GST_ELEMENT_ERROR(base, STREAM, FORMAT, ("%s", why.c_str()), (nullptr));
     return GST_FLOW_ERROR;
   }
-  auto sent = core.publish(**slot, *layout, ts);
+  auto sent = core.publish(**slot, *layout, ts, meta);
   return sent ? GST_FLOW_OK : publish_error(base, core, sent.error());
 }
 
@@ -319,10 +350,10 @@ GstFlowReturn render(GstBaseSink* base, GstBuffer* buffer) {
   State& s = *as_sink(base)->state;
   auto core = core_of(base);
   if (!core) return GST_FLOW_FLUSHING;
-  if (auto ok = core->advertise(s.format.kind); !ok) {  // again after an end of stream
+  if (auto ok = core->advertise(s.format.kind, s.options); !ok) {  // again after an end of stream
     return publish_error(base, *core, ok.error());
   }
-  const std::uint64_t ts = capture_time(base, buffer);
+  const FrameMeta meta = buffer_meta(base, s, buffer);
   // A buffer of our pool: its one memory is a slot, filled in place. Publish it.
   if (gst_buffer_n_memory(buffer) == 1 && s.format.kind == LayoutKind::image) {
     GstMapInfo map;
@@ -339,12 +370,12 @@ GstFlowReturn render(GstBaseSink* base, GstBuffer* buffer) {
               (nullptr));
           return GST_FLOW_ERROR;
         }
-        auto sent = core->publish(*slot, *layout, ts);
+        auto sent = core->publish(*slot, *layout, 0, meta);
         return sent ? GST_FLOW_OK : publish_error(base, *core, sent.error());
       }
     }
   }
-  return publish_copy(base, *core, buffer, ts);
+  return publish_copy(base, *core, buffer, meta);
 }
 
 gboolean event(GstBaseSink* base, GstEvent* e) {

@@ -27,6 +27,7 @@ struct SrcSettings {
   std::uint32_t depth = 0;
   Backpressure backpressure = Backpressure::drop_oldest;
   bool reconnect = false;
+  bool producer_timestamps = false;
 };
 
 // The consumer and the frames GStreamer holds. A frame may be freed on any thread (the library
@@ -73,6 +74,11 @@ struct SrcState {
   std::atomic<bool> unlocked{false};
   GstCaps* caps = nullptr;            // of the last frame
   std::optional<Layout> caps_layout;  // the layout `caps` came from (streaming thread only)
+  FrameRate caps_rate;                // the topic's nominal rate `caps` say (ditto)
+  // Running time minus the producer's pts, fixed at the first frame with a pts (after a start,
+  // an end of stream, a reconnection or a producer's discontinuity): one constant, so the
+  // producer's spacing of timestamps is kept exactly (streaming thread only).
+  std::optional<std::int64_t> pts_offset;
   std::atomic<std::uint64_t> received{0};
   std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> copies{0};
@@ -90,6 +96,7 @@ enum {
   PROP_QUEUE_DEPTH,
   PROP_BACKPRESSURE,
   PROP_RECONNECT,
+  PROP_PRODUCER_TIMESTAMPS,
   PROP_RECEIVED,
   PROP_DROPPED,
   PROP_COPIES,
@@ -118,6 +125,9 @@ void set_property(GObject* object, guint id, const GValue* value, GParamSpec* ps
     case PROP_RECONNECT:
       s.settings.reconnect = g_value_get_boolean(value);
       break;
+    case PROP_PRODUCER_TIMESTAMPS:
+      s.settings.producer_timestamps = g_value_get_boolean(value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
   }
@@ -141,6 +151,9 @@ void get_property(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
       break;
     case PROP_RECONNECT:
       g_value_set_boolean(value, s.settings.reconnect);
+      break;
+    case PROP_PRODUCER_TIMESTAMPS:
+      g_value_set_boolean(value, s.settings.producer_timestamps);
       break;
     case PROP_RECEIVED:
       g_value_set_uint64(value, s.received.load());
@@ -195,6 +208,7 @@ gboolean start(GstBaseSrc* base) {
   s.dropped = 0;
   s.copies = 0;
   s.copy_logged = false;
+  s.pts_offset.reset();
   return TRUE;
 }
 
@@ -249,8 +263,65 @@ GstClockTime frame_pts(GstBaseSrc* base, std::uint64_t timestamp_ns) {
   return at > base_time ? at - base_time : 0;
 }
 
+// The caps of frames of `layout` on a topic of nominal rate `rate` (new reference).
+GstCaps* stream_caps(const Layout& layout, FrameRate rate) {
+  GstCaps* caps = layout_caps(layout);
+  if (std::holds_alternative<ImageLayout>(layout) && rate.num > 0 && rate.den > 0) {
+    gst_caps_set_simple(caps, "framerate", GST_TYPE_FRACTION, static_cast<gint>(rate.num),
+                        static_cast<gint>(rate.den), nullptr);
+  }
+  return caps;
+}
+
+// A producer's stream time `t` on this source's timeline: as it is, or moved by the offset.
+GstClockTime stream_time(std::uint64_t t, std::optional<std::int64_t> offset) {
+  if (!offset) return t;
+  const std::int64_t moved = static_cast<std::int64_t>(t) + *offset;
+  return moved < 0 ? GST_CLOCK_TIME_NONE : static_cast<GstClockTime>(moved);
+}
+
+// Sets the buffer's timestamps, duration, flags and crop from the frame's metadata (protocol
+// version 5). A frame without a pts is stamped with its capture time's running time, as before.
+void stamp(GstBaseSrc* base, SrcState& s, GstBuffer* buffer, const Frame& frame, bool keep) {
+  const FrameMeta& meta = frame.meta();
+  if (meta.has(FrameFlag::discontinuity)) s.pts_offset.reset();
+  if (!meta.pts) {
+    GST_BUFFER_PTS(buffer) = frame_pts(base, frame.timestamp_ns());
+  } else if (keep) {
+    GST_BUFFER_PTS(buffer) = *meta.pts;
+  } else {
+    if (!s.pts_offset) {
+      const GstClockTime now = frame_pts(base, frame.timestamp_ns());
+      if (GST_CLOCK_TIME_IS_VALID(now)) {
+        s.pts_offset = static_cast<std::int64_t>(now) - static_cast<std::int64_t>(*meta.pts);
+      }
+    }
+    GST_BUFFER_PTS(buffer) = stream_time(*meta.pts, s.pts_offset);
+  }
+  if (meta.dts) {
+    GST_BUFFER_DTS(buffer) = keep ? *meta.dts : stream_time(*meta.dts, s.pts_offset);
+  }
+  if (meta.duration) GST_BUFFER_DURATION(buffer) = *meta.duration;
+  const auto flag = [&](FrameFlag ours, GstBufferFlags gst) {
+    if (meta.has(ours)) GST_BUFFER_FLAG_SET(buffer, gst);
+  };
+  flag(FrameFlag::discontinuity, GST_BUFFER_FLAG_DISCONT);
+  flag(FrameFlag::corrupted, GST_BUFFER_FLAG_CORRUPTED);
+  flag(FrameFlag::delta_unit, GST_BUFFER_FLAG_DELTA_UNIT);
+  flag(FrameFlag::gap, GST_BUFFER_FLAG_GAP);
+  flag(FrameFlag::marker, GST_BUFFER_FLAG_MARKER);
+  if (meta.crop) {
+    if (GstVideoCropMeta* crop = gst_buffer_add_video_crop_meta(buffer)) {
+      crop->x = meta.crop->x;
+      crop->y = meta.crop->y;
+      crop->width = meta.crop->width;
+      crop->height = meta.crop->height;
+    }
+  }
+}
+
 GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<SrcCore>& owner,
-                       Frame frame, GstBuffer** out) {
+                       Frame frame, FrameRate rate, bool keep_timestamps, GstBuffer** out) {
   SrcState& s = state_of(base);
   const Layout layout = frame.layout();
   auto span = buffer_span(layout);
@@ -261,8 +332,8 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
     return GST_FLOW_ERROR;
   }
   // Caps are made (an allocation) only when the layout's caps-relevant part changes.
-  if (!s.caps_layout || !same_caps(*s.caps_layout, layout)) {
-    GstCaps* caps = layout_caps(layout);
+  if (!s.caps_layout || !same_caps(*s.caps_layout, layout) || !(s.caps_rate == rate)) {
+    GstCaps* caps = stream_caps(layout, rate);
     bool changed = false;
     {
       std::lock_guard lock(s.settings_mu);
@@ -272,6 +343,7 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
       }
     }
     s.caps_layout = layout;
+    s.caps_rate = rate;
     if (changed) {
       GST_INFO_OBJECT(base, "frames now have caps %" GST_PTR_FORMAT, static_cast<void*>(caps));
       if (!gst_base_src_set_caps(base, caps)) {
@@ -285,10 +357,10 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
   }
 
   const std::uint64_t sequence = frame.sequence();
-  const std::uint64_t timestamp = frame.timestamp_ns();
   const std::uint64_t dropped = frame.dropped();
   auto bytes = frame.bytes();
   GstBuffer* buffer = gst_buffer_new();
+  stamp(base, s, buffer, frame, keep_timestamps);
   // Downstream may hold buffers for long (filesink gathers 64 KiB, encoders look ahead). Past
   // the queue depth the producer would wait for them (block-producer) or this consumer would
   // miss frames (drop-oldest): so the last free place is never lent, its frame is copied.
@@ -321,7 +393,6 @@ GstFlowReturn on_frame(GstBaseSrc* base, SrcCore& core, const std::shared_ptr<Sr
                                        span->end - span->first, hold, release_frame));
   }
   add_layout_meta(buffer, layout, span->first);
-  GST_BUFFER_PTS(buffer) = frame_pts(base, timestamp);
   GST_BUFFER_OFFSET(buffer) = sequence;
   const std::uint64_t before = s.dropped.exchange(dropped);
   if (dropped > before) {
@@ -344,12 +415,14 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
   std::shared_ptr<SrcCore> core;
   std::string socket_path, topic;
   bool reconnect = false;
+  bool keep_timestamps = false;
   {
     std::lock_guard lock(s.settings_mu);
     core = s.core;
     socket_path = s.settings.socket_path;
     topic = s.settings.topic;
     reconnect = s.settings.reconnect;
+    keep_timestamps = s.settings.producer_timestamps;
   }
   if (!core) return GST_FLOW_FLUSHING;
   for (;;) {
@@ -359,6 +432,7 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
       return GST_FLOW_EOS;
     }
     std::optional<Event> event;
+    FrameRate rate;
     {
       std::lock_guard lock(core->mu);
       auto next = core->consumer->receive_for(std::chrono::milliseconds(10));
@@ -376,21 +450,26 @@ GstFlowReturn create(GstPushSrc* push, GstBuffer** out) {
         return GST_FLOW_ERROR;
       }
       if (*next) event.emplace(std::move(**next));
+      if (event && std::holds_alternative<Frame>(*event)) {
+        if (auto options = core->consumer->topic_options(topic)) rate = options->frame_rate;
+      }
     }
     if (!event) continue;
     if (auto* frame = std::get_if<Frame>(&*event)) {
       if (core->ended) GST_INFO_OBJECT(base, "the stream goes on after its end");
       core->ended.reset();
-      return on_frame(base, *core, core, std::move(*frame), out);
+      return on_frame(base, *core, core, std::move(*frame), rate, keep_timestamps, out);
     }
     if (auto* end = std::get_if<EndOfStream>(&*event)) {
       GST_INFO_OBJECT(base, "end of stream: %s", end->reason.c_str());
+      s.pts_offset.reset();  // a next producer's stream time starts anew
       if (!reconnect) return GST_FLOW_EOS;
       core->ended = std::chrono::steady_clock::now();
       continue;
     }
     if (auto* again = std::get_if<Reconnected>(&*event)) {
       core->ended.reset();
+      s.pts_offset.reset();
       GST_ELEMENT_INFO(base, RESOURCE, READ,
                        ("Connected again to the shmfd broker after %lld ms.",
                         static_cast<long long>(again->gap.count())),
@@ -446,6 +525,16 @@ void shmfd_src_class_init(ShmfdSrcClass* klass) {
                         "loss); latest always takes the newest frame (previews, inference)",
                         backpressure_get_type(), static_cast<gint>(Backpressure::drop_oldest),
                         kSetting));
+  g_object_class_install_property(
+      object, PROP_PRODUCER_TIMESTAMPS,
+      g_param_spec_boolean(
+          "producer-timestamps", "Producer timestamps",
+          "Give buffers the producer's pts and dts unchanged (for recording and tests). "
+          "Otherwise, as a live source, they are moved onto this element's running time by one "
+          "constant, fixed at the first frame (and again after a producer's discontinuity or a "
+          "new producer), so their spacing and durations stay exactly the producer's. Frames "
+          "without a pts are stamped with their capture time's running time",
+          FALSE, kSetting));
   g_object_class_install_property(
       object, PROP_RECEIVED,
       g_param_spec_uint64("received", "Received", "Frames received so far", 0, G_MAXUINT64, 0,

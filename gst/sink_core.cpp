@@ -17,7 +17,7 @@ Result<std::shared_ptr<SinkCore>> SinkCore::connect(SinkSettings settings) {
   return std::shared_ptr<SinkCore>(new SinkCore(std::move(settings), std::move(*producer)));
 }
 
-Status SinkCore::advertise(LayoutKind kind) {
+Status SinkCore::advertise(LayoutKind kind, const TopicOptions& options) {
   std::lock_guard lock(mu_);
   end_pending_ = false;
   if (advertised_ == kind) return {};
@@ -28,7 +28,9 @@ Status SinkCore::advertise(LayoutKind kind) {
                     std::string(to_string(kind)) +
                     " caps (a topic carries one kind: restart the pipeline)");
   }
-  if (auto ok = producer_.advertise(settings_.topic, kind, settings_.guarantee); !ok) return ok;
+  if (auto ok = producer_.advertise(settings_.topic, kind, settings_.guarantee, options); !ok) {
+    return ok;
+  }
   advertised_ = kind;
   return {};
 }
@@ -130,9 +132,10 @@ void SinkCore::give_back(const Slot& slot) {
   if (lent_.empty() && end_pending_) (void)unadvertise_locked();
 }
 
-Result<std::uint64_t> SinkCore::publish(const Slot& slot, const Layout& layout, std::uint64_t ts) {
+Result<std::uint64_t> SinkCore::publish(const Slot& slot, const Layout& layout, std::uint64_t ts,
+                                        const FrameMeta& meta) {
   std::lock_guard lock(mu_);
-  auto sequence = producer_.publish(settings_.topic, slot, layout, ts);
+  auto sequence = producer_.publish(settings_.topic, slot, layout, meta, ts);
   if (auto it = lent_.find({slot.pool, slot.index}); it != lent_.end()) {
     it->second.published = true;
   }
@@ -146,7 +149,7 @@ void SinkCore::discard(const Slot& slot) {
 }
 
 Result<std::uint64_t> SinkCore::publish_sealed(
-    const Layout& layout, std::uint64_t ts,
+    const Layout& layout, std::uint64_t ts, const FrameMeta& meta,
     const std::function<std::string(std::span<std::byte>)>& fill) {
   std::lock_guard lock(mu_);
   MemfdOptions options;
@@ -157,7 +160,7 @@ Result<std::uint64_t> SinkCore::publish_sealed(
   if (std::string why = fill(buffer->bytes()); !why.empty()) {
     return fail(Errc::invalid_argument, std::move(why));
   }
-  auto sequence = producer_.publish(settings_.topic, std::move(*buffer), layout, ts);
+  auto sequence = producer_.publish(settings_.topic, std::move(*buffer), layout, meta, ts);
   if (sequence) published.fetch_add(1, std::memory_order_relaxed);
   return sequence;
 }

@@ -37,8 +37,9 @@ class SinkCore {
 
   const SinkSettings& settings() const noexcept { return settings_; }
 
-  // Declares the topic (again, after an end of stream) with `kind`. A topic carries one kind.
-  Status advertise(LayoutKind kind);
+  // Declares the topic (again, after an end of stream) with `kind` and `options` (the caps'
+  // frame rate). A topic carries one kind.
+  Status advertise(LayoutKind kind, const TopicOptions& options = {});
   // The stream ended: subscribers get EndOfStream, at once or, while GstBuffers over slots
   // are alive, when the last one goes (unadvertising unmaps the pools).
   Status end_of_stream();
@@ -61,13 +62,14 @@ class SinkCore {
   void give_back(const Slot& slot);
 
   // Publishes an acquired slot (lent or not).
-  Result<std::uint64_t> publish(const Slot& slot, const Layout& layout, std::uint64_t ts);
+  Result<std::uint64_t> publish(const Slot& slot, const Layout& layout, std::uint64_t ts,
+                                const FrameMeta& meta);
   // Gives an acquired slot back unpublished (a copy that failed, say).
   void discard(const Slot& slot);
   // Publishes a fresh memfd for `layout` (Guarantee::sealed) that `fill` wrote; it is sealed
   // against writes on the way. `fill` returns an error message, empty when it succeeded.
   Result<std::uint64_t> publish_sealed(
-      const Layout& layout, std::uint64_t ts,
+      const Layout& layout, std::uint64_t ts, const FrameMeta& meta,
       const std::function<std::string(std::span<std::byte>)>& fill);
 
   std::atomic<std::uint64_t> copies{0};

@@ -8,7 +8,9 @@
 // the visible pixels of each plane, strides and padding skipped, or of every byte of
 // non-video buffers) and "memfd yes|no" (--where: whether the buffer's bytes lie in a memfd
 // mapping named shmfd:..., per /proc/self/maps); --caps prints "caps CAPS" before the first
-// frame and whenever they change. A QoS message prints "qos dropped=N". At the
+// frame and whenever they change; --times adds " pts P dts D duration U flags F" (times in ns,
+// "none" when invalid; F the GstBufferFlags in hex) and " crop X,Y,WxH" when the buffer has a
+// GstVideoCropMeta. A QoS message prints "qos dropped=N". At the
 // end, each --print prints "ELEMENT.PROPERTY=VALUE". Exit status: 0 at EOS, 1 on an error
 // (printed as "error: MESSAGE"), 2 when the timeout passed first.
 #include <gst/app/gstappsink.h>
@@ -29,6 +31,7 @@ namespace {
 bool g_hash = false;
 bool g_where = false;
 bool g_caps = false;
+bool g_times = false;
 GstCaps* g_last_caps = nullptr;
 std::uint64_t g_frames = 0;
 
@@ -118,6 +121,17 @@ GstFlowReturn on_sample(GstAppSink* sink, gpointer) {
     }
     std::printf(" memfd %s", yes ? "yes" : "no");
   }
+  if (g_times) {
+    const auto time = [](GstClockTime t) {
+      return GST_CLOCK_TIME_IS_VALID(t) ? std::to_string(t) : std::string("none");
+    };
+    std::printf(" pts %s dts %s duration %s flags %x", time(GST_BUFFER_PTS(buffer)).c_str(),
+                time(GST_BUFFER_DTS(buffer)).c_str(), time(GST_BUFFER_DURATION(buffer)).c_str(),
+                static_cast<unsigned>(GST_BUFFER_FLAGS(buffer)));
+    if (const GstVideoCropMeta* crop = gst_buffer_get_video_crop_meta(buffer)) {
+      std::printf(" crop %u,%u,%ux%u", crop->x, crop->y, crop->width, crop->height);
+    }
+  }
   std::printf("\n");
   std::fflush(stdout);
   gst_sample_unref(sample);
@@ -163,6 +177,8 @@ int main(int argc, char** argv) {
       g_where = true;
     } else if (a == "--caps") {
       g_caps = true;
+    } else if (a == "--times") {
+      g_times = true;
     } else if (a == "--print" && i + 1 < argc) {
       prints.emplace_back(argv[++i]);
     } else {

@@ -420,3 +420,86 @@ def test_a_lost_broker_is_an_error_without_reconnect(broker):
     assert producer.returncode == 1, out + err
     assert "Lost the shmfd broker at" in out, out
     broker.process = None
+
+
+def timed_frames(output):
+    """(pts, dts, duration, flags, crop) of each frame a --times probe printed; None for none."""
+    out = []
+    for line in output.splitlines():
+        if not line.startswith("frame "):
+            continue
+        words = line.split()
+        field = {words[i]: words[i + 1] for i in range(2, len(words) - 1)
+                 if words[i] in ("pts", "dts", "duration", "flags", "crop")}
+        time_of = lambda k: None if field[k] == "none" else int(field[k])  # noqa: E731
+        out.append((time_of("pts"), time_of("dts"), time_of("duration"), int(field["flags"], 16),
+                    field.get("crop")))
+    return out
+
+
+def videotestsrc_times(n, num=30, den=1):
+    """The pts and durations videotestsrc gives its first n buffers at num/den fps."""
+    pts = [i * den * 1_000_000_000 // num for i in range(n + 1)]
+    return pts[:n], [pts[i + 1] - pts[i] for i in range(n)]
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["live", "producer-timestamps"])
+def test_timestamps_durations_and_the_frame_rate_cross_exactly(broker, keep):
+    # sync=false: frames leave far faster than their timestamps, so a source that stamped them
+    # on arrival would squeeze them together.
+    n = 45
+    consumer = Background("--times", "--caps", *src(broker, "timed", "backpressure=block-producer",
+                                                      f"producer-timestamps={str(keep).lower()}"),
+                          "!", "appsink", "name=out", "sync=false")
+    producer = run_probe("videotestsrc", f"num-buffers={n}", "!",
+                         "video/x-raw,format=RGBA,width=64,height=48,framerate=30/1", "!",
+                         *sink(broker, "timed", "sync=false"))
+    assert producer.returncode == 0, producer.stdout + producer.stderr
+    assert consumer.finish() == 0, consumer.stdout + consumer.stderr
+    assert "framerate=(fraction)30/1" in consumer.stdout, consumer.stdout
+    got = timed_frames(consumer.stdout)
+    assert len(got) == n, consumer.stdout
+    pts, durations = videotestsrc_times(n)
+    assert [g[2] for g in got] == durations
+    if keep:
+        assert [g[0] for g in got] == pts
+    else:
+        offset = got[0][0] - pts[0]
+        assert offset > 0, "a live source's first frame lands on its running time"
+        assert [g[0] - offset for g in got] == pts
+    assert all(g[1] is None for g in got), "videotestsrc sets no dts"
+
+
+def test_crop_flags_and_times_of_a_shmfd_producer_reach_a_pipeline_and_go_back_out(broker):
+    # shmfd-pub -> shmfdsrc -> (probe, and a relay shmfdsrc ! shmfdsink) -> shmfd-sub --verbose:
+    # the GstVideoCropMeta, pts and duration go both ways.
+    viewer = Background("--times", "--caps",
+                        *src(broker, "cropped", "backpressure=block-producer",
+                             "producer-timestamps=true"),
+                        "!", "appsink", "name=out", "sync=false")
+    relay = Background(*src(broker, "cropped", "name=relay_src", "backpressure=block-producer",
+                            "producer-timestamps=true"),
+                       "!", *sink(broker, "relayed", "sync=false"))
+    sub = subprocess.Popen([binary("SHMFD_SUB_BIN"), "--socket", broker.socket, "--topic",
+                            "relayed", "--block", "--frames", "10", "--verbose"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.5)
+    pub = subprocess.run([binary("SHMFD_PUB_BIN"), "--socket", broker.socket, "--topic",
+                          "cropped", "--pool", "6", "--frames", "10", "--fps", "100",
+                          "--width", "64", "--height", "48", "--crop", "8,4,32,24"],
+                         capture_output=True, text=True, timeout=30)
+    assert pub.returncode == 0, pub.stdout + pub.stderr
+    assert viewer.finish() == 0, viewer.stdout + viewer.stderr
+    assert "framerate=(fraction)100/1" in viewer.stdout, viewer.stdout
+    got = timed_frames(viewer.stdout)
+    assert [g[0] for g in got] == [i * 10_000_000 for i in range(10)]
+    assert all(g[2] == 10_000_000 and g[4] == "8,4,32x24" for g in got), viewer.stdout
+    assert relay.finish() == 0, relay.stdout + relay.stderr
+    out, _ = sub.communicate(timeout=30)
+    assert sub.returncode == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("seq ")]
+    assert len(lines) == 10, out
+    for i, line in enumerate(lines):
+        assert f" pts {i * 10_000_000} " in line and " duration 10000000 " in line, line
+        assert " crop 8,4 32x24" in line, line
+    assert "frame rate 100/1" in out, out
