@@ -35,9 +35,10 @@ constexpr const char* kUsage =
     "                        [--import-ros2 TOPIC]... [--block] [--depth N] [--slots N]\n"
     "                        [--name NAME] [--stats SECONDS]\n"
     "Bridges shmfd topics to a DDS domain (Eclipse Cyclone DDS) and back.\n"
-    "  --export TOPIC       local TOPIC out to DDS topic shmfd/TOPIC (type shmfd::bridge::Frame)\n"
+    "  --export TOPIC       local TOPIC out to DDS topic shmfd2/TOPIC (type\n"
+    "                       shmfd::bridge::Frame2: layout, times, metadata, bytes)\n"
     "  --export-ros2 TOPIC  local image TOPIC out to rt/TOPIC as ROS 2 sensor_msgs/msg/Image\n"
-    "  --import TOPIC       DDS topic shmfd/TOPIC into local TOPIC (a pool of --slots slots)\n"
+    "  --import TOPIC       DDS topic shmfd2/TOPIC into local TOPIC (a pool of --slots slots)\n"
     "  --import-ros2 TOPIC  ROS 2 images on rt/TOPIC into local TOPIC\n"
     "  --block              no loss: reliable DDS, keep-all within --depth samples, and\n"
     "                       block-producer locally (default: best-effort, keep-last --depth,\n"
@@ -221,16 +222,78 @@ void give_up(const std::string& why) {
   g_stop = true;
 }
 
-// The DDS topic that carries local `topic`: shmfd/TOPIC (shmfd frames) or rt/TOPIC (ROS 2
-// images), and its name.
+// The DDS topic that carries local `topic`: shmfd2/TOPIC (shmfd frames, Frame2) or rt/TOPIC
+// (ROS 2 images), and its name.
 std::pair<dds_entity_t, std::string> dds_topic(dds_entity_t participant, const std::string& topic,
                                                bool ros2) {
-  std::string name = (ros2 ? "rt/" : "shmfd/") + topic;
+  std::string name = (ros2 ? "rt/" : "shmfd2/") + topic;
   const dds_entity_t t = dds_create_topic(
-      participant, ros2 ? &sensor_msgs_msg_dds__Image__desc : &shmfd_bridge_Frame_desc,
+      participant, ros2 ? &sensor_msgs_msg_dds__Image__desc : &shmfd_bridge_Frame2_desc,
       name.c_str(), nullptr, nullptr);
   return {t, std::move(name)};
 }
+
+// Bridges before shmfd 0.4 carry shmfd::bridge::Frame on shmfd/TOPIC: no metadata, and no
+// interoperation with Frame2. A bridge watches the old topic with an endpoint that never sends
+// and never reads, and says once, naming both types and topics, when an older bridge is there:
+// otherwise the two would miss each other without a word.
+class OlderBridgeWatch {
+ public:
+  OlderBridgeWatch(const Settings& s, dds_entity_t participant, const std::string& topic,
+                   bool exporting)
+      : topic_(topic), exporting_(exporting) {
+    const std::string name = "shmfd/" + topic;
+    const dds_entity_t t =
+        dds_create_topic(participant, &shmfd_bridge_Frame_desc, name.c_str(), nullptr, nullptr);
+    if (t < 0) return;
+    dds_qos_t* qos = dds_create_qos();
+    // Matches an old endpoint of either reliability: a reliable writer, a best-effort reader.
+    if (exporting) {
+      dds_qset_reliability(qos, DDS_RELIABILITY_RELIABLE, DDS_SECS(1));
+    } else {
+      dds_qset_reliability(qos, DDS_RELIABILITY_BEST_EFFORT, 0);
+    }
+    dds_qset_history(qos, DDS_HISTORY_KEEP_LAST, 1);
+    dds_qset_ignorelocal(qos, DDS_IGNORELOCAL_PARTICIPANT);
+    if (!s.partitions.empty()) {
+      std::vector<const char*> names;
+      for (const auto& p : s.partitions) names.push_back(p.c_str());
+      dds_qset_partition(qos, static_cast<uint32_t>(names.size()), names.data());
+    }
+    endpoint_ = exporting ? dds_create_writer(participant, t, qos, nullptr)
+                          : dds_create_reader(participant, t, qos, nullptr);
+    dds_delete_qos(qos);
+  }
+
+  // Says so when an older bridge appeared since the last look (cheap: a status read).
+  void check() {
+    if (endpoint_ <= 0) return;
+    std::uint32_t count = 0;
+    if (exporting_) {
+      dds_publication_matched_status_t m{};
+      if (dds_get_publication_matched_status(endpoint_, &m) == 0) count = m.current_count;
+    } else {
+      dds_subscription_matched_status_t m{};
+      if (dds_get_subscription_matched_status(endpoint_, &m) == 0) count = m.current_count;
+    }
+    if (count > said_) {
+      std::fprintf(stderr,
+                   "shmfd-dds-bridge: %s: a bridge older than shmfd 0.4 %s DDS topic 'shmfd/%s' "
+                   "(sample type shmfd::bridge::Frame, without frame metadata); this bridge %s "
+                   "shmfd::bridge::Frame2 on 'shmfd2/%s', and the two do not interoperate: upgrade "
+                   "the older bridge\n",
+                   topic_.c_str(), exporting_ ? "imports from" : "exports to", topic_.c_str(),
+                   exporting_ ? "exports" : "imports", topic_.c_str());
+    }
+    said_ = count;
+  }
+
+ private:
+  std::string topic_;
+  bool exporting_;
+  dds_entity_t endpoint_ = 0;
+  std::uint32_t said_ = 0;
+};
 
 // CLOCK_MONOTONIC capture time as wall-clock time (what ROS 2 stamps carry).
 std::uint64_t monotonic_to_realtime(std::uint64_t mono_ns) {
@@ -271,17 +334,20 @@ void export_loop(const Settings& s, dds_entity_t participant, std::string topic,
   if (!depth) return give_up("subscribe " + topic + ": " + depth.error().message());
   std::fprintf(stderr, "shmfd-dds-bridge: exporting '%s' to DDS topic '%s'%s\n", topic.c_str(),
                dds_name.c_str(), ros2 ? " (sensor_msgs/msg/Image)" : "");
+  std::optional<OlderBridgeWatch> older;
+  if (!ros2) older.emplace(s, participant, topic, true);
   std::uint64_t seen_dropped = 0;
   std::vector<std::uint8_t> rows;  // a ROS 2 image whose last row the slot does not hold whole
   while (!g_stop) {
     auto event = consumer->receive_for(std::chrono::milliseconds(100));
     if (!event) return give_up(topic + ": " + event.error().message());
+    if (older) older->check();
     if (!*event) continue;
     if (std::holds_alternative<EndOfStream>(**event)) {
       // The producer on this side left: the topic's one DDS instance is disposed, and each
       // importer ends the stream on its side too (a producer that comes back revives it).
       const dds_return_t rc = ros2 ? dispose_instance<sensor_msgs_msg_dds__Image_>(writer)
-                                   : dispose_instance<shmfd_bridge_Frame>(writer);
+                                   : dispose_instance<shmfd_bridge_Frame2>(writer);
       if (rc < 0) {
         std::fprintf(stderr, "shmfd-dds-bridge: %s: the end of the stream did not go out: %s\n",
                      topic.c_str(), dds_strretcode(rc));
@@ -299,13 +365,17 @@ void export_loop(const Settings& s, dds_entity_t participant, std::string topic,
     const auto bytes = frame->bytes();
     dds_return_t rc = 0;
     if (!ros2) {
-      shmfd_bridge_Frame sample{};
+      shmfd_bridge_Frame2 sample{};
       sample.origin = g_origin;
       sample.frame_sequence = frame->sequence();
       sample.timestamp_ns = frame->timestamp_ns();
       bridge::DdsLayout layout;
       bridge::to_dds(frame->layout(), layout);
       sample.layout = layout.layout;
+      bridge::DdsMeta meta;
+      bridge::to_dds(frame->meta(), meta);
+      sample.meta = meta.meta;
+      if (auto options = consumer->topic_options(topic)) bridge::to_dds(*options, sample.options);
       sample.data._buffer =
           const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(bytes.data()));
       sample.data._length = static_cast<uint32_t>(*extent);
@@ -361,17 +431,26 @@ struct LocalTopic {
   Producer producer;
   std::string topic;
   std::optional<LayoutKind> kind;
+  TopicOptions options;  // what it was advertised with (the samples' options)
   std::uint32_t pool = 0;
   std::size_t slot_size = 0;
 };
 
 // Publishes `data` with `layout` (both checked) into `local`'s pool.
+void end_stream(LocalTopic& local, const char* why);
+
 Status publish_local(LocalTopic& local, const Settings& s, const Layout& layout,
-                     std::span<const std::uint8_t> data, std::uint64_t timestamp_ns) {
+                     std::span<const std::uint8_t> data, std::uint64_t timestamp_ns,
+                     const TopicOptions& options, const FrameMeta& meta) {
   const LayoutKind kind = layout_kind(layout);
+  // The far producer declared other options (it came back changed): a new stream here too.
+  if (local.kind && !(local.options == options)) end_stream(local, "its topic options changed");
   if (!local.kind) {
-    if (auto ok = local.producer.advertise(local.topic, kind, Guarantee::pool); !ok) return ok;
+    if (auto ok = local.producer.advertise(local.topic, kind, Guarantee::pool, options); !ok) {
+      return ok;
+    }
     local.kind = kind;
+    local.options = options;
   } else if (*local.kind != kind) {
     return fail(Errc::invalid_argument, "a " + std::string(to_string(kind)) +
                                             " sample on a topic of " +
@@ -392,7 +471,7 @@ Status publish_local(LocalTopic& local, const Settings& s, const Layout& layout,
   }
   if (!slot) return fail(std::move(slot.error()));
   std::memcpy(slot->bytes.data(), data.data(), data.size());
-  auto sent = local.producer.publish(local.topic, *slot, layout, timestamp_ns);
+  auto sent = local.producer.publish(local.topic, *slot, layout, meta, timestamp_ns);
   if (!sent) return fail(std::move(sent.error()));
   return {};
 }
@@ -429,7 +508,9 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
   auto producer = Producer::connect(s.socket, s.name);
   if (!producer) return give_up(producer.error().message());
   producer->reconnect_on_loss();
-  LocalTopic local{std::move(*producer), topic, std::nullopt, 0, 0};
+  LocalTopic local{std::move(*producer), topic, std::nullopt, {}, 0, 0};
+  std::optional<OlderBridgeWatch> older;
+  if (!ros2) older.emplace(s, participant, topic, false);
   const dds_entity_t waitset = dds_create_waitset(participant);
   const dds_entity_t readable = dds_create_readcondition(reader, DDS_ANY_STATE);
   dds_waitset_attach(waitset, readable, reader);
@@ -439,6 +520,7 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
   std::uint32_t generation_seen = 0;
   while (!g_stop) {
     dds_waitset_wait(waitset, nullptr, 0, DDS_MSECS(100));
+    if (older) older->check();
     void* samples[16] = {};
     dds_sample_info_t infos[16];
     const dds_return_t n = dds_take(reader, samples, infos, 16, 16);  // loans
@@ -457,12 +539,26 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
       Result<Layout> layout = fail(Errc::invalid_argument, "");
       std::span<const std::uint8_t> data;
       std::uint64_t ts = 0;
+      TopicOptions options;
+      FrameMeta meta;
       if (!ros2) {
-        const auto* f = static_cast<const shmfd_bridge_Frame*>(samples[i]);
+        const auto* f = static_cast<const shmfd_bridge_Frame2*>(samples[i]);
         if (f->origin == g_origin) continue;  // our own, come back
         data = {f->data._buffer, f->data._length};
         layout = bridge::from_dds(f->layout, f->data._length);
         ts = f->timestamp_ns;
+        // The metadata is checked as the broker will check it, against what the sample says
+        // of its topic, so that a lying sample is counted as bad here, not as a local refusal.
+        if (layout) {
+          auto o = bridge::from_dds(f->options);
+          auto m = o ? bridge::from_dds(f->meta, *o, *layout) : fail(Error(o.error()));
+          if (!m) {
+            layout = fail(std::move(m.error()));
+          } else {
+            options = std::move(*o);
+            meta = *m;
+          }
+        }
       } else {
         const auto* img = static_cast<const sensor_msgs_msg_dds__Image_*>(samples[i]);
         data = {img->data._buffer, img->data._length};
@@ -478,7 +574,7 @@ void import_loop(const Settings& s, dds_entity_t participant, std::string topic,
         }
         continue;
       }
-      if (auto ok = publish_local(local, s, *layout, data, ts); !ok) {
+      if (auto ok = publish_local(local, s, *layout, data, ts, options, meta); !ok) {
         c.dropped.fetch_add(1, std::memory_order_relaxed);
         if (!ok.error().is(Errc::no_free_slot) && refusals_said++ < 5) {
           std::fprintf(stderr, "shmfd-dds-bridge: %s: %s\n", topic.c_str(),

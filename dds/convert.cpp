@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <optional>
 
 namespace shmfd::bridge {
 namespace {
@@ -170,6 +172,84 @@ Result<ImageLayout> from_ros2(const sensor_msgs_msg_dds__Image_& image) {
                     .prefixed("ROS 2 image of " + std::to_string(image.data._length) + " bytes"));
   }
   return l;
+}
+
+// --- Metadata (protocol version 5) ---
+
+namespace {
+
+constexpr std::uint64_t kNone = ~std::uint64_t{0};  // a time the DDS sample does not carry
+
+std::uint64_t time_to_dds(const std::optional<std::uint64_t>& t) {
+  return t ? *t : kNone;
+}
+
+std::optional<std::uint64_t> time_from_dds(std::uint64_t t) {
+  if (t == kNone) return std::nullopt;
+  return t;
+}
+
+}  // namespace
+
+void to_dds(const FrameMeta& meta, DdsMeta& out) {
+  out.meta.pts = time_to_dds(meta.pts);
+  out.meta.dts = time_to_dds(meta.dts);
+  out.meta.duration = time_to_dds(meta.duration);
+  out.meta.flags = meta.flags;
+  out.meta.crop._buffer = &out.crop;
+  out.meta.crop._maximum = 1;
+  out.meta.crop._length = 0;
+  out.meta.crop._release = false;
+  if (meta.crop) {
+    out.crop = {meta.crop->x, meta.crop->y, meta.crop->width, meta.crop->height};
+    out.meta.crop._length = 1;
+  }
+  out.meta.header._buffer =
+      const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(meta.header.data()));
+  out.meta.header._length = static_cast<std::uint32_t>(meta.header.size());
+  out.meta.header._maximum = out.meta.header._length;
+  out.meta.header._release = false;
+}
+
+void to_dds(const TopicOptions& options, shmfd_bridge_TopicOptions& out) {
+  out.max_header_bytes = options.max_header_bytes;
+  const std::size_t n = std::min(options.header_schema.size(), sizeof out.header_schema - 1);
+  std::memcpy(out.header_schema, options.header_schema.data(), n);
+  out.header_schema[n] = '\0';
+  out.frame_rate_num = options.frame_rate.num;
+  out.frame_rate_den = options.frame_rate.den;
+  out.timestamps_required = options.timestamps_required;
+}
+
+Result<TopicOptions> from_dds(const shmfd_bridge_TopicOptions& in) {
+  TopicOptions out;
+  out.max_header_bytes = in.max_header_bytes;
+  // A bounded string: NUL-terminated within its 256 bytes by the deserializer; never trusted.
+  out.header_schema.assign(in.header_schema, ::strnlen(in.header_schema, sizeof in.header_schema));
+  out.frame_rate = {in.frame_rate_num, in.frame_rate_den};
+  out.timestamps_required = in.timestamps_required;
+  if (auto ok = check_topic_options(out); !ok) return fail(std::move(ok.error()));
+  return out;
+}
+
+Result<FrameMeta> from_dds(const shmfd_bridge_FrameMeta& in, const TopicOptions& options,
+                           const Layout& layout) {
+  FrameMeta out;
+  out.pts = time_from_dds(in.pts);
+  out.dts = time_from_dds(in.dts);
+  out.duration = time_from_dds(in.duration);
+  out.flags = in.flags;
+  if (in.crop._length > 1) {
+    return fail(Errc::invalid_metadata, std::to_string(in.crop._length) + " crop rectangles");
+  }
+  if (in.crop._length == 1 && in.crop._buffer != nullptr) {
+    const shmfd_bridge_Crop& c = in.crop._buffer[0];
+    out.crop = Crop{c.x, c.y, c.width, c.height};
+  }
+  out.header = std::span<const std::byte>(reinterpret_cast<const std::byte*>(in.header._buffer),
+                                          in.header._buffer != nullptr ? in.header._length : 0);
+  if (auto ok = check_frame_meta(out, options, layout); !ok) return fail(std::move(ok.error()));
+  return out;
 }
 
 }  // namespace shmfd::bridge

@@ -167,6 +167,55 @@ def test_a_bridge_refuses_to_export_and_import_one_topic():
     assert "topic 't' is both exported and imported: it would loop" in out.stderr
 
 
+def test_frame_metadata_and_topic_options_cross(net):
+    exporter = net.bridge(net.a, "--export", "meta", "--export", "meta/route", "--block")
+    importer = net.bridge(net.b, "--import", "meta", "--import", "meta/route", "--block")
+    wait_for_route(net, net.a, "meta", net.b)
+    far = consumer(net.b, "meta")
+    producer = shmfd.Producer(net.a.socket, "near-side")
+    producer.advertise("meta", "image", max_header_bytes=32, header_schema="test.Boxes/2",
+                       frame_rate=(25, 1))
+    layout = shmfd.Layout.image("gray8", 16, 8)
+    for i in range(5):
+        producer.publish_bytes("meta", bytes(layout.extent), layout, pts=40_000_000 * i,
+                               dts=40_000_000 * i - 1 if i else None, duration=40_000_000,
+                               flags=shmfd.FLAG_MARKER if i % 2 else 0, crop=(2, 1, 12, 6),
+                               header=bytes([i]) * (i + 1))
+    producer.publish_bytes("meta", bytes(layout.extent), layout)  # and one without any
+    for i in range(5):
+        event = far.receive(timeout=10)
+        assert isinstance(event, shmfd.Frame), f"after {i} frames: {event!r}"
+        with event as f:
+            assert f.pts == 40_000_000 * i
+            assert f.dts == (40_000_000 * i - 1 if i else None)
+            assert f.duration == 40_000_000
+            assert f.flags == (shmfd.FLAG_MARKER if i % 2 else 0)
+            assert f.crop == (2, 1, 12, 6)
+            assert bytes(f.header) == bytes([i]) * (i + 1)
+    with far.receive(timeout=10) as f:
+        assert (f.pts, f.dts, f.duration, f.flags, f.crop) == (None, None, None, 0, None)
+        assert bytes(f.header) == b""
+    options = far.topic_options("meta")
+    assert options == {"max_header_bytes": 32, "header_schema": "test.Boxes/2",
+                       "frame_rate": (25, 1), "timestamps_required": False}, options
+    assert finish(exporter)["bad"] == 0
+    counts = finish(importer)
+    assert counts["bad"] == 0 and counts["dropped"] == 0
+
+
+def test_a_bridge_of_the_previous_sample_type_is_named_not_silently_missed(net):
+    importer = net.bridge(net.b, "--import", "old")
+    old = subprocess.run([binary("SHMFD_DDS_LIAR_BIN"), "--old", str(net.domain), "old"],
+                         capture_output=True, text=True, env=net.env, timeout=60)
+    assert old.returncode == 0, old.stderr
+    importer.terminate()
+    err = importer.stderr.read()
+    assert importer.wait(timeout=10) == 0, err
+    assert ("old: a bridge older than shmfd 0.4 exports to DDS topic 'shmfd/old' (sample type "
+            "shmfd::bridge::Frame, without frame metadata); this bridge imports "
+            "shmfd::bridge::Frame2 on 'shmfd2/old'") in err, err
+
+
 def test_samples_whose_layout_lies_are_counted_and_dropped(net):
     importer = net.bridge(net.b, "--import", "lies", "--block")
     far = consumer(net.b, "lies")
@@ -182,7 +231,7 @@ def test_samples_whose_layout_lies_are_counted_and_dropped(net):
     # Then the end: the liar, the topic's only writer, has gone.
     assert isinstance(far.receive(timeout=15), shmfd.EndOfStream)
     counts = finish(importer)
-    assert counts["bad"] == 50 and counts["out"] == 1
+    assert counts["bad"] == 80 and counts["out"] == 1
     assert net.b.process.poll() is None  # the broker never saw the lies
 
 

@@ -731,8 +731,7 @@ PYBIND11_MODULE(_shmfd, m) {
           "crop",
           [](const PyFrame& f) -> std::optional<PyCrop> {
             if (!f.meta.crop) return std::nullopt;
-            return PyCrop{f.meta.crop->x, f.meta.crop->y, f.meta.crop->width,
-                          f.meta.crop->height};
+            return PyCrop{f.meta.crop->x, f.meta.crop->y, f.meta.crop->width, f.meta.crop->height};
           },
           "(x, y, width, height) of the image meant to be shown, or None.")
       .def_property_readonly(
@@ -846,6 +845,27 @@ PYBIND11_MODULE(_shmfd, m) {
           },
           "Descriptors producers wrote on this consumer's channels that "
           "failed the checks, and were skipped.")
+      .def(
+          "topic_options",
+          [](PyConsumer& c, const std::string& topic) -> py::object {
+            std::optional<shmfd::TopicOptions> options;
+            {
+              std::lock_guard lock(c.core->mutex);
+              options = c.core->consumer.topic_options(topic);
+            }
+            if (!options) return py::none();
+            py::dict d;
+            d["max_header_bytes"] = options->max_header_bytes;
+            d["header_schema"] = options->header_schema;
+            d["frame_rate"] = py::make_tuple(options->frame_rate.num, options->frame_rate.den);
+            d["timestamps_required"] = options->timestamps_required;
+            return std::move(d);
+          },
+          py::arg("topic"),
+          "What the producer of a subscribed topic declared when it advertised it: a dict of "
+          "max_header_bytes, header_schema, frame_rate ((0, 0) when unknown) and "
+          "timestamps_required; None until the broker has said (it does before the producer's "
+          "first frame reaches this consumer) or from a broker older than protocol 5.")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", [](PyConsumer& c) { return c.receive(std::nullopt); });
 
@@ -926,7 +946,8 @@ PYBIND11_MODULE(_shmfd, m) {
             shmfd::TopicOptions options;
             options.max_header_bytes = max_header_bytes;
             options.header_schema = header_schema;
-            if (frame_rate) options.frame_rate = {std::get<0>(*frame_rate), std::get<1>(*frame_rate)};
+            if (frame_rate)
+              options.frame_rate = {std::get<0>(*frame_rate), std::get<1>(*frame_rate)};
             options.timestamps_required = timestamps_required;
             if (guarantee != "sealed" && guarantee != "pool") {
               throw py::value_error("advertise: guarantee '" + guarantee +
@@ -937,8 +958,7 @@ PYBIND11_MODULE(_shmfd, m) {
               py::gil_scoped_release nogil;
               std::lock_guard lock(p.core->mutex);
               return p.core->producer.advertise(
-                  topic, k,
-                  guarantee == "pool" ? shmfd::Guarantee::pool : shmfd::Guarantee::sealed,
+                  topic, k, guarantee == "pool" ? shmfd::Guarantee::pool : shmfd::Guarantee::sealed,
                   options);
             }();
             ok(std::move(done));
@@ -985,11 +1005,10 @@ PYBIND11_MODULE(_shmfd, m) {
            "slot.array has its shape.")
       .def(
           "publish",
-          [](PyProducer& p, const std::string& topic, PySlot& slot,
-             std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
-             std::optional<std::uint64_t> pts, std::optional<std::uint64_t> dts,
-             std::optional<std::uint64_t> duration, std::uint32_t flags,
-             std::optional<PyCrop> crop, std::optional<py::buffer> header) {
+          [](PyProducer& p, const std::string& topic, PySlot& slot, std::optional<PyLayout> layout,
+             std::uint64_t timestamp_ns, std::optional<std::uint64_t> pts,
+             std::optional<std::uint64_t> dts, std::optional<std::uint64_t> duration,
+             std::uint32_t flags, std::optional<PyCrop> crop, std::optional<py::buffer> header) {
             return p.publish(topic, slot, std::move(layout), timestamp_ns,
                              PyMeta(pts, dts, duration, flags, crop, header));
           },
@@ -1006,8 +1025,8 @@ PYBIND11_MODULE(_shmfd, m) {
           [](PyProducer& p, const std::string& topic, const py::buffer& data,
              std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
              std::optional<std::uint64_t> pts, std::optional<std::uint64_t> dts,
-             std::optional<std::uint64_t> duration, std::uint32_t flags,
-             std::optional<PyCrop> crop, std::optional<py::buffer> header) {
+             std::optional<std::uint64_t> duration, std::uint32_t flags, std::optional<PyCrop> crop,
+             std::optional<py::buffer> header) {
             return p.publish_bytes(topic, data, std::move(layout), timestamp_ns,
                                    PyMeta(pts, dts, duration, flags, crop, header));
           },

@@ -495,30 +495,44 @@ def test_import_without_numpy_says_what_is_missing():
     assert "python3-numpy" in run.stderr, run.stderr
 
 
-@pytest.mark.parametrize("pool", [False, True])
-def test_frame_metadata_round_trips(broker, pool, monkeypatch):
-    # Metadata travels through the broker for now (issue 34: channels next).
-    monkeypatch.setenv("SHMFD_CHANNELS", "0")
+def channel_frames(broker, topic):
+    """The topic's frames that went on channels only (shmfdctl topics)."""
+    import json
+    out = subprocess.run([os.environ["SHMFDCTL_BIN"], "--socket", broker.socket, "--json",
+                          "topics"], capture_output=True, text=True, check=True).stdout
+    return next(t["channel_frames"] for t in json.loads(out) if t["name"] == topic)
+
+
+@pytest.mark.parametrize("path", ["sealed", "pool", "channel"])
+def test_frame_metadata_round_trips(broker, path, monkeypatch):
+    if path != "channel":
+        monkeypatch.setenv("SHMFD_CHANNELS", "0")
     consumer = shmfd.Consumer(broker.socket, "py-meta-in")
     consumer.subscribe("meta", depth=4, backpressure="block-producer")
     producer = shmfd.Producer(broker.socket, "py-meta-out")
-    producer.advertise("meta", "image", "pool" if pool else "sealed", max_header_bytes=16,
-                       header_schema="py.Test/1", frame_rate=(30, 1))
+    producer.advertise("meta", "image", "sealed" if path == "sealed" else "pool",
+                       max_header_bytes=16, header_schema="py.Test/1", frame_rate=(30, 1))
     layout = shmfd.Layout.image("rgba8", 32, 16)
-    meta = dict(pts=1_000, dts=900, duration=33_333_333,
-                flags=shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER, crop=(1, 2, 30, 14),
-                header=b"\x01\x02\x03")
-    if pool:
-        p = producer.create_pool("meta", layout.extent, slots=4)
-        with producer.acquire(p, layout) as slot:
-            producer.publish("meta", slot, **meta)
-    else:
-        producer.publish_bytes("meta", np.zeros(layout.extent, np.uint8), layout, **meta)
-    with consumer.receive(timeout=10) as frame:
-        assert (frame.pts, frame.dts, frame.duration) == (1_000, 900, 33_333_333)
-        assert frame.flags == shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER
-        assert frame.crop == (1, 2, 30, 14)
-        assert frame.header.readonly and bytes(frame.header) == b"\x01\x02\x03"
+    p = producer.create_pool("meta", layout.extent, slots=4) if path != "sealed" else None
+    # On channels the first frames go through the broker while the channel opens (both sides
+    # read their sockets for it): frames go until the last few have gone on the channel.
+    frames = 20 if path == "channel" else 1
+    for i in range(frames):
+        meta = dict(pts=1_000 + i, dts=900, duration=33_333_333,
+                    flags=shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER, crop=(1, 2, 30, 14),
+                    header=bytes([1, 2, 3, i]))
+        if p is not None:
+            with producer.acquire(p, layout) as slot:
+                producer.publish("meta", slot, **meta)
+        else:
+            producer.publish_bytes("meta", np.zeros(layout.extent, np.uint8), layout, **meta)
+        with consumer.receive(timeout=10) as frame:
+            assert (frame.pts, frame.dts, frame.duration) == (1_000 + i, 900, 33_333_333)
+            assert frame.flags == shmfd.FLAG_DELTA_UNIT | shmfd.FLAG_MARKER
+            assert frame.crop == (1, 2, 30, 14)
+            assert frame.header.readonly and bytes(frame.header) == bytes([1, 2, 3, i])
+    if path == "channel":
+        assert channel_frames(broker, "meta") > 0, "no frame went on a channel"
     with pytest.raises(shmfd.InvalidArgumentError, match="outside the 32x16 image"):
         producer.publish_bytes("meta", np.zeros(layout.extent, np.uint8), layout,
                                crop=(0, 0, 33, 1))
