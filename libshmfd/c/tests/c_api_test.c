@@ -89,13 +89,17 @@ static int count_fds(void) {
 
 /* Mappings of memfds: frames, pools, channel pages. (Not every mapping: a sanitizer's
  * allocator maps memory of its own at any time; LeakSanitizer checks the heap.) */
-static int count_memfd_maps(void) {
+static int count_maps_of(const char* name) {
   FILE* f = fopen("/proc/self/maps", "r");
   int n = 0;
   char line[512];
-  while (fgets(line, sizeof line, f)) n += strstr(line, "/memfd:") != NULL;
+  while (fgets(line, sizeof line, f)) n += strstr(line, name) != NULL;
   fclose(f);
   return n;
+}
+
+static int count_memfd_maps(void) {
+  return count_maps_of("/memfd:");
 }
 
 /* Whether `p` lies in a mapping this process cannot write (/proc/self/maps says "r--"). */
@@ -399,12 +403,14 @@ static void test_broker_loss(void) {
 
 /* Frame metadata (C API 1.2): each field round-trips through the broker; a frame that breaks a
  * rule is refused before it is sent, and its slot stays acquired. */
-static void test_frame_meta(void) {
+/* Every field through the broker (SHMFD_NO_CHANNELS) or on a channel (0: the first frames go
+ * through the broker while the channel opens, so frames go until several have taken it). */
+static void test_frame_meta(unsigned flags) {
   shmfd_producer* p;
   shmfd_consumer* c;
-  MUST(shmfd_consumer_connect(socket_path, "c-meta-in", SHMFD_NO_CHANNELS, &c));
+  MUST(shmfd_consumer_connect(socket_path, "c-meta-in", flags, &c));
   MUST(shmfd_consumer_subscribe(c, "c/meta", 4, SHMFD_BLOCK_PRODUCER, NULL));
-  MUST(shmfd_producer_connect(socket_path, "c-meta-out", SHMFD_NO_CHANNELS, &p));
+  MUST(shmfd_producer_connect(socket_path, "c-meta-out", flags, &p));
   shmfd_topic_options options;
   memset(&options, 0, sizeof options);
   options.max_header_bytes = 16;
@@ -417,11 +423,10 @@ static void test_frame_meta(void) {
   MUST(shmfd_image_layout(SHMFD_PIXEL_RGBA8, 32, 16, 1, &layout));
   uint32_t pool;
   MUST(shmfd_producer_create_pool(p, "c/meta", shmfd_layout_extent(&layout), 2, 0, &pool));
-  const uint8_t header[5] = {1, 2, 3, 4, 5};
+  uint8_t header[5] = {1, 2, 3, 4, 5};
   shmfd_frame_meta meta;
   memset(&meta, 0, sizeof meta);
   meta.fields = SHMFD_META_PTS | SHMFD_META_DURATION | SHMFD_META_CROP;
-  meta.pts = 123456789;
   meta.duration = 33333333;
   meta.flags = SHMFD_FRAME_DELTA_UNIT | SHMFD_FRAME_MARKER;
   meta.crop_x = 2;
@@ -431,21 +436,27 @@ static void test_frame_meta(void) {
   meta.header = header;
   meta.header_size = sizeof header;
   shmfd_slot slot;
-  MUST(shmfd_producer_acquire(p, pool, 0, &slot));
-  MUST(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, &meta, 0, NULL));
-
   shmfd_event* ev = NULL;
-  MUST(shmfd_consumer_receive(c, 5000, &ev));
-  const shmfd_frame* f = shmfd_event_frame(ev);
-  CHECK(f != NULL);
-  shmfd_frame_meta got;
-  shmfd_frame_get_meta(f, &got);
-  CHECK(got.fields == meta.fields && got.pts == meta.pts && got.duration == meta.duration);
-  CHECK(got.flags == meta.flags);
-  CHECK(got.crop_x == 2 && got.crop_y == 1 && got.crop_width == 28 && got.crop_height == 14);
-  CHECK(got.header_size == sizeof header && got.header != header &&
-        memcmp(got.header, header, sizeof header) == 0);
-  shmfd_event_free(ev);
+  const int frames = (flags & SHMFD_NO_CHANNELS) ? 1 : 20;
+  for (int i = 0; i < frames; ++i) {
+    meta.pts = 123456789 + (uint64_t)i;
+    header[4] = (uint8_t)i;
+    MUST(shmfd_producer_acquire(p, pool, 0, &slot));
+    MUST(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, &meta, 0, NULL));
+    MUST(shmfd_consumer_receive(c, 5000, &ev));
+    const shmfd_frame* f = shmfd_event_frame(ev);
+    CHECK(f != NULL);
+    shmfd_frame_meta got;
+    shmfd_frame_get_meta(f, &got);
+    CHECK(got.fields == meta.fields && got.pts == meta.pts && got.duration == meta.duration);
+    CHECK(got.flags == meta.flags);
+    CHECK(got.crop_x == 2 && got.crop_y == 1 && got.crop_width == 28 && got.crop_height == 14);
+    CHECK(got.header_size == sizeof header && got.header != header &&
+          memcmp(got.header, header, sizeof header) == 0);
+    shmfd_event_free(ev);
+  }
+  /* On channels, the producer's page is mapped here (the producer's and the consumer's). */
+  CHECK((count_maps_of("shmfd:channel-producer") > 0) == !(flags & SHMFD_NO_CHANNELS));
 
   /* A crop outside the image never leaves; the slot is still this producer's. */
   meta.crop_width = 31;
@@ -458,6 +469,7 @@ static void test_frame_meta(void) {
         SHMFD_E_INVALID_ARGUMENT);
   MUST(shmfd_producer_publish_slot_meta(p, "c/meta", &slot, &layout, NULL, 0, NULL));
   MUST(shmfd_consumer_receive(c, 5000, &ev));
+  shmfd_frame_meta got;
   shmfd_frame_get_meta(shmfd_event_frame(ev), &got);
   CHECK(got.fields == 0 && got.flags == 0 && got.header_size == 0);
   shmfd_event_free(ev);
@@ -482,7 +494,8 @@ int main(int argc, char** argv) {
   test_errors_before_any_broker();
   test_pool_frames();
   test_sealed_frames_and_poll();
-  test_frame_meta();
+  test_frame_meta(SHMFD_NO_CHANNELS);
+  test_frame_meta(0);
   test_broker_loss();
   CHECK(count_fds() == fds);
   CHECK(count_memfd_maps() == maps);
