@@ -211,6 +211,17 @@ std::vector<Target> evaluate() {
                      r >= 1.0});
     }
   }
+  // Metadata on every frame (pts, duration, flags, a 64-byte header) against none, same run.
+  for (const char* path : {"shmfd pool via broker", "shmfd library, pool on a channel"}) {
+    auto plain = find_row("S4", "1 KiB frames", path);
+    auto meta = find_row("S4", "1 KiB frames, each with pts, duration, flags, 64-B header", path);
+    if (plain && meta) {
+      const double r = meta->median / plain->median;
+      out.push_back({std::string("S4 with metadata on every frame ≥ 0.9× without (") + path + ")",
+                     fmt(meta->median, 0) + " vs " + fmt(plain->median, 0) + " fps: " + ratio(r),
+                     r >= 0.9});
+    }
+  }
   for (const char* path : {"shmfd library, pool on a channel", "shmfd library, pool on channels"}) {
     if (auto calls = find_row("S4", "system calls per 1 KiB frame", path)) {
       out.push_back({std::string("S4 system calls per streamed frame < 0.1, all processes (") +

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <optional>
@@ -471,13 +472,16 @@ void s3(Results& results, const bench::Options& o) {
 
 constexpr std::size_t kKiB = 1024;
 constexpr const char* kSyscallVariant = "system calls per 1 KiB frame";
+constexpr const char* kMetaVariant = "1 KiB frames, each with pts, duration, flags, 64-B header";
 
 // The producer's side of S4 through the client library: `consumers` consumers of the topic
 // (each touching its frames), one producer streaming `frames` 1 KiB pool frames, lossless. The
 // rate is how fast every consumer got every frame; `calls`, if counting, gets the machine's
-// system calls per frame while the frames flowed.
+// system calls per frame while the frames flowed. With `meta`, every frame carries a pts, a
+// duration, flags and a 64-byte user header (protocol version 5), which the consumer's library
+// copies out and checks with the frame.
 Rate library_stream(std::uint64_t frames, std::uint32_t consumers, bench::SyscallCounter* counter,
-                    std::vector<double>* calls) {
+                    std::vector<double>* calls, bool meta = false) {
   bench::BrokerProcess broker;
   SharedSamples arrivals(frames * consumers);
   Signal ready;
@@ -489,14 +493,29 @@ Rate library_stream(std::uint64_t frames, std::uint32_t consumers, bench::Syscal
   }
   for (std::uint32_t c = 0; c < consumers; ++c) ready.wait();
   auto producer = must(Producer::connect(broker.socket(), "stream"), "connect");
-  must(producer.advertise("s4", LayoutKind::blob, Guarantee::pool), "advertise");
+  TopicOptions options;
+  if (meta) options.max_header_bytes = 64;
+  must(producer.advertise("s4", LayoutKind::blob, Guarantee::pool, options), "advertise");
   const auto p = must(producer.create_pool("s4", kKiB, 128), "create_pool");
   const Layout layout = blob_layout(kKiB);
+  std::array<std::byte, 64> header{};
+  FrameMeta with;
+  if (meta) {
+    with.duration = 16'666'667;
+    with.header = header;
+  }
   if (counter) counter->start();
   for (std::uint64_t i = 0; i < frames; ++i) {
     auto slot = must(producer.acquire(p), "acquire");
     std::memset(slot.bytes.data(), static_cast<int>(i), 64);
-    must(producer.publish("s4", slot, layout), "publish");
+    if (meta) {
+      with.pts = i * 16'666'667;
+      with.flags = i % 30 == 0 ? 0 : static_cast<std::uint32_t>(FrameFlag::delta_unit);
+      std::memcpy(header.data(), &i, sizeof i);
+      must(producer.publish("s4", slot, layout, with), "publish");
+    } else {
+      must(producer.publish("s4", slot, layout), "publish");
+    }
   }
   for (pid_t child : children) bench::wait_ok(child);
   if (counter) calls->push_back(static_cast<double>(counter->stop()) / static_cast<double>(frames));
@@ -508,15 +527,17 @@ void s4(Results& results, const bench::Options& o) {
   constexpr int kRuns = 3;
   bench::SyscallCounter counter;
   bench::SyscallCounter* count = counter.unavailable() ? nullptr : &counter;
-  std::vector<Rate> pool, library, channel, direct, library4;
+  std::vector<Rate> pool, library, channel, direct, library4, pool_meta, library_meta;
   // System calls per frame, machine-wide, for each row.
   std::vector<double> pool_calls, library_calls, channel_calls, direct_calls, library4_calls;
   for (int r = 0; r < kRuns; ++r) {
     {
       // Through the broker (SHMFD_CHANNELS=0), then on the channel it sets up (the default).
       pool.push_back(library_stream(frames, 1, count, &pool_calls));
+      pool_meta.push_back(library_stream(frames, 1, nullptr, nullptr, true));
       ChannelsOn on;
       library.push_back(library_stream(frames, 1, count, &library_calls));
+      library_meta.push_back(library_stream(frames, 1, nullptr, nullptr, true));
       library4.push_back(library_stream(frames, 4, count, &library4_calls));
     }
     if (count) count->start();
@@ -557,6 +578,10 @@ void s4(Results& results, const bench::Options& o) {
   add_rates(results, "S4", "1 KiB frames", "direct SEQPACKET stream (copy, no broker)", direct);
   add_rates(results, "S4", "1 KiB frames to 4 consumers",
             "shmfd library, pool on channels the broker set up", library4);
+  // The same streams with metadata on every frame, beside the rows without (issue 34: ≥ 0.9×).
+  add_rates(results, "S4", kMetaVariant, "shmfd pool via broker", pool_meta);
+  add_rates(results, "S4", kMetaVariant, "shmfd library, pool on a channel the broker set up",
+            library_meta);
   if (!count) {
     results.skip("S4", "shmfd system calls per frame", *counter.unavailable());
     return;

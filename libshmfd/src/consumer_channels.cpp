@@ -133,13 +133,18 @@ Result<Frame> ConsumerChannels::pool_frame(std::uint32_t pool, std::uint32_t slo
   return frame;
 }
 
-Status check_received_meta(const FrameMeta& meta, const TopicOptionsMap& options,
-                           std::string_view topic, const Layout& layout) {
-  const auto known = options.find(topic);
-  if (known != options.end()) return check_frame_meta(meta, known->second, layout);
+Status check_received_meta(const FrameMeta& meta, const TopicOptions* options,
+                           const Layout& layout) {
+  if (options != nullptr) return check_frame_meta(meta, *options, layout);
   TopicOptions any;  // not told (never so from a broker of version 5)
   any.max_header_bytes = kMaxUserHeaderBytes;
   return check_frame_meta(meta, any, layout);
+}
+
+Status check_received_meta(const FrameMeta& meta, const TopicOptionsMap& options,
+                           std::string_view topic, const Layout& layout) {
+  const auto known = options.find(topic);
+  return check_received_meta(meta, known != options.end() ? &known->second : nullptr, layout);
 }
 
 std::optional<Event> ConsumerChannels::next(const TopicOptionsMap& options,
@@ -205,8 +210,12 @@ std::optional<Event> ConsumerChannels::next(const TopicOptionsMap& options,
         continue;
       }
       if (d->has_meta) {
-        if (auto ok = check_received_meta(c->reader.meta(), options, c->topic, layout->second);
-            !ok) {
+        if (c->options == nullptr) {
+          if (auto declared = options.find(c->topic); declared != options.end()) {
+            c->options = &declared->second;
+          }
+        }
+        if (auto ok = check_received_meta(c->reader.meta(), c->options, layout->second); !ok) {
           c->reader.refused(std::move(ok.error()).prefixed("frame " + std::to_string(d->sequence)));
           c->release(d->pool, d->slot, d->sequence);
           continue;

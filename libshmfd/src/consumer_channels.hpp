@@ -48,8 +48,11 @@ struct ChannelIn {
   Backpressure policy = Backpressure::drop_oldest;
   bool active = true;                 // still read: not unsubscribed, not ended
   std::optional<EndOfStream> ending;  // the producer's end, delivered once the ring is empty
-  bool parked = false;                // a descriptor names what the socket has not told yet
-  std::uint32_t parked_at = 0;        // the doorbell's count then
+  // What its producer declared of the topic: a node of the consumer's TopicOptionsMap, which
+  // only ever grows and updates its values in place (found on the first frame with metadata).
+  const TopicOptions* options = nullptr;
+  bool parked = false;          // a descriptor names what the socket has not told yet
+  std::uint32_t parked_at = 0;  // the doorbell's count then
 };
 
 // What Frame::dropped() says for frame `sequence` of `topic`, whose path counted `reported`
@@ -66,6 +69,8 @@ using TopicOptionsMap = std::map<std::string, TopicOptions, std::less<>>;
 // producer's word alone.
 Status check_received_meta(const FrameMeta& meta, const TopicOptionsMap& options,
                            std::string_view topic, const Layout& layout);
+Status check_received_meta(const FrameMeta& meta, const TopicOptions* options,
+                           const Layout& layout);
 
 class ConsumerChannels {
  public:
@@ -122,8 +127,13 @@ struct FrameBuilder {
   // and what the frame shows is that copy.
   static void meta(Frame& f, const FrameMeta& meta) {
     f.meta_ = meta;
-    f.header_.assign(meta.header.begin(), meta.header.end());
-    f.meta_.header = f.header_;
+    if (meta.header.size() <= Frame::kInlineHeader) {
+      std::copy(meta.header.begin(), meta.header.end(), f.header_inline_.begin());
+      f.meta_.header = std::span<const std::byte>(f.header_inline_.data(), meta.header.size());
+    } else {
+      f.header_.assign(meta.header.begin(), meta.header.end());
+      f.meta_.header = f.header_;
+    }
   }
   static void own(Frame& f, Mapping mapping) {
     f.mapping_ = std::move(mapping);

@@ -4,6 +4,10 @@
 
 namespace shmfd {
 
+Frame::Frame(Frame&& other) noexcept {
+  *this = std::move(other);
+}
+
 Frame& Frame::operator=(Frame&& other) noexcept {
   if (this != &other) {
     release();
@@ -20,8 +24,13 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     channel_ = std::move(other.channel_);
     pool_id_ = other.pool_id_;
     slot_ = other.slot_;
-    header_ = std::move(other.header_);  // its buffer moves with it: meta_.header stays valid
     meta_ = other.meta_;
+    if (!meta_.header.empty() && meta_.header.data() == other.header_inline_.data()) {
+      header_inline_ = other.header_inline_;  // a short header lives in the frame: copied
+      meta_.header = std::span<const std::byte>(header_inline_.data(), meta_.header.size());
+    }
+    header_ = std::move(other.header_);  // its buffer moves with it: meta_.header stays valid
+    other.meta_ = FrameMeta{};
   }
   return *this;
 }

@@ -29,6 +29,9 @@ void fill_frame(proto::Frame::Builder frame, std::uint64_t sequence, std::uint64
 
 Status ProducerState::check_meta(std::string_view topic, const FrameMeta& meta,
                                  const Layout& layout) const {
+  // A frame without metadata breaks no rule unless its topic requires timestamps: the usual
+  // frame costs no lookup.
+  if (meta.empty() && !any_timestamps_required) return {};
   static const TopicOptions defaults;
   const auto it = advertised.find(topic);
   const TopicOptions& options = it != advertised.end() ? it->second.options : defaults;
@@ -246,7 +249,10 @@ Status Producer::advertise(std::string_view topic, LayoutKind kind, Guarantee le
   }
   const detail::Advertised a{kind, level, options};
   auto ok = state_->send_advertise(topic, a);
-  if (ok) state_->advertised[std::string(topic)] = a;
+  if (ok) {
+    state_->advertised[std::string(topic)] = a;
+    state_->any_timestamps_required |= options.timestamps_required;
+  }
   return ok;
 }
 

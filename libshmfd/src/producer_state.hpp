@@ -33,6 +33,9 @@ struct ProducerState {
 
   BrokerLink link;
   std::map<std::string, Advertised, std::less<>> advertised;
+  // Whether a topic it advertised requires timestamps (check_meta's one look at `advertised`
+  // for a frame without metadata); once set, it stays.
+  bool any_timestamps_required = false;
   PoolSlots pools;
   ProducerChannels channels;
   std::map<std::string, std::uint64_t, std::less<>> next_sequence;

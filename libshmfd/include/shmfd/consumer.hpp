@@ -23,6 +23,7 @@
 /// sequence numbers tell (a producer that reconnects too keeps its numbering).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -59,7 +60,7 @@ struct SharedConnection;
 class Frame {
  public:
   /// Takes `other`'s frame; `other` holds none after.
-  Frame(Frame&&) noexcept = default;
+  Frame(Frame&& other) noexcept;
   /// Releases this one's frame, then takes `other`'s.
   Frame& operator=(Frame&& other) noexcept;
   Frame(const Frame&) = delete;
@@ -115,7 +116,11 @@ class Frame {
   std::uint32_t pool_id_ = 0;
   std::uint32_t slot_ = 0;
   FrameMeta meta_;
-  std::vector<std::byte> header_;  // meta_.header's bytes
+  // meta_.header's bytes: a header of up to kInlineHeader bytes in the frame itself (no
+  // allocation per frame), a longer one in header_.
+  static constexpr std::size_t kInlineHeader = 64;
+  std::array<std::byte, kInlineHeader> header_inline_{};
+  std::vector<std::byte> header_;
 };
 
 /// The producer of a subscribed topic left (it unadvertised, or disconnected): no more frames
