@@ -126,14 +126,11 @@ struct FrameBuilder {
   // The frame's own copy of `meta`: its header is copied out of the message (or page) once,
   // and what the frame shows is that copy.
   static void meta(Frame& f, const FrameMeta& meta) {
-    f.meta_ = meta;
-    if (meta.header.size() <= Frame::kInlineHeader) {
-      std::copy(meta.header.begin(), meta.header.end(), f.header_inline_.begin());
-      f.meta_.header = std::span<const std::byte>(f.header_inline_.data(), meta.header.size());
-    } else {
-      f.header_.assign(meta.header.begin(), meta.header.end());
-      f.meta_.header = f.header_;
-    }
+    auto own = std::make_unique<Frame::OwnMeta>();
+    own->meta = meta;
+    own->header.assign(meta.header.begin(), meta.header.end());
+    own->meta.header = own->header;
+    f.meta_ = std::move(own);
   }
   static void own(Frame& f, Mapping mapping) {
     f.mapping_ = std::move(mapping);

@@ -4,10 +4,6 @@
 
 namespace shmfd {
 
-Frame::Frame(Frame&& other) noexcept {
-  *this = std::move(other);
-}
-
 Frame& Frame::operator=(Frame&& other) noexcept {
   if (this != &other) {
     release();
@@ -16,7 +12,7 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     sequence_ = other.sequence_;
     timestamp_ns_ = other.timestamp_ns_;
     dropped_ = other.dropped_;
-    layout_ = other.layout_;
+    layout_ = std::move(other.layout_);
     mapping_ = std::move(other.mapping_);
     shared_mapping_ = std::move(other.shared_mapping_);
     pool_ = std::move(other.pool_);
@@ -24,13 +20,7 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     channel_ = std::move(other.channel_);
     pool_id_ = other.pool_id_;
     slot_ = other.slot_;
-    meta_ = other.meta_;
-    if (!meta_.header.empty() && meta_.header.data() == other.header_inline_.data()) {
-      header_inline_ = other.header_inline_;  // a short header lives in the frame: copied
-      meta_.header = std::span<const std::byte>(header_inline_.data(), meta_.header.size());
-    }
-    header_ = std::move(other.header_);  // its buffer moves with it: meta_.header stays valid
-    other.meta_ = FrameMeta{};
+    meta_ = std::move(other.meta_);  // its header moves with it
   }
   return *this;
 }

@@ -439,6 +439,39 @@ TEST_F(FrameMetaWireTest, AnOlderConsumerSeesNoNewField) {
   EXPECT_FALSE(r.has_meta);
 }
 
+// A channel's producer page has metadata entries only when both ends speak version 5: the
+// broker asks for entries of 48 + the topic's header size, rounded up to 64 bytes, from a
+// version-5 pair, and for none when the consumer (or the producer) is older.
+TEST_F(FrameMetaWireTest, ChannelsHaveMetadataEntriesOnlyBetweenTwoClientsOfVersion5) {
+  auto producer = Producer::connect(socket(), "camera");
+  ASSERT_TRUE(producer);
+  TopicOptions options;
+  options.max_header_bytes = 100;
+  ASSERT_TRUE(producer->advertise("cam", LayoutKind::blob, Guarantee::pool, options));
+  ASSERT_TRUE(producer->create_pool("cam", 4096, 4));
+  for (const std::uint32_t version : {4U, 5U}) {
+    testing::RawClient c(socket(), 0);
+    c.send([&](proto::Message::Builder m) {
+      auto hello = m.initHello();
+      hello.setVersion(version);
+      hello.setClientName("raw-channels");
+      hello.setChannels(true);
+    });
+    ASSERT_TRUE(c.next().is(proto::Message::WELCOME));
+    c.send([](proto::Message::Builder m) {
+      auto s = m.initSubscribe();
+      s.setTopic("cam");
+      s.setQueueDepth(4);
+    });
+    testing::Received r;
+    do {
+      r = c.next();
+    } while (!r.closed && !r.timed_out && !r.is(proto::Message::CHANNEL_REQUEST));
+    ASSERT_TRUE(r.is(proto::Message::CHANNEL_REQUEST)) << r << " (version " << version << ")";
+    EXPECT_EQ(r.meta_bytes, version >= 5 ? 192U : 0U) << "version " << version;
+  }
+}
+
 }  // namespace
 }  // namespace shmfd
 

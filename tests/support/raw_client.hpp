@@ -41,6 +41,7 @@ struct Received {
   std::uint32_t credit = 0;                             // Credit
   std::uint32_t window = 0;                             // Welcome.publishWindow
   bool has_meta = false;                                // Deliver: the frame carries FrameMeta
+  std::uint32_t meta_bytes = 0;                         // ChannelRequest.metaBytes
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -193,6 +194,10 @@ class RawClient {
             case M::SLOT_FREE:
               out.pool = r.getSlotFree().getPool();
               out.slot = r.getSlotFree().getSlot();
+              break;
+            case M::CHANNEL_REQUEST:
+              out.topic = text_of(r.getChannelRequest().getTopic());
+              out.meta_bytes = r.getChannelRequest().getMetaBytes();
               break;
             default:
               break;

@@ -60,7 +60,7 @@ struct SharedConnection;
 class Frame {
  public:
   /// Takes `other`'s frame; `other` holds none after.
-  Frame(Frame&& other) noexcept;
+  Frame(Frame&&) noexcept = default;
   /// Releases this one's frame, then takes `other`'s.
   Frame& operator=(Frame&& other) noexcept;
   Frame(const Frame&) = delete;
@@ -84,7 +84,7 @@ class Frame {
   /// What the frame carries beside its bytes (protocol version 5): pts, dts, duration, flags,
   /// a crop, a user header (a view into the frame, valid while it lives). Checked by the broker
   /// against its topic's options; empty() for a frame that carries none.
-  const FrameMeta& meta() const noexcept { return meta_; }
+  const FrameMeta& meta() const noexcept { return meta_ ? meta_->meta : kNoMeta; }
   /// The frame's buffer (or pool slot), read-only; the layout says where the data lies in it.
   std::span<const std::byte> bytes() const noexcept { return view_; }
   /// Whether the frame is a slot of a pool (else a buffer of its own).
@@ -115,12 +115,14 @@ class Frame {
   std::shared_ptr<detail::ChannelIn> channel_;  ///< a frame that came on a channel
   std::uint32_t pool_id_ = 0;
   std::uint32_t slot_ = 0;
-  FrameMeta meta_;
-  // meta_.header's bytes: a header of up to kInlineHeader bytes in the frame itself (no
-  // allocation per frame), a longer one in header_.
-  static constexpr std::size_t kInlineHeader = 64;
-  std::array<std::byte, kInlineHeader> header_inline_{};
-  std::vector<std::byte> header_;
+  /// A frame's metadata and its own copy of the header, out of line: a frame without any (the
+  /// usual one) moves and costs as before version 5.
+  struct OwnMeta {
+    FrameMeta meta;
+    std::vector<std::byte> header;  ///< meta.header's bytes
+  };
+  std::unique_ptr<OwnMeta> meta_;
+  static inline const FrameMeta kNoMeta{};
 };
 
 /// The producer of a subscribed topic left (it unadvertised, or disconnected): no more frames
