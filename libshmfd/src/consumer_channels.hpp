@@ -126,10 +126,16 @@ struct FrameBuilder {
   // The frame's own copy of `meta`: its header is copied out of the message (or page) once,
   // and what the frame shows is that copy.
   static void meta(Frame& f, const FrameMeta& meta) {
-    auto own = std::make_unique<Frame::OwnMeta>();
+    // One allocation for the usual header (up to 64 bytes), two for a longer one.
+    std::unique_ptr<Frame::OwnMeta> own(new Frame::OwnMeta);
     own->meta = meta;
-    own->header.assign(meta.header.begin(), meta.header.end());
-    own->meta.header = own->header;
+    if (meta.header.size() <= own->inline_header.size()) {
+      std::copy(meta.header.begin(), meta.header.end(), own->inline_header.begin());
+      own->meta.header = std::span<const std::byte>(own->inline_header.data(), meta.header.size());
+    } else {
+      own->header.assign(meta.header.begin(), meta.header.end());
+      own->meta.header = own->header;
+    }
     f.meta_ = std::move(own);
   }
   static void own(Frame& f, Mapping mapping) {

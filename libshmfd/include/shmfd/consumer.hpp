@@ -119,7 +119,8 @@ class Frame {
   /// usual one) moves and costs as before version 5.
   struct OwnMeta {
     FrameMeta meta;
-    std::vector<std::byte> header;  ///< meta.header's bytes
+    std::array<std::byte, 64> inline_header;  ///< meta.header's bytes, when they fit
+    std::vector<std::byte> header;            ///< meta.header's bytes, when they do not
   };
   std::unique_ptr<OwnMeta> meta_;
   static inline const FrameMeta kNoMeta{};
