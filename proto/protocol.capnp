@@ -54,6 +54,17 @@ struct Message {
     read @29 :Read;
     # Version 5: what a subscribed topic's producer declared (section 15).
     topicAdvertised @30 :TopicAdvertised;
+    # Version 6 (drafted on branch issue35-services; docs/services-design.md): services.
+    offer @31 :Offer;
+    offered @32 :Offered;
+    withdraw @33 :Withdraw;
+    withdrawn @34 :Withdrawn;
+    call @35 :Call;
+    request @36 :Request;
+    respond @37 :Respond;
+    response @38 :Response;
+    cancelCall @39 :CancelCall;
+    cancel @40 :Cancel;
   }
 }
 
@@ -303,6 +314,8 @@ enum ErrorCode {
   alreadyAdvertised @21;  # Advertise again with another kind or guarantee
   badSequence @22;        # sequence 0, or not greater than the producer's last on the topic
   invalidMetadata @23;    # version 5: frame metadata or topic options that break a rule
+  # Version 6 (to add with the code that sends them, and their BrokerErrc, C and Python names):
+  # invalidCall (a call id in use, a Respond to a call not sent), unknownService.
 }
 
 struct Error {
@@ -450,4 +463,104 @@ struct DefineLayout {
 struct Route {
   topic @0 :Text;
   viaBroker @1 :Bool;
+}
+
+# ---- Services (version 6; docs/services-design.md until it is section 16) ----
+
+# Server -> broker: this client serves `service` (the topic-name rules apply), with at most
+# `maxInFlight` calls at once (0: the broker's default; the broker caps it).
+struct Offer {
+  service @0 :Text;
+  maxInFlight @1 :UInt32;
+}
+
+struct Offered {
+  service @0 :Text;
+  maxInFlight @1 :UInt32;  # granted
+}
+
+# Server -> broker: stop serving `service`; its calls in flight fail with serverGone.
+struct Withdraw {
+  service @0 :Text;
+}
+
+struct Withdrawn {
+  service @0 :Text;
+}
+
+# What a caller does when every server of the service is at its bound (or the caller at its).
+enum WhenBusy {
+  fail @0;  # a Response with error busy, at once
+  wait @1;  # queued in the broker until a server frees up or the deadline passes
+}
+
+# Caller -> broker, with the request frame's fd (none for a frame in a pool slot), verified as a
+# Publish's frame. `call` is the caller's own id, unique among its calls in flight.
+struct Call {
+  service @0 :Text;
+  call @1 :UInt64;
+  deadlineMs @2 :UInt32;
+  whenBusy @3 :WhenBusy;
+  frame @4 :Frame;
+}
+
+# Broker -> the chosen server, with a read-only reopening of the request frame's fd (none for a
+# pool frame: the server attached the pool). `call` is the broker's id for the call.
+struct Request {
+  service @0 :Text;
+  call @1 :UInt64;
+  caller @2 :UInt64;      # the caller's client id, for logs
+  deadlineMs @3 :UInt32;  # what is left of the caller's deadline
+  frame @4 :Frame;
+}
+
+enum CallError {
+  none @0;
+  noServer @1;      # no client offers the service
+  busy @2;          # every server (or the caller) at its bound, and whenBusy = fail
+  deadline @3;      # the deadline passed
+  serverGone @4;    # the server died or withdrew with the call in flight
+  serverError @5;   # the server answered with an error (`message` says what)
+  refused @6;       # the request frame was refused (`message` names why)
+  cancelled @7;     # the caller cancelled it
+}
+
+# Server -> broker: a response to call `call` (the broker's id), with its frame's fd if it has a
+# frame. `last` ends the call; an error is always last.
+struct Respond {
+  call @0 :UInt64;
+  last @1 :Bool;
+  hasFrame @2 :Bool;
+  frame @3 :Frame;
+  error @4 :CallError;    # none, or serverError
+  message @5 :Text;
+}
+
+# Broker -> caller: a response (or the call's failure) to its call `call` (the caller's id).
+struct Response {
+  call @0 :UInt64;
+  last @1 :Bool;
+  hasFrame @2 :Bool;
+  frame @3 :Frame;
+  guarantee @4 :Guarantee;
+  error @5 :CallError;
+  message @6 :Text;
+}
+
+# Caller -> broker: give up call `call` (the caller's id).
+struct CancelCall {
+  call @0 :UInt64;
+}
+
+enum CancelReason {
+  callerGone @0;  # the caller disconnected
+  deadline @1;    # the caller's deadline passed
+  cancelled @2;   # the caller sent CancelCall
+}
+
+# Broker -> server: call `call` (the broker's id) is over for its caller; drop its work. A
+# Respond to it after this is dropped and counted, not refused (the two may cross).
+struct Cancel {
+  call @0 :UInt64;
+  reason @1 :CancelReason;
 }

@@ -277,6 +277,26 @@ std::string message_name(proto::Message::Which which) {
       return "Read";
     case M::TOPIC_ADVERTISED:
       return "TopicAdvertised";
+    case M::OFFER:
+      return "Offer";
+    case M::OFFERED:
+      return "Offered";
+    case M::WITHDRAW:
+      return "Withdraw";
+    case M::WITHDRAWN:
+      return "Withdrawn";
+    case M::CALL:
+      return "Call";
+    case M::REQUEST:
+      return "Request";
+    case M::RESPOND:
+      return "Respond";
+    case M::RESPONSE:
+      return "Response";
+    case M::CANCEL_CALL:
+      return "CancelCall";
+    case M::CANCEL:
+      return "Cancel";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }
