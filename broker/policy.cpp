@@ -36,6 +36,10 @@ std::string_view to_string(Right right) noexcept {
       return "subscribe";
     case Right::introspect:
       return "introspect";
+    case Right::serve:
+      return "serve";
+    case Right::call:
+      return "call";
   }
   return "?";
 }
@@ -71,9 +75,14 @@ Result<Policy> Policy::parse(std::string_view text, const std::string& origin) {
       rule.right = Right::subscribe;
     else if (right == "introspect")
       rule.right = Right::introspect;
+    else if (right == "serve")
+      rule.right = Right::serve;
+    else if (right == "call")
+      rule.right = Right::call;
     else
-      return fail(Errc::invalid_configuration,
-                  where() + "unknown right '" + right + "' (publish, subscribe, introspect)");
+      return fail(
+          Errc::invalid_configuration,
+          where() + "unknown right '" + right + "' (publish, subscribe, serve, call, introspect)");
     if (!(words >> pattern))
       return fail(Errc::invalid_configuration, where() + "missing topic pattern");
     rule.pattern = pattern;

@@ -1,14 +1,19 @@
-// The broker's access policy: who may publish, subscribe or introspect, per topic pattern.
+// The broker's access policy: who may publish, subscribe, serve, call or introspect, per topic
+// or service pattern.
 //
 // A policy file has one rule per line; `#` starts a comment:
 //
 //   # RIGHT     TOPIC-PATTERN   WHO...
 //   publish     camera/*        user:camera group:video
 //   subscribe   camera/*        *
+//   serve       blur            user:worker
+//   call        blur            group:video
 //   introspect  *               group:adm uid:1000
 //
-// RIGHT is publish (advertise and register pools), subscribe, or introspect (shmfdctl).
-// TOPIC-PATTERN is a shell glob (fnmatch) over topic names; introspect ignores it.
+// RIGHT is publish (advertise and register pools), subscribe, serve (offer a service), call
+// (call one), or introspect (shmfdctl). TOPIC-PATTERN is a shell glob (fnmatch) over topic names
+// (service names for serve and call: a separate namespace with the same rules); introspect
+// ignores it.
 // WHO is `*` (anyone), user:NAME, uid:N, group:NAME or gid:N; a client matches a group through
 // its primary or any supplementary group (SO_PEERGROUPS). A right is granted when any rule
 // grants it. root and the broker's own uid always have every right.
@@ -27,7 +32,7 @@
 
 namespace shmfd::broker {
 
-enum class Right { publish, subscribe, introspect };
+enum class Right { publish, subscribe, introspect, serve, call };
 std::string_view to_string(Right right) noexcept;
 using shmfd::to_string;  // keep the library's overloads visible beside this one
 

@@ -45,6 +45,28 @@ TEST(PolicyTest, GrantsByUserGroupAndPattern) {
   EXPECT_TRUE(sut->allows(Identity{3000, {3000, 4}}, Right::introspect, ""));
 }
 
+// Services (issue 35): serve and call are rights of their own, on service-name patterns.
+TEST(PolicyTest, ServeAndCallAreGrantedApartFromPublishAndSubscribe) {
+  auto sut = Policy::parse(R"(
+    serve      blur*   uid:1000
+    call       blur    gid:44
+    publish    blur    uid:2000
+  )",
+                           "test");
+  ASSERT_TRUE(sut) << sut.error().message();
+  const Identity worker{1000, {1000}};
+  const Identity app{2000, {2000, 44}};
+  EXPECT_TRUE(sut->allows(worker, Right::serve, "blur"));
+  EXPECT_TRUE(sut->allows(worker, Right::serve, "blur/fast"));
+  EXPECT_FALSE(sut->allows(worker, Right::call, "blur")) << "serving grants no calling";
+  EXPECT_TRUE(sut->allows(app, Right::call, "blur"));
+  EXPECT_FALSE(sut->allows(app, Right::call, "sharpen"));
+  EXPECT_FALSE(sut->allows(app, Right::serve, "blur")) << "publish on a topic grants no serving";
+  EXPECT_FALSE(sut->allows(worker, Right::publish, "blur"));
+  EXPECT_EQ(broker::to_string(Right::serve), "serve");
+  EXPECT_EQ(broker::to_string(Right::call), "call");
+}
+
 TEST(PolicyTest, ErrorsNameTheLineAndTheProblem) {
   const std::pair<const char*, const char*> cases[] = {
       {"read cam/* *", "test:1: unknown right 'read'"},
