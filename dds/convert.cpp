@@ -176,25 +176,10 @@ Result<ImageLayout> from_ros2(const sensor_msgs_msg_dds__Image_& image) {
 
 // --- Metadata (protocol version 5) ---
 
-namespace {
-
-constexpr std::uint64_t kNone = ~std::uint64_t{0};  // a time the DDS sample does not carry
-
-std::uint64_t time_to_dds(const std::optional<std::uint64_t>& t) {
-  return t ? *t : kNone;
-}
-
-std::optional<std::uint64_t> time_from_dds(std::uint64_t t) {
-  if (t == kNone) return std::nullopt;
-  return t;
-}
-
-}  // namespace
-
 void to_dds(const FrameMeta& meta, DdsMeta& out) {
-  out.meta.pts = time_to_dds(meta.pts);
-  out.meta.dts = time_to_dds(meta.dts);
-  out.meta.duration = time_to_dds(meta.duration);
+  out.meta.pts = time_to_wire(meta.pts);
+  out.meta.dts = time_to_wire(meta.dts);
+  out.meta.duration = time_to_wire(meta.duration);
   out.meta.flags = meta.flags;
   out.meta.crop._buffer = &out.crop;
   out.meta.crop._maximum = 1;
@@ -235,9 +220,9 @@ Result<TopicOptions> from_dds(const shmfd_bridge_TopicOptions& in) {
 Result<FrameMeta> from_dds(const shmfd_bridge_FrameMeta& in, const TopicOptions& options,
                            const Layout& layout) {
   FrameMeta out;
-  out.pts = time_from_dds(in.pts);
-  out.dts = time_from_dds(in.dts);
-  out.duration = time_from_dds(in.duration);
+  out.pts = time_from_wire(in.pts);
+  out.dts = time_from_wire(in.dts);
+  out.duration = time_from_wire(in.duration);
   out.flags = in.flags;
   if (in.crop._length > 1) {
     return fail(Errc::invalid_metadata, std::to_string(in.crop._length) + " crop rectangles");

@@ -143,19 +143,6 @@ void ChannelReader::refused(Error why) {
   last_refusal_ = std::move(why);
 }
 
-namespace {
-
-std::optional<std::uint64_t> time_from_ring(std::uint64_t v) {
-  if (v == ~std::uint64_t{0}) return std::nullopt;
-  return v;
-}
-
-std::uint64_t time_to_ring(const std::optional<std::uint64_t>& v) {
-  return v ? *v : ~std::uint64_t{0};
-}
-
-}  // namespace
-
 std::uint32_t ChannelReader::peer_head() const noexcept {
   return word(peer_.data(), kIndexAt).load(std::memory_order_acquire);
 }
@@ -237,9 +224,9 @@ std::optional<Descriptor> ChannelReader::next(const FrameShapes& shapes, bool st
         (void)release(d.pool, d.slot, d.sequence);  // a real slot: the producer gets it back
         continue;
       }
-      meta_.pts = time_from_ring(meta.pts);
-      meta_.dts = time_from_ring(meta.dts);
-      meta_.duration = time_from_ring(meta.duration);
+      meta_.pts = time_from_wire(meta.pts);
+      meta_.dts = time_from_wire(meta.dts);
+      meta_.duration = time_from_wire(meta.duration);
       meta_.flags = meta.flags;
       if (meta.crop_x == 0 && meta.crop_y == 0 && meta.crop_width == 0 && meta.crop_height == 0) {
         meta_.crop.reset();
@@ -373,9 +360,9 @@ Result<bool> ChannelWriter::publish(const Descriptor& d, std::chrono::steady_clo
                                               n(own_.meta_bytes() - kChannelMetaFixedBytes));
     }
     RingMeta entry{};
-    entry.pts = time_to_ring(meta->pts);
-    entry.dts = time_to_ring(meta->dts);
-    entry.duration = time_to_ring(meta->duration);
+    entry.pts = time_to_wire(meta->pts);
+    entry.dts = time_to_wire(meta->dts);
+    entry.duration = time_to_wire(meta->duration);
     entry.flags = meta->flags;
     entry.header_bytes = static_cast<std::uint32_t>(meta->header.size());
     if (meta->crop) {

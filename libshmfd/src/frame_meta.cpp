@@ -4,15 +4,12 @@
 
 #include <array>
 #include <cstdio>
-#include <limits>
 #include <string_view>
 #include <utility>
 #include <variant>
 
 namespace shmfd {
 namespace {
-
-constexpr std::uint64_t kNone = std::numeric_limits<std::uint64_t>::max();
 
 std::string n(std::uint64_t v) {
   return std::to_string(v);
@@ -27,7 +24,7 @@ constexpr std::array<std::pair<FrameFlag, std::string_view>, 5> kFlagNames{{
 }};
 
 Status check_time(const std::optional<std::uint64_t>& value, const char* what) {
-  if (value && *value == kNone) {
+  if (value && *value == kNoTime) {
     return fail(Errc::invalid_metadata,
                 std::string("frame meta: ") + what + " 2^64-1 is kept for \"none\" on the wire");
   }

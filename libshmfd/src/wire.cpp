@@ -262,18 +262,11 @@ Result<std::size_t> fd_index(std::uint32_t index, std::size_t fd_count) {
   return index;
 }
 
-namespace {
-constexpr std::uint64_t kNoTime = ~std::uint64_t{0};  // the schema's default: "none"
-std::optional<std::uint64_t> time_of(std::uint64_t v) {
-  return v == kNoTime ? std::nullopt : std::optional<std::uint64_t>(v);
-}
-}  // namespace
-
 FrameMeta meta_from_proto(proto::FrameMeta::Reader reader) {
   FrameMeta meta;
-  meta.pts = time_of(reader.getPts());
-  meta.dts = time_of(reader.getDts());
-  meta.duration = time_of(reader.getDuration());
+  meta.pts = time_from_wire(reader.getPts());  // the schema's default, all ones: none
+  meta.dts = time_from_wire(reader.getDts());
+  meta.duration = time_from_wire(reader.getDuration());
   meta.flags = reader.getFlags();
   if (reader.hasCrop()) {
     const auto c = reader.getCrop();
@@ -287,9 +280,9 @@ FrameMeta meta_from_proto(proto::FrameMeta::Reader reader) {
 }
 
 void meta_to_proto(const FrameMeta& meta, proto::FrameMeta::Builder builder) {
-  builder.setPts(meta.pts.value_or(kNoTime));
-  builder.setDts(meta.dts.value_or(kNoTime));
-  builder.setDuration(meta.duration.value_or(kNoTime));
+  builder.setPts(time_to_wire(meta.pts));
+  builder.setDts(time_to_wire(meta.dts));
+  builder.setDuration(time_to_wire(meta.duration));
   builder.setFlags(meta.flags);
   if (meta.crop) {
     auto c = builder.initCrop();

@@ -117,7 +117,7 @@ class RawClient {
     }
   }
   std::uint64_t advertised = 0;  // TopicAdvertised messages that next() passed over
-  std::uint64_t credited = 0;  // frames covered by the Credit that next() passed over
+  std::uint64_t credited = 0;    // frames covered by the Credit that next() passed over
 
   // The next message of any kind, waiting up to `wait_ms`.
   Received next_any(int wait_ms = 5000) {

@@ -36,6 +36,19 @@ inline constexpr std::uint32_t kMaxUserHeaderBytes = 4096;
 /// The longest header schema name.
 inline constexpr std::size_t kMaxHeaderSchemaLength = 255;
 
+/// How every wire form (protocol messages, channel pages, the DDS bridge's sample) writes an
+/// absent time: all ones, which is therefore never a value (check_frame_meta() refuses it).
+inline constexpr std::uint64_t kNoTime = ~std::uint64_t{0};
+/// A time in its wire form: the value, or kNoTime for none.
+constexpr std::uint64_t time_to_wire(const std::optional<std::uint64_t>& t) noexcept {
+  return t ? *t : kNoTime;
+}
+/// A time from its wire form: none for kNoTime.
+constexpr std::optional<std::uint64_t> time_from_wire(std::uint64_t t) noexcept {
+  if (t == kNoTime) return std::nullopt;
+  return t;
+}
+
 /// The rectangle of an image that is meant to be shown: pixels [x, x + width) of rows
 /// [y, y + height). It lies inside the image.
 struct Crop {
