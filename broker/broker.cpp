@@ -40,7 +40,10 @@ std::string fit_limits_to_fd_budget(Limits& limits) {
   }
   // Per client: its socket, one message's fd being received, and its queue of frames. Each
   // topic may also keep its last frame.
-  const std::size_t per_client = 2 + limits.max_queued_fds_per_client + limits.max_pools_per_client;
+  // Its socket and doorbell, its queued frames, its pools, and for services a request fd per
+  // call in flight and about as many responses queued (services.cpp holds a server past that).
+  const std::size_t per_client = 2 + limits.max_queued_fds_per_client +
+                                 limits.max_pools_per_client + 2 * limits.max_calls_in_flight;
   const std::size_t fixed = kReservedFds + limits.max_topics + kOperatorReserve * per_client;
   const auto budget = static_cast<std::size_t>(rl.rlim_cur);
   if (budget <= fixed + per_client) {
@@ -65,7 +68,8 @@ Broker::Broker(asio::io_context& io, Options options, UniqueFd listener)
       router_(registry_, options_, log_, closer_, wakeups_),
       receive_buffer_(options_.limits.max_message_bytes),
       listener_(io),
-      hold_check_(io) {
+      hold_check_(io),
+      call_deadline_(io) {
   listener_.assign(listener.release());
   listener_.non_blocking(true);
 }
@@ -104,6 +108,7 @@ void Broker::shutdown() {
   std::error_code ignored;
   listener_.close(ignored);
   hold_check_.cancel();
+  call_deadline_.cancel();
   auto sessions = sessions_;  // close_now() removes each from sessions_
   for (auto& [id, session] : sessions) session->close_now("broker shutting down");
 }
@@ -192,6 +197,20 @@ void Broker::flush() {
     router_.settle();
   } while (!wakeups_.empty());
   flushing_ = false;
+  arm_call_deadline();
+}
+
+void Broker::arm_call_deadline() {
+  const auto next = router_.services().next_deadline();
+  if (!next || stopped_ || (call_armed_ && *call_armed_ <= *next)) return;
+  call_armed_ = *next;
+  call_deadline_.expires_at(*next);  // a wait for a later one ends with operation_aborted
+  call_deadline_.async_wait([this](std::error_code ec) {
+    if (ec || stopped_) return;
+    call_armed_.reset();
+    router_.services().expire(std::chrono::steady_clock::now());
+    flush();  // sends the failures and Cancels, and arms the next deadline
+  });
 }
 
 void Broker::retire_hung_up() {

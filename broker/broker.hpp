@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -52,6 +53,8 @@ class Broker final : private SessionHost {
   void shutdown();
 
   Stats stats() const { return {sessions_.size(), registry_.topics().size()}; }
+  // The services and their calls (version 6), for introspection and tests.
+  const Services& services() const { return router_.services(); }
   const Options& options() const override { return options_; }
   // Replaces the access policy (on SIGHUP). Requests are judged by it from now on; what
   // clients were granted before (subscriptions, topics) stays theirs.
@@ -86,8 +89,13 @@ class Broker final : private SessionHost {
   asio::posix::stream_descriptor listener_;
   bool stopped_ = false;
   bool flushing_ = false;
+  // Arms call_deadline_ for the services' next deadline, if it is earlier than the one armed.
+  void arm_call_deadline();
   std::uint64_t next_client_id_ = 1;
   asio::steady_timer hold_check_;
+  // The earliest deadline of a call in flight (services.hpp), when one is armed.
+  asio::steady_timer call_deadline_;
+  std::optional<std::chrono::steady_clock::time_point> call_armed_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
 };
 

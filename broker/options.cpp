@@ -64,6 +64,12 @@ layout before a consumer sees it.
                              disconnected if it is a drop-oldest subscriber holding a slot
                              of a pool left with no free slot), always (disconnected)
   --disconnect-stuck         the same as --stuck-policy always
+  --max-calls-in-flight N    calls one caller may have in flight, and one server of a
+                             service (default: )" +
+         std::to_string(d.max_calls_in_flight) + R"()
+  --max-call-deadline-ms N   the longest deadline a call may have; a call that names none
+                             gets it (default: )" +
+         std::to_string(d.max_call_deadline_ms) + R"()
   --hello-timeout-ms N       close connections that say no Hello in time (default: )" +
          std::to_string(d.hello_timeout_ms) + R"()
   --help                     this text
@@ -164,6 +170,10 @@ Result<std::optional<Options>> parse_options(const std::vector<std::string>& arg
       if ((n = number(0, kBig))) o.limits.max_message_rate = *n;
     } else if (flag == "--max-pool-slots") {
       if ((n = number(1, 1U << 16))) o.limits.max_pool_slots = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--max-calls-in-flight") {
+      if ((n = number(1, 1024))) o.limits.max_calls_in_flight = static_cast<std::uint32_t>(*n);
+    } else if (flag == "--max-call-deadline-ms") {
+      if ((n = number(1, 1ULL << 32))) o.limits.max_call_deadline_ms = *n;
     } else if (flag == "--hello-timeout-ms") {
       if ((n = number(1, 1ULL << 40))) o.limits.hello_timeout_ms = *n;
     } else if (flag == "--hold-deadline-ms") {

@@ -64,6 +64,11 @@ struct Limits {
   // A connection that has not said Hello by then is closed (it holds a client slot and an fd).
   std::uint64_t hello_timeout_ms = 5000;
   StuckPolicy stuck = StuckPolicy::pool_dry;
+  // Services (version 6): calls one caller may have in flight, and one server per service
+  // (each is an fd the broker may hold for it: a request not yet sent, a response not yet read).
+  std::uint32_t max_calls_in_flight = 8;
+  // The longest deadline a call may ask for; a call that asks for none gets this one.
+  std::uint64_t max_call_deadline_ms = 60000;
 };
 
 class Policy;

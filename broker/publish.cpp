@@ -188,6 +188,7 @@ Outcome Router::publish_slot(ClientState& client, Topic& t, proto::Frame::Reader
 }
 
 void Router::settle() {
+  services_.settle(wakeups_);
   for (const PoolPtr& pool : std::exchange(dry_pools_, {})) {
     if (!pool->all_busy()) continue;
     // Frames of it still queued (not delivered at the end of the event) for drop-oldest

@@ -18,7 +18,8 @@ Router::Router(Registry& registry, const Options& options, const Logger& log, Cl
       options_(options),
       log_(log),
       closer_(std::move(closer)),
-      wakeups_(wakeups) {}
+      wakeups_(wakeups),
+      services_(options, log, closer_) {}
 
 void Router::join(ClientState& client) {
   clients_.emplace(client.id, &client);
@@ -30,6 +31,7 @@ void Router::remove(ClientState& client) {
 }
 
 void Router::leave(ClientState& client) {
+  services_.leave(client);
   const auto produced = client.produced;  // stop_producing erases from it
   for (Topic* t : produced)
     stop_producing(client, t, "the producer, " + client.describe() + ", left");
@@ -369,6 +371,7 @@ void Router::count_channel_frames() {
 }
 
 bool Router::must_hold(const ClientState& producer) const {
+  if (services_.must_hold(producer)) return true;
   for (const Topic* t : producer.produced) {
     for (const Subscription* s : t->subscribers) {
       if (s->blocks_producer()) return true;

@@ -18,6 +18,7 @@
 #include "outbox.hpp"
 #include "refusal.hpp"
 #include "registry.hpp"
+#include "services.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/protocol.hpp"
 #include "shmfd/unique_fd.hpp"
@@ -67,6 +68,9 @@ class Router {
   // each hold check so that the counters keep up when no one asks.
   void count_channel_frames();
   const std::map<std::uint64_t, ClientState*>& clients() const { return clients_; }
+  // Version 6: services (services.hpp).
+  Services& services() { return services_; }
+  const Services& services() const { return services_; }
   const Registry& registry() const { return registry_; }
 
  private:
@@ -110,6 +114,7 @@ class Router {
     std::string topic;
   };
   std::vector<Lingering> lingering_;
+  Services services_;
 };
 
 }  // namespace shmfd::broker

@@ -266,7 +266,7 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
         Code::UNEXPECTED_MESSAGE, "the first message must be Hello, not " + message_name(which)));
   }
   if (which != M::PUBLISH && which != M::REGISTER_POOL && which != M::CHANNEL_PAGE &&
-      !fds.empty()) {
+      which != M::CALL && which != M::RESPOND && !fds.empty()) {
     return shmfd::broker::refuse(Code::WRONG_FD_COUNT, message_name(which) + " takes no fds; the " +
                                                            std::to_string(fds.size()) +
                                                            " attached were closed");
@@ -299,6 +299,12 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
       return router.unsubscribe(client_, m.getUnsubscribe());
     case M::UNADVERTISE:
       return router.unadvertise(client_, m.getUnadvertise());
+    case M::OFFER:
+    case M::WITHDRAW:
+    case M::CALL:
+    case M::RESPOND:
+    case M::CANCEL_CALL:
+      return services(m, fds);
     case M::CHANNEL_PAGE:
     case M::CHANNEL_STARTED:
     case M::DEFINE_LAYOUT:
@@ -314,6 +320,29 @@ Outcome Session::dispatch(proto::Message::Reader m, std::vector<UniqueFd>& fds) 
     default:
       return shmfd::broker::refuse(Code::UNEXPECTED_MESSAGE,
                                    "clients do not send " + message_name(which));
+  }
+}
+
+Outcome Session::services(proto::Message::Reader m, std::vector<UniqueFd>& fds) {
+  using M = proto::Message;
+  const auto which = m.which();
+  if (client_.version < 6) {
+    return shmfd::broker::refuse(Code::UNEXPECTED_MESSAGE,
+                                 message_name(which) + " on a connection of protocol version " +
+                                     std::to_string(client_.version) + " (services need 6)");
+  }
+  Services& services = host_.router().services();
+  switch (which) {
+    case M::OFFER:
+      return services.offer(client_, m.getOffer());
+    case M::WITHDRAW:
+      return services.withdraw(client_, m.getWithdraw());
+    case M::CALL:
+      return services.call(client_, m.getCall(), fds);
+    case M::RESPOND:
+      return services.respond(client_, m.getRespond(), fds);
+    default:
+      return services.cancel_call(client_, m.getCancelCall());
   }
 }
 

@@ -92,6 +92,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void handle(std::span<const std::byte> bytes, std::vector<UniqueFd> fds);
   Outcome dispatch(proto::Message::Reader message, std::vector<UniqueFd>& fds);
   Outcome hello(proto::Hello::Reader hello);
+  // Offer, Withdraw, Call, Respond and CancelCall (version 6).
+  Outcome services(proto::Message::Reader m, std::vector<UniqueFd>& fds);
   void refuse(const Refusal& refusal);
   // Stops routing the client and lets it read its final error for a moment.
   void begin_closing();

@@ -14,8 +14,9 @@ using import "layout.capnp".Layout;
 # the version the connection uses, or Error(protocolVersion) naming the range it accepts.
 # Version 2 added Unsubscribe, Unadvertise and the specific error codes from notReadable on.
 # Version 3 added channels; version 4 Subscribe.prefetch, Read and EndOfStream.dropped;
-# version 5 frame metadata (Frame.meta, Advertise.options, TopicAdvertised; section 15).
-const protocolVersion :UInt32 = 5;
+# version 5 frame metadata (Frame.meta, Advertise.options, TopicAdvertised; section 15);
+# version 6 services (Offer ... Cancel, ErrorCode.invalidCall; section 16).
+const protocolVersion :UInt32 = 6;
 const minProtocolVersion :UInt32 = 2;
 
 struct Message {
@@ -54,7 +55,7 @@ struct Message {
     read @29 :Read;
     # Version 5: what a subscribed topic's producer declared (section 15).
     topicAdvertised @30 :TopicAdvertised;
-    # Version 6 (drafted on branch issue35-services; docs/services-design.md): services.
+    # Version 6: services (section 16).
     offer @31 :Offer;
     offered @32 :Offered;
     withdraw @33 :Withdraw;
@@ -314,8 +315,7 @@ enum ErrorCode {
   alreadyAdvertised @21;  # Advertise again with another kind or guarantee
   badSequence @22;        # sequence 0, or not greater than the producer's last on the topic
   invalidMetadata @23;    # version 5: frame metadata or topic options that break a rule
-  # Version 6 (to add with the code that sends them, and their BrokerErrc, C and Python names):
-  # invalidCall (a call id in use, a Respond to a call not sent), unknownService.
+  invalidCall @24;        # version 6: a call id in use, a Respond or CancelCall for no such call
 }
 
 struct Error {
@@ -465,7 +465,7 @@ struct Route {
   viaBroker @1 :Bool;
 }
 
-# ---- Services (version 6; docs/services-design.md until it is section 16) ----
+# ---- Services (version 6; docs/PROTOCOL.md, section 16) ----
 
 # Server -> broker: this client serves `service` (the topic-name rules apply), with at most
 # `maxInFlight` calls at once (0: the broker's default; the broker caps it).
@@ -494,35 +494,37 @@ enum WhenBusy {
   wait @1;  # queued in the broker until a server frees up or the deadline passes
 }
 
-# Caller -> broker, with the request frame's fd (none for a frame in a pool slot), verified as a
-# Publish's frame. `call` is the caller's own id, unique among its calls in flight.
+# Caller -> broker, with the request frame's fd when it has a frame, verified as a Publish's
+# frame. `call` is the caller's own id, unique among its calls in flight.
 struct Call {
   service @0 :Text;
   call @1 :UInt64;
-  deadlineMs @2 :UInt32;
+  deadlineMs @2 :UInt32;  # 1 to the broker's --max-call-deadline-ms
   whenBusy @3 :WhenBusy;
   frame @4 :Frame;
+  hasFrame @5 :Bool;      # false: a request of no bytes (no fd; `frame` ignored)
 }
 
-# Broker -> the chosen server, with a read-only reopening of the request frame's fd (none for a
-# pool frame: the server attached the pool). `call` is the broker's id for the call.
+# Broker -> the chosen server, with a read-only reopening of the request frame's fd when it has
+# a frame. `call` is the broker's id for the call.
 struct Request {
   service @0 :Text;
   call @1 :UInt64;
   caller @2 :UInt64;      # the caller's client id, for logs
   deadlineMs @3 :UInt32;  # what is left of the caller's deadline
   frame @4 :Frame;
+  hasFrame @5 :Bool;
+  guarantee @6 :Guarantee;  # what the broker verified the frame's fd at
 }
 
 enum CallError {
   none @0;
   noServer @1;      # no client offers the service
-  busy @2;          # every server (or the caller) at its bound, and whenBusy = fail
+  busy @2;          # every server at its bound and whenBusy = fail, or the caller at its own
   deadline @3;      # the deadline passed
   serverGone @4;    # the server died or withdrew with the call in flight
-  serverError @5;   # the server answered with an error (`message` says what)
-  refused @6;       # the request frame was refused (`message` names why)
-  cancelled @7;     # the caller cancelled it
+  serverError @5;   # the server answered with an error, or its response was refused
+  cancelled @6;     # the caller cancelled it (CancelCall)
 }
 
 # Server -> broker: a response to call `call` (the broker's id), with its frame's fd if it has a

@@ -62,6 +62,8 @@ static_assert(static_cast<int>(shmfd::BrokerErrc::bad_sequence) == SHMFD_BROKER_
 static_assert(static_cast<int>(shmfd::BrokerErrc::invalid_metadata) ==
               SHMFD_BROKER_INVALID_METADATA);
 static_assert(static_cast<int>(Errc::invalid_metadata) == SHMFD_E_INVALID_METADATA);
+static_assert(static_cast<int>(Errc::call_failed) == SHMFD_E_CALL_FAILED);
+static_assert(static_cast<int>(shmfd::BrokerErrc::invalid_call) == SHMFD_BROKER_INVALID_CALL);
 static_assert(static_cast<int>(shmfd::BrokerErrc::permission_denied) ==
               SHMFD_BROKER_PERMISSION_DENIED);
 static_assert(static_cast<int>(shmfd::PixelFormat::gray16) == SHMFD_PIXEL_GRAY16);

@@ -105,6 +105,7 @@ typedef enum shmfd_status {
   SHMFD_E_INVALID_CONFIGURATION = 27, /**< a bad option or configuration */
   SHMFD_E_LIMIT_EXCEEDED = 28,        /**< a configured limit was reached */
   SHMFD_E_INVALID_METADATA = 29,      /**< frame metadata that breaks a rule (since 1.2) */
+  SHMFD_E_CALL_FAILED = 30,           /**< a call to a service failed (since 1.3) */
   /** An operating-system call failed: shmfd_last_error_errno() has its errno. */
   SHMFD_E_SYSTEM = 100,
   /** Memory ran out, or the C++ library threw where it should not have (a bug: please report). */
@@ -136,7 +137,8 @@ typedef enum shmfd_broker_error {
   SHMFD_BROKER_WRONG_FD_COUNT = 20,
   SHMFD_BROKER_ALREADY_ADVERTISED = 21,
   SHMFD_BROKER_BAD_SEQUENCE = 22,
-  SHMFD_BROKER_INVALID_METADATA = 23 /**< frame metadata that breaks a rule (since 1.2) */
+  SHMFD_BROKER_INVALID_METADATA = 23, /**< frame metadata that breaks a rule (since 1.2) */
+  SHMFD_BROKER_INVALID_CALL = 24      /**< no such call, or a call id in use (since 1.3) */
 } shmfd_broker_error;
 
 /** The calling thread's last error: its code (SHMFD_OK if none yet), and its message, which

@@ -183,12 +183,7 @@ Result<Incoming> ConsumerState::on_deliver(proto::Deliver::Reader deliver,
   // ~0.4 us and guards against a broker bug.
   auto guarantee = guarantee_from_proto(deliver.getGuarantee());
   if (!guarantee) return fail(std::move(guarantee.error()));
-  auto accepted = accept_frame(frame, fds, *guarantee);
-  if (!accepted) return fail(std::move(accepted.error()));
-  auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->verified.size),
-                              Access::read_only);
-  if (!mapping) return fail(std::move(mapping.error()));
-  FrameBuilder::own(out, std::move(*mapping));  // the fd closes; the mapping keeps the pages
+  if (auto ok = map_own_frame(out, frame, fds, *guarantee); !ok) return fail(std::move(ok.error()));
   return Incoming(Event(std::move(out)));
 }
 

@@ -112,7 +112,7 @@ class ConsumerChannels {
   std::uint64_t refusals_before_ = 0;  // of channels no longer read
 };
 
-// Frame's private fields, set by the consumer's parts (friend of Frame).
+// Frame's private fields, set by the consumer's parts and the services' (friend of Frame).
 struct FrameBuilder {
   static Frame make() { return Frame(); }
   static std::string& topic(Frame& f) { return f.topic_; }
@@ -157,5 +157,11 @@ struct FrameBuilder {
     f.slot_ = slot;
   }
 };
+
+// A frame in a buffer of its own from a message (a Deliver, a Request, a Response): accepted
+// (accept_frame) at `guarantee`, which the broker verified it at, and mapped read-only into
+// `out`; the fd is closed, the mapping keeps the pages.
+Status map_own_frame(Frame& out, proto::Frame::Reader frame, std::vector<UniqueFd>& fds,
+                     Guarantee guarantee);
 
 }  // namespace shmfd::detail

@@ -26,7 +26,30 @@ class BrokerCategory : public std::error_category {
   }
 };
 
+class CallCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "shmfd.call"; }
+  std::string message(int ev) const override {
+    if (const auto* info = detail::call_errc_info(ev)) return std::string(info->name);
+    return "unknown-call-error";
+  }
+};
+
 }  // namespace
+
+const std::error_category& call_category() noexcept {
+  static const CallCategory category;
+  return category;
+}
+
+std::error_code make_error_code(CallErrc e) noexcept {
+  return {static_cast<int>(e), call_category()};
+}
+
+std::string_view name(CallErrc e) noexcept {
+  const auto* info = detail::call_errc_info(static_cast<int>(e));
+  return info != nullptr ? info->name : "unknown";
+}
 
 const std::error_category& broker_category() noexcept {
   static const BrokerCategory category;

@@ -74,6 +74,7 @@ inline constexpr std::array kErrcTable{
     ErrcInfo{Errc::limit_exceeded, "limit_exceeded", "SHMFD_E_LIMIT_EXCEEDED", "limit exceeded"},
     ErrcInfo{Errc::invalid_metadata, "invalid_metadata", "SHMFD_E_INVALID_METADATA",
              "invalid frame metadata"},
+    ErrcInfo{Errc::call_failed, "call_failed", "SHMFD_E_CALL_FAILED", "call failed"},
 };
 
 struct BrokerErrcInfo {
@@ -107,13 +108,29 @@ inline constexpr std::array kBrokerErrcTable{
     BrokerErrcInfo{BrokerErrc::already_advertised, "already-advertised"},
     BrokerErrcInfo{BrokerErrc::bad_sequence, "bad-sequence"},
     BrokerErrcInfo{BrokerErrc::invalid_metadata, "invalid-metadata"},
+    BrokerErrcInfo{BrokerErrc::invalid_call, "invalid-call"},
+};
+
+struct CallErrcInfo {
+  CallErrc code;
+  std::string_view name;  // the wire's name (docs/PROTOCOL.md, section 16): "server-gone"
+};
+
+// In the enum's order from 1, which is the wire's CallError (0 is none).
+inline constexpr std::array kCallErrcTable{
+    CallErrcInfo{CallErrc::no_server, "no-server"},
+    CallErrcInfo{CallErrc::busy, "busy"},
+    CallErrcInfo{CallErrc::deadline, "deadline"},
+    CallErrcInfo{CallErrc::server_gone, "server-gone"},
+    CallErrcInfo{CallErrc::server_error, "server-error"},
+    CallErrcInfo{CallErrc::cancelled, "cancelled"},
 };
 
 constexpr bool errc_table_in_order() {
   for (std::size_t i = 0; i < kErrcTable.size(); ++i) {
     if (static_cast<std::size_t>(kErrcTable[i].code) != i + 1) return false;
   }
-  return static_cast<std::size_t>(Errc::invalid_metadata) == kErrcTable.size();
+  return static_cast<std::size_t>(Errc::call_failed) == kErrcTable.size();
 }
 static_assert(errc_table_in_order(), "kErrcTable: one row per Errc, in order");
 
@@ -121,14 +138,27 @@ constexpr bool broker_table_in_order() {
   for (std::size_t i = 0; i < kBrokerErrcTable.size(); ++i) {
     if (static_cast<std::size_t>(kBrokerErrcTable[i].code) != i) return false;
   }
-  return static_cast<std::size_t>(BrokerErrc::invalid_metadata) + 1 == kBrokerErrcTable.size();
+  return static_cast<std::size_t>(BrokerErrc::invalid_call) + 1 == kBrokerErrcTable.size();
 }
 static_assert(broker_table_in_order(), "kBrokerErrcTable: one row per BrokerErrc, in order");
+
+constexpr bool call_table_in_order() {
+  for (std::size_t i = 0; i < kCallErrcTable.size(); ++i) {
+    if (static_cast<std::size_t>(kCallErrcTable[i].code) != i + 1) return false;
+  }
+  return static_cast<std::size_t>(CallErrc::cancelled) == kCallErrcTable.size();
+}
+static_assert(call_table_in_order(), "kCallErrcTable: one row per CallErrc, in order");
 
 // The row of `value`, or null for a value no code has.
 constexpr const ErrcInfo* errc_info(int value) noexcept {
   return value >= 1 && static_cast<std::size_t>(value) <= kErrcTable.size()
              ? &kErrcTable[static_cast<std::size_t>(value) - 1]
+             : nullptr;
+}
+constexpr const CallErrcInfo* call_errc_info(int value) noexcept {
+  return value >= 1 && static_cast<std::size_t>(value) <= kCallErrcTable.size()
+             ? &kCallErrcTable[static_cast<std::size_t>(value) - 1]
              : nullptr;
 }
 constexpr const BrokerErrcInfo* broker_errc_info(int value) noexcept {

@@ -1,6 +1,7 @@
 // Frame: a received frame's mapping and its release, from whatever thread drops it.
 #include "consumer_channels.hpp"
 #include "shmfd/consumer.hpp"
+#include "shmfd/wire/intake.hpp"
 
 namespace shmfd {
 
@@ -53,4 +54,18 @@ void Frame::release() noexcept {
   }
 }
 
+namespace detail {
+
+Status map_own_frame(Frame& out, proto::Frame::Reader frame, std::vector<UniqueFd>& fds,
+                     Guarantee guarantee) {
+  auto accepted = accept_frame(frame, fds, guarantee);
+  if (!accepted) return fail(std::move(accepted.error()));
+  auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->verified.size),
+                              Access::read_only);
+  if (!mapping) return fail(std::move(mapping.error()));
+  FrameBuilder::own(out, std::move(*mapping));
+  return {};
+}
+
+}  // namespace detail
 }  // namespace shmfd

@@ -185,20 +185,22 @@ constexpr BrokerErrc to_broker_errc(proto::ErrorCode code) noexcept {
       return BrokerErrc::bad_sequence;
     case C::INVALID_METADATA:
       return BrokerErrc::invalid_metadata;
+    case C::INVALID_CALL:
+      return BrokerErrc::invalid_call;
   }
   return static_cast<BrokerErrc>(code);  // a newer broker's code: its number is kept
 }
 
 // The two enums number their codes alike, so an error_code's value is the wire's value.
 constexpr bool same_numbers() {
-  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::INVALID_METADATA); ++i) {
+  for (int i = 0; i <= static_cast<int>(proto::ErrorCode::INVALID_CALL); ++i) {
     if (static_cast<int>(to_broker_errc(static_cast<proto::ErrorCode>(i))) != i) return false;
   }
   return true;
 }
 static_assert(same_numbers());
 static_assert(detail::kBrokerErrcTable.size() ==
-                  static_cast<std::size_t>(proto::ErrorCode::INVALID_METADATA) + 1,
+                  static_cast<std::size_t>(proto::ErrorCode::INVALID_CALL) + 1,
               "a wire error code without its row in error_table.hpp");
 
 }  // namespace
@@ -299,6 +301,15 @@ std::string message_name(proto::Message::Which which) {
       return "Cancel";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
+}
+
+const TopicOptions& service_frame_options() noexcept {
+  static const TopicOptions options = [] {
+    TopicOptions o;
+    o.max_header_bytes = kMaxUserHeaderBytes;
+    return o;
+  }();
+  return options;
 }
 
 }  // namespace shmfd

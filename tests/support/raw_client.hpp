@@ -42,6 +42,9 @@ struct Received {
   std::uint32_t window = 0;                             // Welcome.publishWindow
   bool has_meta = false;                                // Deliver: the frame carries FrameMeta
   std::uint32_t meta_bytes = 0;                         // ChannelRequest.metaBytes
+  std::uint64_t call = 0;  // Request, Response, Cancel: the call's id (version 6)
+  proto::CallError call_error = proto::CallError::NONE;  // Response
+  bool last = false;                                     // Response
   std::vector<UniqueFd> fds;
 
   bool is(proto::Message::Which w) const { return !closed && !timed_out && which == w; }
@@ -198,6 +201,22 @@ class RawClient {
             case M::CHANNEL_REQUEST:
               out.topic = text_of(r.getChannelRequest().getTopic());
               out.meta_bytes = r.getChannelRequest().getMetaBytes();
+              break;
+            case M::OFFERED:
+              out.topic = text_of(r.getOffered().getService());
+              break;
+            case M::REQUEST:
+              out.topic = text_of(r.getRequest().getService());
+              out.call = r.getRequest().getCall();
+              break;
+            case M::RESPONSE:
+              out.call = r.getResponse().getCall();
+              out.call_error = r.getResponse().getError();
+              out.last = r.getResponse().getLast();
+              out.message = text_of(r.getResponse().getMessage());
+              break;
+            case M::CANCEL:
+              out.call = r.getCancel().getCall();
               break;
             default:
               break;

@@ -59,6 +59,9 @@ enum class Errc {
   /// A frame's metadata or a topic's options break a rule of frame_meta.hpp (unknown flags, a
   /// crop outside the image, a user header larger than the topic allows, ...).
   invalid_metadata,
+  /// A call to a service failed (protocol version 6): its CallErrc says why (no server, busy,
+  /// deadline, server gone, ...). Every CallErrc error is also this.
+  call_failed,
 };
 
 /// Why the broker refused a request: the code of its Error message (docs/PROTOCOL.md, "Errors"),
@@ -90,6 +93,19 @@ enum class BrokerErrc {
   already_advertised,  ///< advertise again with another kind or guarantee
   bad_sequence,        ///< sequence 0, or not above the last one the topic accepted
   invalid_metadata,    ///< frame metadata or topic options that break a rule (version 5)
+  invalid_call,        ///< a call id in use, a response or cancel for no such call (version 6)
+};
+
+/// Why a call to a service failed (Caller, protocol version 6), in a category of its own
+/// ("shmfd.call"): test `error.is(CallErrc::server_gone)`. Every such error is also
+/// Errc::call_failed. The values are the wire's CallError (docs/PROTOCOL.md, section 16).
+enum class CallErrc {
+  no_server = 1,  ///< no client offers the service: start one, or retry later
+  busy,           ///< every server (or this caller) at its bound of calls in flight
+  deadline,       ///< the call's deadline passed; the server was told to drop it
+  server_gone,    ///< the server died or withdrew with the call in flight: retry elsewhere
+  server_error,   ///< the server answered with an error, or a response the broker refused
+  cancelled,      ///< this caller cancelled the call
 };
 
 }  // namespace shmfd
@@ -99,6 +115,8 @@ template <>
 struct std::is_error_code_enum<shmfd::Errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<shmfd::BrokerErrc> : std::true_type {};
+template <>
+struct std::is_error_code_enum<shmfd::CallErrc> : std::true_type {};
 /// @endcond
 
 namespace shmfd {
@@ -112,6 +130,11 @@ const std::error_category& broker_category() noexcept;
 /// `e` as a std::error_code of broker_category().
 std::error_code make_error_code(BrokerErrc e) noexcept;
 
+/// The category of CallErrc codes, named "shmfd.call".
+const std::error_category& call_category() noexcept;
+/// `e` as a std::error_code of call_category().
+std::error_code make_error_code(CallErrc e) noexcept;
+
 /// A code's name as programs spell it: "no_free_slot" for an Errc (Python's Error.code), the
 /// wire's "permission-denied" for a BrokerErrc; "unknown" for a value no code has. Every name and
 /// message is written once, in one table (src/error_table.hpp), that C++, C and Python share:
@@ -119,6 +142,8 @@ std::error_code make_error_code(BrokerErrc e) noexcept;
 std::string_view name(Errc e) noexcept;
 /// The wire's name of a broker's code: "permission-denied"; "unknown" for a value no code has.
 std::string_view name(BrokerErrc e) noexcept;
+/// The wire's name of a call's failure: "server-gone"; "unknown" for a value no code has.
+std::string_view name(CallErrc e) noexcept;
 
 /// A failure: a code for programs to test (is()), and a message for people that names the
 /// operation and what was wrong. A value: copy it, move it, keep it, from any thread.
@@ -136,13 +161,17 @@ class Error {
   const std::error_code& code() const noexcept { return code_; }
   /// What went wrong, for people: the operation, its arguments, and the cause.
   const std::string& message() const noexcept { return message_; }
-  /// Whether the code is `e`. Every BrokerErrc is also Errc::broker_refused.
+  /// Whether the code is `e`. Every BrokerErrc is also Errc::broker_refused, every CallErrc
+  /// Errc::call_failed.
   bool is(Errc e) const noexcept {
     return code_ == make_error_code(e) ||
-           (e == Errc::broker_refused && code_.category() == broker_category());
+           (e == Errc::broker_refused && code_.category() == broker_category()) ||
+           (e == Errc::call_failed && code_.category() == call_category());
   }
   /// Whether the broker refused with `e`.
   bool is(BrokerErrc e) const noexcept { return code_ == make_error_code(e); }
+  /// Whether a call failed with `e`.
+  bool is(CallErrc e) const noexcept { return code_ == make_error_code(e); }
   /// Whether the system failed with `e` (std::errc::no_such_file_or_directory: no broker at
   /// that path).
   bool is(std::errc e) const noexcept { return code_ == std::make_error_code(e); }

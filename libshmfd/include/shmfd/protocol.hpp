@@ -15,7 +15,7 @@
 namespace shmfd {
 
 /// proto/protocol.capnp's protocolVersion and minProtocolVersion (wire_protocol.cpp checks).
-inline constexpr std::uint32_t kProtocolVersion = 5;
+inline constexpr std::uint32_t kProtocolVersion = 6;
 /// The oldest protocol version this library and the broker still speak.
 inline constexpr std::uint32_t kMinProtocolVersion = 2;
 /// The longest topic name, in bytes.

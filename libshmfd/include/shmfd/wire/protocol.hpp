@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "shmfd/error.hpp"
+#include "shmfd/frame_meta.hpp"
 #include "shmfd/guarantee.hpp"
 #include "shmfd/proto/protocol.capnp.h"
 #include "shmfd/protocol.hpp"
@@ -39,5 +40,10 @@ std::string message_name(proto::Message::Which which);
 // An Error message from the broker as a client-side Error (Errc::broker_refused, and the
 // BrokerErrc of its code).
 Error broker_error(proto::Error::Reader error);
+
+// What the frames of a service (version 6) may carry beside their bytes: services declare no
+// options, so a user header up to kMaxUserHeaderBytes and nothing required. The broker checks
+// requests and responses against it, and callers and servers check again what they receive.
+const TopicOptions& service_frame_options() noexcept;
 
 }  // namespace shmfd
