@@ -49,7 +49,7 @@ install: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
-# Debian packages in $(DEB_BUILD)/: libshmfd0.4 (the library), libshmfd-c1 (the C API),
+# Debian packages in $(DEB_BUILD)/: libshmfd0.5 (the library), libshmfd-c1 (the C API),
 # libshmfd-dev (headers, CMake package, pkg-config, schemas), python3-shmfd (the Python package)
 # and shmfd (broker, tools, units, man pages), built for /usr.
 deb: deps

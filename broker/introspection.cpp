@@ -95,10 +95,45 @@ void fill_topic(proto::TopicInfo::Builder t, const Topic& topic) {
   t.setChannelFrames(channel_frames);
 }
 
+// Each service, with the percentiles of its answered calls' latency (nearest rank).
+void fill_services(proto::BrokerState::Builder state, const Services& services) {
+  const auto views = services.view();
+  auto list = state.initServices(static_cast<unsigned>(views.size()));
+  unsigned i = 0;
+  for (const Services::ServiceView& v : views) {
+    auto s = list[i++];
+    s.setName(v.name);
+    s.setWaiting(static_cast<std::uint32_t>(v.waiting));
+    s.setCalls(v.calls);
+    s.setFailed(v.failed);
+    auto servers = s.initServers(static_cast<unsigned>(v.servers.size()));
+    unsigned j = 0;
+    for (const Services::ServerView& server : v.servers) {
+      auto out = servers[j++];
+      out.setClient(server.client);
+      out.setMaxInFlight(server.max_in_flight);
+      out.setInFlight(server.in_flight);
+      out.setCalls(server.calls);
+    }
+    std::vector<std::uint64_t> sorted = v.latency_us;
+    if (sorted.empty()) continue;
+    std::sort(sorted.begin(), sorted.end());
+    const auto rank = [&](unsigned percent) {
+      const std::size_t n = sorted.size();
+      return sorted[std::min(n - 1, (n * percent + 99) / 100 - 1)];
+    };
+    s.setAnswered(static_cast<std::uint32_t>(sorted.size()));
+    s.setLatencyP50Us(rank(50));
+    s.setLatencyP90Us(rank(90));
+    s.setLatencyP99Us(rank(99));
+    s.setLatencyMaxUs(sorted.back());
+  }
+}
+
 }  // namespace
 
 void fill_state(proto::BrokerState::Builder state, const Registry& registry,
-                const std::map<std::uint64_t, ClientState*>& clients) {
+                const Services& services, const std::map<std::uint64_t, ClientState*>& clients) {
   const auto now = std::chrono::steady_clock::now();
   state.setBrokerPid(static_cast<std::uint32_t>(::getpid()));
   state.setUptimeNs(nanoseconds(now - registry.started_at()));
@@ -137,6 +172,7 @@ void fill_state(proto::BrokerState::Builder state, const Registry& registry,
       ++k;
     }
   }
+  fill_services(state, services);
 }
 
 }  // namespace shmfd::broker

@@ -361,7 +361,7 @@ Outcome Router::introspect(ClientState& client) {
   if (auto ok = check_access(options_.policy.get(), client, Right::introspect, ""); !ok) return ok;
   count_channel_frames();
   ControlMessageBuilder message;
-  fill_state(message.initRoot<proto::Message>().initBrokerState(), registry_, clients_);
+  fill_state(message.initRoot<proto::Message>().initBrokerState(), registry_, services_, clients_);
   client.outbox.post(message);
   return {};
 }

@@ -1,5 +1,5 @@
 # What `make install` and the Debian packages install, beyond each directory's own rules:
-# the CMake package (find_package(shmfd 0.4 CONFIG)), shmfd.pc and shmfd-c.pc, and the programs.
+# the CMake package (find_package(shmfd 0.5 CONFIG)), shmfd.pc and shmfd-c.pc, and the programs.
 # Components: lib (libshmfd.so.*), clib (libshmfd-c.so.*, the C API), dev (headers, schemas,
 # CMake package, pkg-config, libshmfd.so, libshmfd-c.so), bin (broker, tools, systemd units,
 # man pages).
@@ -9,7 +9,7 @@ set(SHMFD_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/shmfd)
 install(EXPORT shmfdTargets NAMESPACE shmfd:: DESTINATION ${SHMFD_CMAKE_DIR} COMPONENT dev)
 configure_package_config_file(packaging/shmfdConfig.cmake.in
   ${PROJECT_BINARY_DIR}/shmfdConfig.cmake INSTALL_DESTINATION ${SHMFD_CMAKE_DIR})
-# 0.x: 0.4.y serves anyone asking for 0.4 (same ABI); 0.5 does not.
+# 0.x: 0.5.y serves anyone asking for 0.5 (same ABI); 0.6 does not.
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/shmfdConfigVersion.cmake
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/shmfdConfig.cmake ${PROJECT_BINARY_DIR}/shmfdConfigVersion.cmake

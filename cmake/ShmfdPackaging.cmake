@@ -1,5 +1,5 @@
 # Debian packages with CPack's DEB generator (`make deb`), one per install component:
-#   libshmfd0.4   lib  the shared library (its name follows the SONAME)
+#   libshmfd0.5   lib  the shared library (its name follows the SONAME)
 #   libshmfd-c1   clib the C API's library, libshmfd-c.so.1 (stable ABI)
 #   libshmfd-dev  dev  headers (shmfd.h too), generated headers, schemas, CMake package,
 #                      shmfd.pc, shmfd-c.pc

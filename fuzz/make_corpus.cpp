@@ -86,6 +86,44 @@ Bytes register_pool(const char* topic, std::uint32_t slots, std::uint64_t slot_s
     r.setSlotSize(slot_size);
   });
 }
+// Services (version 6).
+Bytes offer(const char* service) {
+  return message([&](proto::Message::Builder m) {
+    auto o = m.initOffer();
+    o.setService(service);
+    o.setMaxInFlight(2);
+  });
+}
+Bytes withdraw(const char* service) {
+  return message([&](proto::Message::Builder m) { m.initWithdraw().setService(service); });
+}
+Bytes call(const char* service, std::uint64_t id, const Layout* layout) {
+  return message([&](proto::Message::Builder m) {
+    auto c = m.initCall();
+    c.setService(service);
+    c.setCall(id);
+    c.setDeadlineMs(1000);
+    c.setWhenBusy(proto::WhenBusy::WAIT);
+    if (layout != nullptr) {
+      c.setHasFrame(true);
+      layout_to_proto(*layout, c.initFrame().initLayout());
+    }
+  });
+}
+Bytes respond(std::uint64_t id, bool last, const Layout* layout) {
+  return message([&](proto::Message::Builder m) {
+    auto r = m.initRespond();
+    r.setCall(id);
+    r.setLast(last);
+    if (layout != nullptr) {
+      r.setHasFrame(true);
+      layout_to_proto(*layout, r.initFrame().initLayout());
+    }
+  });
+}
+Bytes cancel_call(std::uint64_t id) {
+  return message([&](proto::Message::Builder m) { m.initCancelCall().setCall(id); });
+}
 Bytes introspect() {
   return message([](proto::Message::Builder m) { m.initIntrospect(); });
 }
@@ -126,6 +164,11 @@ int main(int argc, char** argv) {
       {"release", release("cam", 1)},
       {"register-pool", register_pool("cam", 4, 4096)},
       {"introspect", introspect()},
+      {"offer", offer("blur")},
+      {"withdraw", withdraw("blur")},
+      {"call", call("blur", 1, &image)},
+      {"respond", respond(1, true, &image)},
+      {"cancel-call", cancel_call(1)},
   };
   for (const auto& [name, bytes] : decode) write(dir + "/decode/" + name, bytes);
   int n = 0;
@@ -162,6 +205,23 @@ int main(int argc, char** argv) {
     record(s, 3, 0, publish("x", image));
     record(s, 5, 2, publish("x", image));
     write(dir + "/broker/fd-stream", s);
+  }
+  {
+    Bytes s;  // a client that serves itself: calls, a stream, a forged response, a cancel
+    const Layout blob = blob_layout(4096);
+    const Layout big = blob_layout(8192);
+    record(s, 0, 0, offer("blur"));
+    record(s, 1, 1, call("blur", 1, &blob));
+    record(s, 1, 1, call("blur", 1, &blob));  // its number is in flight
+    record(s, 0, 0, call("blur", 2, nullptr));
+    record(s, 2, 1, call("blur", 3, &blob));  // unsealed
+    record(s, 1, 1, call("blur", 4, &big));   // larger than its buffer
+    record(s, 1, 1, respond(1, false, &blob));
+    record(s, 0, 0, respond(1, true, nullptr));
+    record(s, 0, 0, respond(999, true, nullptr));  // never sent
+    record(s, 0, 0, cancel_call(2));
+    record(s, 0, 0, withdraw("blur"));
+    write(dir + "/broker/service-stream", s);
   }
   {
     Bytes s;

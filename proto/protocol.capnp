@@ -335,6 +335,29 @@ struct BrokerState {
   topics @2 :List(TopicInfo);
   clients @3 :List(ClientInfo);
   pools @4 :List(PoolInfo);
+  services @5 :List(ServiceInfo);  # version 6
+}
+
+# Version 6: a service, its servers, and its calls' latency from the broker's receipt of a Call
+# to the last response (of its last 512 answered calls; 0 when none was answered yet).
+struct ServiceInfo {
+  name @0 :Text;
+  servers @1 :List(ServerInfo);
+  waiting @2 :UInt32;        # calls waiting for a server with room (whenBusy = wait)
+  calls @3 :UInt64;          # received
+  failed @4 :UInt64;         # ended by a failure of any kind
+  answered @5 :UInt32;       # calls the percentiles are of
+  latencyP50Us @6 :UInt64;
+  latencyP90Us @7 :UInt64;
+  latencyP99Us @8 :UInt64;
+  latencyMaxUs @9 :UInt64;
+}
+
+struct ServerInfo {
+  client @0 :UInt64;
+  maxInFlight @1 :UInt32;
+  inFlight @2 :UInt32;
+  calls @3 :UInt64;          # routed to it
 }
 
 struct TopicInfo {

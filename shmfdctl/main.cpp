@@ -1,6 +1,6 @@
 // shmfdctl: what the broker and every process hold, like ipcs for memfds.
 //
-//   shmfdctl [--socket PATH] [--json] status|topics|clients|pools
+//   shmfdctl [--socket PATH] [--json] status|topics|clients|pools|services
 //   shmfdctl [--socket PATH] top [--interval SECONDS] [--count N]
 //   shmfdctl [--json] memfds [PID...]          (works without the broker)
 #include <poll.h>
@@ -44,6 +44,8 @@ const char* kUsage = R"(Usage: shmfdctl [--socket PATH] [--json] COMMAND
   topics               each topic: kind, producer, frames, bytes, subscribers, drops
   clients              each client: pid, uid, command, role, connected for, bytes pinned
   pools                each pool: slots, slot size, slots held and by whom
+  services             each service: its servers and their calls in flight, calls
+                       waiting, calls and failures, latency p50/p90/p99/max
   top [--interval S] [--count N]
                        a refreshing view with rates, until q or Ctrl+C
   memfds [PID...]      every memfd (or those of PIDs): size, seals, holders, mappers;
@@ -157,6 +159,36 @@ json fetch_state(const std::string& socket) {
                                   {"slots_busy", p.getSlotsBusy()},
                                   {"holders", holders}});
         }
+        out["services"] = json::array();
+        for (auto v : s.getServices()) {
+          json servers = json::array();
+          for (auto server : v.getServers()) {
+            servers.push_back({{"client", server.getClient()},
+                               {"max_in_flight", server.getMaxInFlight()},
+                               {"in_flight", server.getInFlight()},
+                               {"calls", server.getCalls()}});
+          }
+          out["services"].push_back({{"name", text_of(v.getName())},
+                                     {"servers", servers},
+                                     {"waiting", v.getWaiting()},
+                                     {"calls", v.getCalls()},
+                                     {"failed", v.getFailed()},
+                                     {"answered", v.getAnswered()},
+                                     {"latency_p50_us", v.getLatencyP50Us()},
+                                     {"latency_p90_us", v.getLatencyP90Us()},
+                                     {"latency_p99_us", v.getLatencyP99Us()},
+                                     {"latency_max_us", v.getLatencyMaxUs()}});
+        }
+        // A client that offers a service is a server too (a caller holds nothing to show).
+        for (auto& c : out["clients"]) {
+          const bool serves =
+              std::any_of(out["services"].begin(), out["services"].end(), [&](const json& service) {
+                return std::any_of(service["servers"].begin(), service["servers"].end(),
+                                   [&](const json& server) { return server["client"] == c["id"]; });
+              });
+          if (!serves) continue;
+          c["role"] = c["role"] == "idle" ? "server" : c["role"].get<std::string>() + "+server";
+        }
         return {};
       });
   if (!ok) {
@@ -254,6 +286,39 @@ void show_pools(const json& s) {
                     str(p["slots_busy"]), holders.empty() ? "-" : holders});
   }
   print_table({"POOL", "TOPIC", "OWNER", "SLOTS", "SLOT SIZE", "BUSY", "HELD BY"}, rows);
+}
+
+std::string microseconds(const json& us) {
+  const auto v = us.get<std::uint64_t>();
+  char out[32];
+  if (v < 10000) {
+    std::snprintf(out, sizeof out, "%llu us", static_cast<unsigned long long>(v));
+  } else {
+    std::snprintf(out, sizeof out, "%.1f ms", static_cast<double>(v) / 1000.0);
+  }
+  return out;
+}
+
+void show_services(const json& s) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& v : s["services"]) {
+    std::string servers;
+    for (const auto& server : v["servers"]) {
+      if (!servers.empty()) servers += ", ";
+      servers += client_label(s, server["client"]) + ": " + str(server["in_flight"]) + "/" +
+                 str(server["max_in_flight"]);
+    }
+    const bool any = v["answered"].get<std::uint64_t>() > 0;
+    rows.push_back({str(v["name"]), servers.empty() ? "-" : servers, str(v["waiting"]),
+                    str(v["calls"]), str(v["failed"]),
+                    any ? microseconds(v["latency_p50_us"]) : "-",
+                    any ? microseconds(v["latency_p90_us"]) : "-",
+                    any ? microseconds(v["latency_p99_us"]) : "-",
+                    any ? microseconds(v["latency_max_us"]) : "-"});
+  }
+  print_table({"SERVICE", "SERVERS (IN FLIGHT/MAX)", "WAITING", "CALLS", "FAILED", "P50", "P90",
+               "P99", "MAX"},
+              rows);
 }
 
 volatile sig_atomic_t g_stop = 0;
@@ -399,8 +464,10 @@ int main(int argc, char** argv) {
     }
     return top(socket, interval, count);
   }
-  if (command != "status" && command != "topics" && command != "clients" && command != "pools") {
-    die(2, "unknown command '" + command + "' (status, topics, clients, pools, top, memfds, shm)");
+  if (command != "status" && command != "topics" && command != "clients" && command != "pools" &&
+      command != "services") {
+    die(2, "unknown command '" + command +
+               "' (status, topics, clients, pools, services, top, memfds, shm)");
   }
   if (args.size() > 1) die(2, command + " takes no arguments, not '" + args[1] + "'");
   const json state = fetch_state(socket);
@@ -418,5 +485,6 @@ int main(int argc, char** argv) {
   if (command == "topics") show_topics(state);
   if (command == "clients") show_clients(state);
   if (command == "pools") show_pools(state);
+  if (command == "services") show_services(state);
   return 0;
 }

@@ -105,7 +105,8 @@ typedef enum shmfd_status {
   SHMFD_E_INVALID_CONFIGURATION = 27, /**< a bad option or configuration */
   SHMFD_E_LIMIT_EXCEEDED = 28,        /**< a configured limit was reached */
   SHMFD_E_INVALID_METADATA = 29,      /**< frame metadata that breaks a rule (since 1.2) */
-  SHMFD_E_CALL_FAILED = 30,           /**< a call to a service failed (since 1.3) */
+  /** A call to a service failed: shmfd_last_call_error() says why (since 1.3). */
+  SHMFD_E_CALL_FAILED = 30,
   /** An operating-system call failed: shmfd_last_error_errno() has its errno. */
   SHMFD_E_SYSTEM = 100,
   /** Memory ran out, or the C++ library threw where it should not have (a bug: please report). */
@@ -510,6 +511,109 @@ shmfd_status shmfd_producer_publish_buffer_meta(shmfd_producer* producer, const 
 /** The frame's metadata into `out` (all zero when it carries none); out->header points into the
  * frame and lives as long as its event. */
 void shmfd_frame_get_meta(const shmfd_frame* frame, shmfd_frame_meta* out);
+
+/* ---- Services (since libshmfd-c 1.3; protocol version 6; docs/services.md) ---------------- */
+
+/** Why a call failed (shmfd_last_call_error() after SHMFD_E_CALL_FAILED). */
+typedef enum shmfd_call_error {
+  SHMFD_CALL_NO_SERVER = 1,    /**< no client offers the service */
+  SHMFD_CALL_BUSY = 2,         /**< every server (or this caller) at its bound of calls */
+  SHMFD_CALL_DEADLINE = 3,     /**< the deadline passed; the server was told to drop the call */
+  SHMFD_CALL_SERVER_GONE = 4,  /**< the server died or withdrew: call again, another takes it */
+  SHMFD_CALL_SERVER_ERROR = 5, /**< the server answered with an error (the message has it) */
+  SHMFD_CALL_CANCELLED = 6     /**< this caller cancelled the call */
+} shmfd_call_error;
+
+/** The shmfd_call_error of the last SHMFD_E_CALL_FAILED error, else 0. */
+int shmfd_last_call_error(void);
+
+/** A writable memfd of `size` bytes that belongs to no producer: a request or a response. */
+shmfd_status shmfd_buffer_create(size_t size, shmfd_buffer** out);
+
+/** A caller's connection to the broker: opaque; shmfd_caller_connect() makes one. */
+typedef struct shmfd_caller shmfd_caller;
+/** A response a caller received: opaque, with its frame (or none); free it with
+ * shmfd_response_free(). */
+typedef struct shmfd_response shmfd_response;
+
+/** shmfd_caller_call() and shmfd_caller_start(): when every server is busy, wait in the broker
+ * (until a server has room or the deadline passes) instead of failing with SHMFD_CALL_BUSY. */
+#define SHMFD_CALL_WAIT 0x1u
+
+/** Connects to the broker (socket_path NULL: the default) as a caller; flags is
+ * SHMFD_RECONNECT or 0. A broker older than protocol 6 is SHMFD_E_BROKER_REFUSED
+ * (SHMFD_BROKER_PROTOCOL_VERSION). */
+shmfd_status shmfd_caller_connect(const char* socket_path, const char* client_name,
+                                  uint32_t flags, shmfd_caller** out);
+/** Disconnects: the servers of its calls in flight get a cancel. Responses not freed yet stay
+ * valid. NULL is ignored. */
+void shmfd_caller_close(shmfd_caller* caller);
+/** Calls `service` with `buffer` (sealed here; NULL: a request of no bytes, and `layout` is
+ * ignored) and waits for its response. The buffer is consumed whatever the outcome.
+ * deadline_ms 0: the broker's longest. A stream's first response only: the call is then
+ * cancelled (use shmfd_caller_start() for streams). */
+shmfd_status shmfd_caller_call(shmfd_caller* caller, const char* service, shmfd_buffer* buffer,
+                               const shmfd_layout* layout, uint32_t deadline_ms, uint32_t flags,
+                               shmfd_response** out);
+/** Starts a call without waiting; call_out gets its number for shmfd_caller_next(). */
+shmfd_status shmfd_caller_start(shmfd_caller* caller, const char* service, shmfd_buffer* buffer,
+                                const shmfd_layout* layout, uint32_t deadline_ms, uint32_t flags,
+                                uint64_t* call_out);
+/** The next response of `call`: timeout_ms < 0 waits for it, 0 returns at once, > 0 waits at
+ * most that long (*out NULL when none came, SHMFD_OK still). After its last response (or its
+ * failure) the call is over. */
+shmfd_status shmfd_caller_next(shmfd_caller* caller, uint64_t call, int timeout_ms,
+                               shmfd_response** out);
+/** Gives up `call`: its server is told, and what was on its way is dropped. */
+shmfd_status shmfd_caller_cancel(shmfd_caller* caller, uint64_t call);
+/** The response's frame, or NULL for a response of no bytes; it lives as long as the response. */
+const shmfd_frame* shmfd_response_frame(const shmfd_response* response);
+/** 1 if no more responses come for the call, else 0. */
+int shmfd_response_last(const shmfd_response* response);
+/** Unmaps the response's frame and frees it. NULL is ignored. */
+void shmfd_response_free(shmfd_response* response);
+
+/** A server's connection to the broker: opaque; shmfd_server_connect() makes one. */
+typedef struct shmfd_server shmfd_server;
+/** What shmfd_server_receive() gives: a request (with its frame, or none) or a cancel. Opaque;
+ * free it with shmfd_request_free(). */
+typedef struct shmfd_request shmfd_request;
+
+/** Connects to the broker as a server; flags is SHMFD_RECONNECT (services are offered again
+ * after a broker restart) or 0. */
+shmfd_status shmfd_server_connect(const char* socket_path, const char* client_name,
+                                  uint32_t flags, shmfd_server** out);
+/** Disconnects: the callers of its calls in flight get SHMFD_CALL_SERVER_GONE. NULL is
+ * ignored. */
+void shmfd_server_close(shmfd_server* server);
+/** Offers `service`, taking at most `max_in_flight` of its calls at once (0: the broker's
+ * default); granted_out (may be NULL) gets the bound granted. */
+shmfd_status shmfd_server_offer(shmfd_server* server, const char* service, uint32_t max_in_flight,
+                                uint32_t* granted_out);
+/** Stops offering `service`: its calls in flight fail with SHMFD_CALL_SERVER_GONE. */
+shmfd_status shmfd_server_withdraw(shmfd_server* server, const char* service);
+/** The next request or cancel: timeout_ms as for shmfd_caller_next(). */
+shmfd_status shmfd_server_receive(shmfd_server* server, int timeout_ms, shmfd_request** out);
+/** Answers `request` with `buffer` (sealed here; NULL: a response of no bytes). `last` 0 sends
+ * one response of a stream, which a response with `last` 1 ends. The buffer is consumed
+ * whatever the outcome. A refusal by the broker is returned by a later respond. */
+shmfd_status shmfd_server_respond(shmfd_server* server, const shmfd_request* request,
+                                  shmfd_buffer* buffer, const shmfd_layout* layout, int last);
+/** Ends `request` with an error: its caller gets SHMFD_CALL_SERVER_ERROR with `message`. */
+shmfd_status shmfd_server_respond_error(shmfd_server* server, const shmfd_request* request,
+                                        const char* message);
+/** 0 for a request; for a cancel, 1 + why (0 the caller left, 1 its deadline passed, 2 it
+ * cancelled): the call of shmfd_request_id() is over, and answering it is wasted. */
+int shmfd_request_cancel_reason(const shmfd_request* request);
+/** The broker's number for the call (the same in its cancel). */
+uint64_t shmfd_request_id(const shmfd_request* request);
+/** The service called ("" for a cancel). */
+const char* shmfd_request_service(const shmfd_request* request);
+/** The request's frame, or NULL (a request of no bytes, or a cancel); it lives as long as the
+ * request. */
+const shmfd_frame* shmfd_request_frame(const shmfd_request* request);
+/** Unmaps the request's frame and frees it. NULL is ignored. */
+void shmfd_request_free(shmfd_request* request);
 
 #ifdef __cplusplus
 }

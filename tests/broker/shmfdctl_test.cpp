@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/service.hpp"
 #include "support/broker_harness.hpp"
 #include "support/channels.hpp"
 #include "support/stamped_slots.hpp"
@@ -154,6 +156,60 @@ TEST(ShmfdctlTest, JsonDescribesTopicsClientsAndPoolsAsSetUp) {
 
 // Pool frames on channels pass the broker by; the counters still show every one of them, and
 // their bytes, in the tables and in JSON alike (they are counted from the channels' pages).
+TEST(ShmfdctlTest, ServicesShowTheirServersCallsInFlightAndLatency) {
+  testing::InProcessBroker broker;
+  auto first = Server::connect(broker.path(), "first-worker");
+  auto second = Server::connect(broker.path(), "second-worker");
+  ASSERT_TRUE(first && second);
+  ASSERT_TRUE(first->offer("ctl/blur", 2));
+  ASSERT_TRUE(second->offer("ctl/blur", 2));
+  auto caller = Caller::connect(broker.path(), "ctl-caller");
+  ASSERT_TRUE(caller);
+  // Three calls answered (by the servers in turn), then one left in flight at `second`.
+  for (int i = 0; i < 3; ++i) {
+    auto id = caller->start("ctl/blur");
+    ASSERT_TRUE(id);
+    Server& server = i % 2 == 0 ? *first : *second;
+    auto event = server.receive_for(std::chrono::seconds(5));
+    ASSERT_TRUE(event && *event && std::holds_alternative<Request>(**event));
+    ASSERT_TRUE(server.respond(std::get<Request>(**event)));
+    ASSERT_TRUE(caller->next(*id));
+  }
+  auto pending = caller->start("ctl/blur");
+  ASSERT_TRUE(pending);
+  auto event = second->receive_for(std::chrono::seconds(5));  // `second`'s turn
+  ASSERT_TRUE(event && *event);
+
+  const json services = json_of(shmfdctl({"--socket", broker.path(), "--json", "services"}));
+  ASSERT_EQ(services.size(), 1u) << services.dump(2);
+  const json& blur = services[0];
+  EXPECT_EQ(blur["name"], "ctl/blur");
+  EXPECT_EQ(blur["calls"], 4);
+  EXPECT_EQ(blur["failed"], 0);
+  EXPECT_EQ(blur["answered"], 3);
+  EXPECT_GT(blur["latency_p50_us"].get<std::uint64_t>(), 0u);
+  EXPECT_LE(blur["latency_p50_us"].get<std::uint64_t>(),
+            blur["latency_max_us"].get<std::uint64_t>());
+  ASSERT_EQ(blur["servers"].size(), 2u);
+  EXPECT_EQ(blur["servers"][0]["calls"], 2);
+  EXPECT_EQ(blur["servers"][0]["in_flight"], 0);
+  EXPECT_EQ(blur["servers"][1]["calls"], 2);
+  EXPECT_EQ(blur["servers"][1]["in_flight"], 1);
+  EXPECT_EQ(blur["servers"][1]["max_in_flight"], 2);
+
+  const json clients = json_of(shmfdctl({"--socket", broker.path(), "--json", "clients"}));
+  std::map<std::string, std::string> roles;
+  for (const json& c : clients) roles[c["name"]] = c["role"];
+  EXPECT_EQ(roles["first-worker"], "server");
+  EXPECT_EQ(roles["ctl-caller"], "idle");
+
+  const CtlRun table = shmfdctl({"--socket", broker.path(), "services"});
+  EXPECT_EQ(table.status, 0) << table.out;
+  EXPECT_NE(table.out.find("ctl/blur"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("1/2"), std::string::npos) << table.out;  // in flight / max
+  EXPECT_NE(table.out.find("P99"), std::string::npos) << table.out;
+}
+
 TEST(ShmfdctlTest, CountersShowFramesThatWentOnChannels) {
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path(), "ctl-consumer");

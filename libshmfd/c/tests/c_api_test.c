@@ -477,6 +477,94 @@ static void test_frame_meta(unsigned flags) {
   shmfd_consumer_close(c);
 }
 
+/* Services: a call with a frame each way, a stream, a server error, no server, a cancel, and a
+ * request freed after its server closed. One thread: the caller starts, the server answers. */
+static void test_services(void) {
+  shmfd_server* server = NULL;
+  shmfd_caller* caller = NULL;
+  MUST(shmfd_server_connect(socket_path, "c-server", 0, &server));
+  MUST(shmfd_caller_connect(socket_path, "c-caller", 0, &caller));
+  uint32_t granted = 0;
+  MUST(shmfd_server_offer(server, "c/blur", 0, &granted));
+  CHECK(granted == 4);
+  CHECK(shmfd_server_offer(server, "bad name", 0, NULL) == SHMFD_E_INVALID_TOPIC_NAME);
+
+  shmfd_buffer* request_buffer = NULL;
+  MUST(shmfd_buffer_create(4096, &request_buffer));
+  memset(shmfd_buffer_data(request_buffer), 7, 4096);
+  shmfd_layout layout;
+  MUST(shmfd_blob_layout(4096, &layout));
+  uint64_t call = 0;
+  MUST(shmfd_caller_start(caller, "c/blur", request_buffer, &layout, 5000, 0, &call));
+  shmfd_request* request = NULL;
+  MUST(shmfd_server_receive(server, 5000, &request));
+  CHECK(request != NULL && shmfd_request_cancel_reason(request) == 0);
+  CHECK(strcmp(shmfd_request_service(request), "c/blur") == 0);
+  const shmfd_frame* in = shmfd_request_frame(request);
+  CHECK(in != NULL && shmfd_frame_size(in) == 4096 && shmfd_frame_data(in)[4095] == 7);
+  CHECK(in != NULL && mapped_read_only(shmfd_frame_data(in)));
+  /* A stream: two frames, then an empty last response. */
+  for (int i = 0; i < 2; ++i) {
+    shmfd_buffer* out = NULL;
+    MUST(shmfd_buffer_create(4096, &out));
+    memset(shmfd_buffer_data(out), 10 + i, 4096);
+    MUST(shmfd_server_respond(server, request, out, &layout, 0));
+  }
+  MUST(shmfd_server_respond(server, request, NULL, NULL, 1));
+  for (int i = 0; i < 3; ++i) {
+    shmfd_response* response = NULL;
+    MUST(shmfd_caller_next(caller, call, 5000, &response));
+    CHECK(response != NULL);
+    const shmfd_frame* f = shmfd_response_frame(response);
+    if (i < 2) {
+      CHECK(f != NULL && shmfd_frame_data(f)[0] == 10 + i && !shmfd_response_last(response));
+    } else {
+      CHECK(f == NULL && shmfd_response_last(response));
+    }
+    shmfd_response_free(response);
+  }
+  shmfd_request_free(request);
+  CHECK(shmfd_caller_next(caller, call, 0, &(shmfd_response*){NULL}) == SHMFD_E_INVALID_ARGUMENT);
+
+  /* The server answers with an error. */
+  MUST(shmfd_caller_start(caller, "c/blur", NULL, NULL, 5000, 0, &call));
+  MUST(shmfd_server_receive(server, 5000, &request));
+  CHECK(shmfd_request_frame(request) == NULL);
+  MUST(shmfd_server_respond_error(server, request, "no such kernel"));
+  shmfd_request_free(request);
+  shmfd_response* response = NULL;
+  CHECK(shmfd_caller_next(caller, call, 5000, &response) == SHMFD_E_CALL_FAILED);
+  CHECK(shmfd_last_call_error() == SHMFD_CALL_SERVER_ERROR);
+  CHECK(strstr(shmfd_last_error_message(), "no such kernel") != NULL);
+  CHECK(response == NULL);
+
+  /* A cancel reaches the server as a cancel event. */
+  MUST(shmfd_caller_start(caller, "c/blur", NULL, NULL, 5000, 0, &call));
+  MUST(shmfd_server_receive(server, 5000, &request));
+  const uint64_t id = shmfd_request_id(request);
+  MUST(shmfd_caller_cancel(caller, call));
+  shmfd_request* cancel = NULL;
+  MUST(shmfd_server_receive(server, 5000, &cancel));
+  CHECK(cancel != NULL && shmfd_request_cancel_reason(cancel) == 3 &&
+        shmfd_request_id(cancel) == id && shmfd_request_frame(cancel) == NULL);
+  CHECK(shmfd_server_respond(server, cancel, NULL, NULL, 1) == SHMFD_E_INVALID_ARGUMENT);
+  shmfd_request_free(cancel);
+  MUST(shmfd_server_respond(server, request, NULL, NULL, 1)); /* over: dropped, no error */
+
+  /* No server left. */
+  MUST(shmfd_server_withdraw(server, "c/blur"));
+  CHECK(shmfd_caller_call(caller, "c/blur", NULL, NULL, 0, SHMFD_CALL_WAIT, &response) ==
+        SHMFD_E_CALL_FAILED);
+  CHECK(shmfd_last_call_error() == SHMFD_CALL_NO_SERVER);
+  CHECK(shmfd_caller_call(caller, "c/blur", NULL, NULL, 0, 0x10, &response) ==
+        SHMFD_E_INVALID_ARGUMENT);
+  shmfd_server_close(server);
+  /* A request outlives its server's handle: its frame stays mapped until freed. */
+  CHECK(in != NULL);
+  shmfd_request_free(request);
+  shmfd_caller_close(caller);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s PATH/TO/shmfd-broker\n", argv[0]);
@@ -496,6 +584,7 @@ int main(int argc, char** argv) {
   test_sealed_frames_and_poll();
   test_frame_meta(SHMFD_NO_CHANNELS);
   test_frame_meta(0);
+  test_services();
   test_broker_loss();
   CHECK(count_fds() == fds);
   CHECK(count_memfd_maps() == maps);

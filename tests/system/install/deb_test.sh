@@ -13,7 +13,7 @@ installed=0
 fail() { echo "deb_test: $*" >&2; exit 1; }
 cleanup() {
   [[ -n $broker_pid ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.4 libshmfd0.3 libshmfd0.2 >/dev/null 2>&1
+  [[ $installed == 1 ]] && dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.5 libshmfd0.4 libshmfd0.3 libshmfd0.2 >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,7 +36,7 @@ lintian --fail-on error --tag-display-limit 0 "${packages[@]}" >"$lintian_log" 2
 grep -E '^[EWI]: ' "$lintian_log" | sed 's/^/deb_test: lintian: /' || true
 [[ -z ${lintian_failed:-} ]] || fail "lintian reports errors on the packages (above)"
 
-dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libshmfd0.4 (= 0.4.0" ||
+dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libshmfd0.5 (= 0.5.0" ||
   fail "shmfd does not depend on its library"
 dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libsystemd0" ||
   fail "shmfd's dependencies do not come from what it links (no libsystemd0)"
@@ -50,7 +50,7 @@ installed=1
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 for f in /usr/bin/shmfd-broker /usr/bin/shmfdctl /usr/bin/shmfd-pub /usr/bin/shmfd-sub \
          /usr/bin/shmfd-dds-bridge /usr/share/man/man1/shmfd-dds-bridge.1.gz \
-         "/usr/lib/$multiarch/libshmfd.so.0.4" "/usr/lib/$multiarch/libshmfd.so" \
+         "/usr/lib/$multiarch/libshmfd.so.0.5" "/usr/lib/$multiarch/libshmfd.so" \
          "/usr/lib/$multiarch/libshmfd-c.so.1" "/usr/lib/$multiarch/libshmfd-c.so" \
          "/usr/lib/$multiarch/pkgconfig/shmfd-c.pc" /usr/include/shmfd.h \
          "/usr/lib/$multiarch/cmake/shmfd/shmfdConfig.cmake" "/usr/lib/$multiarch/pkgconfig/shmfd.pc" \
@@ -66,13 +66,13 @@ getent group shmfd >/dev/null || fail "the package did not create the group shmf
 [[ $(readelf -d /usr/bin/shmfd-broker | grep -c 'RPATH\|RUNPATH') == 0 ]] ||
   fail "/usr/bin/shmfd-broker carries an RPATH"
 man -w shmfd-broker >/dev/null || fail "man shmfd-broker finds nothing"
-for p in libshmfd0.4 libshmfd-c1 libshmfd-dev shmfd python3-shmfd gstreamer1.0-shmfd; do
+for p in libshmfd0.5 libshmfd-c1 libshmfd-dev shmfd python3-shmfd gstreamer1.0-shmfd; do
   for f in copyright changelog.gz changelog.Debian.gz; do
     [[ -f /usr/share/doc/$p/$f ]] || fail "$p has no /usr/share/doc/$p/$f"
   done
 done
-zcat /usr/share/doc/shmfd/changelog.Debian.gz | head -1 | grep -q "^shmfd (0.4.0-1) " ||
-  fail "the Debian changelog's newest entry is not 0.4.0-1"
+zcat /usr/share/doc/shmfd/changelog.Debian.gz | head -1 | grep -q "^shmfd (0.5.0-1) " ||
+  fail "the Debian changelog's newest entry is not 0.5.0-1"
 [[ $(shmfd-dds-bridge --help) == *"Bridges shmfd topics to a DDS domain"* ]] ||
   fail "the installed shmfd-dds-bridge does not run"
 dpkg-deb -f "$debs"/shmfd_*.deb Depends | grep -q "libddsc0debian" ||
@@ -128,17 +128,17 @@ wait "$broker_pid" || fail "the installed broker did not stop cleanly"
 broker_pid=
 
 # Removal leaves the conffile until purge; purge leaves nothing.
-apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd "libshmfd0.4" >"$work/apt.log" 2>&1 ||
+apt-get remove -y -qq shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd "libshmfd0.5" >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "apt-get remove failed"; }
-[[ ! -e /usr/bin/shmfd-broker && ! -e /usr/lib/$multiarch/libshmfd.so.0.4 ]] ||
+[[ ! -e /usr/bin/shmfd-broker && ! -e /usr/lib/$multiarch/libshmfd.so.0.5 ]] ||
   fail "files left after remove"
 [[ -e /etc/shmfd/policy ]] || fail "remove took the conffile /etc/shmfd/policy (only purge may)"
 # (dpkg, not apt: apt forgets local packages once they are removed.)
-dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.4 >"$work/apt.log" 2>&1 ||
+dpkg --purge shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.5 >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "dpkg --purge failed"; }
 installed=0
 [[ ! -e /etc/shmfd/policy ]] || fail "purge left /etc/shmfd/policy"
-if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.4 2>/dev/null | grep -qv "not-installed"; then
+if dpkg-query -W -f='${Status}\n' shmfd libshmfd-dev libshmfd-c1 python3-shmfd gstreamer1.0-shmfd libshmfd0.5 2>/dev/null | grep -qv "not-installed"; then
   fail "packages still installed after purge"
 fi
 echo "deb_test: installed, ran, built against, removed and purged the 6 packages"

@@ -34,7 +34,7 @@ for program in "$prefix"/bin/*; do
     fail "$(basename "$program") is installed without a man page"
 done
 soname=$(objdump -p "$libdir/libshmfd.so" | awk '/SONAME/ {print $2}')
-[[ $soname == libshmfd.so.0.4 ]] || fail "SONAME is '$soname', not libshmfd.so.0.4"
+[[ $soname == libshmfd.so.0.5 ]] || fail "SONAME is '$soname', not libshmfd.so.0.5"
 
 pydir=$(find "$prefix" -name '_shmfd.cpython-*.so' -printf '%h\n' | head -1)
 [[ -n $pydir && -e $pydir/__init__.py && -e $pydir/__init__.pyi && -e $pydir/py.typed ]] ||
@@ -49,23 +49,23 @@ loaded=$(ldd "$prefix/bin/shmfd-broker" | awk '/libshmfd/ {print $3}')
   fail "shmfd-broker does not load $libdir/libshmfd.so: $(ldd "$prefix/bin/shmfd-broker")"
 "$prefix/bin/shmfdctl" --help >/dev/null
 
-# 1. CMake: find_package(shmfd 0.4 CONFIG REQUIRED), from a copy outside the source tree.
+# 1. CMake: find_package(shmfd 0.5 CONFIG REQUIRED), from a copy outside the source tree.
 cp -r "$here/app" "$work/src"
 cmake -S "$work/src" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
   >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "configuring with find_package failed"; }
 cmake --build "$work/cmake-build" >"$work/cmake-build.log" 2>&1 ||
   { cat "$work/cmake-build.log"; fail "building with find_package failed"; }
 ! grep -q "$build" "$work/cmake-build/build.ninja" || fail "the CMake build used the build tree"
-# A version the package does not serve (0.5: another ABI) is refused.
-cp -r "$here/app" "$work/src-0.5"
-sed -i 's/find_package(shmfd 0.4/find_package(shmfd 0.5/' "$work/src-0.5/CMakeLists.txt"
-if cmake -S "$work/src-0.5" -B "$work/cmake-0.5" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1; then
-  fail "find_package(shmfd 0.5) accepted version 0.4"
+# A version the package does not serve (0.6: another ABI) is refused.
+cp -r "$here/app" "$work/src-0.6"
+sed -i 's/find_package(shmfd 0.5/find_package(shmfd 0.6/' "$work/src-0.6/CMakeLists.txt"
+if cmake -S "$work/src-0.6" -B "$work/cmake-0.6" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null 2>&1; then
+  fail "find_package(shmfd 0.6) accepted version 0.5"
 fi
 
 # 2. pkg-config and plain g++.
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-[[ $(pkg-config --modversion shmfd) == 0.4.0 ]] || fail "pkg-config says $(pkg-config --modversion shmfd)"
+[[ $(pkg-config --modversion shmfd) == 0.5.0 ]] || fail "pkg-config says $(pkg-config --modversion shmfd)"
 # The C API with plain gcc, strictly C11.
 build_with_pkgconfig "$work/pc-" "$here/app/producer.cpp" "$here/app/consumer.cpp" \
   "$here/app/c_app.c"
