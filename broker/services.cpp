@@ -40,6 +40,14 @@ Services::Service* Services::find(const std::string& name) {
   return it == services_.end() ? nullptr : it->second.get();
 }
 
+Services::Server* Services::server_of(Service* s, const ClientState& client) {
+  if (s == nullptr) return nullptr;
+  for (auto& server : s->servers) {
+    if (server->client == &client) return server.get();
+  }
+  return nullptr;
+}
+
 Outcome Services::offer(ClientState& client, proto::Offer::Reader offer) {
   const std::string name = text_of(offer.getService());
   if (auto ok = check_topic_name(name); !ok)
@@ -50,12 +58,7 @@ Outcome Services::offer(ClientState& client, proto::Offer::Reader offer) {
   const std::uint32_t asked = offer.getMaxInFlight();
   const std::uint32_t granted = std::min(asked == 0 ? kDefaultServerInFlight : asked, cap);
   Service* s = find(name);
-  Server* mine = nullptr;
-  if (s != nullptr) {
-    for (auto& server : s->servers) {
-      if (server->client == &client) mine = server.get();
-    }
-  }
+  Server* mine = server_of(s, client);
   if (mine == nullptr) {
     std::size_t offers = 0;
     for (const auto& [_, service] : services_) {
@@ -97,12 +100,7 @@ Outcome Services::offer(ClientState& client, proto::Offer::Reader offer) {
 Outcome Services::withdraw(ClientState& client, proto::Withdraw::Reader withdraw) {
   const std::string name = text_of(withdraw.getService());
   Service* s = find(name);
-  Server* mine = nullptr;
-  if (s != nullptr) {
-    for (auto& server : s->servers) {
-      if (server->client == &client) mine = server.get();
-    }
-  }
+  Server* mine = server_of(s, client);
   if (mine == nullptr) {
     return refuse(Code::UNKNOWN_TOPIC,
                   "withdraw of service '" + printable(name) + "', which this client does not offer",

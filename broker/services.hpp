@@ -105,6 +105,8 @@ class Services {
   };
 
   Service* find(const std::string& name);
+  // `client`'s offer of `s` (null: none, or no such service).
+  static Server* server_of(Service* s, const ClientState& client);
   // Routes `call` (not yet at a server): true when a server took it.
   bool dispatch(Call& call);
   Server* pick(Service& service);

@@ -35,6 +35,15 @@ Status needs_services(const BrokerLink& link) {
                                   "; services need version 6 (shmfd 0.5 or later)"));
 }
 
+// A caller's or server's connection: no channels (calls go through the broker), and a broker
+// that speaks services.
+Result<BrokerLink> open_service_link(const std::string& socket_path, std::string_view name) {
+  auto link = BrokerLink::open(socket_path, name, Channels::off, false);
+  if (!link) return fail(std::move(link.error()));
+  if (auto ok = needs_services(*link); !ok) return fail(std::move(ok.error()));
+  return link;
+}
+
 // A frame of a Request or Response, mapped read-only and checked again here.
 Result<Frame> received_frame(const std::string& service, proto::Frame::Reader frame,
                              proto::Guarantee guarantee, std::vector<UniqueFd>& fds) {
@@ -250,9 +259,8 @@ Caller& Caller::operator=(Caller&& other) noexcept = default;
 Caller::~Caller() = default;
 
 Result<Caller> Caller::connect(const std::string& socket_path, std::string_view client_name) {
-  auto link = detail::BrokerLink::open(socket_path, client_name, Channels::off, false);
+  auto link = detail::open_service_link(socket_path, client_name);
   if (!link) return fail(std::move(link.error()));
-  if (auto ok = detail::needs_services(*link); !ok) return fail(std::move(ok.error()));
   return Caller(std::make_unique<detail::CallerState>(std::move(*link)));
 }
 
@@ -501,9 +509,8 @@ Server& Server::operator=(Server&& other) noexcept = default;
 Server::~Server() = default;
 
 Result<Server> Server::connect(const std::string& socket_path, std::string_view client_name) {
-  auto link = detail::BrokerLink::open(socket_path, client_name, Channels::off, false);
+  auto link = detail::open_service_link(socket_path, client_name);
   if (!link) return fail(std::move(link.error()));
-  if (auto ok = detail::needs_services(*link); !ok) return fail(std::move(ok.error()));
   return Server(std::make_unique<detail::ServerState>(std::move(*link)));
 }
 
