@@ -45,6 +45,9 @@ from ._shmfd import (  # noqa: F401  (the public API)
     FLAG_MARKER,
     PROTOCOL_VERSION,
     BrokerRefusedError,
+    CallFailedError,
+    Caller,
+    Cancel,
     Consumer,
     DisconnectedError,
     EndOfStream,
@@ -59,6 +62,9 @@ from ._shmfd import (  # noqa: F401  (the public API)
     Producer,
     ProtocolError,
     Reconnected,
+    Request,
+    Response,
+    Server,
     Slot,
     TransportError,
     VerificationError,
@@ -73,6 +79,9 @@ __all__ = [
     "FLAG_MARKER",
     "PROTOCOL_VERSION",
     "BrokerRefusedError",
+    "CallFailedError",
+    "Caller",
+    "Cancel",
     "Consumer",
     "DisconnectedError",
     "EndOfStream",
@@ -87,6 +96,9 @@ __all__ = [
     "Producer",
     "ProtocolError",
     "Reconnected",
+    "Request",
+    "Response",
+    "Server",
     "Slot",
     "TransportError",
     "VerificationError",
@@ -129,3 +141,43 @@ def _aiter(self):
 
 
 Consumer.__aiter__ = _aiter
+
+
+# Services (protocol 6): blocking calls run in the loop's default executor, so a coroutine
+# waits without blocking the loop; several may be in flight at once on one Caller.
+
+
+async def _call_async(self, service, data=None, layout=None, *, deadline=None, wait=False):
+    """Calls `service` as call() does, awaiting its response without blocking the loop."""
+    loop = _asyncio.get_running_loop()
+    call = await loop.run_in_executor(
+        None, lambda: self.start(service, data, layout, deadline=deadline, wait=wait)
+    )
+    try:
+        while True:
+            response = await loop.run_in_executor(None, self.next, call, _THREAD_WAIT_SECONDS)
+            if response is not None:
+                break
+    except _asyncio.CancelledError:
+        self.cancel(call)  # the server is told; what was on its way is dropped
+        raise
+    if not response.last:
+        self.cancel(call)  # a stream: its first response only
+    return response
+
+
+async def _server_events(server):
+    loop = _asyncio.get_running_loop()
+    while True:
+        event = await loop.run_in_executor(None, server.receive, _THREAD_WAIT_SECONDS)
+        if event is not None:
+            yield event
+
+
+def _server_aiter(self):
+    """Requests and cancels as an async iterator: ``async for event in server``."""
+    return _server_events(self)
+
+
+Caller.call_async = _call_async
+Server.__aiter__ = _server_aiter

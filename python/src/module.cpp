@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "bindings.hpp"
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
 
@@ -32,7 +34,7 @@ namespace {
 // shmfd.Error and its subclasses, made at import (see PYBIND11_MODULE).
 struct Exceptions {
   py::object base, os, disconnected, broker_refused, layout, verification, no_free_slot,
-      invalid_argument, limit_exceeded, protocol, transport;
+      invalid_argument, limit_exceeded, protocol, transport, call_failed;
 };
 Exceptions* exceptions = nullptr;
 
@@ -40,8 +42,12 @@ Exceptions* exceptions = nullptr;
 py::object exception_for(const shmfd::Error& e) {
   const std::error_code& code = e.code();
   py::object cls = exceptions->base;
-  py::object name = py::none(), err = py::none(), broker = py::none();
-  if (code.category() == shmfd::broker_category()) {
+  py::object name = py::none(), err = py::none(), broker = py::none(), call = py::none();
+  if (code.category() == shmfd::call_category()) {
+    cls = exceptions->call_failed;
+    name = py::str("call_failed");
+    call = py::str(std::string(shmfd::name(static_cast<shmfd::CallErrc>(code.value()))));
+  } else if (code.category() == shmfd::broker_category()) {
     cls = exceptions->broker_refused;
     name = py::str("broker_refused");
     broker = py::str(std::string(shmfd::name(static_cast<shmfd::BrokerErrc>(code.value()))));
@@ -79,6 +85,7 @@ py::object exception_for(const shmfd::Error& e) {
   py::object instance = err.is_none() ? cls(e.message()) : cls(err, e.message());
   instance.attr("code") = name;
   instance.attr("broker_error") = broker;
+  instance.attr("call_error") = call;
   if (err.is_none()) instance.attr("errno") = py::none();
   return instance;
 }
@@ -356,6 +363,25 @@ struct PyFrame {
   ~PyFrame() { release(); }
 };
 
+py::object make_frame(shmfd::Frame&& f) {
+  auto frame = std::make_unique<PyFrame>();
+  frame->topic = f.topic();
+  frame->sequence = f.sequence();
+  frame->timestamp_ns = f.timestamp_ns();
+  frame->dropped = f.dropped();
+  frame->layout = f.layout();
+  frame->data = f.bytes().data();
+  frame->size = f.bytes().size();
+  frame->in_pool = f.in_pool();
+  frame->meta = f.meta();
+  frame->header =
+      py::bytes(reinterpret_cast<const char*>(f.meta().header.data()), f.meta().header.size());
+  frame->meta.header = {};
+  frame->pages = f.keep_mapped();
+  frame->frame.emplace(std::move(f));
+  return py::cast(std::move(frame));
+}
+
 struct EndOfStream {
   std::string topic, reason;
   std::uint64_t dropped = 0;
@@ -368,24 +394,7 @@ struct PyConsumer {
   std::shared_ptr<ConsumerCore> core;
 
   py::object to_python(shmfd::Event event) {
-    if (auto* f = std::get_if<shmfd::Frame>(&event)) {
-      auto frame = std::make_unique<PyFrame>();
-      frame->topic = f->topic();
-      frame->sequence = f->sequence();
-      frame->timestamp_ns = f->timestamp_ns();
-      frame->dropped = f->dropped();
-      frame->layout = f->layout();
-      frame->data = f->bytes().data();
-      frame->size = f->bytes().size();
-      frame->in_pool = f->in_pool();
-      frame->meta = f->meta();
-      frame->header = py::bytes(reinterpret_cast<const char*>(f->meta().header.data()),
-                                f->meta().header.size());
-      frame->meta.header = {};
-      frame->pages = f->keep_mapped();
-      frame->frame.emplace(std::move(*f));
-      return py::cast(std::move(frame));
-    }
+    if (auto* f = std::get_if<shmfd::Frame>(&event)) return make_frame(std::move(*f));
     if (auto* e = std::get_if<shmfd::EndOfStream>(&event)) {
       return py::cast(EndOfStream{e->topic, e->reason, e->dropped});
     }
@@ -481,6 +490,17 @@ struct PySlot {
   }
 };
 
+// `data`'s bytes in `view`, released when the result goes; a ValueError naming `what` for data
+// that is not C-contiguous.
+using HeldView = std::unique_ptr<Py_buffer, void (*)(Py_buffer*)>;
+HeldView contiguous_view(const py::buffer& data, Py_buffer& view, const char* what) {
+  if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) {
+    PyErr_Clear();
+    value_error(std::string(what) + ": the data must be C-contiguous (numpy.ascontiguousarray)");
+  }
+  return HeldView(&view, PyBuffer_Release);
+}
+
 struct PyProducer {
   std::shared_ptr<ProducerCore> core;
 
@@ -525,11 +545,7 @@ struct PyProducer {
                               std::optional<PyLayout> layout, std::uint64_t timestamp_ns,
                               const PyMeta& meta) {
     Py_buffer view;
-    if (PyObject_GetBuffer(data.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) {
-      PyErr_Clear();
-      value_error("publish_bytes: the data must be C-contiguous (numpy.ascontiguousarray)");
-    }
-    const std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> held(&view, PyBuffer_Release);
+    const HeldView held = contiguous_view(data, view, "publish_bytes");
     const auto bytes = static_cast<std::size_t>(view.len);
     const shmfd::Layout l = layout ? layout->layout : shmfd::Layout(shmfd::blob_layout(bytes));
     auto sequence = [&]() -> shmfd::Result<std::uint64_t> {
@@ -545,6 +561,33 @@ struct PyProducer {
 };
 
 }  // namespace
+
+namespace shmfd_py {
+
+void raise_error(const shmfd::Error& e) {
+  raise(e);
+}
+
+py::object frame_object(shmfd::Frame frame) {
+  return make_frame(std::move(frame));
+}
+
+shmfd::Layout layout_of(const py::object& layout, std::size_t bytes) {
+  if (layout.is_none()) return shmfd::blob_layout(bytes);
+  return layout.cast<PyLayout>().layout;
+}
+
+shmfd::WritableBuffer buffer_of(const py::buffer& data, const char* what) {
+  Py_buffer view;
+  const HeldView held = contiguous_view(data, view, what);
+  const auto bytes = static_cast<std::size_t>(view.len);
+  auto buffer = shmfd::WritableBuffer::create(std::string("shmfd-py:") + what, bytes);
+  if (!buffer) raise(buffer.error());
+  std::memcpy(buffer->bytes().data(), view.buf, bytes);
+  return std::move(*buffer);
+}
+
+}  // namespace shmfd_py
 
 PYBIND11_MODULE(_shmfd, m) {
   m.doc() =
@@ -591,6 +634,9 @@ PYBIND11_MODULE(_shmfd, m) {
                            "layouts on a topic, ...).");
   ex.protocol = make("ProtocolError", ex.base, "The broker sent what the protocol does not allow.");
   ex.transport = make("TransportError", ex.base, "A message or its fds did not arrive whole.");
+  ex.call_failed = make("CallFailedError", ex.base,
+                        "A call to a service failed: .call_error says why ('no-server', 'busy', "
+                        "'deadline', 'server-gone': call again, 'server-error', 'cancelled').");
   exceptions = &ex;
 
   m.def("default_socket_path", &shmfd::default_socket_path,
@@ -1048,4 +1094,6 @@ PYBIND11_MODULE(_shmfd, m) {
             return out;
           },
           "Refusals the broker sent for earlier frames, as exception objects (not raised).");
+
+  shmfd_py::bind_services(m);
 }

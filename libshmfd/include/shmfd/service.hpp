@@ -111,6 +111,7 @@ class Caller {
   /// several calls in flight at once (the broker bounds them: --max-calls-in-flight).
   Result<CallId> start(std::string_view service, WritableBuffer buffer, const Layout& layout,
                        const CallOptions& options = {}, const FrameMeta& meta = {});
+  /// A call with no frame, started without waiting.
   Result<CallId> start(std::string_view service, const CallOptions& options = {});
   /// The next response of call `id` (blocking): a failure of the call is its error. After the
   /// last response (or the error), the call is over and `id` unknown (Errc::invalid_argument).
