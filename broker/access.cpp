@@ -20,8 +20,9 @@ Outcome check_access(const Policy* policy, const ClientState& who, Right right,
                      const std::string& topic) {
   if (is_operator(who.credentials.uid)) return {};
   if (policy != nullptr && policy->allows(who.identity, right, topic)) return {};
-  const std::string what = right == Right::introspect
-                               ? "introspect the broker"
+  const std::string what = right == Right::introspect ? "introspect the broker"
+                           : right == Right::serve || right == Right::call
+                               ? std::string(to_string(right)) + " service '" + topic + "'"
                                : std::string(to_string(right)) + " on '" + topic + "'";
   return refuse(
       proto::ErrorCode::PERMISSION_DENIED,

@@ -6,12 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <variant>
 
 #include <gtest/gtest.h>
 
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/service.hpp"
 #include "support/broker_harness.hpp"
 
 namespace shmfd {
@@ -142,6 +145,48 @@ TEST(PolicyBrokerTest, ThePolicyDecidesWhoPublishesAndSubscribesWhere) {
     return 0;
   });
   EXPECT_EQ(status, 0) << "step " << status << " failed";
+}
+
+TEST(PolicyBrokerTest, ThePolicyDecidesWhoServesAndCallsWhichService) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client as another uid";
+  testing::TempDir dir;
+  const std::string policy = dir.path() + "/policy";
+  std::ofstream(policy) << "serve blur uid:65534\ncall blur uid:65534\nserve secret uid:0\n";
+  testing::SubprocessBroker broker({"--socket-mode", "0666", "--policy", policy});
+  ASSERT_TRUE(broker.listening()) << broker.output();
+  broker.open_directory();
+  auto root_server = Server::connect(broker.path(), "root-worker");
+  ASSERT_TRUE(root_server);
+  ASSERT_TRUE(root_server->offer("secret"));
+  const int status = as_nobody([&] {
+    auto server = Server::connect(broker.path(), "worker");
+    if (!server) return 1;
+    if (!server->offer("blur")) return 2;  // granted
+    auto other = server->offer("secret");
+    if (other || !other.error().is(BrokerErrc::permission_denied) ||
+        other.error().message().find("may not serve service 'secret'") == std::string::npos) {
+      return 3;
+    }
+    auto caller = Caller::connect(broker.path(), "app");
+    if (!caller) return 4;
+    auto id = caller->start("blur");  // granted
+    if (!id) return 5;
+    auto event = server->receive_for(std::chrono::seconds(5));
+    if (!event || !*event || !std::holds_alternative<Request>(**event)) return 6;
+    if (!server->respond(std::get<Request>(**event))) return 7;
+    if (!caller->next(*id)) return 8;
+    // A service that has a server, but that this uid may not call.
+    auto denied_call = caller->call("secret");
+    if (denied_call || !denied_call.error().is(BrokerErrc::permission_denied) ||
+        denied_call.error().message().find("may not call service 'secret'") == std::string::npos) {
+      return 9;
+    }
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "step " << status << " failed";
+  auto nothing = root_server->receive_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(nothing);
+  EXPECT_FALSE(*nothing) << "a call the policy denies reached the server";
 }
 
 // At --max-clients, anyone else is refused, but the operator (root, or the broker's uid)
