@@ -438,6 +438,8 @@ Outcome Services::cancel_call(ClientState& client, proto::CancelCall::Reader can
 
 void Services::remove_server(Server* server, const std::string& why) {
   Service& s = *server->service;
+  // Ending its calls frees room that waiting calls would take: not at a server that is going.
+  server->max_in_flight = 0;
   std::vector<std::uint64_t> at_it;
   for (const auto& [id, c] : calls_) {
     if (c.server == server) at_it.push_back(id);
@@ -458,17 +460,20 @@ void Services::remove_server(Server* server, const std::string& why) {
 }
 
 void Services::leave(ClientState& client) {
+  // Its offers first take no call: ending its own calls below frees room at servers.
+  std::vector<Server*> offers;
+  for (const auto& [_, s] : services_) {
+    for (const auto& server : s->servers) {
+      if (server->client != &client) continue;
+      server->max_in_flight = 0;
+      offers.push_back(server.get());
+    }
+  }
   std::vector<std::uint64_t> mine;
   for (const auto& [id, c] : calls_) {
     if (c.caller == &client) mine.push_back(id);
   }
   for (std::uint64_t id : mine) end(id, CallError::CANCELLED, {}, CancelReason::CALLER_GONE);
-  std::vector<Server*> offers;
-  for (const auto& [_, s] : services_) {
-    for (const auto& server : s->servers) {
-      if (server->client == &client) offers.push_back(server.get());
-    }
-  }
   for (Server* server : offers) {
     remove_server(server, "the server, " + client.describe() + ", left");
   }
