@@ -215,11 +215,12 @@ Outcome Services::call(ClientState& client, proto::Call::Reader call, std::vecto
                   "no client offers service '" + name + "'");
     return {};
   }
-  std::uint32_t& mine = caller_in_flight_[client.id];
-  if (mine >= options_.limits.max_calls_in_flight) {
+  const auto counted = caller_in_flight_.find(client.id);
+  const std::uint32_t before = counted == caller_in_flight_.end() ? 0 : counted->second;
+  if (before >= options_.limits.max_calls_in_flight) {
     ++s->failed;
     post_response(client, caller_call, true, nullptr, CallError::BUSY,
-                  "this caller has " + n(mine) +
+                  "this caller has " + n(before) +
                       " calls in flight, the broker's limit "
                       "(--max-calls-in-flight)");
     return {};
@@ -247,7 +248,7 @@ Outcome Services::call(ClientState& client, proto::Call::Reader call, std::vecto
     }
     s->waiting.push_back(placed.id);
   }
-  ++mine;
+  ++caller_in_flight_[client.id];
   by_caller_.emplace(std::make_pair(client.id, caller_call), placed.id);
   deadlines_.emplace(placed.deadline, placed.id);
   return {};
@@ -478,6 +479,7 @@ void Services::leave(ClientState& client) {
     remove_server(server, "the server, " + client.describe() + ", left");
   }
   ended_.erase(client.id);
+  caller_in_flight_.erase(client.id);
   held_.erase(client.id);
   std::erase_if(held_, [&](const auto& h) { return h.second == &client; });
 }

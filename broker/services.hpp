@@ -70,6 +70,11 @@ class Services {
     std::vector<std::uint64_t> latency_us;  // of the last calls answered, oldest first
   };
   std::vector<ServiceView> view() const;
+  // Nothing kept: no service, no call, nothing remembered of any client (once all have left).
+  bool empty() const {
+    return services_.empty() && calls_.empty() && by_caller_.empty() && caller_in_flight_.empty() &&
+           deadlines_.empty() && ended_.empty() && held_.empty();
+  }
   // Responses to calls that had ended (crossing a Cancel: legal, dropped) and to calls never
   // sent to their server (refused, a strike).
   std::uint64_t late_responses() const { return late_responses_; }

@@ -260,7 +260,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   h.broker->closer()->wait_idle();  // dropped frames are closed on the closer's thread
   if (h.broker->stats().clients != 0) violated("the broker still has the client after it left");
   if (h.broker->stats().topics != 0) violated("the broker kept a topic nobody uses");
-  if (!h.broker->services().view().empty()) violated("the broker kept a service nobody offers");
+  if (!h.broker->services().empty()) violated("the broker kept a service or a call of no client");
   if (open_fds() != baseline_fds) {
     violated("fd count " + std::to_string(open_fds()) + ", was " + std::to_string(baseline_fds) +
              "; open now:\n" + list_fds());

@@ -60,7 +60,15 @@ Server serving(const std::string& socket, const std::string& name, std::uint32_t
   return std::move(*server);
 }
 
-class ServicesTest : public testing::BrokerFixture {};
+// After each test, whose clients are gone by then, the broker keeps nothing of its services.
+class ServicesTest : public testing::BrokerFixture {
+ protected:
+  void TearDown() override {
+    EXPECT_TRUE(broker().wait_until([](broker::Broker& b) { return b.services().empty(); }))
+        << "the broker kept a service or a call after every client left";
+    BrokerFixture::TearDown();
+  }
+};
 
 TEST_F(ServicesTest, ARequestAndItsResponseAreVerifiedFramesMappedReadOnly) {
   Server server = serving(socket(), "worker");
