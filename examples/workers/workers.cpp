@@ -55,7 +55,7 @@ std::byte pixel(std::uint64_t image, std::size_t i) {
     auto out = shmfd::WritableBuffer::create("inverted", in.size());
     if (!out) std::_Exit(2);
     for (std::size_t i = 0; i < in.size(); ++i) out->bytes()[i] = ~in[i];
-    std::this_thread::sleep_for(20ms);  // a real filter takes a while: calls overlap
+    std::this_thread::sleep_for(100ms);  // a real filter takes a while: calls overlap
     (void)server->respond(*request, std::move(*out), request->frame->layout());
   }
 }
@@ -139,10 +139,18 @@ int main(int argc, char** argv) {
   while (n < static_cast<std::uint64_t>(calls)) {
     // One call per worker at once: each worker has one in flight (the broker routes to the
     // least busy), so killing one kills it mid-call.
+    // The batch's images first, so that its calls start back to back: a worker then holds its
+    // call (100 ms) for far longer than the kill below takes to come.
+    std::vector<shmfd::WritableBuffer> images;
+    for (std::uint64_t i = n;
+         i < n + static_cast<std::uint64_t>(workers) && i < static_cast<std::uint64_t>(calls);
+         ++i) {
+      images.push_back(image(i));
+    }
     forget_news();  // of the requests answered already
     std::vector<std::pair<std::uint64_t, shmfd::CallId>> batch;
-    for (int w = 0; w < workers && n < static_cast<std::uint64_t>(calls); ++w, ++n) {
-      auto id = caller->start("invert", image(n), layout, options);
+    for (std::size_t k = 0; k < images.size(); ++k, ++n) {
+      auto id = caller->start("invert", std::move(images[k]), layout, options);
       if (!id) {
         std::fprintf(stderr, "call %llu: %s\n", static_cast<unsigned long long>(n),
                      id.error().message().c_str());
