@@ -543,8 +543,8 @@ typedef struct shmfd_response shmfd_response;
 /** Connects to the broker (socket_path NULL: the default) as a caller; flags is
  * SHMFD_RECONNECT or 0. A broker older than protocol 6 is SHMFD_E_BROKER_REFUSED
  * (SHMFD_BROKER_PROTOCOL_VERSION). */
-shmfd_status shmfd_caller_connect(const char* socket_path, const char* client_name,
-                                  uint32_t flags, shmfd_caller** out);
+shmfd_status shmfd_caller_connect(const char* socket_path, const char* client_name, uint32_t flags,
+                                  shmfd_caller** out);
 /** Disconnects: the servers of its calls in flight get a cancel. Responses not freed yet stay
  * valid. NULL is ignored. */
 void shmfd_caller_close(shmfd_caller* caller);
@@ -581,8 +581,8 @@ typedef struct shmfd_request shmfd_request;
 
 /** Connects to the broker as a server; flags is SHMFD_RECONNECT (services are offered again
  * after a broker restart) or 0. */
-shmfd_status shmfd_server_connect(const char* socket_path, const char* client_name,
-                                  uint32_t flags, shmfd_server** out);
+shmfd_status shmfd_server_connect(const char* socket_path, const char* client_name, uint32_t flags,
+                                  shmfd_server** out);
 /** Disconnects: the callers of its calls in flight get SHMFD_CALL_SERVER_GONE. NULL is
  * ignored. */
 void shmfd_server_close(shmfd_server* server);
