@@ -3,6 +3,12 @@
 find_package(Threads REQUIRED)
 find_package(CapnProto 0.9 REQUIRED CONFIG)
 find_package(tl-expected 1.0 REQUIRED CONFIG)
+# libseccomp (Debian libseccomp-dev): restrict_syscalls() (shmfd/sandbox.hpp) builds its BPF
+# filter with it rather than by hand, since it knows every architecture's system call numbers
+# and emits the architecture check a hand-written filter gets wrong. libseccomp2 is on every
+# Debian system already (apt and systemd need it).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 
 # Debian's libasio-dev ships standalone Asio 1.22 as headers only, without a CMake package.
 find_path(ASIO_INCLUDE_DIR asio.hpp REQUIRED)

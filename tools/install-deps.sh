@@ -14,7 +14,7 @@ packages=(
   libbenchmark-dev       # Google Benchmark
   nlohmann-json3-dev     # JSON for shmfdctl --json and its tests
   libpng-dev             # PNG snapshots in the camera example
-  libseccomp-dev         # the sandboxed worker example locks itself down with seccomp-bpf
+  libseccomp-dev         # shmfd::restrict_syscalls() builds its seccomp-bpf filter with it
   libsystemd-dev         # the broker: socket activation and sd_notify readiness
   systemd                # tests: systemd-socket-activate, systemd-analyze verify
   python3                # tests: a stand-in for systemd's notify socket

@@ -4,10 +4,12 @@
 //   S2  3840x2160 RGBA frames per second, from a mempool sized for the frames, the consumer
 //       touching one byte per page or reading every byte (and a producer writing every byte);
 //   S3  fan-out of 4K frames to 1-16 subscribers, paced: time until all have the frame;
-//   S4  1 KiB frames per second, no ping-pong.
+//   S4  1 KiB frames per second, no ping-pong;
+//   S8  a request and its response, one at a time (Client and Server with WaitSets): 64 B and
+//       a 3840x2160 RGBA frame each way.
 // It starts its own iox-roudi with a mempool configuration for these sizes, and stops it.
 //
-//   shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4]
+//   shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4|S8]
 #include <filesystem>
 #include <thread>
 
@@ -15,7 +17,9 @@
 
 #include "common.hpp"
 #include "iceoryx_hoofs/log/logmanager.hpp"
+#include "iceoryx_posh/popo/untyped_client.hpp"
 #include "iceoryx_posh/popo/untyped_publisher.hpp"
+#include "iceoryx_posh/popo/untyped_server.hpp"
 #include "iceoryx_posh/popo/untyped_subscriber.hpp"
 #include "iceoryx_posh/popo/wait_set.hpp"
 #include "iceoryx_posh/runtime/posh_runtime.hpp"
@@ -268,11 +272,90 @@ std::vector<double> fan_out(std::uint32_t consumers, std::uint64_t frames, std::
   return bench::slowest_per_frame(latency, consumers, frames, warmup);
 }
 
+// S8: `iterations` requests of `bytes`, one at a time, each answered with a response of the same
+// size: the client writes a 64-byte header in the request it loaned, the server reads it and
+// writes it into the response it loaned, the client reads that. Both wait on a WaitSet (the
+// client as iceoryx's request_response example does; the server so too, which saves the
+// Listener's thread hop). µs per round trip.
+std::vector<double> request_response(std::uint64_t iterations, std::uint32_t bytes, int client_cpu,
+                                     int server_cpu) {
+  SharedSamples samples(iterations);
+  Signal server_ready;
+  const pid_t server = bench::spawn(
+      [&] {
+        init_runtime("bench-server");
+        iox::popo::UntypedServer srv(service("echo"));
+        iox::popo::WaitSet<> ws;
+        if (ws.attachState(srv, iox::popo::ServerState::HAS_REQUEST).has_error()) return 1;
+        server_ready.post();
+        for (std::uint64_t i = 0; i < iterations + kWarmup;) {
+          auto request = srv.take();
+          if (request.has_error()) {
+            (void)ws.wait();
+            continue;
+          }
+          const auto* header = iox::popo::RequestHeader::fromPayload(request.value());
+          void* response = nullptr;
+          while (response == nullptr) {
+            auto loaned = srv.loan(header, bytes, alignof(std::uint64_t));
+            if (!loaned.has_error()) response = loaned.value();
+          }
+          std::memcpy(response, request.value(), 64);
+          srv.releaseRequest(request.value());
+          if (srv.send(response).has_error()) return 2;
+          ++i;
+        }
+        return 0;
+      },
+      server_cpu);
+  const pid_t client = bench::spawn(
+      [&] {
+        init_runtime("bench-client");
+        iox::popo::UntypedClient cli(service("echo"));
+        iox::popo::WaitSet<> ws;
+        if (ws.attachState(cli, iox::popo::ClientState::HAS_RESPONSE).has_error()) return 1;
+        server_ready.wait();
+        for (int i = 0; i < 10000 && cli.getConnectionState() != iox::ConnectionState::CONNECTED;
+             ++i)
+          ::usleep(1000);
+        if (cli.getConnectionState() != iox::ConnectionState::CONNECTED) return 3;
+        for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
+          const std::uint64_t t0 = now_ns();
+          void* request = nullptr;
+          while (request == nullptr) {
+            auto loaned = cli.loan(bytes, alignof(std::uint64_t));
+            if (!loaned.has_error()) request = loaned.value();
+          }
+          std::memset(request, 0, 64);
+          std::memcpy(request, &i, sizeof i);
+          if (cli.send(request).has_error()) return 4;
+          for (;;) {
+            auto response = cli.take();
+            if (response.has_error()) {
+              (void)ws.wait();
+              continue;
+            }
+            std::uint64_t echoed = 0;
+            std::memcpy(&echoed, response.value(), sizeof echoed);
+            cli.releaseResponse(response.value());
+            if (echoed != i) return 5;
+            break;
+          }
+          if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 1000.0);
+        }
+        return 0;
+      },
+      client_cpu);
+  if (!bench::wait_ok(client)) die("iceoryx client failed");
+  bench::wait_ok(server);
+  return samples.values();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const auto o = bench::parse_options(
-      argc, argv, "shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4]");
+      argc, argv, "shmfd-bench-iceoryx [--json FILE] [--quick] [--only S1|S2|S3|S4|S8]");
   Results results;
   std::fprintf(stderr, "shmfd-bench-iceoryx: iceoryx 2.0.3\n");
   {
@@ -327,6 +410,22 @@ int main(int argc, char** argv) {
                     calls4.size());
       } else {
         results.skip("S4", "iceoryx system calls per frame", *counter.unavailable());
+      }
+    }
+    if (o.runs("S8")) {
+      for (const auto& [size, bytes, n] :
+           {std::tuple{"64 B each way", std::uint32_t{64}, o.n(5000)},
+            std::tuple{"4K RGBA each way", static_cast<std::uint32_t>(bench::k4KBytes),
+                       o.n(1000)}}) {
+        for (const auto& [where, client_cpu, server_cpu] :
+             {std::tuple{"unpinned", -1, -1}, std::tuple{"pinned to one CPU", 0, 0},
+              std::tuple{"caller and server on two CPUs", 0, 1}}) {
+          const std::string variant = std::string(size) + ", " + where;
+          if (!o.runs_variant(variant)) continue;
+          const auto v = request_response(n, bytes, client_cpu, server_cpu);
+          results.add("S8", variant, "iceoryx 2.0.3 Client/Server, WaitSet", "round trip", "us",
+                      bench::median(v), bench::percentile(v, 0.99), "us", v.size());
+        }
       }
     }
   }

@@ -99,6 +99,9 @@ const std::map<std::string, std::string> kTitles{
     {"S7",
      "S7: GStreamer pipelines, videotestsrc ! shmfdsink → shmfdsrc ! fakesink against "
      "videotestsrc ! shmsink → shmsrc ! fakesink (RGBA, at saturation)"},
+    {"S8",
+     "S8: request/response round trip, one call at a time (each side writes a 64-byte header of "
+     "its frame and reads the other's)"},
 };
 
 struct Target {
@@ -141,6 +144,18 @@ std::vector<Target> evaluate() {
                        fmt(pool->median, 1) + " vs " + fmt(gst->median, 1) + " fps: " + ratio(r),
                        r >= 2.0});
       }
+    }
+  }
+  // Services: a call's round trip through the broker against iceoryx's Client/Server.
+  for (const char* variant : {"64 B each way, unpinned", "64 B each way, pinned to one CPU",
+                              "64 B each way, caller and server on two CPUs"}) {
+    auto call = find_row("S8", variant, "shmfd call via broker");
+    auto iox = find_row("S8", variant, "iceoryx");
+    if (call && iox) {
+      const double r = call->median / iox->median;
+      out.push_back({std::string("S8 64 B call round trip ≤ 1.0× iceoryx (") + variant + ")",
+                     fmt(call->median) + " µs vs " + fmt(iox->median) + " µs: " + ratio(r),
+                     r <= 1.0});
     }
   }
   // Channels (issue: frames on shared rings): the pool path once the broker has set a channel

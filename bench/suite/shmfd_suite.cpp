@@ -11,11 +11,12 @@
 //       the baseline.
 //   S5  memory: the broker's RSS idle and with 100 clients on 10 topics; total PSS of producer
 //       + 4 consumers for the pool path and for the socket-copy path.
+//   S8  a call's round trip through the broker (services): 64 B and a 4K RGBA frame each way.
 //   S1, S4 also run over a channel (shmfd/wire/channel.hpp, channel_rows.cpp): the pool path once
 //       the broker has set it up, with no broker on it.
 // The peers (iceoryx, ZeroMQ, GStreamer) are separate programs, built when installed.
 //
-//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5|S6] [--variant TEXT]
+//   shmfd-bench-suite [--json FILE] [--quick] [--only S1|S2|S3|S4|S5|S6|S8] [--variant TEXT]
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -24,7 +25,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <tuple>
 
+#include "call_rows.hpp"
 #include "channel_rows.hpp"
 #include "common.hpp"
 #include "must.hpp"
@@ -824,6 +827,27 @@ void s5(Results& results, const bench::Options& o) {
 
 }  // namespace
 
+// S8: a call and its response, one at a time, through the broker (services): 64 B each way and
+// a 4K RGBA frame each way, each a new sealed memfd; the µs per round trip.
+void s8(Results& results, const bench::Options& o) {
+  struct Placement {
+    const char* where;
+    int caller_cpu, server_cpu;
+  };
+  for (const auto& [size, bytes, n] :
+       {std::tuple{"64 B each way", std::size_t{64}, o.n(5000)},
+        std::tuple{"4K RGBA each way", bench::k4KBytes, o.n(1000)}}) {
+    for (const Placement& p : {Placement{"unpinned", -1, -1}, Placement{"pinned to one CPU", 0, 0},
+                               Placement{"caller and server on two CPUs", 0, 1}}) {
+      const std::string variant = std::string(size) + ", " + p.where;
+      if (!o.runs_variant(variant)) continue;
+      const auto v = bench::call_round_trip(n, bytes, p.caller_cpu, p.server_cpu);
+      results.add("S8", variant, "shmfd call via broker (a sealed memfd each way)", "round trip",
+                  "us", bench::median(v), bench::percentile(v, 0.99), "us", v.size());
+    }
+  }
+}
+
 int main(int argc, char** argv) {
   const auto o = bench::parse_options(
       argc, argv, "shmfd-bench-suite [--json FILE] [--quick] [--only S1..S6] [--variant TEXT]");
@@ -837,6 +861,7 @@ int main(int argc, char** argv) {
   if (o.runs("S4")) s4(results, o);
   if (o.runs("S5")) s5(results, o);
   if (o.runs("S6")) s6(results, o);
+  if (o.runs("S8")) s8(results, o);
   results.write(o.json);
   return 0;
 }

@@ -2,7 +2,10 @@
 // "invert", one call at a time; the client calls it with 320x240 gray images and checks every
 // answer. Midway, with a call at every worker, one worker is killed (SIGKILL): its call fails at
 // once with CallErrc::server_gone, and the client calls again, which the broker routes to a
-// worker that is left. Only the public API: shmfd/service.hpp.
+// worker that is left. Each worker locks itself to a shmfd client's steady-state system calls
+// (shmfd::restrict_syscalls(), seccomp) once it offers the service: from then on, opening a
+// file, making a socket or exec kills it. Only the public API: shmfd/service.hpp and
+// shmfd/sandbox.hpp.
 //
 //   shmfd-workers --socket PATH [--workers N] [--calls N]
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include <variant>
 #include <vector>
 
+#include "shmfd/sandbox.hpp"
 #include "shmfd/service.hpp"
 
 namespace {
@@ -34,12 +38,18 @@ std::byte pixel(std::uint64_t image, std::size_t i) {
 }
 
 // A worker: inverts every image it is sent, until the broker goes. It writes a byte to `news`
-// once it offers the service, so that the client does not call before there is a server, and
-// one with its index as each request comes, so that the demo knows when to kill it.
+// once it offers the service and is locked down, so that the client does not call before there
+// is a server, and one with its index as each request comes, so that the demo knows when to
+// kill it.
 [[noreturn]] void work(const std::string& socket, int index, int news) {
   auto server = shmfd::Server::connect(socket, "invert-worker-" + std::to_string(index));
   if (!server || !server->offer("invert", 1)) {
     std::fprintf(stderr, "worker %d: could not offer 'invert'\n", index);
+    std::_Exit(1);
+  }
+  // Set-up is over: from here on, the worker can do what serving takes and nothing else.
+  if (auto locked = shmfd::restrict_syscalls(); !locked) {
+    std::fprintf(stderr, "worker %d: %s\n", index, locked.error().message().c_str());
     std::_Exit(1);
   }
   const char ready = 'r';
@@ -126,7 +136,8 @@ int main(int argc, char** argv) {
     while (::read(news[0], sink, sizeof sink) > 0) {
     }
   };
-  std::printf("workers: %d workers offer 'invert'\n", workers);
+  std::printf("workers: %d workers offer 'invert', each locked to %zu system calls (seccomp)\n",
+              workers, shmfd::allowed_syscalls().size());
   auto caller = shmfd::Caller::connect(socket, "invert-client");
   if (!caller) {
     std::fprintf(stderr, "%s\n", caller.error().message().c_str());

@@ -615,6 +615,27 @@ const shmfd_frame* shmfd_request_frame(const shmfd_request* request);
 /** Unmaps the request's frame and frees it. NULL is ignored. */
 void shmfd_request_free(shmfd_request* request);
 
+/* ---- A system-call allow list (since libshmfd-c 1.3; docs/sandboxing.md) ------------------ */
+
+/** shmfd_restrict_syscalls(): starting threads stays allowed after the lock. */
+#define SHMFD_SANDBOX_THREADS 0x1u
+/** shmfd_restrict_syscalls(): a call outside the list fails with EPERM (without it, the kernel
+ * kills the process with SIGSYS). */
+#define SHMFD_SANDBOX_EPERM 0x2u
+/** shmfd_restrict_syscalls(): a call outside the list is allowed and logged by the kernel (to
+ * find what a program needs). Excludes SHMFD_SANDBOX_EPERM. */
+#define SHMFD_SANDBOX_LOG 0x4u
+
+/** Locks this process, for good, to the system calls a shmfd client makes in steady state (see
+ * shmfd_allowed_syscalls()) and the `allow_count` names of `allow` ("openat", ...; NULL when 0):
+ * sets no_new_privs, then installs a seccomp filter on every thread. Call it after set-up
+ * (connect, offer, subscribe, pools). A name this machine does not know is
+ * SHMFD_E_INVALID_ARGUMENT, and nothing is installed. */
+shmfd_status shmfd_restrict_syscalls(const char* const* allow, size_t allow_count, uint32_t flags);
+/** The names shmfd_restrict_syscalls() allows with `flags` and nothing in `allow`, sorted and
+ * separated by spaces: static, never freed. A sanitizer build adds its runtime's calls. */
+const char* shmfd_allowed_syscalls(uint32_t flags);
+
 #ifdef __cplusplus
 }
 #endif

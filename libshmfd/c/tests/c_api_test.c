@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -565,6 +566,93 @@ static void test_services(void) {
   shmfd_caller_close(caller);
 }
 
+/* A server child that locks itself down after offering "c/locked", then serves one call: the
+ * lock leaves what serving takes. With SHMFD_SANDBOX_EPERM an open() fails with EPERM; with no
+ * flag it kills the child with SIGSYS. */
+static void locked_child(uint32_t flags) {
+  shmfd_server* server = NULL;
+  if (shmfd_server_connect(socket_path, "c-locked", 0, &server) != SHMFD_OK ||
+      shmfd_server_offer(server, "c/locked", 1, NULL) != SHMFD_OK)
+    _exit(10);
+  const char* more[] = {"getppid"};
+  if (shmfd_restrict_syscalls(more, 1, flags) != SHMFD_OK) _exit(11);
+  if (getppid() <= 1) _exit(12); /* allowed by name */
+  shmfd_request* request = NULL;
+  if (shmfd_server_receive(server, -1, &request) != SHMFD_OK || request == NULL) _exit(13);
+  const shmfd_frame* in = shmfd_request_frame(request);
+  shmfd_buffer* out = NULL;
+  if (in == NULL || shmfd_buffer_create(shmfd_frame_size(in), &out) != SHMFD_OK) _exit(14);
+  for (size_t i = 0; i < shmfd_frame_size(in); ++i)
+    shmfd_buffer_data(out)[i] = (uint8_t)~shmfd_frame_data(in)[i];
+  shmfd_layout layout;
+  shmfd_blob_layout(shmfd_frame_size(in), &layout);
+  if (shmfd_server_respond(server, request, out, &layout, 1) != SHMFD_OK) _exit(15);
+  shmfd_request_free(request);
+  /* Outside the list: EPERM, or death. */
+  const int fd = open("/dev/null", O_RDONLY);
+  _exit(fd < 0 && errno == EPERM ? 0 : 16);
+}
+
+static void test_sandbox(void) {
+  /* The list: what serving takes, nothing that reaches outside the process. */
+  const char* list = shmfd_allowed_syscalls(0);
+  CHECK(strstr(list, "recvmsg") != NULL && strstr(list, "futex") != NULL);
+  CHECK(strstr(list, "openat") == NULL && strstr(list, "socket") == NULL &&
+        strstr(list, "execve") == NULL && strstr(list, "clone") == NULL);
+  CHECK(strstr(shmfd_allowed_syscalls(SHMFD_SANDBOX_THREADS), "clone3") != NULL);
+  /* Refusals install nothing: this process opens files afterwards (the fd count below). */
+  const char* unknown[] = {"recvmsg", "no_such_call"};
+  CHECK(shmfd_restrict_syscalls(unknown, 2, 0) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "'no_such_call'") != NULL);
+  CHECK(shmfd_restrict_syscalls(NULL, 1, 0) == SHMFD_E_INVALID_ARGUMENT);
+  CHECK(shmfd_restrict_syscalls(NULL, 0, SHMFD_SANDBOX_EPERM | SHMFD_SANDBOX_LOG) ==
+        SHMFD_E_INVALID_ARGUMENT);
+  CHECK(shmfd_restrict_syscalls(NULL, 0, 0x80) == SHMFD_E_INVALID_ARGUMENT);
+
+  const uint32_t modes[] = {SHMFD_SANDBOX_EPERM, 0};
+  for (int m = 0; m < 2; ++m) {
+    fflush(NULL);
+    const pid_t child = fork();
+    if (child == 0) locked_child(modes[m]);
+    CHECK(child > 0);
+    shmfd_caller* caller = NULL;
+    MUST(shmfd_caller_connect(socket_path, "c-locked-caller", 0, &caller));
+    shmfd_buffer* buffer = NULL;
+    MUST(shmfd_buffer_create(4096, &buffer));
+    memset(shmfd_buffer_data(buffer), 0x0f, 4096);
+    shmfd_layout layout;
+    MUST(shmfd_blob_layout(4096, &layout));
+    shmfd_response* response = NULL;
+    /* The child may not have offered yet: wait in the broker for a server with room. */
+    shmfd_status called = SHMFD_E_CALL_FAILED;
+    for (int tries = 0; tries < 500 && called == SHMFD_E_CALL_FAILED; ++tries) {
+      called =
+          shmfd_caller_call(caller, "c/locked", buffer, &layout, 10000, SHMFD_CALL_WAIT, &response);
+      if (called == SHMFD_E_CALL_FAILED && shmfd_last_call_error() == SHMFD_CALL_NO_SERVER) {
+        usleep(20000);
+        MUST(shmfd_buffer_create(4096, &buffer));
+        memset(shmfd_buffer_data(buffer), 0x0f, 4096);
+      } else {
+        break;
+      }
+    }
+    CHECK(called == SHMFD_OK);
+    const shmfd_frame* f = response ? shmfd_response_frame(response) : NULL;
+    CHECK(f != NULL && shmfd_frame_size(f) == 4096 && shmfd_frame_data(f)[0] == 0xf0);
+    shmfd_response_free(response);
+    shmfd_caller_close(caller);
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    if (modes[m] == SHMFD_SANDBOX_EPERM) {
+      CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    } else {
+      CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+    }
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) && !WIFSIGNALED(status))
+      fprintf(stderr, "c_api_test: the locked child exited with %d\n", WEXITSTATUS(status));
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s PATH/TO/shmfd-broker\n", argv[0]);
@@ -585,6 +673,7 @@ int main(int argc, char** argv) {
   test_frame_meta(SHMFD_NO_CHANNELS);
   test_frame_meta(0);
   test_services();
+  test_sandbox();
   test_broker_loss();
   CHECK(count_fds() == fds);
   CHECK(count_memfd_maps() == maps);

@@ -23,7 +23,8 @@ for f in shmfd_producer_advertise_options shmfd_producer_publish_slot_meta \
 done
 # Services, added in 1.3.
 for f in shmfd_last_call_error shmfd_buffer_create shmfd_caller_connect shmfd_caller_call \
-         shmfd_server_connect shmfd_server_respond shmfd_request_free shmfd_response_free; do
+         shmfd_server_connect shmfd_server_respond shmfd_request_free shmfd_response_free \
+         shmfd_restrict_syscalls shmfd_allowed_syscalls; do
   [[ $(grep "^$f@@" <<<"$exported") == "$f@@SHMFD_C_1.3" ]] ||
     fail "$f is not in version node SHMFD_C_1.3"
 done

@@ -1,25 +1,40 @@
 /// @file
-/// Asio forms of Producer and Consumer, for programs built around an io_context. Completion
-/// handlers receive a Result (errors are values), with any completion token: a callback,
-/// asio::use_awaitable, asio::use_future, ...
+/// Asio forms of Producer, Consumer, Caller and Server, for programs built around an
+/// io_context. Completion handlers receive a Result (errors are values), with any completion
+/// token: a callback, asio::use_awaitable, asio::use_future, ...
 ///
 /// @code
 /// auto blocking = shmfd::Consumer::connect(path, "viewer", shmfd::Channels::off);
 /// auto consumer = shmfd::AsyncConsumer::create(io.get_executor(), std::move(*blocking));
 /// auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
+///
+/// auto caller = shmfd::AsyncCaller::create(io.get_executor(), std::move(*blocking_caller));
+/// // A callback, a future (with the io_context run by another thread), or a coroutine:
+/// caller->async_call("blur", std::move(buffer), layout, {}, [](shmfd::Result<shmfd::Response> r)
+/// {}); std::future<shmfd::Result<shmfd::Response>> f = caller->async_call("blur",
+/// asio::use_future); auto reply = co_await caller->async_call("blur", std::move(b), layout, {},
+/// asio::use_awaitable);
 /// @endcode
 #pragma once
 
 #include <fcntl.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/error.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/post.hpp>
 
 #include "shmfd/consumer.hpp"
 #include "shmfd/producer.hpp"
+#include "shmfd/service.hpp"
 #include "shmfd/wire/asio_transport.hpp"
 
 namespace shmfd {
@@ -153,6 +168,200 @@ class AsyncProducer {
       : producer_(std::move(producer)), readiness_(std::move(readiness)) {}
 
   Producer producer_;
+  asio::posix::stream_descriptor readiness_;
+};
+
+/// A Caller on an Asio executor, with any number of calls in flight at once: each
+/// async_call() completes with its own Result<Response> (a failed call: its CallErrc, as for
+/// Caller::call()), with a callback, asio::use_future or asio::use_awaitable. Calls and
+/// completions run on the executor's threads, one at a time (use a strand on a multi-threaded
+/// io_context). Destroying it ends every operation still waiting with
+/// asio::error::operation_aborted, and disconnects (their servers get a Cancel).
+class AsyncCaller {
+ public:
+  /// Takes `caller` (connected, with no calls in flight) onto `executor`. Errors: the system's,
+  /// from duplicating its socket for the executor's reactor.
+  static Result<AsyncCaller> create(const asio::any_io_executor& executor, Caller caller) {
+    auto readiness = detail::watcher(executor, caller.native_handle());
+    if (!readiness) return fail(std::move(readiness.error()));
+    return AsyncCaller(std::make_shared<State>(std::move(caller), std::move(*readiness)));
+  }
+  /// Takes `other`'s caller and calls waiting; `other` must not be used after.
+  AsyncCaller(AsyncCaller&&) noexcept = default;
+  /// Ends this one's calls (as the destructor does), then takes `other`'s.
+  AsyncCaller& operator=(AsyncCaller&& other) noexcept {
+    if (this != &other) {
+      close();
+      state_ = std::move(other.state_);
+    }
+    return *this;
+  }
+  ~AsyncCaller() { close(); }
+
+  /// The blocking Caller inside, for start() and cancel() (from the executor's thread).
+  Caller& caller() noexcept { return state_->caller; }
+
+  /// Calls `service` with `buffer`; completes with Result<Response>: its first response (the
+  /// rest of a stream is cancelled, as Caller::call() does) or its failure.
+  template <typename Token>
+  auto async_call(std::string_view service, WritableBuffer buffer, const Layout& layout,
+                  const CallOptions& options, Token&& token) {
+    return initiate(state_->caller.start(service, std::move(buffer), layout, options), true,
+                    std::forward<Token>(token));
+  }
+  /// A call with no frame.
+  template <typename Token>
+  auto async_call(std::string_view service, const CallOptions& options, Token&& token) {
+    return initiate(state_->caller.start(service, options), true, std::forward<Token>(token));
+  }
+  /// The same, with the default options.
+  template <typename Token>
+  auto async_call(std::string_view service, Token&& token) {
+    return async_call(service, CallOptions{}, std::forward<Token>(token));
+  }
+  /// The next response of call `id` (Caller::start()), for streams: completes with
+  /// Result<Response> as Caller::next() returns it. One async_next() per call at a time.
+  template <typename Token>
+  auto async_next(CallId id, Token&& token) {
+    return initiate(Result<CallId>(id), false, std::forward<Token>(token));
+  }
+
+ private:
+  using Handler = std::function<void(Result<Response>)>;
+  struct Waiting {
+    Handler complete;
+    bool first_only = false;  // async_call: its first response, and the call is over
+  };
+  struct State {
+    State(Caller c, asio::posix::stream_descriptor r)
+        : caller(std::move(c)), readiness(std::move(r)) {}
+    Caller caller;
+    asio::posix::stream_descriptor readiness;
+    std::map<CallId, Waiting> waiting;
+    bool armed = false;   // a wait for readability is on
+    bool closed = false;  // the AsyncCaller is gone
+  };
+
+  explicit AsyncCaller(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+  template <typename Token>
+  auto initiate(Result<CallId> id, bool first_only, Token&& token) {
+    return asio::async_initiate<Token, void(Result<Response>)>(
+        [state = state_, first_only](auto handler, Result<CallId> started) {
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          auto executor = asio::get_associated_executor(*shared, state->readiness.get_executor());
+          // Completion is posted: never from inside the initiating call.
+          Handler complete = [shared, executor](Result<Response> r) {
+            asio::post(executor, [shared, r = std::move(r)]() mutable { (*shared)(std::move(r)); });
+          };
+          if (!started) {
+            complete(Result<Response>(tl::unexpect, std::move(started.error())));
+            return;
+          }
+          if (state->waiting.count(*started) != 0) {
+            complete(Result<Response>(
+                tl::unexpect, Error(Errc::invalid_argument, "call " + std::to_string(*started) +
+                                                                " has an async_next() waiting")));
+            return;
+          }
+          state->waiting.emplace(*started, Waiting{std::move(complete), first_only});
+          // A response may be queued already (taken off the socket by another call's wait).
+          asio::post(state->readiness.get_executor(), [state] { pump(state, {}); });
+        },
+        token, std::move(id));
+  }
+
+  // Hands every waiting call what came for it, until a pass finds nothing; then waits for the
+  // socket again while calls wait.
+  static void pump(const std::shared_ptr<State>& state, std::error_code ec) {
+    if (state->closed || ec) {
+      const Error why(ec ? ec : asio::error::make_error_code(asio::error::operation_aborted),
+                      state->closed ? "the AsyncCaller was destroyed with the call waiting"
+                                    : "async_wait on the caller's socket: " + ec.message());
+      auto waiting = std::move(state->waiting);
+      state->waiting.clear();
+      for (auto& [id, w] : waiting) w.complete(Result<Response>(tl::unexpect, why));
+      return;
+    }
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (auto it = state->waiting.begin(); it != state->waiting.end();) {
+        auto r = state->caller.next_for(it->first, std::chrono::milliseconds(0));
+        if (r && !*r) {
+          ++it;
+          continue;
+        }
+        progress = true;
+        Waiting w = std::move(it->second);
+        const CallId id = it->first;
+        it = state->waiting.erase(it);
+        if (!r) {
+          w.complete(Result<Response>(tl::unexpect, std::move(r.error())));
+          continue;
+        }
+        if (w.first_only && !(*r)->last) (void)state->caller.cancel(id);
+        w.complete(Result<Response>(std::move(**r)));
+      }
+    }
+    if (!state->waiting.empty() && !state->armed) {
+      state->armed = true;
+      state->readiness.async_wait(asio::posix::stream_descriptor::wait_read,
+                                  [state](std::error_code e) {
+                                    state->armed = false;
+                                    pump(state, e);
+                                  });
+    }
+  }
+
+  void close() {
+    if (!state_) return;
+    state_->closed = true;
+    std::error_code ignored;
+    state_->readiness.cancel(ignored);
+    if (!state_->armed) pump(state_, {});
+    state_.reset();
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+/// A Server on an Asio executor: async_receive() waits on the socket without blocking a thread.
+/// The same rules as AsyncConsumer: one async_receive() at a time, on the executor's threads,
+/// and the object stays in place meanwhile. Answer with server().respond(): it sends without
+/// waiting for the caller (it blocks only while the broker holds back a stream that is faster
+/// than its caller reads).
+class AsyncServer {
+ public:
+  /// Takes `server` (connected, its services offered or not) onto `executor`. Errors: the
+  /// system's, from duplicating its socket for the executor's reactor.
+  static Result<AsyncServer> create(const asio::any_io_executor& executor, Server server) {
+    auto readiness = detail::watcher(executor, server.native_handle());
+    if (!readiness) return fail(std::move(readiness.error()));
+    return AsyncServer(std::move(server), std::move(*readiness));
+  }
+
+  /// The blocking Server inside, for offer(), respond() and the rest (from the executor's
+  /// thread).
+  Server& server() noexcept { return server_; }
+
+  /// Completes with Result<ServerEvent> once a request or a cancel has come.
+  template <typename Token>
+  auto async_receive(Token&& token) {
+    auto attempt = [this](int) -> std::optional<Result<ServerEvent>> {
+      auto r = server_.receive_for(std::chrono::milliseconds(0));
+      if (!r) return Result<ServerEvent>(tl::unexpect, std::move(r.error()));
+      if (!*r) return std::nullopt;
+      return Result<ServerEvent>(std::move(**r));
+    };
+    return detail::async_when_ready<Result<ServerEvent>>(
+        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+  }
+
+ private:
+  AsyncServer(Server server, asio::posix::stream_descriptor readiness)
+      : server_(std::move(server)), readiness_(std::move(readiness)) {}
+
+  Server server_;
   asio::posix::stream_descriptor readiness_;
 };
 
