@@ -48,6 +48,21 @@ inline Result<asio::posix::stream_descriptor> watcher(const asio::any_io_executo
   if (dup < 0) return fail_errno(errno, "fcntl(" + std::to_string(fd) + ", F_DUPFD_CLOEXEC)");
   return asio::posix::stream_descriptor(executor, dup);
 }
+
+// Completes with Result<T> once `poll` (non-blocking, returning Result<std::optional<T>>: nullopt
+// while there is nothing yet) has a value or an error, waiting for `readiness` to be readable in
+// between.
+template <typename T, typename Poll, typename Token>
+auto async_poll_readable(asio::posix::stream_descriptor& readiness, Poll poll, Token&& token) {
+  auto attempt = [poll = std::move(poll)](int) mutable -> std::optional<Result<T>> {
+    auto r = poll();
+    if (!r) return Result<T>(tl::unexpect, std::move(r.error()));
+    if (!*r) return std::nullopt;
+    return Result<T>(std::move(**r));
+  };
+  return async_when_ready<Result<T>>(readiness, asio::posix::stream_descriptor::wait_read,
+                                     std::move(attempt), token);
+}
 }  // namespace detail
 
 /// A Consumer on an Asio executor: async_receive() waits on the socket without blocking a
@@ -75,14 +90,8 @@ class AsyncConsumer {
   /// Completes with Result<Event> once a frame or end of stream has arrived.
   template <typename Token>
   auto async_receive(Token&& token) {
-    auto attempt = [this](int) -> std::optional<Result<Event>> {
-      auto r = consumer_.try_receive();
-      if (!r) return Result<Event>(tl::unexpect, std::move(r.error()));
-      if (!*r) return std::nullopt;
-      return Result<Event>(std::move(**r));
-    };
-    return detail::async_when_ready<Result<Event>>(
-        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+    return detail::async_poll_readable<Event>(
+        readiness_, [this] { return consumer_.try_receive(); }, std::forward<Token>(token));
   }
 
  private:
@@ -127,14 +136,10 @@ class AsyncProducer {
   /// A free slot of `pool`, waiting without blocking the thread while all are held.
   template <typename Token>
   auto async_acquire(std::uint32_t pool, Token&& token) {
-    auto attempt = [this, pool](int) -> std::optional<Result<Slot>> {
-      auto r = producer_.try_acquire(pool);
-      if (!r) return Result<Slot>(tl::unexpect, std::move(r.error()));
-      if (!*r) return std::nullopt;  // wait for the broker's SlotFree
-      return Result<Slot>(**r);
-    };
-    return detail::async_when_ready<Result<Slot>>(
-        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+    // Nothing free: wait for the broker's SlotFree.
+    return detail::async_poll_readable<Slot>(
+        readiness_, [this, pool] { return producer_.try_acquire(pool); },
+        std::forward<Token>(token));
   }
 
   /// Publishes an acquired slot; completes with Result<std::uint64_t> once sent.
@@ -347,14 +352,9 @@ class AsyncServer {
   /// Completes with Result<ServerEvent> once a request or a cancel has come.
   template <typename Token>
   auto async_receive(Token&& token) {
-    auto attempt = [this](int) -> std::optional<Result<ServerEvent>> {
-      auto r = server_.receive_for(std::chrono::milliseconds(0));
-      if (!r) return Result<ServerEvent>(tl::unexpect, std::move(r.error()));
-      if (!*r) return std::nullopt;
-      return Result<ServerEvent>(std::move(**r));
-    };
-    return detail::async_when_ready<Result<ServerEvent>>(
-        readiness_, asio::posix::stream_descriptor::wait_read, std::move(attempt), token);
+    return detail::async_poll_readable<ServerEvent>(
+        readiness_, [this] { return server_.receive_for(std::chrono::milliseconds(0)); },
+        std::forward<Token>(token));
   }
 
  private:
