@@ -148,8 +148,7 @@ Status restrict_syscalls(const SyscallPolicy& policy) {
   }
   std::unique_ptr<void, FilterDeleter> filter(seccomp_init(action(policy.on_violation)));
   if (!filter) return fail(Errc::invalid_argument, "seccomp_init failed");
-  // Every thread of the process, not only this one (or fail, naming the thread that could not
-  // take it).
+  // Every thread of the process, not only this one (or none, and an error).
   if (int rc = seccomp_attr_set(filter.get(), SCMP_FLTATR_CTL_TSYNC, 1); rc != 0)
     return seccomp_failed(rc, "seccomp_attr_set(SCMP_FLTATR_CTL_TSYNC)");
   for (std::size_t i = 0; i < numbers.size(); ++i) {
