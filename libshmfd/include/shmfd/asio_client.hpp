@@ -9,11 +9,14 @@
 /// auto event = co_await consumer->async_receive(asio::use_awaitable);   // Result<Event>
 ///
 /// auto caller = shmfd::AsyncCaller::create(io.get_executor(), std::move(*blocking_caller));
-/// // A callback, a future (with the io_context run by another thread), or a coroutine:
-/// caller->async_call("blur", std::move(buffer), layout, {}, [](shmfd::Result<shmfd::Response> r)
-/// {}); std::future<shmfd::Result<shmfd::Response>> f = caller->async_call("blur",
-/// asio::use_future); auto reply = co_await caller->async_call("blur", std::move(b), layout, {},
-/// asio::use_awaitable);
+/// // A callback:
+/// caller->async_call("blur", std::move(buffer), layout, {}, [](shmfd::Result<shmfd::Response> r) {
+///   if (r) show(r->frame->bytes());
+/// });
+/// // A future (the io_context run by another thread):
+/// auto future = caller->async_call("ping", asio::use_future);
+/// // A coroutine:
+/// auto reply = co_await caller->async_call("blur", std::move(b), layout, {}, asio::use_awaitable);
 /// @endcode
 #pragma once
 
