@@ -40,6 +40,12 @@ struct ClientState {
   std::map<std::string, std::unique_ptr<Subscription>, std::less<>> subscriptions;
   std::set<Topic*> produced;
   std::map<std::uint32_t, PoolPtr> pools;  // registered by this client as producer
+  // Version 6: frames in pool slots sent to it in Requests and Responses, by the number the
+  // broker gave each (the frame's sequence), until it releases them (a Release with no topic);
+  // and the pools for calls attached to it, whose `attached` lists it until it leaves.
+  std::map<std::uint64_t, InFlight> call_frames;
+  std::uint64_t call_frames_sent = 0;
+  std::vector<std::weak_ptr<PoolRecord>> call_pools_attached;
   Outbox outbox;
   // Protocol version 3 with channels: the client's doorbell, rung after each message sent to
   // it (session.cpp).

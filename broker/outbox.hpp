@@ -85,6 +85,10 @@ class Outbox {
   void released(bool pool_slot);
   // The client left `topic`: a later subscription gets the fds of its pools again.
   void forget_pools_of(std::string_view topic);
+  // The client was told that pool `pool` is gone (PoolDetach).
+  void forget_pool(std::uint32_t pool) { attached_pools_.erase(pool); }
+  // Whether the client has the fd of `pool`.
+  bool has_pool(std::uint32_t pool) const { return attached_pools_.count(pool) != 0; }
 
   void set_mode(Mode mode);
   Mode mode() const { return mode_; }

@@ -226,13 +226,15 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   const std::uint32_t slots = reg.getSlotCount();
   const std::uint64_t slot_size = reg.getSlotSize();
   const Limits& limits = options_.limits;
-  Topic* t = registry_.find(name);
-  if (t == nullptr || t->producer != &client) {
+  // Version 6: no topic is a pool for the client's frames of calls (section 16).
+  const bool for_calls = name.empty() && client.version >= 6;
+  Topic* t = for_calls ? nullptr : registry_.find(name);
+  if (!for_calls && (t == nullptr || t->producer != &client)) {
     return refuse(Code::UNKNOWN_TOPIC,
                   "pool for '" + printable(name) + "', which this client has not advertised",
                   printable(name));
   }
-  if (t->guarantee != Guarantee::pool) {
+  if (t != nullptr && t->guarantee != Guarantee::pool) {
     return refuse(Code::GUARANTEE_MISMATCH,
                   "topic '" + name +
                       "' was advertised with the sealed guarantee; pools need the pool guarantee",
@@ -280,8 +282,10 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   pool->free_queued.assign(slots, false);
   client.pools.emplace(pool->id, pool);
   // Consumers on channels meet the pool in a descriptor: they get it first.
-  for (Subscription* sub : t->subscribers) {
-    if (sub->on_channel()) sub->client->outbox.attach_pool(pool);
+  if (t != nullptr) {
+    for (Subscription* sub : t->subscribers) {
+      if (sub->on_channel()) sub->client->outbox.attach_pool(pool);
+    }
   }
 
   ControlMessageBuilder message;
@@ -289,8 +293,8 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   registered.setTopic(name);
   registered.setPool(pool->id);
   client.outbox.post(message);
-  log_.info(client.describe() + " registered pool " + std::to_string(pool->id) + " for '" + name +
-            "': " + std::to_string(slots) + " slots of " + std::to_string(slot_size) + " bytes" +
+  log_.info(client.describe() + " registered pool " + std::to_string(pool->id) +
+            (for_calls ? std::string(" for calls") : " for '" + name + "'") + ": " + std::to_string(slots) + " slots of " + std::to_string(slot_size) + " bytes" +
             (verified.huge_pages ? " (huge pages)" : ""));
   return {};
 }

@@ -42,11 +42,11 @@ namespace {
 
 // Why a frame held past the deadline costs its holder the connection under `limits.stuck`,
 // or empty when it does not.
-std::string disconnect_reason(const Subscription& sub, const InFlight& held, const Limits& limits,
+std::string disconnect_reason(Backpressure policy, const InFlight& held, const Limits& limits,
                               const std::string& what, std::chrono::steady_clock::time_point now) {
   if (limits.stuck == StuckPolicy::always) return what + "; disconnecting";
   if (limits.stuck != StuckPolicy::pool_dry || !held.pool_frame ||
-      sub.policy != Backpressure::drop_oldest) {
+      policy != Backpressure::drop_oldest) {
     return {};
   }
   const auto& dry = held.pool_frame->pool->dry_since;
@@ -133,11 +133,29 @@ std::optional<Refusal> judge_holds(ClientState& client, const Limits& limits, co
         log.warn(what);
       }
       // Judged again at every check: a pool can run dry long after the hold was reported.
-      std::string why = disconnect_reason(*sub, f, limits, what, now);
+      std::string why = disconnect_reason(sub->policy, f, limits, what, now);
       if (!why.empty()) {
         return Refusal{
             proto::ErrorCode::LIMIT_EXCEEDED, std::move(why), name, f.sequence, true, true};
       }
+    }
+  }
+  // Frames of calls' pool slots (section 16): as pool frames of a drop-oldest subscription.
+  for (auto& [number, f] : client.call_frames) {
+    if (now - f.since < deadline) continue;
+    const PoolRecord& pool = *f.pool_frame->pool;
+    const std::string what = client.describe() + " has held call frame " + std::to_string(number) +
+                             " (slot " + std::to_string(f.pool_frame->slot) + " of pool " +
+                             std::to_string(pool.id) + ") for more than " +
+                             std::to_string(limits.hold_deadline_ms) + " ms";
+    if (!f.reported) {
+      f.reported = true;
+      log.warn(what);
+    }
+    // A caller or server that holds a slot past the deadline while the pool is dry is cut off.
+    std::string why = disconnect_reason(Backpressure::drop_oldest, f, limits, what, now);
+    if (!why.empty()) {
+      return Refusal{proto::ErrorCode::LIMIT_EXCEEDED, std::move(why), {}, number, true, true};
     }
   }
   for (auto& [name, sub] : client.subscriptions) {

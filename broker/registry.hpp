@@ -81,6 +81,11 @@ struct PoolRecord {
   // Since when every slot has been busy (a publish took the last free one and no slot has
   // been freed since); empty while the producer has a slot to fill.
   std::optional<std::chrono::steady_clock::time_point> dry_since;
+  // A pool for calls (version 6: no topic) carries its owner's requests and responses; the
+  // clients it was attached to, told when it goes (PoolDetach).
+  std::vector<std::uint64_t> attached;
+
+  bool for_calls() const { return topic.empty(); }
 
   // The last subscriber let go of `slot`: it is free, and a SlotFree for the producer is
   // queued (sent at the end of the event, never from here).

@@ -35,8 +35,25 @@ void Router::leave(ClientState& client) {
   const auto produced = client.produced;  // stop_producing erases from it
   for (Topic* t : produced)
     stop_producing(client, t, "the producer, " + client.describe() + ", left");
-  for (auto& [id, pool] : client.pools) pool->owner = nullptr;  // pools of no topic
+  for (auto& [id, pool] : client.pools) {
+    pool->owner = nullptr;  // pools of no topic
+    // A pool for calls: every client it was attached to may unmap it once it lets go of the
+    // frames of it it holds.
+    for (std::uint64_t holder : std::exchange(pool->attached, {})) {
+      auto other = clients_.find(holder);
+      if (other == clients_.end()) continue;
+      ControlMessageBuilder message;
+      message.initRoot<proto::Message>().initPoolDetach().setPool(id);
+      other->second->outbox.post(message);
+      other->second->outbox.forget_pool(id);
+    }
+  }
   client.pools.clear();
+  for (const auto& weak : client.call_pools_attached) {
+    if (auto pool = weak.lock()) std::erase(pool->attached, client.id);
+  }
+  client.call_pools_attached.clear();
+  client.call_frames.clear();  // their slots are free: SlotFree to their owners
   // Channels it was the consumer of: the producer takes back what it held.
   for (auto it = lingering_.begin(); it != lingering_.end();) {
     if (it->consumer != client.id && it->producer != client.id) {
@@ -305,6 +322,18 @@ Outcome Router::unsubscribe(ClientState& client, proto::Unsubscribe::Reader unsu
 Outcome Router::release(ClientState& client, proto::Release::Reader release) {
   const std::string name = text_of(release.getTopic());
   const std::uint64_t sequence = release.getSequence();
+  if (name.empty() && client.version >= 6) {
+    // A frame of a call's pool slot, by the number it came with (section 16).
+    auto held = client.call_frames.find(sequence);
+    if (held == client.call_frames.end()) {
+      return refuse(Code::NOT_HELD,
+                    "release of call frame " + std::to_string(sequence) +
+                        ", which this client does not hold",
+                    {}, sequence);
+    }
+    client.call_frames.erase(held);  // its slot is free here; SlotFree goes to the owner
+    return {};
+  }
   auto it = client.subscriptions.find(name);
   if (it == client.subscriptions.end()) {
     return refuse(Code::NOT_SUBSCRIBED,

@@ -127,12 +127,7 @@ tl::expected<FramePtr, Refusal> Services::take_frame(ClientState& sender, bool h
     }
     return FramePtr();
   }
-  if (frame.getPool() != 0) {
-    return refuse(Code::UNKNOWN_POOL,
-                  "a call's frames are buffers of their own (a sealed memfd); pool slots are "
-                  "not taken by services in this version",
-                  service, call);
-  }
+  if (frame.getPool() != 0) return take_slot(sender, frame, fds, service, call);
   if (fds.size() != kFdsPerMessage) {
     return refuse(Code::WRONG_FD_COUNT,
                   "a frame carries exactly one fd, this message carried " + n(fds.size()), service,
@@ -176,17 +171,122 @@ tl::expected<FramePtr, Refusal> Services::take_frame(ClientState& sender, bool h
   return FramePtr(std::move(record));
 }
 
-namespace {
-void fill_frame(proto::Frame::Builder out, const FrameRecord& frame) {
-  out.setSequence(frame.sequence);
-  out.setTimestampNs(frame.timestamp_ns);
-  out.setFd(0);
-  layout_to_proto(frame.layout, out.initLayout());
-  if (!frame.meta.empty()) meta_to_proto(frame.meta, out.initMeta());
+tl::expected<FramePtr, Refusal> Services::take_slot(ClientState& sender,
+                                                    proto::Frame::Reader frame,
+                                                    std::vector<UniqueFd>& fds,
+                                                    const std::string& service,
+                                                    std::uint64_t call) {
+  const std::uint32_t id = frame.getPool();
+  const std::uint32_t slot = frame.getSlot();
+  if (!fds.empty()) {
+    return refuse(Code::WRONG_FD_COUNT,
+                  "a frame in a pool slot carries no fd; the " + n(fds.size()) +
+                      " attached were closed",
+                  service, call);
+  }
+  auto it = sender.pools.find(id);
+  if (it == sender.pools.end() || !it->second->for_calls()) {
+    return refuse(Code::UNKNOWN_POOL,
+                  "pool " + n(id) +
+                      " is not one of this client's pools for calls (a RegisterPool with no "
+                      "topic)",
+                  service, call);
+  }
+  PoolRecord& pool = *it->second;
+  if (slot >= pool.slot_count) {
+    return refuse(Code::UNKNOWN_POOL,
+                  "slot " + n(slot) + " of pool " + n(id) + ", a pool of " + n(pool.slot_count) +
+                      " slots",
+                  service, call);
+  }
+  if (pool.busy[slot]) {
+    return refuse(Code::SLOT_BUSY,
+                  "slot " + n(slot) + " of pool " + n(id) +
+                      " is still held by the client it was sent to; send it again only after "
+                      "SlotFree",
+                  service, call);
+  }
+  auto layout = layout_from_proto(frame.getLayout());
+  if (!layout)
+    return refuse(wire_error_code(layout.error()), layout.error().message(), service, call);
+  if (auto fits = validate_layout(*layout, pool.slot_size); !fits) {
+    return refuse(Code::INVALID_LAYOUT,
+                  "slot of " + n(pool.slot_size) + " bytes: " + fits.error().message(), service,
+                  call);
+  }
+  FrameMeta meta;
+  if (frame.hasMeta()) meta = meta_from_proto(frame.getMeta());
+  if (auto ok = check_frame_meta(meta, service_frame_options(), *layout); !ok)
+    return refuse(Code::INVALID_METADATA, ok.error().message(), service, call);
+  pool.busy[slot] = true;
+  // No slot left: the holders are judged by how long this lasts (judge_holds).
+  if (pool.all_busy() && !pool.dry_since) pool.dry_since = Clock::now();
+  auto record = std::make_shared<FrameRecord>();
+  record->layout = std::move(*layout);
+  record->guarantee = Guarantee::pool;
+  record->sequence = frame.getSequence();
+  record->timestamp_ns = frame.getTimestampNs();
+  record->pool = it->second;
+  record->slot = slot;
+  record->bytes = pool.slot_size;
+  if (!meta.empty()) {
+    record->header.assign(meta.header.begin(), meta.header.end());
+    record->meta = meta;
+    record->meta.header = record->header;
+  }
+  return FramePtr(std::move(record));
 }
-}  // namespace
+
+void Services::post_with_frame(ClientState& to, capnp::MessageBuilder& message,
+                               proto::Frame::Builder out, FramePtr frame) {
+  out.setTimestampNs(frame->timestamp_ns);
+  out.setFd(0);
+  layout_to_proto(frame->layout, out.initLayout());
+  if (!frame->meta.empty()) meta_to_proto(frame->meta, out.initMeta());
+  if (frame->pool == nullptr) {
+    out.setSequence(frame->sequence);
+    // The outbox keeps the frame (and its fd) until the message is sent.
+    const int fd = frame->fd.get();
+    to.outbox.post(message, fd, std::move(frame));
+    return;
+  }
+  // A slot: its pool's fd first (once), then the message with none. The receiver holds the
+  // frame, and its slot stays busy, until it releases it by the number given here.
+  PoolRecord& pool = *frame->pool;
+  if (pool.for_calls() && !to.outbox.has_pool(pool.id)) {
+    if (std::find(pool.attached.begin(), pool.attached.end(), to.id) == pool.attached.end()) {
+      pool.attached.push_back(to.id);
+      to.call_pools_attached.push_back(frame->pool);
+    }
+  }
+  to.outbox.attach_pool(frame->pool);
+  const std::uint64_t number = ++to.call_frames_sent;
+  out.setSequence(number);
+  out.setPool(pool.id);
+  out.setSlot(frame->slot);
+  to.outbox.post(message);
+  to.call_frames.emplace(number, InFlight{number, std::move(frame), Clock::now(), false});
+}
+
+void Services::give_back(ClientState& sender, bool has_frame, proto::Frame::Reader frame) {
+  if (!has_frame || frame.getPool() == 0) return;
+  auto it = sender.pools.find(frame.getPool());
+  if (it == sender.pools.end() || !it->second->for_calls()) return;
+  const std::uint32_t slot = frame.getSlot();
+  // A busy slot is another frame's, held: it comes back with that frame's release.
+  if (slot >= it->second->slot_count || it->second->busy[slot]) return;
+  sender.outbox.slot_free(it->second->id, slot);
+}
 
 Outcome Services::call(ClientState& client, proto::Call::Reader call, std::vector<UniqueFd>& fds) {
+  auto out = place_call(client, call, fds);
+  // A slot the broker did not take (the Call was refused) is the caller's again.
+  if (!out) give_back(client, call.getHasFrame(), call.getFrame());
+  return out;
+}
+
+Outcome Services::place_call(ClientState& client, proto::Call::Reader call,
+                             std::vector<UniqueFd>& fds) {
   const std::string name = text_of(call.getService());
   const std::uint64_t caller_call = call.getCall();
   if (auto ok = check_topic_name(name); !ok) {
@@ -289,10 +389,7 @@ bool Services::dispatch(Call& c) {
   if (c.request) {
     request.setHasFrame(true);
     request.setGuarantee(to_proto(c.request->guarantee));
-    fill_frame(request.initFrame(), *c.request);
-    // The outbox keeps the frame (and its fd) until the Request is sent.
-    const int fd = c.request->fd.get();
-    server->client->outbox.post(message, fd, std::move(c.request));
+    post_with_frame(*server->client, message, request.initFrame(), std::move(c.request));
   } else {
     server->client->outbox.post(message);
   }
@@ -326,8 +423,7 @@ void Services::post_response(ClientState& caller, std::uint64_t caller_call, boo
   if (frame) {
     response.setHasFrame(true);
     response.setGuarantee(to_proto(frame->guarantee));
-    fill_frame(response.initFrame(), *frame);
-    caller.outbox.post(message, frame->fd.get(), frame);
+    post_with_frame(caller, message, response.initFrame(), frame);
   } else {
     caller.outbox.post(message);
   }
@@ -380,6 +476,14 @@ void Services::end(std::uint64_t id, CallError error, const std::string& text,
 
 Outcome Services::respond(ClientState& client, proto::Respond::Reader respond,
                           std::vector<UniqueFd>& fds) {
+  auto out = answer(client, respond, fds);
+  // A slot the broker did not take (refused, late, or beside an error) is the server's again.
+  give_back(client, respond.getHasFrame(), respond.getFrame());
+  return out;
+}
+
+Outcome Services::answer(ClientState& client, proto::Respond::Reader respond,
+                         std::vector<UniqueFd>& fds) {
   const std::uint64_t id = respond.getCall();
   auto it = calls_.find(id);
   if (it == calls_.end() || it->second.server == nullptr || it->second.server->client != &client) {

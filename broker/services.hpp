@@ -109,6 +109,12 @@ class Services {
     FramePtr request;  // until it is sent to a server (null: a call without a frame)
   };
 
+  // call() and respond() but for giving back a slot they did not take.
+  Outcome place_call(ClientState& caller, proto::Call::Reader call, std::vector<UniqueFd>& fds);
+  Outcome answer(ClientState& server, proto::Respond::Reader respond, std::vector<UniqueFd>& fds);
+  // A SlotFree for the slot of the sender's pool that `frame` names, unless the broker holds it:
+  // what a client gets back for a slot sent in a message the broker did not take.
+  static void give_back(ClientState& sender, bool has_frame, proto::Frame::Reader frame);
   Service* find(const std::string& name);
   // `client`'s offer of `s` (null: none, or no such service).
   static Server* server_of(Service* s, const ClientState& client);
@@ -128,6 +134,14 @@ class Services {
   tl::expected<FramePtr, Refusal> take_frame(ClientState& sender, bool has_frame,
                                              proto::Frame::Reader frame, std::vector<UniqueFd>& fds,
                                              const std::string& service, std::uint64_t call);
+  // The same for a frame in a slot of the sender's pool for calls (section 16).
+  tl::expected<FramePtr, Refusal> take_slot(ClientState& sender, proto::Frame::Reader frame,
+                                            std::vector<UniqueFd>& fds, const std::string& service,
+                                            std::uint64_t call);
+  // Fills `out` for `frame` and posts `message` to `to`: with the frame's fd, or, for a slot,
+  // after its pool's PoolAttach and with the frame counted as held by `to` (call_frames).
+  static void post_with_frame(ClientState& to, capnp::MessageBuilder& message,
+                              proto::Frame::Builder out, FramePtr frame);
   void post_response(ClientState& caller, std::uint64_t caller_call, bool last,
                      const FramePtr& frame, proto::CallError error, const std::string& message);
   void remember_ended(std::uint64_t server_client, std::uint64_t id);

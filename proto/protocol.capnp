@@ -66,6 +66,7 @@ struct Message {
     response @38 :Response;
     cancelCall @39 :CancelCall;
     cancel @40 :Cancel;
+    poolDetach @41 :PoolDetach;
   }
 }
 
@@ -205,7 +206,8 @@ struct Crop {
 }
 
 # Producer -> broker, with the pool's memfd: N slots of slotSize bytes each (a multiple of the
-# page size, so every slot starts on a page boundary). Sealed at the pool level.
+# page size, so every slot starts on a page boundary). Sealed at the pool level. Version 6: an
+# empty topic registers a pool for the client's frames of calls (requests and responses).
 struct RegisterPool {
   topic @0 :Text;
   slotCount @1 :UInt32;
@@ -252,7 +254,8 @@ struct Deliver {
   guarantee @3 :Guarantee = pool;
 }
 
-# Consumer -> broker: done with a frame.
+# Consumer -> broker: done with a frame. Version 6: an empty topic releases the frame of a pool
+# slot that came in a Request or Response, by the number the broker gave it (its sequence).
 struct Release {
   topic @0 :Text;
   sequence @1 :UInt64;
@@ -518,7 +521,8 @@ enum WhenBusy {
 }
 
 # Caller -> broker, with the request frame's fd when it has a frame, verified as a Publish's
-# frame. `call` is the caller's own id, unique among its calls in flight.
+# frame; or, with no fd, a slot of the caller's pool for calls (frame.pool != 0). `call` is the
+# caller's own id, unique among its calls in flight.
 struct Call {
   service @0 :Text;
   call @1 :UInt64;
@@ -529,7 +533,8 @@ struct Call {
 }
 
 # Broker -> the chosen server, with a read-only reopening of the request frame's fd when it has
-# a frame. `call` is the broker's id for the call.
+# a frame of its own; a pool frame comes with no fd (its pool was attached before), and its
+# sequence is the number the server releases it by. `call` is the broker's id for the call.
 struct Request {
   service @0 :Text;
   call @1 :UInt64;
@@ -588,4 +593,10 @@ enum CancelReason {
 struct Cancel {
   call @0 :UInt64;
   reason @1 :CancelReason;
+}
+
+# Version 6. Broker -> client: the pool for calls `pool`, attached earlier, is gone (its owner
+# left). No frame of it follows; the client unmaps it once it holds no frame of it.
+struct PoolDetach {
+  pool @0 :UInt32;
 }

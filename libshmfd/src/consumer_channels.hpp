@@ -146,6 +146,7 @@ struct FrameBuilder {
     f.view_ = pool->mapping.bytes().subspan(slot * pool->slot_size, pool->slot_size);
     f.pool_ = std::move(pool);
   }
+  static void of_call(Frame& f) { f.of_call_ = true; }
   static bool on_channel(const Frame& f) { return f.channel_ != nullptr; }
   static void from_socket(Frame& f, std::shared_ptr<SharedConnection> connection) {
     f.connection_ = std::move(connection);

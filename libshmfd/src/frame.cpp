@@ -21,6 +21,7 @@ Frame& Frame::operator=(Frame&& other) noexcept {
     channel_ = std::move(other.channel_);
     pool_id_ = other.pool_id_;
     slot_ = other.slot_;
+    of_call_ = other.of_call_;
     meta_ = std::move(other.meta_);  // its header moves with it
   }
   return *this;
@@ -49,7 +50,8 @@ void Frame::release() noexcept {
     channel_.reset();
   }
   if (connection_) {
-    connection_->release(std::move(topic_), sequence_);
+    // A call's frame goes by its number, with no topic (docs/PROTOCOL.md, section 16).
+    connection_->release(of_call_ ? std::string() : std::move(topic_), sequence_);
     connection_.reset();
   }
 }

@@ -5,6 +5,34 @@
 
 namespace shmfd::detail {
 
+Result<PoolBuffer> create_pool_buffer(const std::string& name, std::size_t slot_bytes,
+                                      std::uint32_t slot_count, MemfdOptions& options,
+                                      std::size_t& slot_size) {
+  if (slot_bytes == 0 || slot_count == 0) {
+    return fail(Errc::invalid_size,
+                "create_pool(\"" + name + "\"): slot size and slot count must be positive");
+  }
+  auto writable = [&]() -> Result<WritableBuffer> {
+    auto page = page_size(options);
+    if (!page) return fail(std::move(page.error()));
+    slot_size = (slot_bytes + *page - 1) / *page * *page;
+    std::size_t total = 0;
+    if (__builtin_mul_overflow(slot_size, std::size_t{slot_count}, &total)) {
+      return fail(Errc::invalid_size, "create_pool: " + std::to_string(slot_count) + " slots of " +
+                                          std::to_string(slot_size) + " bytes overflow");
+    }
+    return WritableBuffer::create(name + "/pool", total, options);
+  };
+  auto created = writable();
+  if (!created && options.huge_pages && options.fall_back_to_normal_pages &&
+      created.error().is(Errc::huge_pages_unavailable)) {
+    options.huge_pages = false;
+    created = writable();
+  }
+  if (!created) return fail(std::move(created.error()));
+  return std::move(*created).into_pool();
+}
+
 std::uint32_t PoolSlots::add(std::string topic, PoolBuffer buffer, std::size_t slot_size,
                              std::uint32_t slot_count, std::uint32_t broker_id,
                              MemfdOptions options) {

@@ -38,6 +38,14 @@ struct PoolState {
   }
 };
 
+// The memfd of a new pool, `name` for it: `slot_count` slots of `slot_bytes` or more, each
+// rounded up to whole pages of `options` (huge pages fall back to normal ones where `options`
+// allows, which it then says). `slot_size` gets the rounded size. Errc::invalid_size for no
+// slots, slots of no bytes, or a size that overflows.
+Result<PoolBuffer> create_pool_buffer(const std::string& name, std::size_t slot_bytes,
+                                      std::uint32_t slot_count, MemfdOptions& options,
+                                      std::size_t& slot_size);
+
 // Whether slot `slot` of `pool` is held by a channel's consumer.
 using HeldOnChannels = std::function<bool(const PoolState& pool, std::uint32_t slot)>;
 

@@ -6,30 +6,9 @@ namespace shmfd {
 
 Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t slot_bytes,
                                             std::uint32_t slot_count, MemfdOptions options) {
-  if (slot_bytes == 0 || slot_count == 0) {
-    return fail(Errc::invalid_size, "create_pool(\"" + std::string(topic) +
-                                        "\"): slot size and slot count must be positive");
-  }
   std::size_t slot_size = 0;
-  auto writable = [&]() -> Result<WritableBuffer> {
-    auto page = page_size(options);
-    if (!page) return fail(std::move(page.error()));
-    slot_size = (slot_bytes + *page - 1) / *page * *page;
-    std::size_t total = 0;
-    if (__builtin_mul_overflow(slot_size, std::size_t{slot_count}, &total)) {
-      return fail(Errc::invalid_size, "create_pool: " + std::to_string(slot_count) + " slots of " +
-                                          std::to_string(slot_size) + " bytes overflow");
-    }
-    return WritableBuffer::create(std::string(topic) + "/pool", total, options);
-  };
-  auto created = writable();
-  if (!created && options.huge_pages && options.fall_back_to_normal_pages &&
-      created.error().is(Errc::huge_pages_unavailable)) {
-    options.huge_pages = false;
-    created = writable();
-  }
-  if (!created) return fail(std::move(created.error()));
-  auto buffer = std::move(*created).into_pool();
+  auto buffer = detail::create_pool_buffer(std::string(topic), slot_bytes, slot_count, options,
+                                           slot_size);
   if (!buffer) return fail(std::move(buffer.error()));
   auto registered = state_->register_pool(topic, *buffer, slot_size, slot_count);
   if (!registered) return fail(std::move(registered.error()));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "call_pools.hpp"
 #include "consumer_channels.hpp"
 #include "producer_state.hpp"
 
@@ -35,16 +36,18 @@ Status needs_services(const BrokerLink& link) {
                                   "; services need version 6 (shmfd 0.5 or later)"));
 }
 
-// A caller's or server's connection: no channels (calls go through the broker), and a broker
-// that speaks services.
+// A caller's or server's connection: no channels (calls go through the broker), frames of
+// peers' pools that release from any thread (as a consumer's), and a broker that speaks
+// services.
 Result<BrokerLink> open_service_link(const std::string& socket_path, std::string_view name) {
-  auto link = BrokerLink::open(socket_path, name, Channels::off, false);
+  auto link = BrokerLink::open(socket_path, name, Channels::off, true);
   if (!link) return fail(std::move(link.error()));
   if (auto ok = needs_services(*link); !ok) return fail(std::move(ok.error()));
   return link;
 }
 
-// A frame of a Request or Response, mapped read-only and checked again here.
+// A frame of a Request or Response with a buffer of its own, mapped read-only and checked again
+// here. (A frame in a slot of a peer's pool is CallPools::frame().)
 Result<Frame> received_frame(const std::string& service, proto::Frame::Reader frame,
                              proto::Guarantee guarantee, std::vector<UniqueFd>& fds) {
   auto layout = layout_from_proto(frame.getLayout());
@@ -88,6 +91,19 @@ Result<SealedBuffer> seal_into(proto::Frame::Builder frame, WritableBuffer buffe
 
 struct CallerState {
   explicit CallerState(BrokerLink l) : link(std::move(l)) {}
+  // Frames of servers' pools that this caller returned keep its connection open while they
+  // live: its calls still in flight end here, not when the last such frame goes.
+  ~CallerState() {
+    if (lost || link.shared().use_count() == 1) return;  // closing: the broker cancels them
+    for (const auto& [id, call] : calls) {
+      if (call.over || call.dropping) continue;
+      ControlMessageBuilder message;
+      message.initRoot<proto::Message>().initCancelCall().setCall(id);
+      if (!link.send(message, {}, IoMode::non_blocking)) return;
+    }
+  }
+  CallerState(const CallerState&) = delete;
+  CallerState& operator=(const CallerState&) = delete;
 
   struct Pending {
     std::string service;
@@ -97,7 +113,8 @@ struct CallerState {
   };
 
   Result<CallId> start(std::string_view service, std::optional<WritableBuffer> buffer,
-                       const Layout* layout, const CallOptions& options, const FrameMeta& meta);
+                       const Slot* slot, const Layout* layout, const CallOptions& options,
+                       const FrameMeta& meta);
   Result<Response> next(CallId id, IoMode mode, std::chrono::steady_clock::time_point deadline,
                         bool& timed_out);
   Status handle(proto::Message::Reader m, std::vector<UniqueFd>& fds);
@@ -106,7 +123,14 @@ struct CallerState {
   // The broker is gone: every call not over fails with `lost`.
   void lose(const Error& lost);
 
+  // Reads and handles one message, blocking: what a wait for the broker does.
+  Status pump_one() {
+    auto got = pump(IoMode::blocking);
+    return got ? Status{} : Status(tl::unexpect, std::move(got.error()));
+  }
+
   BrokerLink link;
+  CallPools pools;
   CallId next_id = 1;
   std::map<CallId, Pending> calls;
   std::optional<Error> lost;  // the broker went; reconnected at the next start()
@@ -136,6 +160,7 @@ Result<bool> CallerState::pump(IoMode mode) {
 
 Status CallerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds) {
   using M = proto::Message;
+  if (auto done = pools.handle(m, fds)) return *done;
   if (m.which() == M::ERROR) {
     // A refused Call names its service and the caller's call id.
     const auto e = m.getError();
@@ -156,6 +181,14 @@ Status CallerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds)
   }
   const auto r = m.getResponse();
   auto it = calls.find(r.getCall());
+  // A frame in a pool slot is this caller's from here on: dropped below, it is released.
+  std::optional<Frame> frame;
+  if (r.getHasFrame() && r.getError() == proto::CallError::NONE && r.getFrame().getPool() != 0) {
+    auto got = pools.frame(it == calls.end() ? std::string() : it->second.service, r.getFrame(),
+                           link.shared());
+    if (!got) return fail(std::move(got.error()));
+    frame.emplace(std::move(*got));
+  }
   // A call cancelled here and over: what was still on its way is dropped (its fd closes).
   if (it == calls.end() || it->second.over) return {};
   Pending& call = it->second;
@@ -173,10 +206,11 @@ Status CallerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds)
   } else {
     Response response;
     response.last = last;
-    if (r.getHasFrame()) {
-      auto frame = received_frame(call.service, r.getFrame(), r.getGuarantee(), fds);
-      if (!frame) return fail(std::move(frame.error()));
-      response.frame.emplace(std::move(*frame));
+    response.frame = std::move(frame);
+    if (!response.frame && r.getHasFrame()) {
+      auto got = received_frame(call.service, r.getFrame(), r.getGuarantee(), fds);
+      if (!got) return fail(std::move(got.error()));
+      response.frame.emplace(std::move(*got));
     }
     call.responses.emplace_back(std::move(response));
   }
@@ -185,12 +219,12 @@ Status CallerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds)
 }
 
 Result<CallId> CallerState::start(std::string_view service, std::optional<WritableBuffer> buffer,
-                                  const Layout* layout, const CallOptions& options,
-                                  const FrameMeta& meta) {
+                                  const Slot* slot, const Layout* layout,
+                                  const CallOptions& options, const FrameMeta& meta) {
   if (auto ok = check_topic_name(service); !ok) return fail(std::move(ok.error()));
   if (lost) {
     if (!link.reconnects_on_loss()) return fail(Error(*lost));
-    auto again = link.recovered(*lost, [] { return Status{}; });
+    auto again = link.recovered(*lost, [this] { return pools.renew(link, [this] { return pump_one(); }); });
     if (!again) return fail(std::move(again.error()));
     lost.reset();
   }
@@ -210,10 +244,15 @@ Result<CallId> CallerState::start(std::string_view service, std::optional<Writab
     if (!s) return fail(std::move(s.error()));
     sealed.emplace(std::move(*s));
     call.setHasFrame(true);
+  } else if (slot != nullptr) {
+    if (auto ok = pools.stage(call.initFrame(), *slot, *layout, meta, id); !ok)
+      return fail(std::move(ok.error()));
+    call.setHasFrame(true);
   }
   const int fd = sealed ? sealed->fd() : -1;
   auto sent = fd >= 0 ? link.send(message, std::span(&fd, 1)) : link.send(message);
   if (!sent) {
+    if (slot != nullptr) pools.unstage(*slot);  // never sent: the program's again
     lose(sent.error());
     return fail(std::move(sent.error()));
   }
@@ -266,20 +305,75 @@ Result<Caller> Caller::connect(const std::string& socket_path, std::string_view 
 
 Result<CallId> Caller::start(std::string_view service, WritableBuffer buffer, const Layout& layout,
                              const CallOptions& options, const FrameMeta& meta) {
-  return state_->start(service, std::move(buffer), &layout, options, meta);
+  detail::InCall in(state_->link);
+  return state_->start(service, std::move(buffer), nullptr, &layout, options, meta);
+}
+
+Result<CallId> Caller::start(std::string_view service, const Slot& slot, const Layout& layout,
+                             const CallOptions& options, const FrameMeta& meta) {
+  detail::InCall in(state_->link);
+  return state_->start(service, std::nullopt, &slot, &layout, options, meta);
 }
 
 Result<CallId> Caller::start(std::string_view service, const CallOptions& options) {
-  return state_->start(service, std::nullopt, nullptr, options, FrameMeta{});
+  detail::InCall in(state_->link);
+  return state_->start(service, std::nullopt, nullptr, nullptr, options, FrameMeta{});
+}
+
+Result<std::uint32_t> Caller::create_pool(std::size_t slot_bytes, std::uint32_t slot_count,
+                                          MemfdOptions options) {
+  detail::InCall in(state_->link);
+  auto& s = *state_;
+  return s.pools.create(
+      s.link, [&s] { return s.pump_one(); }, slot_bytes, slot_count, options);
+}
+
+Result<std::optional<Slot>> Caller::try_acquire(std::uint32_t pool) {
+  detail::InCall in(state_->link);
+  auto& s = *state_;
+  // SlotFree that came meanwhile.
+  for (;;) {
+    auto got = s.pump(IoMode::non_blocking);
+    if (!got) break;  // a lost broker: the calls failed; the slot state stands
+    if (!*got) break;
+  }
+  return s.pools.try_take(pool);
+}
+
+Result<Slot> Caller::acquire(std::uint32_t pool, Wait wait) {
+  for (;;) {
+    auto slot = try_acquire(pool);  // after the SlotFree that came meanwhile
+    if (!slot) return fail(std::move(slot.error()));
+    if (*slot) return **slot;
+    if (wait == Wait::fail_fast) {
+      return fail(Errc::no_free_slot,
+                  "pool " + std::to_string(pool) + ": every slot is held by a server");
+    }
+    detail::InCall in(state_->link);
+    auto& s = *state_;
+    if (s.lost) return fail(Error(*s.lost));
+    // Until the broker frees one (responses that come meanwhile wait for next()).
+    if (auto ok = s.pump_one(); !ok) return fail(std::move(ok.error()));
+  }
+}
+
+Status Caller::discard(const Slot& slot) {
+  return state_->pools.discard(slot);
+}
+
+std::size_t Caller::free_slots(std::uint32_t pool) const {
+  return state_->pools.free_slots(pool);
 }
 
 Result<Response> Caller::next(CallId id) {
+  detail::InCall in(state_->link);
   bool timed_out = false;
   return state_->next(id, IoMode::blocking, std::chrono::steady_clock::time_point::max(),
                       timed_out);
 }
 
 Result<std::optional<Response>> Caller::next_for(CallId id, std::chrono::milliseconds timeout) {
+  detail::InCall in(state_->link);
   bool timed_out = false;
   auto r =
       state_->next(id, IoMode::non_blocking, std::chrono::steady_clock::now() + timeout, timed_out);
@@ -297,6 +391,15 @@ Result<Response> Caller::call(std::string_view service, WritableBuffer buffer, c
   return response;
 }
 
+Result<Response> Caller::call(std::string_view service, const Slot& slot, const Layout& layout,
+                              const CallOptions& options, const FrameMeta& meta) {
+  auto id = start(service, slot, layout, options, meta);
+  if (!id) return fail(std::move(id.error()));
+  auto response = next(*id);
+  if (response && !response->last) (void)cancel(*id);
+  return response;
+}
+
 Result<Response> Caller::call(std::string_view service, const CallOptions& options) {
   auto id = start(service, options);
   if (!id) return fail(std::move(id.error()));
@@ -306,6 +409,7 @@ Result<Response> Caller::call(std::string_view service, const CallOptions& optio
 }
 
 Status Caller::cancel(CallId id) {
+  detail::InCall in(state_->link);
   auto& s = *state_;
   auto it = s.calls.find(id);
   if (it == s.calls.end() || it->second.dropping) {
@@ -345,6 +449,18 @@ namespace detail {
 
 struct ServerState {
   explicit ServerState(BrokerLink l) : link(std::move(l)) {}
+  // Requests this server returned keep its connection open while their frames live: it stops
+  // serving here (its calls in flight fail with serverGone), not when the last such frame goes.
+  ~ServerState() {
+    if (link.shared().use_count() == 1) return;  // closing: the broker withdraws them
+    for (const auto& [service, max] : offered) {
+      ControlMessageBuilder message;
+      message.initRoot<proto::Message>().initWithdraw().setService(service);
+      if (!link.send(message, {}, IoMode::non_blocking)) return;
+    }
+  }
+  ServerState(const ServerState&) = delete;
+  ServerState& operator=(const ServerState&) = delete;
 
   Status handle(proto::Message::Reader m, std::vector<UniqueFd>& fds);
   Result<bool> pump(IoMode mode);
@@ -353,10 +469,16 @@ struct ServerState {
   // If `error` is a lost broker and this server reconnects: connected again, every service
   // offered again; true then.
   Result<bool> recovered(const Error& error);
-  Status respond(const Request& request, std::optional<WritableBuffer> buffer, const Layout* layout,
-                 bool last, const FrameMeta& meta, std::optional<std::string_view> error);
+  Status respond(const Request& request, std::optional<WritableBuffer> buffer, const Slot* slot,
+                 const Layout* layout, bool last, const FrameMeta& meta,
+                 std::optional<std::string_view> error);
+  Status pump_one() {
+    auto got = pump(IoMode::blocking);
+    return got ? Status{} : Status(tl::unexpect, std::move(got.error()));
+  }
 
   BrokerLink link;
+  CallPools pools;
   std::map<std::string, std::uint32_t, std::less<>> offered;  // asked max in flight
   std::deque<ServerEvent> events;
   std::deque<Error> refusals;  // of responses: returned by the next respond()
@@ -369,6 +491,7 @@ struct ServerState {
 
 Status ServerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds) {
   using M = proto::Message;
+  if (auto done = pools.handle(m, fds)) return *done;
   switch (m.which()) {
     case M::REQUEST: {
       const auto r = m.getRequest();
@@ -380,7 +503,9 @@ Status ServerState::handle(proto::Message::Reader m, std::vector<UniqueFd>& fds)
           std::chrono::steady_clock::now() + std::chrono::milliseconds(r.getDeadlineMs());
       request.connection = session;
       if (r.getHasFrame()) {
-        auto frame = received_frame(request.service, r.getFrame(), r.getGuarantee(), fds);
+        auto frame = r.getFrame().getPool() != 0
+                         ? pools.frame(request.service, r.getFrame(), link.shared())
+                         : received_frame(request.service, r.getFrame(), r.getGuarantee(), fds);
         if (!frame) return fail(std::move(frame.error()));
         request.frame.emplace(std::move(*frame));
       }
@@ -450,6 +575,7 @@ Result<bool> ServerState::recovered(const Error& error) {
   return link.recovered(error, [this]() -> Status {
     ++session;
     sent.clear();
+    if (auto ok = pools.renew(link, [this] { return pump_one(); }); !ok) return ok;
     // What came from the old broker and was not received yet: requests of calls that are over.
     std::erase_if(events, [](const ServerEvent& e) { return std::holds_alternative<Request>(e); });
     for (const auto& [service, max] : offered) {
@@ -464,16 +590,19 @@ Result<bool> ServerState::recovered(const Error& error) {
 }
 
 Status ServerState::respond(const Request& request, std::optional<WritableBuffer> buffer,
-                            const Layout* layout, bool last, const FrameMeta& meta,
-                            std::optional<std::string_view> error) {
+                            const Slot* slot, const Layout* layout, bool last,
+                            const FrameMeta& meta, std::optional<std::string_view> error) {
   if (!refusals.empty()) {
     Error refused = std::move(refusals.front());
     refusals.pop_front();
     return fail(std::move(refused));
   }
   // A request from before a reconnection: its call is over, and the new broker's ids are not
-  // the old one's.
-  if (request.connection != session) return {};
+  // the old one's. A slot given for it is the program's no longer: free again.
+  if (request.connection != session) {
+    if (slot != nullptr) (void)pools.discard(*slot);
+    return {};
+  }
   ControlMessageBuilder message;
   auto respond = message.initRoot<proto::Message>().initRespond();
   respond.setCall(request.id);
@@ -489,11 +618,22 @@ Status ServerState::respond(const Request& request, std::optional<WritableBuffer
     if (!s) return fail(std::move(s.error()));
     sealed.emplace(std::move(*s));
     respond.setHasFrame(true);
+  } else if (slot != nullptr) {
+    if (auto staged = pools.stage(respond.initFrame(), *slot, *layout, meta, ++sent[request.id]);
+        !staged) {
+      return staged;
+    }
+    respond.setHasFrame(true);
   }
   if (ends) sent.erase(request.id);
   const int fd = sealed ? sealed->fd() : -1;
   auto ok = fd >= 0 ? link.send(message, std::span(&fd, 1)) : link.send(message);
   if (!ok) {
+    // The slot was not sent: free again (the call it answered is over with the broker).
+    if (slot != nullptr) {
+      pools.unstage(*slot);
+      (void)pools.discard(*slot);
+    }
     // Lost with the broker: the call failed for its caller already.
     if (auto again = recovered(ok.error()); again) return {};
     return fail(std::move(ok.error()));
@@ -515,6 +655,7 @@ Result<Server> Server::connect(const std::string& socket_path, std::string_view 
 }
 
 Result<std::uint32_t> Server::offer(std::string_view service, std::uint32_t max_in_flight) {
+  detail::InCall in(state_->link);
   if (auto ok = check_topic_name(service); !ok) return fail(std::move(ok.error()));
   ControlMessageBuilder message;
   auto offer = message.initRoot<proto::Message>().initOffer();
@@ -526,6 +667,7 @@ Result<std::uint32_t> Server::offer(std::string_view service, std::uint32_t max_
 }
 
 Status Server::withdraw(std::string_view service) {
+  detail::InCall in(state_->link);
   auto it = state_->offered.find(service);
   if (it == state_->offered.end()) {
     return fail(Errc::invalid_argument,
@@ -540,6 +682,7 @@ Status Server::withdraw(std::string_view service) {
 }
 
 Result<ServerEvent> Server::receive() {
+  detail::InCall in(state_->link);
   auto& s = *state_;
   for (;;) {
     if (!s.events.empty()) {
@@ -554,6 +697,7 @@ Result<ServerEvent> Server::receive() {
 }
 
 Result<std::optional<ServerEvent>> Server::receive_for(std::chrono::milliseconds timeout) {
+  detail::InCall in(state_->link);
   auto& s = *state_;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
@@ -575,15 +719,72 @@ Result<std::optional<ServerEvent>> Server::receive_for(std::chrono::milliseconds
 
 Status Server::respond(const Request& request, WritableBuffer buffer, const Layout& layout,
                        bool last, const FrameMeta& meta) {
-  return state_->respond(request, std::move(buffer), &layout, last, meta, std::nullopt);
+  detail::InCall in(state_->link);
+  return state_->respond(request, std::move(buffer), nullptr, &layout, last, meta, std::nullopt);
+}
+
+Status Server::respond(const Request& request, const Slot& slot, const Layout& layout, bool last,
+                       const FrameMeta& meta) {
+  detail::InCall in(state_->link);
+  return state_->respond(request, std::nullopt, &slot, &layout, last, meta, std::nullopt);
 }
 
 Status Server::respond(const Request& request, bool last) {
-  return state_->respond(request, std::nullopt, nullptr, last, FrameMeta{}, std::nullopt);
+  detail::InCall in(state_->link);
+  return state_->respond(request, std::nullopt, nullptr, nullptr, last, FrameMeta{}, std::nullopt);
 }
 
 Status Server::respond_error(const Request& request, std::string_view message) {
-  return state_->respond(request, std::nullopt, nullptr, true, FrameMeta{}, message);
+  detail::InCall in(state_->link);
+  return state_->respond(request, std::nullopt, nullptr, nullptr, true, FrameMeta{}, message);
+}
+
+Result<std::uint32_t> Server::create_pool(std::size_t slot_bytes, std::uint32_t slot_count,
+                                          MemfdOptions options) {
+  detail::InCall in(state_->link);
+  auto& s = *state_;
+  return s.pools.create(
+      s.link, [&s] { return s.pump_one(); }, slot_bytes, slot_count, options);
+}
+
+Result<std::optional<Slot>> Server::try_acquire(std::uint32_t pool) {
+  detail::InCall in(state_->link);
+  auto& s = *state_;
+  for (;;) {  // SlotFree that came meanwhile
+    auto got = s.pump(IoMode::non_blocking);
+    if (!got) {
+      if (auto again = s.recovered(got.error()); !again) return fail(std::move(again.error()));
+      continue;
+    }
+    if (!*got) break;
+  }
+  return s.pools.try_take(pool);
+}
+
+Result<Slot> Server::acquire(std::uint32_t pool, Wait wait) {
+  for (;;) {
+    auto slot = try_acquire(pool);  // after the SlotFree that came meanwhile
+    if (!slot) return fail(std::move(slot.error()));
+    if (*slot) return **slot;
+    if (wait == Wait::fail_fast) {
+      return fail(Errc::no_free_slot,
+                  "pool " + std::to_string(pool) + ": every slot is held by a caller");
+    }
+    detail::InCall in(state_->link);
+    auto& s = *state_;
+    // Until the broker frees one (requests that come meanwhile wait for receive()).
+    if (auto got = s.pump(IoMode::blocking); !got) {
+      if (auto again = s.recovered(got.error()); !again) return fail(std::move(again.error()));
+    }
+  }
+}
+
+Status Server::discard(const Slot& slot) {
+  return state_->pools.discard(slot);
+}
+
+std::size_t Server::free_slots(std::uint32_t pool) const {
+  return state_->pools.free_slots(pool);
 }
 
 void Server::reconnect_on_loss(ReconnectOptions options) {

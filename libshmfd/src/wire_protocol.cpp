@@ -299,6 +299,8 @@ std::string message_name(proto::Message::Which which) {
       return "CancelCall";
     case M::CANCEL:
       return "Cancel";
+    case M::POOL_DETACH:
+      return "PoolDetach";
   }
   return "message type " + std::to_string(static_cast<unsigned>(which));
 }

@@ -115,6 +115,8 @@ class Frame {
   std::shared_ptr<detail::ChannelIn> channel_;  ///< a frame that came on a channel
   std::uint32_t pool_id_ = 0;
   std::uint32_t slot_ = 0;
+  /// A frame of a call's pool slot (a request or a response): released by its number alone.
+  bool of_call_ = false;
   /// A frame's metadata and its own copy of the header, out of line: a frame without any (the
   /// usual one) moves and costs as before version 5.
   struct OwnMeta {

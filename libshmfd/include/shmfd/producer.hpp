@@ -31,6 +31,7 @@
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
 #include "shmfd/protocol.hpp"
+#include "shmfd/slot.hpp"
 #include "shmfd/wire/message_buffer.hpp"
 
 namespace shmfd {
@@ -38,19 +39,6 @@ namespace shmfd {
 namespace detail {
 struct ProducerState;
 }  // namespace detail
-
-/// What Producer::acquire() does when every slot is held.
-enum class Wait {
-  block,      ///< wait until a consumer releases one
-  fail_fast,  ///< return Errc::no_free_slot at once
-};
-
-/// A pool slot acquired for writing: fill `bytes`, then publish it.
-struct Slot {
-  std::uint32_t pool = 0;      ///< the pool's id, as create_pool() returned it
-  std::uint32_t index = 0;     ///< the slot's number in the pool, from 0
-  std::span<std::byte> bytes;  ///< the whole slot, writable (slot_size() bytes)
-};
 
 /// A frame sealed and encoded, ready to send; what try_send and the Asio form retry with.
 struct PreparedFrame {

@@ -44,6 +44,7 @@
 #include "shmfd/frame_meta.hpp"
 #include "shmfd/layout.hpp"
 #include "shmfd/memfd.hpp"
+#include "shmfd/slot.hpp"
 
 namespace shmfd {
 
@@ -104,6 +105,11 @@ class Caller {
   /// streams).
   Result<Response> call(std::string_view service, WritableBuffer buffer, const Layout& layout,
                         const CallOptions& options = {}, const FrameMeta& meta = {});
+  /// Calls `service` with a slot of this caller's pool (create_pool(), acquire()): no fd and no
+  /// fresh memory per call. The server maps the pool once and reads the slot in place; the slot
+  /// is busy until the server lets go of the request's frame (acquire() waits for that).
+  Result<Response> call(std::string_view service, const Slot& slot, const Layout& layout,
+                        const CallOptions& options = {}, const FrameMeta& meta = {});
   /// A call with no frame (a request of no bytes).
   Result<Response> call(std::string_view service, const CallOptions& options = {});
 
@@ -111,8 +117,28 @@ class Caller {
   /// several calls in flight at once (the broker bounds them: --max-calls-in-flight).
   Result<CallId> start(std::string_view service, WritableBuffer buffer, const Layout& layout,
                        const CallOptions& options = {}, const FrameMeta& meta = {});
+  /// The same with a slot of this caller's pool.
+  Result<CallId> start(std::string_view service, const Slot& slot, const Layout& layout,
+                       const CallOptions& options = {}, const FrameMeta& meta = {});
   /// A call with no frame, started without waiting.
   Result<CallId> start(std::string_view service, const CallOptions& options = {});
+
+  /// Creates a pool for requests: one memfd of `slot_count` slots of at least `slot_bytes`
+  /// (whole pages), sealed and registered once (the broker verifies it then). Its id, for
+  /// acquire(). Errors as Producer::create_pool(); Errc::broker_refused with
+  /// BrokerErrc::limit_exceeded past the broker's --max-pools.
+  Result<std::uint32_t> create_pool(std::size_t slot_bytes, std::uint32_t slot_count,
+                                    MemfdOptions options = {});
+  /// A free slot of `pool`, writable here. A slot sent in a call is free again once its server
+  /// has dropped the request's frame (or the broker did not take it): Wait::block waits for
+  /// that, reading the broker meanwhile; Wait::fail_fast returns Errc::no_free_slot.
+  Result<Slot> acquire(std::uint32_t pool, Wait wait = Wait::block);
+  /// Non-blocking acquire for event loops: nullopt when no slot is free yet.
+  Result<std::optional<Slot>> try_acquire(std::uint32_t pool);
+  /// Gives back an acquired slot that will not be sent.
+  Status discard(const Slot& slot);
+  /// Slots of `pool` free now (0 for a pool this caller does not have).
+  std::size_t free_slots(std::uint32_t pool) const;
   /// The next response of call `id` (blocking): a failure of the call is its error. After the
   /// last response (or the error), the call is over and `id` unknown (Errc::invalid_argument).
   Result<Response> next(CallId id);
@@ -203,11 +229,29 @@ class Server {
   /// call that is over (see Cancel) is dropped by the broker, and is not an error.
   Status respond(const Request& request, WritableBuffer buffer, const Layout& layout,
                  bool last = true, const FrameMeta& meta = {});
+  /// Answers with a slot of this server's pool (create_pool(), acquire()): no fd and no fresh
+  /// memory per response. The caller reads the slot in place; it is busy until the caller drops
+  /// the response's frame.
+  Status respond(const Request& request, const Slot& slot, const Layout& layout, bool last = true,
+                 const FrameMeta& meta = {});
   /// A response of no bytes.
   Status respond(const Request& request, bool last = true);
   /// Ends `request` with an error: its caller gets CallErrc::server_error with `message`
   /// (printable ASCII, at most 1024 bytes kept).
   Status respond_error(const Request& request, std::string_view message);
+
+  /// Creates a pool for responses, as Caller::create_pool() does for requests.
+  Result<std::uint32_t> create_pool(std::size_t slot_bytes, std::uint32_t slot_count,
+                                    MemfdOptions options = {});
+  /// A free slot of `pool`: as Caller::acquire(), freed when a caller drops a response's frame.
+  /// Requests that come meanwhile wait for receive().
+  Result<Slot> acquire(std::uint32_t pool, Wait wait = Wait::block);
+  /// Non-blocking acquire for event loops: nullopt when no slot is free yet.
+  Result<std::optional<Slot>> try_acquire(std::uint32_t pool);
+  /// Gives back an acquired slot that will not be sent.
+  Status discard(const Slot& slot);
+  /// Slots of `pool` free now (0 for a pool this server does not have).
+  std::size_t free_slots(std::uint32_t pool) const;
 
   /// From now on, a lost broker is connected to again (with the waits of `options`) and every
   /// service offered again; receive() goes on. Requests held from before are over (their
