@@ -294,7 +294,8 @@ Outcome Router::register_pool(ClientState& client, proto::RegisterPool::Reader r
   registered.setPool(pool->id);
   client.outbox.post(message);
   log_.info(client.describe() + " registered pool " + std::to_string(pool->id) +
-            (for_calls ? std::string(" for calls") : " for '" + name + "'") + ": " + std::to_string(slots) + " slots of " + std::to_string(slot_size) + " bytes" +
+            (for_calls ? std::string(" for calls") : " for '" + name + "'") + ": " +
+            std::to_string(slots) + " slots of " + std::to_string(slot_size) + " bytes" +
             (verified.huge_pages ? " (huge pages)" : ""));
   return {};
 }

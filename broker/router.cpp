@@ -326,10 +326,10 @@ Outcome Router::release(ClientState& client, proto::Release::Reader release) {
     // A frame of a call's pool slot, by the number it came with (section 16).
     auto held = client.call_frames.find(sequence);
     if (held == client.call_frames.end()) {
-      return refuse(Code::NOT_HELD,
-                    "release of call frame " + std::to_string(sequence) +
-                        ", which this client does not hold",
-                    {}, sequence);
+      return refuse(
+          Code::NOT_HELD,
+          "release of call frame " + std::to_string(sequence) + ", which this client does not hold",
+          {}, sequence);
     }
     client.call_frames.erase(held);  // its slot is free here; SlotFree goes to the owner
     return {};

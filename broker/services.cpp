@@ -171,18 +171,17 @@ tl::expected<FramePtr, Refusal> Services::take_frame(ClientState& sender, bool h
   return FramePtr(std::move(record));
 }
 
-tl::expected<FramePtr, Refusal> Services::take_slot(ClientState& sender,
-                                                    proto::Frame::Reader frame,
+tl::expected<FramePtr, Refusal> Services::take_slot(ClientState& sender, proto::Frame::Reader frame,
                                                     std::vector<UniqueFd>& fds,
                                                     const std::string& service,
                                                     std::uint64_t call) {
   const std::uint32_t id = frame.getPool();
   const std::uint32_t slot = frame.getSlot();
   if (!fds.empty()) {
-    return refuse(Code::WRONG_FD_COUNT,
-                  "a frame in a pool slot carries no fd; the " + n(fds.size()) +
-                      " attached were closed",
-                  service, call);
+    return refuse(
+        Code::WRONG_FD_COUNT,
+        "a frame in a pool slot carries no fd; the " + n(fds.size()) + " attached were closed",
+        service, call);
   }
   auto it = sender.pools.find(id);
   if (it == sender.pools.end() || !it->second->for_calls()) {
@@ -194,10 +193,10 @@ tl::expected<FramePtr, Refusal> Services::take_slot(ClientState& sender,
   }
   PoolRecord& pool = *it->second;
   if (slot >= pool.slot_count) {
-    return refuse(Code::UNKNOWN_POOL,
-                  "slot " + n(slot) + " of pool " + n(id) + ", a pool of " + n(pool.slot_count) +
-                      " slots",
-                  service, call);
+    return refuse(
+        Code::UNKNOWN_POOL,
+        "slot " + n(slot) + " of pool " + n(id) + ", a pool of " + n(pool.slot_count) + " slots",
+        service, call);
   }
   if (pool.busy[slot]) {
     return refuse(Code::SLOT_BUSY,

@@ -97,7 +97,9 @@ Bytes offer(const char* service) {
 Bytes withdraw(const char* service) {
   return message([&](proto::Message::Builder m) { m.initWithdraw().setService(service); });
 }
-Bytes call(const char* service, std::uint64_t id, const Layout* layout) {
+// A frame in slot `slot` of pool `pool` when `pool` is not 0 (version 6: a pool for calls).
+Bytes call(const char* service, std::uint64_t id, const Layout* layout, std::uint32_t pool = 0,
+           std::uint32_t slot = 0) {
   return message([&](proto::Message::Builder m) {
     auto c = m.initCall();
     c.setService(service);
@@ -106,18 +108,25 @@ Bytes call(const char* service, std::uint64_t id, const Layout* layout) {
     c.setWhenBusy(proto::WhenBusy::WAIT);
     if (layout != nullptr) {
       c.setHasFrame(true);
-      layout_to_proto(*layout, c.initFrame().initLayout());
+      auto f = c.initFrame();
+      layout_to_proto(*layout, f.initLayout());
+      f.setPool(pool);
+      f.setSlot(slot);
     }
   });
 }
-Bytes respond(std::uint64_t id, bool last, const Layout* layout) {
+Bytes respond(std::uint64_t id, bool last, const Layout* layout, std::uint32_t pool = 0,
+              std::uint32_t slot = 0) {
   return message([&](proto::Message::Builder m) {
     auto r = m.initRespond();
     r.setCall(id);
     r.setLast(last);
     if (layout != nullptr) {
       r.setHasFrame(true);
-      layout_to_proto(*layout, r.initFrame().initLayout());
+      auto f = r.initFrame();
+      layout_to_proto(*layout, f.initLayout());
+      f.setPool(pool);
+      f.setSlot(slot);
     }
   });
 }
@@ -169,6 +178,8 @@ int main(int argc, char** argv) {
       {"call", call("blur", 1, &image)},
       {"respond", respond(1, true, &image)},
       {"cancel-call", cancel_call(1)},
+      {"call-slot", call("blur", 1, &image, 1, 0)},
+      {"release-call-frame", release("", 1)},
   };
   for (const auto& [name, bytes] : decode) write(dir + "/decode/" + name, bytes);
   int n = 0;
@@ -222,6 +233,24 @@ int main(int argc, char** argv) {
     record(s, 0, 0, cancel_call(2));
     record(s, 0, 0, withdraw("blur"));
     write(dir + "/broker/service-stream", s);
+  }
+  {
+    Bytes s;  // the same in slots of pools for calls: held, busy, out of range, released
+    const Layout blob = blob_layout(100);
+    const Layout big = blob_layout(8192);
+    record(s, 0, 0, offer("blur"));
+    record(s, 1, 4, register_pool("", 4, 4096));
+    record(s, 0, 0, call("blur", 1, &blob, 1, 0));
+    record(s, 0, 0, call("blur", 2, &blob, 1, 0));  // still held by the server (itself)
+    record(s, 0, 0, call("blur", 3, &blob, 1, 9));  // no such slot
+    record(s, 0, 0, call("blur", 4, &big, 1, 1));   // past the slot
+    record(s, 1, 1, call("blur", 5, &blob, 1, 2));  // an fd beside a slot
+    record(s, 0, 0, respond(1, true, &blob, 1, 3));
+    record(s, 0, 0, release("", 1));
+    record(s, 0, 0, release("", 2));
+    record(s, 0, 0, release("", 99));  // never sent
+    record(s, 0, 0, withdraw("blur"));
+    write(dir + "/broker/service-pool-stream", s);
   }
   {
     Bytes s;

@@ -21,6 +21,11 @@ WritableBuffer with_header(std::size_t bytes, std::uint64_t i) {
   return buffer;
 }
 
+void write_header(std::span<std::byte> bytes, std::uint64_t i) {
+  std::memset(bytes.data(), 0, kHeader);
+  std::memcpy(bytes.data(), &i, sizeof i);
+}
+
 std::uint64_t header_of(const Frame& frame) {
   std::uint64_t i = 0;
   std::memcpy(&i, frame.bytes().data(), sizeof i);
@@ -30,7 +35,8 @@ std::uint64_t header_of(const Frame& frame) {
 }  // namespace
 
 std::vector<double> call_round_trip(std::uint64_t iterations, std::size_t bytes, int caller_cpu,
-                                    int server_cpu) {
+                                    int server_cpu, CallFrames frames) {
+  const bool pools = frames == CallFrames::pool_slots;
   BrokerProcess broker(caller_cpu == server_cpu ? caller_cpu : -1);
   SharedSamples samples(iterations);
   Signal offered;
@@ -40,13 +46,20 @@ std::vector<double> call_round_trip(std::uint64_t iterations, std::size_t bytes,
       [&] {
         auto s = must(Server::connect(socket, "bench-server"), "Server::connect");
         must(s.offer("bench/echo", 1), "offer");
+        const std::uint32_t pool = pools ? must(s.create_pool(bytes, 2), "create_pool") : 0;
         offered.post();
         for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
           auto event = must(s.receive(), "receive");
           auto* request = std::get_if<Request>(&event);
           if (request == nullptr || !request->frame) die("the server got no request frame");
-          must(s.respond(*request, with_header(bytes, header_of(*request->frame)), layout),
-               "respond");
+          if (pools) {
+            const Slot slot = must(s.acquire(pool), "acquire");
+            write_header(slot.bytes, header_of(*request->frame));
+            must(s.respond(*request, slot, layout), "respond");
+          } else {
+            must(s.respond(*request, with_header(bytes, header_of(*request->frame)), layout),
+                 "respond");
+          }
         }
         return 0;
       },
@@ -54,10 +67,18 @@ std::vector<double> call_round_trip(std::uint64_t iterations, std::size_t bytes,
   const pid_t caller = spawn(
       [&] {
         auto c = must(Caller::connect(socket, "bench-caller"), "Caller::connect");
+        const std::uint32_t pool = pools ? must(c.create_pool(bytes, 2), "create_pool") : 0;
         offered.wait();
         for (std::uint64_t i = 0; i < iterations + kWarmup; ++i) {
           const std::uint64_t t0 = now_ns();
-          auto response = must(c.call("bench/echo", with_header(bytes, i), layout), "call");
+          Response response;
+          if (pools) {
+            const Slot slot = must(c.acquire(pool), "acquire");
+            write_header(slot.bytes, i);
+            response = must(c.call("bench/echo", slot, layout), "call");
+          } else {
+            response = must(c.call("bench/echo", with_header(bytes, i), layout), "call");
+          }
           if (!response.frame || header_of(*response.frame) != i) die("a wrong response");
           if (i >= kWarmup) samples.push(static_cast<double>(now_ns() - t0) / 1000.0);
         }

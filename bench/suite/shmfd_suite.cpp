@@ -828,7 +828,8 @@ void s5(Results& results, const bench::Options& o) {
 }  // namespace
 
 // S8: a call and its response, one at a time, through the broker (services): 64 B each way and
-// a 4K RGBA frame each way, each a new sealed memfd; the µs per round trip.
+// a 4K RGBA frame each way, in slots of each side's pool, and each a new sealed memfd; the µs
+// per round trip.
 void s8(Results& results, const bench::Options& o) {
   struct Placement {
     const char* where;
@@ -841,9 +842,14 @@ void s8(Results& results, const bench::Options& o) {
                                Placement{"caller and server on two CPUs", 0, 1}}) {
       const std::string variant = std::string(size) + ", " + p.where;
       if (!o.runs_variant(variant)) continue;
-      const auto v = bench::call_round_trip(n, bytes, p.caller_cpu, p.server_cpu);
-      results.add("S8", variant, "shmfd call via broker (a sealed memfd each way)", "round trip",
-                  "us", bench::median(v), bench::percentile(v, 0.99), "us", v.size());
+      for (const auto& [frames, label] :
+           {std::pair{bench::CallFrames::pool_slots, "shmfd call via broker (pool slots)"},
+            std::pair{bench::CallFrames::sealed_memfds,
+                      "shmfd call via broker (a sealed memfd each way)"}}) {
+        const auto v = bench::call_round_trip(n, bytes, p.caller_cpu, p.server_cpu, frames);
+        results.add("S8", variant, label, "round trip", "us", bench::median(v),
+                    bench::percentile(v, 0.99), "us", v.size());
+      }
     }
   }
 }

@@ -28,8 +28,7 @@ std::optional<Status> CallPools::handle(proto::Message::Reader m, std::vector<Un
     case M::POOL_ATTACH: {
       const auto attach = m.getPoolAttach();
       // As every fd from outside: verified before it is mapped, at the level a pool needs.
-      auto accepted =
-          accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
+      auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
       if (!accepted) return Status(fail(std::move(accepted.error()).prefixed("a peer's pool")));
       auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->bytes),
                                   Access::read_only, 0, MapOptions{.populate = true});
@@ -60,7 +59,8 @@ Result<std::uint32_t> CallPools::register_pool(BrokerLink& link, const Pump& pum
   reg.setSlotSize(slot_size);
   reg.setFd(0);
   const int fd = buffer.fd();
-  if (auto sent = link.send(message, std::span(&fd, 1)); !sent) return fail(std::move(sent.error()));
+  if (auto sent = link.send(message, std::span(&fd, 1)); !sent)
+    return fail(std::move(sent.error()));
   registering_ = true;
   answer_.reset();
   while (!answer_) {
@@ -75,9 +75,8 @@ Result<std::uint32_t> CallPools::register_pool(BrokerLink& link, const Pump& pum
   return out;
 }
 
-Result<std::uint32_t> CallPools::create(BrokerLink& link, const Pump& pump,
-                                        std::size_t slot_bytes, std::uint32_t slot_count,
-                                        MemfdOptions options) {
+Result<std::uint32_t> CallPools::create(BrokerLink& link, const Pump& pump, std::size_t slot_bytes,
+                                        std::uint32_t slot_count, MemfdOptions options) {
   std::size_t slot_size = 0;
   auto buffer = create_pool_buffer("calls", slot_bytes, slot_count, options, slot_size);
   if (!buffer) return fail(std::move(buffer.error()));
@@ -147,15 +146,15 @@ Result<Frame> CallPools::frame(const std::string& service, proto::Frame::Reader 
   }
   auto it = attached_.find(frame.getPool());
   if (it == attached_.end() || frame.getSlot() >= it->second->slot_count) {
-    return fail(Errc::protocol_violation,
-                "the broker passed a frame of '" + service + "' in slot " +
-                    std::to_string(frame.getSlot()) + " of pool " +
-                    std::to_string(frame.getPool()) + ", which it never attached");
+    return fail(Errc::protocol_violation, "the broker passed a frame of '" + service +
+                                              "' in slot " + std::to_string(frame.getSlot()) +
+                                              " of pool " + std::to_string(frame.getPool()) +
+                                              ", which it never attached");
   }
   if (auto fits = validate_layout(FrameBuilder::layout(out), it->second->slot_size); !fits) {
-    return fail(Errc::protocol_violation, "the broker passed a frame of '" + service +
-                                              "' whose layout does not fit its slot: " +
-                                              fits.error().message());
+    return fail(Errc::protocol_violation,
+                "the broker passed a frame of '" + service +
+                    "' whose layout does not fit its slot: " + fits.error().message());
   }
   FrameBuilder::in_pool(out, it->second, frame.getSlot());
   return out;

@@ -7,8 +7,8 @@ namespace shmfd {
 Result<std::uint32_t> Producer::create_pool(std::string_view topic, std::size_t slot_bytes,
                                             std::uint32_t slot_count, MemfdOptions options) {
   std::size_t slot_size = 0;
-  auto buffer = detail::create_pool_buffer(std::string(topic), slot_bytes, slot_count, options,
-                                           slot_size);
+  auto buffer =
+      detail::create_pool_buffer(std::string(topic), slot_bytes, slot_count, options, slot_size);
   if (!buffer) return fail(std::move(buffer.error()));
   auto registered = state_->register_pool(topic, *buffer, slot_size, slot_count);
   if (!registered) return fail(std::move(registered.error()));

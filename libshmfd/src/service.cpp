@@ -224,7 +224,8 @@ Result<CallId> CallerState::start(std::string_view service, std::optional<Writab
   if (auto ok = check_topic_name(service); !ok) return fail(std::move(ok.error()));
   if (lost) {
     if (!link.reconnects_on_loss()) return fail(Error(*lost));
-    auto again = link.recovered(*lost, [this] { return pools.renew(link, [this] { return pump_one(); }); });
+    auto again =
+        link.recovered(*lost, [this] { return pools.renew(link, [this] { return pump_one(); }); });
     if (!again) return fail(std::move(again.error()));
     lost.reset();
   }
