@@ -110,6 +110,47 @@ E enum_from(long long v, int count) {
   return static_cast<E>(v >= 0 && v < count ? static_cast<int>(v) : count);
 }
 
+// shmfd_*_create_pool(): `create(MemfdOptions)` with the pool flags of `flags` (others are an
+// error naming them); the pool's id to `pool_out`.
+template <typename Create>
+shmfd_status create_pool_with(const char* function, std::uint32_t flags, std::uint32_t* pool_out,
+                              Create&& create) {
+  if (!pool_out) return null_argument(function, "pool_out");
+  if ((flags & ~SHMFD_POOL_HUGE_PAGES) != 0) {
+    return unknown_flags(function, flags, SHMFD_POOL_HUGE_PAGES);
+  }
+  shmfd::MemfdOptions options;
+  options.huge_pages = (flags & SHMFD_POOL_HUGE_PAGES) != 0;
+  options.fall_back_to_normal_pages = options.huge_pages;
+  shmfd::Result<std::uint32_t> pool = create(options);
+  if (!pool) return set_error(pool.error());
+  *pool_out = *pool;
+  return SHMFD_OK;
+}
+
+// shmfd_*_acquire(): `acquire(Wait)`, SHMFD_NONBLOCK failing fast; the slot to `out`.
+template <typename Acquire>
+shmfd_status acquire_with(const char* function, std::uint32_t flags, shmfd_slot* out,
+                          Acquire&& acquire) {
+  if (!out) return null_argument(function, "out");
+  if ((flags & ~SHMFD_NONBLOCK) != 0) return unknown_flags(function, flags, SHMFD_NONBLOCK);
+  shmfd::Result<shmfd::Slot> slot =
+      acquire((flags & SHMFD_NONBLOCK) ? shmfd::Wait::fail_fast : shmfd::Wait::block);
+  if (!slot) return set_error(slot.error());
+  *out = shmfd_slot{slot->pool,
+                    slot->index,
+                    reinterpret_cast<std::uint8_t*>(slot->bytes.data()),
+                    slot->bytes.size(),
+                    {0, 0}};
+  return SHMFD_OK;
+}
+
+// A slot from C.
+inline shmfd::Slot slot_of(const shmfd_slot& slot) {
+  return shmfd::Slot{slot.pool, slot.index,
+                     std::span(reinterpret_cast<std::byte*>(slot.data), slot.size)};
+}
+
 template <typename T>
 shmfd_status layout_out(const char* function, shmfd::Result<T> made, shmfd_layout* out) {
   if (!out) return null_argument(function, "out");

@@ -43,10 +43,11 @@ void shmfd_caller_close(shmfd_caller* caller) {
 
 namespace {
 
-// Starts a call with `buffer` (consumed; NULL: no frame).
+// Starts a call with `buffer` (consumed; NULL: no frame), or with `slot` when it is not NULL.
 shmfd_status start_call(const char* function, shmfd_caller* caller, const char* service,
-                        std::unique_ptr<shmfd_buffer> buffer, const shmfd_layout* layout,
-                        uint32_t deadline_ms, uint32_t flags, uint64_t& id) {
+                        std::unique_ptr<shmfd_buffer> buffer, const shmfd_slot* slot,
+                        const shmfd_layout* layout, uint32_t deadline_ms, uint32_t flags,
+                        uint64_t& id) {
   if (!caller) return null_argument(function, "caller");
   if (!service) return null_argument(function, "service");
   if ((flags & ~SHMFD_CALL_WAIT) != 0) return unknown_flags(function, flags, SHMFD_CALL_WAIT);
@@ -54,10 +55,11 @@ shmfd_status start_call(const char* function, shmfd_caller* caller, const char* 
       std::chrono::milliseconds(deadline_ms),
       (flags & SHMFD_CALL_WAIT) != 0 ? shmfd::WhenBusy::wait : shmfd::WhenBusy::fail};
   shmfd::Result<shmfd::CallId> started = shmfd::CallId{0};
-  if (buffer) {
+  if (buffer || slot) {
     shmfd::Layout l;
     if (auto s = to_cpp(function, layout, l); s != SHMFD_OK) return s;
-    started = caller->caller.start(service, std::move(buffer->buffer), l, options);
+    started = slot ? caller->caller.start(service, slot_of(*slot), l, options)
+                   : caller->caller.start(service, std::move(buffer->buffer), l, options);
   } else {
     started = caller->caller.start(service, options);
   }
@@ -83,8 +85,8 @@ shmfd_status shmfd_caller_start(shmfd_caller* caller, const char* service, shmfd
   std::unique_ptr<shmfd_buffer> owned(buffer);  // consumed whatever happens
   return guarded("shmfd_caller_start", [&] {
     if (!call_out) return null_argument("shmfd_caller_start", "call_out");
-    return start_call("shmfd_caller_start", caller, service, std::move(owned), layout, deadline_ms,
-                      flags, *call_out);
+    return start_call("shmfd_caller_start", caller, service, std::move(owned), nullptr, layout,
+                      deadline_ms, flags, *call_out);
   });
 }
 
@@ -107,24 +109,76 @@ shmfd_status shmfd_caller_next(shmfd_caller* caller, uint64_t call, int timeout_
   });
 }
 
+namespace {
+// A call and its (first) response, with `buffer` or `slot`.
+shmfd_status call_and_wait(const char* function, shmfd_caller* caller, const char* service,
+                           std::unique_ptr<shmfd_buffer> buffer, const shmfd_slot* slot,
+                           const shmfd_layout* layout, uint32_t deadline_ms, uint32_t flags,
+                           shmfd_response** out) {
+  if (!out) return null_argument(function, "out");
+  *out = nullptr;
+  uint64_t id = 0;
+  if (auto s = start_call(function, caller, service, std::move(buffer), slot, layout, deadline_ms,
+                          flags, id);
+      s != SHMFD_OK) {
+    return s;
+  }
+  auto r = caller->caller.next(id);
+  if (!r) return set_error(r.error());
+  if (!r->last) (void)caller->caller.cancel(id);  // a stream: its first response only
+  *out = make_response(std::move(*r));
+  return SHMFD_OK;
+}
+}  // namespace
+
 shmfd_status shmfd_caller_call(shmfd_caller* caller, const char* service, shmfd_buffer* buffer,
                                const shmfd_layout* layout, uint32_t deadline_ms, uint32_t flags,
                                shmfd_response** out) {
   std::unique_ptr<shmfd_buffer> owned(buffer);
   return guarded("shmfd_caller_call", [&] {
-    if (!out) return null_argument("shmfd_caller_call", "out");
-    *out = nullptr;
-    uint64_t id = 0;
-    if (auto s = start_call("shmfd_caller_call", caller, service, std::move(owned), layout,
-                            deadline_ms, flags, id);
-        s != SHMFD_OK) {
-      return s;
-    }
-    auto r = caller->caller.next(id);
-    if (!r) return set_error(r.error());
-    if (!r->last) (void)caller->caller.cancel(id);  // a stream: its first response only
-    *out = make_response(std::move(*r));
-    return SHMFD_OK;
+    return call_and_wait("shmfd_caller_call", caller, service, std::move(owned), nullptr, layout,
+                         deadline_ms, flags, out);
+  });
+}
+
+shmfd_status shmfd_caller_create_pool(shmfd_caller* caller, size_t slot_bytes, uint32_t slot_count,
+                                      uint32_t flags, uint32_t* pool_out) {
+  return guarded("shmfd_caller_create_pool", [&] {
+    if (!caller) return null_argument("shmfd_caller_create_pool", "caller");
+    return create_pool_with("shmfd_caller_create_pool", flags, pool_out,
+                            [&](const shmfd::MemfdOptions& options) {
+                              return caller->caller.create_pool(slot_bytes, slot_count, options);
+                            });
+  });
+}
+
+shmfd_status shmfd_caller_acquire(shmfd_caller* caller, uint32_t pool, uint32_t flags,
+                                  shmfd_slot* out) {
+  return guarded("shmfd_caller_acquire", [&] {
+    if (!caller) return null_argument("shmfd_caller_acquire", "caller");
+    return acquire_with("shmfd_caller_acquire", flags, out,
+                        [&](shmfd::Wait wait) { return caller->caller.acquire(pool, wait); });
+  });
+}
+
+shmfd_status shmfd_caller_call_slot(shmfd_caller* caller, const char* service,
+                                    const shmfd_slot* slot, const shmfd_layout* layout,
+                                    uint32_t deadline_ms, uint32_t flags, shmfd_response** out) {
+  return guarded("shmfd_caller_call_slot", [&] {
+    if (!slot) return null_argument("shmfd_caller_call_slot", "slot");
+    return call_and_wait("shmfd_caller_call_slot", caller, service, nullptr, slot, layout,
+                         deadline_ms, flags, out);
+  });
+}
+
+shmfd_status shmfd_caller_start_slot(shmfd_caller* caller, const char* service,
+                                     const shmfd_slot* slot, const shmfd_layout* layout,
+                                     uint32_t deadline_ms, uint32_t flags, uint64_t* call_out) {
+  return guarded("shmfd_caller_start_slot", [&] {
+    if (!slot) return null_argument("shmfd_caller_start_slot", "slot");
+    if (!call_out) return null_argument("shmfd_caller_start_slot", "call_out");
+    return start_call("shmfd_caller_start_slot", caller, service, nullptr, slot, layout,
+                      deadline_ms, flags, *call_out);
   });
 }
 
@@ -240,6 +294,46 @@ shmfd_status shmfd_server_respond(shmfd_server* server, const shmfd_request* req
       ok = server->server.respond(*r, last != 0);
     }
     if (!ok) return set_error(ok.error());
+    return SHMFD_OK;
+  });
+}
+
+shmfd_status shmfd_server_create_pool(shmfd_server* server, size_t slot_bytes, uint32_t slot_count,
+                                      uint32_t flags, uint32_t* pool_out) {
+  return guarded("shmfd_server_create_pool", [&] {
+    if (!server) return null_argument("shmfd_server_create_pool", "server");
+    return create_pool_with("shmfd_server_create_pool", flags, pool_out,
+                            [&](const shmfd::MemfdOptions& options) {
+                              return server->server.create_pool(slot_bytes, slot_count, options);
+                            });
+  });
+}
+
+shmfd_status shmfd_server_acquire(shmfd_server* server, uint32_t pool, uint32_t flags,
+                                  shmfd_slot* out) {
+  return guarded("shmfd_server_acquire", [&] {
+    if (!server) return null_argument("shmfd_server_acquire", "server");
+    return acquire_with("shmfd_server_acquire", flags, out,
+                        [&](shmfd::Wait wait) { return server->server.acquire(pool, wait); });
+  });
+}
+
+shmfd_status shmfd_server_respond_slot(shmfd_server* server, const shmfd_request* request,
+                                       const shmfd_slot* slot, const shmfd_layout* layout,
+                                       int last) {
+  return guarded("shmfd_server_respond_slot", [&] {
+    if (!server) return null_argument("shmfd_server_respond_slot", "server");
+    if (!slot) return null_argument("shmfd_server_respond_slot", "slot");
+    const shmfd::Request* r = request_of(request);
+    if (!r) {
+      return set_error(SHMFD_E_INVALID_ARGUMENT,
+                       "shmfd_server_respond_slot: the request is NULL or a cancel");
+    }
+    shmfd::Layout l;
+    if (auto s = to_cpp("shmfd_server_respond_slot", layout, l); s != SHMFD_OK) return s;
+    if (auto ok = server->server.respond(*r, slot_of(*slot), l, last != 0); !ok) {
+      return set_error(ok.error());
+    }
     return SHMFD_OK;
   });
 }

@@ -373,17 +373,10 @@ shmfd_status shmfd_producer_create_pool(shmfd_producer* producer, const char* to
   return guarded("shmfd_producer_create_pool", [&] {
     if (!producer) return null_argument("shmfd_producer_create_pool", "producer");
     if (!topic) return null_argument("shmfd_producer_create_pool", "topic");
-    if (!pool_out) return null_argument("shmfd_producer_create_pool", "pool_out");
-    if ((flags & ~SHMFD_POOL_HUGE_PAGES) != 0) {
-      return unknown_flags("shmfd_producer_create_pool", flags, SHMFD_POOL_HUGE_PAGES);
-    }
-    shmfd::MemfdOptions options;
-    options.huge_pages = (flags & SHMFD_POOL_HUGE_PAGES) != 0;
-    options.fall_back_to_normal_pages = options.huge_pages;
-    auto pool = producer->producer.create_pool(topic, slot_bytes, slot_count, options);
-    if (!pool) return set_error(pool.error());
-    *pool_out = *pool;
-    return SHMFD_OK;
+    return create_pool_with(
+        "shmfd_producer_create_pool", flags, pool_out, [&](const shmfd::MemfdOptions& options) {
+          return producer->producer.create_pool(topic, slot_bytes, slot_count, options);
+        });
   });
 }
 
@@ -391,19 +384,8 @@ shmfd_status shmfd_producer_acquire(shmfd_producer* producer, uint32_t pool, uin
                                     shmfd_slot* out) {
   return guarded("shmfd_producer_acquire", [&] {
     if (!producer) return null_argument("shmfd_producer_acquire", "producer");
-    if (!out) return null_argument("shmfd_producer_acquire", "out");
-    if ((flags & ~SHMFD_NONBLOCK) != 0) {
-      return unknown_flags("shmfd_producer_acquire", flags, SHMFD_NONBLOCK);
-    }
-    auto slot = producer->producer.acquire(
-        pool, (flags & SHMFD_NONBLOCK) ? shmfd::Wait::fail_fast : shmfd::Wait::block);
-    if (!slot) return set_error(slot.error());
-    *out = shmfd_slot{slot->pool,
-                      slot->index,
-                      reinterpret_cast<std::uint8_t*>(slot->bytes.data()),
-                      slot->bytes.size(),
-                      {0, 0}};
-    return SHMFD_OK;
+    return acquire_with("shmfd_producer_acquire", flags, out,
+                        [&](shmfd::Wait wait) { return producer->producer.acquire(pool, wait); });
   });
 }
 
@@ -416,9 +398,7 @@ shmfd_status shmfd_producer_publish_slot(shmfd_producer* producer, const char* t
     if (!slot) return null_argument("shmfd_producer_publish_slot", "slot");
     shmfd::Layout l;
     if (auto s = to_cpp("shmfd_producer_publish_slot", layout, l); s != SHMFD_OK) return s;
-    const shmfd::Slot s{slot->pool, slot->index,
-                        std::span(reinterpret_cast<std::byte*>(slot->data), slot->size)};
-    auto sequence = producer->producer.publish(topic, s, l, timestamp_ns);
+    auto sequence = producer->producer.publish(topic, slot_of(*slot), l, timestamp_ns);
     if (!sequence) return set_error(sequence.error());
     if (sequence_out) *sequence_out = *sequence;
     return SHMFD_OK;
@@ -721,9 +701,7 @@ shmfd_status shmfd_producer_publish_slot_meta(shmfd_producer* producer, const ch
     if (auto s = to_cpp(kCall, layout, l); s != SHMFD_OK) return s;
     shmfd::FrameMeta m;
     if (auto s = meta_to_cpp(kCall, meta, m); s != SHMFD_OK) return s;
-    const shmfd::Slot s{slot->pool, slot->index,
-                        std::span(reinterpret_cast<std::byte*>(slot->data), slot->size)};
-    auto sequence = producer->producer.publish(topic, s, l, m, timestamp_ns);
+    auto sequence = producer->producer.publish(topic, slot_of(*slot), l, m, timestamp_ns);
     if (!sequence) return set_error(sequence.error());
     if (sequence_out) *sequence_out = *sequence;
     return SHMFD_OK;

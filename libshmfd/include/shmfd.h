@@ -315,7 +315,8 @@ shmfd_status shmfd_producer_unadvertise(shmfd_producer* producer, const char* to
 /** Pools: the fast path. */
 #define SHMFD_POOL_HUGE_PAGES 0x1u /**< 2 MiB pages, or normal ones when too few are reserved */
 
-/** A pool slot acquired for writing (shmfd_producer_acquire()): fill `data`, then publish it. */
+/** A pool slot acquired for writing (shmfd_producer_acquire(), shmfd_caller_acquire(),
+ * shmfd_server_acquire()): fill `data`, then publish or send it. */
 typedef struct shmfd_slot {
   uint32_t pool;         /**< the pool's id, as shmfd_producer_create_pool() gave it */
   uint32_t index;        /**< the slot's number in the pool, from 0 */
@@ -566,6 +567,25 @@ shmfd_status shmfd_caller_next(shmfd_caller* caller, uint64_t call, int timeout_
                                shmfd_response** out);
 /** Gives up `call`: its server is told, and what was on its way is dropped. */
 shmfd_status shmfd_caller_cancel(shmfd_caller* caller, uint64_t call);
+/** Creates a pool for requests: `slot_count` slots of at least `slot_bytes` each (whole pages),
+ * registered and verified once; flags is SHMFD_POOL_HUGE_PAGES or 0. Requests in its slots
+ * carry no fd and no fresh memory (docs/services.md, "Frames in pool slots"). */
+shmfd_status shmfd_caller_create_pool(shmfd_caller* caller, size_t slot_bytes, uint32_t slot_count,
+                                      uint32_t flags, uint32_t* pool_out);
+/** A free slot of `pool` to write a request into: waits until one is free, or with
+ * SHMFD_NONBLOCK fails with SHMFD_E_NO_FREE_SLOT. A slot sent in a call is free again once its
+ * server has freed the request (shmfd_request_free()), or the broker did not take it. */
+shmfd_status shmfd_caller_acquire(shmfd_caller* caller, uint32_t pool, uint32_t flags,
+                                  shmfd_slot* out);
+/** shmfd_caller_call() with an acquired slot (`layout`'s offsets within the slot) instead of a
+ * buffer. The slot is not the caller's to write again until acquired again. */
+shmfd_status shmfd_caller_call_slot(shmfd_caller* caller, const char* service,
+                                    const shmfd_slot* slot, const shmfd_layout* layout,
+                                    uint32_t deadline_ms, uint32_t flags, shmfd_response** out);
+/** shmfd_caller_start() with an acquired slot. */
+shmfd_status shmfd_caller_start_slot(shmfd_caller* caller, const char* service,
+                                     const shmfd_slot* slot, const shmfd_layout* layout,
+                                     uint32_t deadline_ms, uint32_t flags, uint64_t* call_out);
 /** The response's frame, or NULL for a response of no bytes; it lives as long as the response. */
 const shmfd_frame* shmfd_response_frame(const shmfd_response* response);
 /** 1 if no more responses come for the call, else 0. */
@@ -602,6 +622,17 @@ shmfd_status shmfd_server_respond(shmfd_server* server, const shmfd_request* req
 /** Ends `request` with an error: its caller gets SHMFD_CALL_SERVER_ERROR with `message`. */
 shmfd_status shmfd_server_respond_error(shmfd_server* server, const shmfd_request* request,
                                         const char* message);
+/** Creates a pool for responses, as shmfd_caller_create_pool() does for requests. */
+shmfd_status shmfd_server_create_pool(shmfd_server* server, size_t slot_bytes, uint32_t slot_count,
+                                      uint32_t flags, uint32_t* pool_out);
+/** A free slot of `pool` to write a response into, as shmfd_caller_acquire(): free again once
+ * its caller has freed the response (shmfd_response_free()). */
+shmfd_status shmfd_server_acquire(shmfd_server* server, uint32_t pool, uint32_t flags,
+                                  shmfd_slot* out);
+/** shmfd_server_respond() with an acquired slot instead of a buffer. */
+shmfd_status shmfd_server_respond_slot(shmfd_server* server, const shmfd_request* request,
+                                       const shmfd_slot* slot, const shmfd_layout* layout,
+                                       int last);
 /** 0 for a request; for a cancel, 1 + why (0 the caller left, 1 its deadline passed, 2 it
  * cancelled): the call of shmfd_request_id() is over, and answering it is wasted. */
 int shmfd_request_cancel_reason(const shmfd_request* request);

@@ -566,6 +566,61 @@ static void test_services(void) {
   shmfd_caller_close(caller);
 }
 
+/* Requests and responses in slots of each side's pool: no fd, read in place, each slot busy
+ * until the other side frees what it received. */
+static void test_service_pools(void) {
+  shmfd_server* server = NULL;
+  shmfd_caller* caller = NULL;
+  MUST(shmfd_server_connect(socket_path, "c-pool-server", 0, &server));
+  MUST(shmfd_caller_connect(socket_path, "c-pool-caller", 0, &caller));
+  MUST(shmfd_server_offer(server, "c/pooled", 1, NULL));
+  uint32_t requests = 0, responses = 0;
+  MUST(shmfd_caller_create_pool(caller, 4096, 1, 0, &requests));
+  MUST(shmfd_server_create_pool(server, 4096, 1, 0, &responses));
+  CHECK(shmfd_caller_create_pool(caller, 4096, 1, 0x40, &requests) == SHMFD_E_INVALID_ARGUMENT);
+  shmfd_layout layout;
+  MUST(shmfd_blob_layout(4096, &layout));
+  for (int round = 0; round < 2; ++round) {
+    shmfd_slot slot;
+    MUST(shmfd_caller_acquire(caller, requests, 0, &slot));
+    CHECK(slot.size == 4096);
+    memset(slot.data, 30 + round, slot.size);
+    uint64_t call = 0;
+    MUST(shmfd_caller_start_slot(caller, "c/pooled", &slot, &layout, 5000, 0, &call));
+    shmfd_request* request = NULL;
+    MUST(shmfd_server_receive(server, 5000, &request));
+    const shmfd_frame* in = shmfd_request_frame(request);
+    CHECK(in != NULL && shmfd_frame_in_pool(in) && shmfd_frame_data(in)[4095] == 30 + round);
+    CHECK(in != NULL && mapped_read_only(shmfd_frame_data(in)));
+    /* The server holds the caller's only slot. */
+    CHECK(shmfd_caller_acquire(caller, requests, SHMFD_NONBLOCK, &slot) == SHMFD_E_NO_FREE_SLOT);
+    shmfd_slot out;
+    MUST(shmfd_server_acquire(server, responses, 0, &out));
+    memset(out.data, 40 + round, out.size);
+    MUST(shmfd_server_respond_slot(server, request, &out, &layout, 1));
+    shmfd_request_free(request);
+    shmfd_response* response = NULL;
+    MUST(shmfd_caller_next(caller, call, 5000, &response));
+    const shmfd_frame* f = shmfd_response_frame(response);
+    CHECK(f != NULL && shmfd_frame_in_pool(f) && shmfd_frame_data(f)[0] == 40 + round);
+    CHECK(shmfd_server_acquire(server, responses, SHMFD_NONBLOCK, &out) == SHMFD_E_NO_FREE_SLOT);
+    shmfd_response_free(response);
+  }
+  /* shmfd_caller_call_slot waits for its response; a NULL slot is named. */
+  shmfd_slot slot;
+  MUST(shmfd_caller_acquire(caller, requests, 0, &slot));
+  shmfd_response* response = NULL;
+  CHECK(shmfd_caller_call_slot(caller, "c/pooled", NULL, &layout, 0, 0, &response) ==
+        SHMFD_E_INVALID_ARGUMENT);
+  CHECK(strstr(shmfd_last_error_message(), "slot") != NULL);
+  MUST(shmfd_server_withdraw(server, "c/pooled"));
+  CHECK(shmfd_caller_call_slot(caller, "c/pooled", &slot, &layout, 0, 0, &response) ==
+        SHMFD_E_CALL_FAILED);
+  CHECK(shmfd_last_call_error() == SHMFD_CALL_NO_SERVER);
+  shmfd_server_close(server);
+  shmfd_caller_close(caller);
+}
+
 /* A server child that locks itself down after offering "c/locked", then serves one call: the
  * lock leaves what serving takes. With SHMFD_SANDBOX_EPERM an open() fails with EPERM; with no
  * flag it kills the child with SIGSYS. */
@@ -673,6 +728,7 @@ int main(int argc, char** argv) {
   test_frame_meta(SHMFD_NO_CHANNELS);
   test_frame_meta(0);
   test_services();
+  test_service_pools();
   test_sandbox();
   test_broker_loss();
   CHECK(count_fds() == fds);

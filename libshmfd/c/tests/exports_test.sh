@@ -24,7 +24,8 @@ done
 # Services, added in 1.3.
 for f in shmfd_last_call_error shmfd_buffer_create shmfd_caller_connect shmfd_caller_call \
          shmfd_server_connect shmfd_server_respond shmfd_request_free shmfd_response_free \
-         shmfd_restrict_syscalls shmfd_allowed_syscalls; do
+         shmfd_restrict_syscalls shmfd_allowed_syscalls shmfd_caller_create_pool \
+         shmfd_caller_call_slot shmfd_server_acquire shmfd_server_respond_slot; do
   [[ $(grep "^$f@@" <<<"$exported") == "$f@@SHMFD_C_1.3" ]] ||
     fail "$f is not in version node SHMFD_C_1.3"
 done
