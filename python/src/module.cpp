@@ -27,6 +27,10 @@
 namespace py = pybind11;
 using namespace std::chrono_literals;
 
+using shmfd_py::acquire_slot;
+using shmfd_py::PySlot;
+using shmfd_py::SlotOwner;
+
 namespace {
 
 // ---- Errors --------------------------------------------------------------------------------
@@ -455,39 +459,10 @@ shmfd::Backpressure parse_backpressure(const std::string& text) {
 
 // ---- Producer ------------------------------------------------------------------------------
 
-struct ProducerCore {
+struct ProducerCore : SlotOwner {
   explicit ProducerCore(shmfd::Producer p) : producer(std::move(p)) {}
-  std::mutex mutex;
+  shmfd::Status discard(const shmfd::Slot& slot) override { return producer.discard(slot); }
   shmfd::Producer producer;
-};
-
-struct PySlot {
-  std::shared_ptr<ProducerCore> core;
-  shmfd::Slot slot;
-  std::optional<shmfd::Layout> layout;
-  enum class State { acquired, published, discarded } state = State::acquired;
-  py::list arrays;  // handed out: made read-only once the slot is published
-
-  void check_acquired(const char* what) const {
-    if (state != State::acquired) {
-      value_error(std::string(what) + ": slot " + std::to_string(slot.index) + " of pool " +
-                  std::to_string(slot.pool) + " was already " +
-                  (state == State::published ? "published" : "discarded"));
-    }
-  }
-  void discard() {
-    if (state != State::acquired) return;
-    {
-      std::lock_guard lock(core->mutex);
-      ok(core->producer.discard(slot));
-    }
-    state = State::discarded;
-    seal_arrays();
-  }
-  void seal_arrays() {
-    for (py::handle a : arrays) a.attr("setflags")(py::arg("write") = false);
-    arrays = py::list();
-  }
 };
 
 // `data`'s bytes in `view`, released when the result goes; a ValueError naming `what` for data
@@ -505,22 +480,8 @@ struct PyProducer {
   std::shared_ptr<ProducerCore> core;
 
   PySlot acquire(std::uint32_t pool, std::optional<PyLayout> layout, bool block) {
-    auto slot = [&] {
-      py::gil_scoped_release nogil;
-      std::lock_guard lock(core->mutex);
-      return core->producer.acquire(pool, block ? shmfd::Wait::block : shmfd::Wait::fail_fast);
-    }();
-    if (!slot) raise(slot.error());
-    PySlot s{core, *slot, std::nullopt, PySlot::State::acquired, py::list()};
-    if (layout) {
-      if (auto fits = shmfd::validate_layout(layout->layout, slot->bytes.size()); !fits) {
-        std::lock_guard lock(core->mutex);
-        (void)core->producer.discard(*slot);
-        raise(fits.error());
-      }
-      s.layout = layout->layout;
-    }
-    return s;
+    return acquire_slot(core, layout ? std::optional(layout->layout) : std::nullopt, block,
+                        [&](shmfd::Wait wait) { return core->producer.acquire(pool, wait); });
   }
 
   std::uint64_t publish(const std::string& topic, PySlot& slot, std::optional<PyLayout> layout,
@@ -536,8 +497,7 @@ struct PyProducer {
       return core->producer.publish(topic, slot.slot, l, meta.meta, timestamp_ns);
     }();
     if (!sequence) raise(sequence.error());
-    slot.state = PySlot::State::published;
-    slot.seal_arrays();
+    slot.sent();
     return *sequence;
   }
 
@@ -575,6 +535,31 @@ py::object frame_object(shmfd::Frame frame) {
 shmfd::Layout layout_of(const py::object& layout, std::size_t bytes) {
   if (layout.is_none()) return shmfd::blob_layout(bytes);
   return layout.cast<PyLayout>().layout;
+}
+
+void PySlot::check_acquired(const char* what) const {
+  if (state != State::acquired) {
+    value_error(std::string(what) + ": slot " + std::to_string(slot.index) + " of pool " +
+                std::to_string(slot.pool) + " was already " +
+                (state == State::published ? "published or sent" : "discarded"));
+  }
+}
+
+void PySlot::discard() {
+  if (state != State::acquired) return;
+  {
+    std::lock_guard lock(core->mutex);
+    ok(core->discard(slot));
+  }
+  state = State::discarded;
+  for (py::handle a : arrays) a.attr("setflags")(py::arg("write") = false);
+  arrays = py::list();
+}
+
+void PySlot::sent() {
+  state = State::published;
+  for (py::handle a : arrays) a.attr("setflags")(py::arg("write") = false);
+  arrays = py::list();
 }
 
 shmfd::WritableBuffer buffer_of(const py::buffer& data, const char* what) {

@@ -62,17 +62,54 @@ struct PyResponse {
   bool last = true;
 };
 
-struct CallerCore {
+struct CallerCore : SlotOwner {
   explicit CallerCore(shmfd::Caller c) : caller(std::move(c)) {}
-  std::mutex mutex;
+  shmfd::Status discard(const shmfd::Slot& slot) override { return caller.discard(slot); }
   shmfd::Caller caller;
 };
+
+// A pool's MemfdOptions from create_pool()'s arguments.
+shmfd::MemfdOptions pool_options(bool huge_pages) {
+  shmfd::MemfdOptions options;
+  options.huge_pages = huge_pages;
+  options.fall_back_to_normal_pages = huge_pages;
+  return options;
+}
+
+// The slot `data` is, if it is a shmfd.Slot: checked to be acquired from `owner`, for `what`.
+PySlot* slot_in(const py::object& data, const SlotOwner* owner, const char* what) {
+  if (!py::isinstance<PySlot>(data)) return nullptr;
+  auto& slot = data.cast<PySlot&>();
+  slot.check_acquired(what);
+  if (slot.core.get() != owner) {
+    throw py::value_error(std::string(what) + ": the slot is of another client's pool");
+  }
+  return &slot;
+}
+
+// A slot's layout: `layout`, else the one it was acquired with, else a blob of the whole slot.
+shmfd::Layout slot_layout(const PySlot& slot, const py::object& layout) {
+  if (!layout.is_none()) return layout_of(layout, 0);
+  if (slot.layout) return *slot.layout;
+  return shmfd::blob_layout(slot.slot.bytes.size());
+}
 
 struct PyCaller {
   std::shared_ptr<CallerCore> core;
 
-  shmfd::CallId start(const std::string& service, const std::optional<py::buffer>& data,
-                      const py::object& layout, std::optional<double> deadline, bool wait) {
+  std::uint32_t create_pool(std::size_t slot_bytes, std::uint32_t slots, bool huge_pages) {
+    return ok(unlocked(core->mutex, [&] {
+      return core->caller.create_pool(slot_bytes, slots, pool_options(huge_pages));
+    }));
+  }
+
+  PySlot acquire(std::uint32_t pool, const py::object& layout, bool block) {
+    return acquire_slot(core, layout.is_none() ? std::nullopt : std::optional(layout_of(layout, 0)),
+                        block, [&](shmfd::Wait w) { return core->caller.acquire(pool, w); });
+  }
+
+  shmfd::CallId start(const std::string& service, const py::object& data, const py::object& layout,
+                      std::optional<double> deadline, bool wait) {
     shmfd::CallOptions options;
     if (deadline) {
       if (*deadline <= 0) throw py::value_error("call: deadline must be > 0 seconds, or None");
@@ -80,9 +117,16 @@ struct PyCaller {
                                            std::chrono::duration<double>(*deadline)));
     }
     options.when_busy = wait ? shmfd::WhenBusy::wait : shmfd::WhenBusy::fail;
-    if (!data)
+    if (data.is_none())
       return ok(unlocked(core->mutex, [&] { return core->caller.start(service, options); }));
-    shmfd::WritableBuffer buffer = buffer_of(*data, "call");
+    if (PySlot* slot = slot_in(data, core.get(), "call")) {
+      const shmfd::Layout l = slot_layout(*slot, layout);
+      const shmfd::CallId id = ok(unlocked(
+          core->mutex, [&] { return core->caller.start(service, slot->slot, l, options); }));
+      slot->sent();
+      return id;
+    }
+    shmfd::WritableBuffer buffer = buffer_of(data.cast<py::buffer>(), "call");
     const shmfd::Layout l = layout_of(layout, buffer.size());
     return ok(unlocked(core->mutex,
                        [&] { return core->caller.start(service, std::move(buffer), l, options); }));
@@ -110,8 +154,8 @@ struct PyCaller {
     }
   }
 
-  py::object call(const std::string& service, const std::optional<py::buffer>& data,
-                  const py::object& layout, std::optional<double> deadline, bool wait) {
+  py::object call(const std::string& service, const py::object& data, const py::object& layout,
+                  std::optional<double> deadline, bool wait) {
     const shmfd::CallId id = start(service, data, layout, deadline, wait);
     py::object response = next(id, std::nullopt);
     if (!response.cast<const PyResponse&>().last) cancel(id);  // a stream: its first only
@@ -147,9 +191,9 @@ const char* reason_name(shmfd::CancelReason r) {
   return "?";
 }
 
-struct ServerCore {
+struct ServerCore : SlotOwner {
   explicit ServerCore(shmfd::Server s) : server(std::move(s)) {}
-  std::mutex mutex;
+  shmfd::Status discard(const shmfd::Slot& slot) override { return server.discard(slot); }
   shmfd::Server server;
 };
 
@@ -184,13 +228,31 @@ struct PyServer {
     }
   }
 
-  void respond(const PyRequest& request, const std::optional<py::buffer>& data,
-               const py::object& layout, bool last) {
-    if (!data) {
+  std::uint32_t create_pool(std::size_t slot_bytes, std::uint32_t slots, bool huge_pages) {
+    return ok(unlocked(core->mutex, [&] {
+      return core->server.create_pool(slot_bytes, slots, pool_options(huge_pages));
+    }));
+  }
+
+  PySlot acquire(std::uint32_t pool, const py::object& layout, bool block) {
+    return acquire_slot(core, layout.is_none() ? std::nullopt : std::optional(layout_of(layout, 0)),
+                        block, [&](shmfd::Wait w) { return core->server.acquire(pool, w); });
+  }
+
+  void respond(const PyRequest& request, const py::object& data, const py::object& layout,
+               bool last) {
+    if (data.is_none()) {
       ok(unlocked(core->mutex, [&] { return core->server.respond(request.request, last); }));
       return;
     }
-    shmfd::WritableBuffer buffer = buffer_of(*data, "respond");
+    if (PySlot* slot = slot_in(data, core.get(), "respond")) {
+      const shmfd::Layout l = slot_layout(*slot, layout);
+      ok(unlocked(core->mutex,
+                  [&] { return core->server.respond(request.request, slot->slot, l, last); }));
+      slot->sent();
+      return;
+    }
+    shmfd::WritableBuffer buffer = buffer_of(data.cast<py::buffer>(), "respond");
     const shmfd::Layout l = layout_of(layout, buffer.size());
     ok(unlocked(core->mutex,
                 [&] { return core->server.respond(request.request, std::move(buffer), l, last); }));
@@ -241,14 +303,25 @@ void bind_services(py::module_& m) {
            py::arg("layout") = py::none(), py::kw_only(), py::arg("deadline") = py::none(),
            py::arg("wait") = false,
            "Calls `service` with `data` (any C-contiguous buffer, copied once into a sealed "
-           "memfd; None: no bytes) described by `layout` (None: a blob), and returns its "
-           "Response. deadline: seconds (None: the broker's longest). wait=True: wait in the "
+           "memfd; a Slot of this caller's pool, sent in place; None: no bytes) described by "
+           "`layout` (None: the slot's layout, else a blob), and returns its Response. deadline: "
+           "seconds (None: the broker's longest). wait=True: wait in the "
            "broker while every server is busy instead of failing with 'busy'. A server's "
            "stream gives its first response only (use start and next).")
       .def("start", &PyCaller::start, py::arg("service"), py::arg("data") = py::none(),
            py::arg("layout") = py::none(), py::kw_only(), py::arg("deadline") = py::none(),
            py::arg("wait") = false,
            "Starts a call without waiting; returns its id for next() and cancel().")
+      .def("create_pool", &PyCaller::create_pool, py::arg("slot_bytes"), py::arg("slots"),
+           py::kw_only(), py::arg("huge_pages") = false,
+           "Creates a pool for requests: `slots` slots of at least `slot_bytes` (whole pages), "
+           "registered and verified once. Returns its id for acquire(). Requests in its slots "
+           "carry no fd and no fresh memory.")
+      .def("acquire", &PyCaller::acquire, py::arg("pool"), py::arg("layout") = py::none(),
+           py::kw_only(), py::arg("block") = true,
+           "A free Slot of `pool` to write a request into (checked against `layout`, if "
+           "given). A slot sent in a call is free again once its server has dropped the "
+           "request's frame. block=False raises NoFreeSlotError instead of waiting.")
       .def("next", &PyCaller::next, py::arg("call"), py::arg("timeout") = py::none(),
            "The next Response of `call`, or None after `timeout` seconds (None: wait). "
            "A failure of the call raises CallFailedError.")
@@ -327,12 +400,20 @@ void bind_services(py::module_& m) {
             ok(unlocked(s.core->mutex, [&] { return s.core->server.withdraw(service); }));
           },
           py::arg("service"), "Stops offering `service`; its calls in flight fail.")
+      .def("create_pool", &PyServer::create_pool, py::arg("slot_bytes"), py::arg("slots"),
+           py::kw_only(), py::arg("huge_pages") = false,
+           "Creates a pool for responses, as Caller.create_pool does for requests.")
+      .def("acquire", &PyServer::acquire, py::arg("pool"), py::arg("layout") = py::none(),
+           py::kw_only(), py::arg("block") = true,
+           "A free Slot of `pool` to write a response into: free again once its caller has "
+           "dropped the response's frame.")
       .def("receive", &PyServer::receive, py::arg("timeout") = py::none(),
            "The next Request or Cancel, or None after `timeout` seconds (None: wait).")
       .def("respond", &PyServer::respond, py::arg("request"), py::arg("data") = py::none(),
            py::arg("layout") = py::none(), py::kw_only(), py::arg("last") = true,
-           "Answers `request` with `data` (copied once into a sealed memfd; None: no bytes) "
-           "described by `layout` (None: a blob). last=False sends one response of a stream. "
+           "Answers `request` with `data` (copied once into a sealed memfd; a Slot of this "
+           "server's pool, sent in place; None: no bytes) described by `layout` (None: the "
+           "slot's layout, else a blob). last=False sends one response of a stream. "
            "A refusal of an earlier response by the broker is raised here.")
       .def("respond_error", &PyServer::respond_error, py::arg("request"), py::arg("message"),
            "Ends the call with an error: its caller's CallFailedError says 'server-error' "

@@ -58,6 +58,47 @@ def test_a_call_carries_an_array_each_way_mapped_read_only(broker):
     assert np.array_equal(response.frame.array, 255 - image)
 
 
+def test_requests_and_responses_in_pool_slots_are_read_in_place(broker):
+    server = shmfd.Server(broker.socket, "py-pool-worker")
+    server.offer("py/pooled", max_in_flight=1)
+    caller = shmfd.Caller(broker.socket, "py-pool-app")
+    layout = shmfd.Layout.image("gray8", 64, 48)
+    requests = caller.create_pool(layout.extent, 1)
+    responses = server.create_pool(layout.extent, 1)
+
+    def invert(server, request):
+        assert request.frame.in_pool
+        assert not request.frame.array.flags.writeable
+        with server.acquire(responses, layout) as out:
+            out.array[...] = 255 - request.frame.array
+            server.respond(request, out)
+
+    for round in range(3):
+        image = np.full((48, 64), 10 + round, dtype=np.uint8)
+        slot = caller.acquire(requests, layout)
+        pixels = slot.array
+        pixels[...] = image
+        worker = serve(server, 1, invert)
+        response = caller.call("py/pooled", slot, deadline=5)
+        worker.join()
+        # Sent: the slot is the broker's and the server's now, not this caller's to write.
+        assert not pixels.flags.writeable
+        with pytest.raises(ValueError, match="already published or sent"):
+            caller.call("py/pooled", slot)
+        assert response.frame.in_pool
+        assert np.array_equal(response.frame.array, 255 - image)
+        # The caller reads the server's only slot until it drops the response.
+        with pytest.raises(shmfd.NoFreeSlotError):
+            server.acquire(responses, block=False)
+        del response
+    # A slot of another client's pool is refused, naming it.
+    slot = caller.acquire(requests)
+    other = shmfd.Caller(broker.socket, "py-other")
+    with pytest.raises(ValueError, match="another client's pool"):
+        other.call("py/pooled", slot)
+    slot.discard()
+
+
 def test_every_failure_is_a_call_failed_error_naming_it(broker):
     caller = shmfd.Caller(broker.socket, "py-app")
     with pytest.raises(shmfd.CallFailedError) as nobody:
