@@ -122,6 +122,17 @@ struct CallerState {
   Result<bool> pump(IoMode mode);
   // The broker is gone: every call not over fails with `lost`.
   void lose(const Error& lost);
+  // After a loss: connected again (pools registered again), if this caller reconnects; else
+  // the loss.
+  Status reconnect_if_lost() {
+    if (!lost) return {};
+    if (!link.reconnects_on_loss()) return fail(Error(*lost));
+    auto again =
+        link.recovered(*lost, [this] { return pools.renew(link, [this] { return pump_one(); }); });
+    if (!again) return fail(std::move(again.error()));
+    lost.reset();
+    return {};
+  }
 
   // Reads and handles one message, blocking: what a wait for the broker does.
   Status pump_one() {
@@ -222,13 +233,7 @@ Result<CallId> CallerState::start(std::string_view service, std::optional<Writab
                                   const Slot* slot, const Layout* layout,
                                   const CallOptions& options, const FrameMeta& meta) {
   if (auto ok = check_topic_name(service); !ok) return fail(std::move(ok.error()));
-  if (lost) {
-    if (!link.reconnects_on_loss()) return fail(Error(*lost));
-    auto again =
-        link.recovered(*lost, [this] { return pools.renew(link, [this] { return pump_one(); }); });
-    if (!again) return fail(std::move(again.error()));
-    lost.reset();
-  }
+  if (auto ok = reconnect_if_lost(); !ok) return fail(std::move(ok.error()));
   if (auto ok = needs_services(link); !ok) return fail(std::move(ok.error()));
   const CallId id = next_id++;
   ControlMessageBuilder message;
@@ -335,9 +340,10 @@ Result<std::optional<Slot>> Caller::try_acquire(std::uint32_t pool) {
   // SlotFree that came meanwhile.
   for (;;) {
     auto got = s.pump(IoMode::non_blocking);
-    if (!got) break;  // a lost broker: the calls failed; the slot state stands
-    if (!*got) break;
+    if (!got || !*got) break;  // a lost broker: the calls in flight failed (lose())
   }
+  // A new broker holds no slot: all free once connected again.
+  if (auto ok = s.reconnect_if_lost(); !ok) return fail(std::move(ok.error()));
   return s.pools.try_take(pool);
 }
 

@@ -217,6 +217,69 @@ TEST_F(ServicePoolsTest, AServerThatDiesHoldingARequestFreesItsSlot) {
   ASSERT_TRUE(back) << back.error().message();
 }
 
+// Pools survive a broker restart: each side registers its pool again on its new connection, and
+// calls in slots go on.
+class ServicePoolsRestartTest : public testing::FdLeakTest {};
+
+TEST_F(ServicePoolsRestartTest, PoolCallsGoOnAfterARestart) {
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/broker.sock";
+  auto broker = std::make_unique<testing::SubprocessBroker>(std::vector<std::string>{}, path);
+  ASSERT_TRUE(broker->listening()) << broker->output();
+  const ReconnectOptions quick{10ms, 100ms};
+  auto server = Server::connect(path, "worker");
+  ASSERT_TRUE(server);
+  server->reconnect_on_loss(quick);
+  ASSERT_TRUE(server->offer("blur"));
+  auto responses = server->create_pool(4096, 1);
+  ASSERT_TRUE(responses);
+  auto caller = Caller::connect(path, "app");
+  ASSERT_TRUE(caller);
+  caller->reconnect_on_loss(quick);
+  auto requests = caller->create_pool(4096, 1);
+  ASSERT_TRUE(requests);
+
+  auto slot = caller->acquire(*requests);
+  ASSERT_TRUE(slot);
+  auto id = caller->start("blur", *slot, blob_layout(64));
+  ASSERT_TRUE(id);
+  Request before = next_request(*server);  // holds the caller's only slot
+  broker->stop(SIGKILL);
+  auto failed = caller->next(*id);
+  ASSERT_FALSE(failed);
+  EXPECT_TRUE(failed.error().is(Errc::disconnected)) << failed.error().message();
+  broker = std::make_unique<testing::SubprocessBroker>(std::vector<std::string>{}, path);
+  ASSERT_TRUE(broker->listening()) << broker->output();
+
+  std::thread worker([&] {
+    Request r = next_request(*server);
+    ASSERT_TRUE(r.frame);
+    const std::byte seen = r.frame->bytes()[0];
+    auto out = server->acquire(*responses);  // the new broker holds none of its slots
+    ASSERT_TRUE(out) << out.error().message();
+    out->bytes[0] = std::byte{static_cast<unsigned char>(~static_cast<unsigned>(seen))};
+    EXPECT_TRUE(server->respond(r, *out, blob_layout(64)));
+  });
+  // The slot the old server held is free again: the new broker holds nothing.
+  Result<Response> after = tl::unexpected(Error(Errc::disconnected, "not called"));
+  for (int i = 0; i < 100; ++i) {
+    auto again = acquire_within(*caller, *requests);
+    if (!again) {  // not ASSERT: the worker thread must be joined
+      ADD_FAILURE() << again.error().message();
+      break;
+    }
+    again->bytes[0] = std::byte{0x5a};
+    after = caller->call("blur", *again, blob_layout(64), {.deadline = 5s});
+    if (after || !after.error().is(CallErrc::no_server)) break;
+    std::this_thread::sleep_for(20ms);  // the server has not offered again yet
+  }
+  worker.join();
+  ASSERT_TRUE(after) << after.error().message();
+  ASSERT_TRUE(after->frame);
+  EXPECT_EQ(after->frame->bytes()[0], std::byte{0xa5});
+  EXPECT_EQ(before.frame->bytes()[0], std::byte{0}) << "a frame from before stays readable";
+}
+
 // A hostile caller, speaking the wire itself.
 TEST_F(ServicePoolsTest, PoolFramesThatAreNotTheCallersOwnAreRefusedNamingWhy) {
   Server server = serving(socket(), "worker");
