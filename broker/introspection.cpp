@@ -34,6 +34,7 @@ void describe(proto::ClientInfo::Builder info, const ClientState& client,
     for (const Pending& p : sub->pending) pinned += p.frame ? p.frame->bytes : 0;
     for (const InFlight& f : sub->in_flight) pinned += f.pool_frame ? f.pool_frame->bytes : 0;
   }
+  for (const auto& [number, f] : client.call_frames) pinned += f.pool_frame->bytes;
   info.setBytesPinned(pinned);
 }
 
@@ -55,6 +56,11 @@ void collect_pools(const ClientState& client, std::map<std::uint32_t, const Pool
         ++slots[f.pool_frame->pool->id];
       }
     }
+  }
+  // Frames of calls in slots of another client's pool for calls (services).
+  for (const auto& [number, f] : client.call_frames) {
+    pools[f.pool_frame->pool->id] = f.pool_frame->pool.get();
+    ++slots[f.pool_frame->pool->id];
   }
 }
 

@@ -281,9 +281,11 @@ void show_pools(const json& s) {
       if (!holders.empty()) holders += ", ";
       holders += client_label(s, h["client"]) + ": " + str(h["slots"]);
     }
-    rows.push_back({str(p["id"]), str(p["topic"]), client_label(s, p["owner"]),
-                    str(p["slot_count"]), human_bytes(p["slot_size"].get<std::uint64_t>()),
-                    str(p["slots_busy"]), holders.empty() ? "-" : holders});
+    // A pool with no topic carries its owner's requests or responses (services).
+    const std::string topic = str(p["topic"]).empty() ? "(calls)" : str(p["topic"]);
+    rows.push_back({str(p["id"]), topic, client_label(s, p["owner"]), str(p["slot_count"]),
+                    human_bytes(p["slot_size"].get<std::uint64_t>()), str(p["slots_busy"]),
+                    holders.empty() ? "-" : holders});
   }
   print_table({"POOL", "TOPIC", "OWNER", "SLOTS", "SLOT SIZE", "BUSY", "HELD BY"}, rows);
 }

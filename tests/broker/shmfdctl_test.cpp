@@ -210,6 +210,42 @@ TEST(ShmfdctlTest, ServicesShowTheirServersCallsInFlightAndLatency) {
   EXPECT_NE(table.out.find("P99"), std::string::npos) << table.out;
 }
 
+// A pool for calls shows as "(calls)", with whoever holds its slots: the server reading a
+// request in place.
+TEST(ShmfdctlTest, PoolsForCallsShowTheirOwnerAndWhoHoldsTheirSlots) {
+  testing::InProcessBroker broker;
+  auto server = Server::connect(broker.path(), "pool-worker");
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server->offer("ctl/pooled"));
+  auto caller = Caller::connect(broker.path(), "pool-caller");
+  ASSERT_TRUE(caller);
+  auto pool = caller->create_pool(4096, 2);
+  ASSERT_TRUE(pool);
+  auto slot = caller->acquire(*pool);
+  ASSERT_TRUE(slot);
+  ASSERT_TRUE(caller->start("ctl/pooled", *slot, blob_layout(64)));
+  auto event = server->receive_for(std::chrono::seconds(5));
+  ASSERT_TRUE(event && *event && std::holds_alternative<Request>(**event));
+
+  const json pools = json_of(shmfdctl({"--socket", broker.path(), "--json", "pools"}));
+  ASSERT_EQ(pools.size(), 1u) << pools.dump(2);
+  EXPECT_EQ(pools[0]["topic"], "");
+  EXPECT_EQ(pools[0]["slot_count"], 2);
+  EXPECT_EQ(pools[0]["slots_busy"], 1);
+  ASSERT_EQ(pools[0]["holders"].size(), 1u) << pools.dump(2);
+  EXPECT_EQ(pools[0]["holders"][0]["slots"], 1);
+  const json clients = json_of(shmfdctl({"--socket", broker.path(), "--json", "clients"}));
+  for (const json& c : clients) {
+    if (c["name"] == "pool-worker") {
+      EXPECT_EQ(pools[0]["holders"][0]["client"], c["id"]);
+      EXPECT_EQ(c["bytes_pinned"], 4096) << "the slot the server reads is pinned by it";
+    }
+  }
+  const CtlRun table = shmfdctl({"--socket", broker.path(), "pools"});
+  EXPECT_EQ(table.status, 0) << table.out;
+  EXPECT_NE(table.out.find("(calls)"), std::string::npos) << table.out;
+}
+
 TEST(ShmfdctlTest, CountersShowFramesThatWentOnChannels) {
   testing::InProcessBroker broker;
   auto consumer = Consumer::connect(broker.path(), "ctl-consumer");
