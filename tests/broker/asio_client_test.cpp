@@ -238,6 +238,42 @@ TEST_F(AsioClientTest, ManyCallsInFlightCompleteEachWithItsOwnResponse) {
   EXPECT_NE(no_frame.find("no frame"), std::string::npos) << no_frame;
 }
 
+TEST_F(AsioClientTest, CallsInPoolSlotsCompleteEachWithItsOwnResponse) {
+  testing::InProcessBroker broker;
+  asio::io_context io;
+  auto server = Server::connect(broker.path(), "async-server");
+  ASSERT_TRUE(server);
+  ASSERT_TRUE(server->offer("async/invert", 8));
+  auto async_server = AsyncServer::create(io.get_executor(), std::move(*server));
+  ASSERT_TRUE(async_server);
+  auto caller = Caller::connect(broker.path(), "async-caller");
+  ASSERT_TRUE(caller);
+  auto pool = caller->create_pool(4096, 4);
+  ASSERT_TRUE(pool);
+  auto async_caller = AsyncCaller::create(io.get_executor(), std::move(*caller));
+  ASSERT_TRUE(async_caller);
+
+  constexpr std::uint64_t kCalls = 4;  // one slot each
+  std::string error;
+  asio::co_spawn(io, invert_server(*async_server, kCalls, error), asio::detached);
+  std::uint64_t completed = 0, right = 0;
+  for (std::uint64_t n = 0; n < kCalls; ++n) {
+    auto slot = async_caller->caller().try_acquire(*pool);
+    ASSERT_TRUE(slot && *slot);
+    for (std::size_t i = 0; i < 4096; ++i) (*slot)->bytes[i] = testing::pattern_byte(n, i);
+    async_caller->async_call("async/invert", **slot, blob_layout(4096), CallOptions{},
+                             [&, n](Result<Response> r) {
+                               ++completed;
+                               right += inverted(r, n);
+                               if (!r) error = r.error().message();
+                             });
+  }
+  io.run();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(completed, kCalls);
+  EXPECT_EQ(right, kCalls);
+}
+
 TEST_F(AsioClientTest, CallsWithFuturesAndStreamsAndNamedFailures) {
   testing::InProcessBroker broker;
   asio::io_context io;

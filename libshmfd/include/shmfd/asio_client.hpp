@@ -217,6 +217,14 @@ class AsyncCaller {
     return initiate(state_->caller.start(service, std::move(buffer), layout, options), true,
                     std::forward<Token>(token));
   }
+  /// Calls `service` with a slot of the caller's pool (caller().create_pool(), and
+  /// caller().try_acquire() or acquire() to get it).
+  template <typename Token>
+  auto async_call(std::string_view service, const Slot& slot, const Layout& layout,
+                  const CallOptions& options, Token&& token) {
+    return initiate(state_->caller.start(service, slot, layout, options), true,
+                    std::forward<Token>(token));
+  }
   /// A call with no frame.
   template <typename Token>
   auto async_call(std::string_view service, const CallOptions& options, Token&& token) {
