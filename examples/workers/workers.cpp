@@ -2,10 +2,11 @@
 // "invert", one call at a time; the client calls it with 320x240 gray images and checks every
 // answer. Midway, with a call at every worker, one worker is killed (SIGKILL): its call fails at
 // once with CallErrc::server_gone, and the client calls again, which the broker routes to a
-// worker that is left. Each worker locks itself to a shmfd client's steady-state system calls
-// (shmfd::restrict_syscalls(), seccomp) once it offers the service: from then on, opening a
-// file, making a socket or exec kills it. Only the public API: shmfd/service.hpp and
-// shmfd/sandbox.hpp.
+// worker that is left. Images and answers travel in slots of each side's pool (no fd and no fresh
+// memory per call): the killed worker's slot comes back to the client with its death. Each worker
+// locks itself to a shmfd client's steady-state system calls (shmfd::restrict_syscalls(),
+// seccomp) once it offers the service and made its pool: from then on, opening a file, making a
+// socket or exec kills it. Only the public API: shmfd/service.hpp and shmfd/sandbox.hpp.
 //
 //   shmfd-workers --socket PATH [--workers N] [--calls N]
 #include <fcntl.h>
@@ -47,6 +48,12 @@ std::byte pixel(std::uint64_t image, std::size_t i) {
     std::fprintf(stderr, "worker %d: could not offer 'invert'\n", index);
     std::_Exit(1);
   }
+  // Answers in slots of its own pool: one at a time, and one more the client may still read.
+  auto pool = server->create_pool(std::size_t{kWidth} * kHeight, 2);
+  if (!pool) {
+    std::fprintf(stderr, "worker %d: %s\n", index, pool.error().message().c_str());
+    std::_Exit(1);
+  }
   // Set-up is over: from here on, the worker can do what serving takes and nothing else.
   if (auto locked = shmfd::restrict_syscalls(); !locked) {
     std::fprintf(stderr, "worker %d: %s\n", index, locked.error().message().c_str());
@@ -62,27 +69,31 @@ std::byte pixel(std::uint64_t image, std::size_t i) {
     if (request == nullptr || !request->frame) continue;  // a Cancel: nothing was started
     (void)!::write(news, &got, 1);
     const auto in = request->frame->bytes();
-    auto out = shmfd::WritableBuffer::create("inverted", in.size());
-    if (!out) std::_Exit(2);
-    for (std::size_t i = 0; i < in.size(); ++i) out->bytes()[i] = ~in[i];
+    auto out = server->acquire(*pool);  // free once the client dropped an earlier answer
+    if (!out || out->bytes.size() < in.size()) std::_Exit(2);
+    for (std::size_t i = 0; i < in.size(); ++i) out->bytes[i] = ~in[i];
     std::this_thread::sleep_for(100ms);  // a real filter takes a while: calls overlap
-    (void)server->respond(*request, std::move(*out), request->frame->layout());
+    const shmfd::Layout layout = request->frame->layout();
+    request->frame.reset();  // done reading: the client's slot goes back with the answer
+    (void)server->respond(*request, *out, layout);
   }
 }
 
-shmfd::WritableBuffer image(std::uint64_t n) {
-  auto buffer = shmfd::WritableBuffer::create("image", std::size_t{kWidth} * kHeight);
-  if (!buffer) {
-    std::fprintf(stderr, "%s\n", buffer.error().message().c_str());
+// Image `n` in a free slot of `pool` (waiting for one a worker let go of).
+shmfd::Slot image(shmfd::Caller& caller, std::uint32_t pool, std::uint64_t n) {
+  auto slot = caller.acquire(pool);
+  if (!slot) {
+    std::fprintf(stderr, "%s\n", slot.error().message().c_str());
     std::exit(1);
   }
-  for (std::size_t i = 0; i < buffer->size(); ++i) buffer->bytes()[i] = pixel(n, i);
-  return std::move(*buffer);
+  for (std::size_t i = 0; i < std::size_t{kWidth} * kHeight; ++i) slot->bytes[i] = pixel(n, i);
+  return *slot;
 }
 
+// Whether the answer is image `n` inverted (a frame in a slot: the slot may be larger).
 bool inverted(const shmfd::Response& r, std::uint64_t n) {
-  if (!r.frame || r.frame->bytes().size() != std::size_t{kWidth} * kHeight) return false;
-  const auto bytes = r.frame->bytes();
+  if (!r.frame || r.frame->bytes().size() < std::size_t{kWidth} * kHeight) return false;
+  const auto bytes = r.frame->bytes().first(std::size_t{kWidth} * kHeight);
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     if (bytes[i] != ~pixel(n, i)) return false;
   }
@@ -144,6 +155,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto layout = *shmfd::image_layout(shmfd::PixelFormat::gray8, kWidth, kHeight);
+  // Images in slots of one pool: one per worker's call at once, and one for a call again.
+  auto pool =
+      caller->create_pool(std::size_t{kWidth} * kHeight, static_cast<std::uint32_t>(workers) + 1);
+  if (!pool) {
+    std::fprintf(stderr, "%s\n", pool.error().message().c_str());
+    return 1;
+  }
   const shmfd::CallOptions options{.deadline = 5s, .when_busy = shmfd::WhenBusy::wait};
   int verified = 0, wrong = 0, retried = 0, killed = 0;
   std::uint64_t n = 0;
@@ -152,16 +170,16 @@ int main(int argc, char** argv) {
     // least busy), so killing one kills it mid-call.
     // The batch's images first, so that its calls start back to back: a worker then holds its
     // call (100 ms) for far longer than the kill below takes to come.
-    std::vector<shmfd::WritableBuffer> images;
+    std::vector<shmfd::Slot> images;
     for (std::uint64_t i = n;
          i < n + static_cast<std::uint64_t>(workers) && i < static_cast<std::uint64_t>(calls);
          ++i) {
-      images.push_back(image(i));
+      images.push_back(image(*caller, *pool, i));
     }
     forget_news();  // of the requests answered already
     std::vector<std::pair<std::uint64_t, shmfd::CallId>> batch;
     for (std::size_t k = 0; k < images.size(); ++k, ++n) {
-      auto id = caller->start("invert", std::move(images[k]), layout, options);
+      auto id = caller->start("invert", images[k], layout, options);
       if (!id) {
         std::fprintf(stderr, "call %llu: %s\n", static_cast<unsigned long long>(n),
                      id.error().message().c_str());
@@ -189,7 +207,8 @@ int main(int argc, char** argv) {
         std::printf("workers: call %llu failed at once (%s); calling again\n",
                     static_cast<unsigned long long>(number), response.error().message().c_str());
         ++retried;
-        response = caller->call("invert", image(number), layout, options);
+        // The dead worker's slot is the client's again: the broker freed it as the worker went.
+        response = caller->call("invert", image(*caller, *pool, number), layout, options);
       }
       if (!response) {
         std::fprintf(stderr, "call %llu: %s\n", static_cast<unsigned long long>(number),
