@@ -127,13 +127,8 @@ Status CallPools::renew(BrokerLink& link, const Pump& pump) {
   });
 }
 
-Result<Frame> CallPools::frame(const std::string& service, proto::Frame::Reader frame,
-                               const std::shared_ptr<SharedConnection>& connection) {
-  Frame out = FrameBuilder::make();
+Status describe_call_frame(Frame& out, const std::string& service, proto::Frame::Reader frame) {
   FrameBuilder::topic(out) = service;
-  // From here on the broker counts the frame as this client's: it is released on every path.
-  FrameBuilder::from_socket(out, connection);
-  FrameBuilder::of_call(out);
   auto layout = layout_from_proto(frame.getLayout());
   if (!layout) return fail(std::move(layout.error()));
   FrameBuilder::set(out, frame.getSequence(), frame.getTimestampNs(), std::move(*layout));
@@ -144,6 +139,16 @@ Result<Frame> CallPools::frame(const std::string& service, proto::Frame::Reader 
                   "the broker passed a frame of '" + service + "' with " + ok.error().message());
     FrameBuilder::meta(out, meta);
   }
+  return {};
+}
+
+Result<Frame> CallPools::frame(const std::string& service, proto::Frame::Reader frame,
+                               const std::shared_ptr<SharedConnection>& connection) {
+  Frame out = FrameBuilder::make();
+  // From here on the broker counts the frame as this client's: it is released on every path.
+  FrameBuilder::from_socket(out, connection);
+  FrameBuilder::of_call(out);
+  if (auto ok = describe_call_frame(out, service, frame); !ok) return fail(std::move(ok.error()));
   auto it = attached_.find(frame.getPool());
   if (it == attached_.end() || frame.getSlot() >= it->second->slot_count) {
     return fail(Errc::protocol_violation, "the broker passed a frame of '" + service +

@@ -27,6 +27,10 @@
 
 namespace shmfd::detail {
 
+// Fills `out` (for `service`) from a Request's or Response's frame: its layout, sequence,
+// timestamp and metadata, checked as a service's frames are (Errc::protocol_violation).
+Status describe_call_frame(Frame& out, const std::string& service, proto::Frame::Reader frame);
+
 class CallPools {
  public:
   // Reads and handles one message, blocking: what a registration waits with.

@@ -50,20 +50,10 @@ Result<BrokerLink> open_service_link(const std::string& socket_path, std::string
 // here. (A frame in a slot of a peer's pool is CallPools::frame().)
 Result<Frame> received_frame(const std::string& service, proto::Frame::Reader frame,
                              proto::Guarantee guarantee, std::vector<UniqueFd>& fds) {
-  auto layout = layout_from_proto(frame.getLayout());
-  if (!layout) return fail(std::move(layout.error()));
   auto level = guarantee_from_proto(guarantee);
   if (!level) return fail(std::move(level.error()));
   Frame out = FrameBuilder::make();
-  FrameBuilder::topic(out) = service;
-  FrameBuilder::set(out, frame.getSequence(), frame.getTimestampNs(), std::move(*layout));
-  if (frame.hasMeta()) {
-    const FrameMeta meta = meta_from_proto(frame.getMeta());
-    if (auto ok = check_frame_meta(meta, service_frame_options(), FrameBuilder::layout(out)); !ok)
-      return fail(Errc::protocol_violation,
-                  "the broker passed a frame of '" + service + "' with " + ok.error().message());
-    FrameBuilder::meta(out, meta);
-  }
+  if (auto ok = describe_call_frame(out, service, frame); !ok) return fail(std::move(ok.error()));
   if (auto ok = map_own_frame(out, frame, fds, *level); !ok) return fail(std::move(ok.error()));
   return out;
 }
@@ -83,6 +73,23 @@ Result<SealedBuffer> seal_into(proto::Frame::Builder frame, WritableBuffer buffe
   fill_frame(frame, sequence, 0, layout, meta);
   frame.setFd(0);
   return sealed;
+}
+
+// acquire() of a Caller or a Server: `try_once()` until a slot is free, `wait_once()` between
+// tries (reading the broker); `holders` names who holds the slots, for Errc::no_free_slot.
+template <typename Try, typename WaitOnce>
+Result<Slot> acquire_loop(std::uint32_t pool, Wait wait, const char* holders, Try&& try_once,
+                          WaitOnce&& wait_once) {
+  for (;;) {
+    auto slot = try_once();
+    if (!slot) return fail(std::move(slot.error()));
+    if (*slot) return **slot;
+    if (wait == Wait::fail_fast) {
+      return fail(Errc::no_free_slot,
+                  "pool " + std::to_string(pool) + ": every slot is held by " + holders);
+    }
+    if (auto ok = wait_once(); !ok) return fail(std::move(ok.error()));
+  }
 }
 
 }  // namespace
@@ -348,20 +355,13 @@ Result<std::optional<Slot>> Caller::try_acquire(std::uint32_t pool) {
 }
 
 Result<Slot> Caller::acquire(std::uint32_t pool, Wait wait) {
-  for (;;) {
-    auto slot = try_acquire(pool);  // after the SlotFree that came meanwhile
-    if (!slot) return fail(std::move(slot.error()));
-    if (*slot) return **slot;
-    if (wait == Wait::fail_fast) {
-      return fail(Errc::no_free_slot,
-                  "pool " + std::to_string(pool) + ": every slot is held by a server");
-    }
-    detail::InCall in(state_->link);
-    auto& s = *state_;
-    if (s.lost) return fail(Error(*s.lost));
-    // Until the broker frees one (responses that come meanwhile wait for next()).
-    if (auto ok = s.pump_one(); !ok) return fail(std::move(ok.error()));
-  }
+  return detail::acquire_loop(
+      pool, wait, "a server", [&] { return try_acquire(pool); },
+      [&]() -> Status {
+        detail::InCall in(state_->link);
+        // Until the broker frees one (responses that come meanwhile wait for next()).
+        return state_->pump_one();
+      });
 }
 
 Status Caller::discard(const Slot& slot) {
@@ -769,21 +769,18 @@ Result<std::optional<Slot>> Server::try_acquire(std::uint32_t pool) {
 }
 
 Result<Slot> Server::acquire(std::uint32_t pool, Wait wait) {
-  for (;;) {
-    auto slot = try_acquire(pool);  // after the SlotFree that came meanwhile
-    if (!slot) return fail(std::move(slot.error()));
-    if (*slot) return **slot;
-    if (wait == Wait::fail_fast) {
-      return fail(Errc::no_free_slot,
-                  "pool " + std::to_string(pool) + ": every slot is held by a caller");
-    }
-    detail::InCall in(state_->link);
-    auto& s = *state_;
-    // Until the broker frees one (requests that come meanwhile wait for receive()).
-    if (auto got = s.pump(IoMode::blocking); !got) {
-      if (auto again = s.recovered(got.error()); !again) return fail(std::move(again.error()));
-    }
-  }
+  return detail::acquire_loop(
+      pool, wait, "a caller", [&] { return try_acquire(pool); },
+      [&]() -> Status {
+        detail::InCall in(state_->link);
+        // Until the broker frees one (requests that come meanwhile wait for receive()).
+        if (auto got = state_->pump(IoMode::blocking); !got) {
+          if (auto again = state_->recovered(got.error()); !again) {
+            return fail(std::move(again.error()));
+          }
+        }
+        return {};
+      });
 }
 
 Status Server::discard(const Slot& slot) {
