@@ -2,7 +2,6 @@
 #include "call_pools.hpp"
 
 #include "producer_state.hpp"
-#include "shmfd/wire/intake.hpp"
 
 namespace shmfd::detail {
 
@@ -27,18 +26,9 @@ std::optional<Status> CallPools::handle(proto::Message::Reader m, std::vector<Un
       return Status{};
     case M::POOL_ATTACH: {
       const auto attach = m.getPoolAttach();
-      // As every fd from outside: verified before it is mapped, at the level a pool needs.
-      auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
-      if (!accepted) return Status(fail(std::move(accepted.error()).prefixed("a peer's pool")));
-      auto mapping = Mapping::map(accepted->fd.get(), static_cast<std::size_t>(accepted->bytes),
-                                  Access::read_only, 0, MapOptions{.populate = true});
-      if (!mapping) return Status(fail(std::move(mapping.error())));
-      auto view = std::make_shared<PoolView>();
-      view->producer = attach.getProducer();
-      view->mapping = std::move(*mapping);
-      view->slot_size = attach.getSlotSize();
-      view->slot_count = attach.getSlotCount();
-      attached_[attach.getPool()] = std::move(view);
+      auto view = map_pool(attach, fds);
+      if (!view) return Status(fail(std::move(view.error()).prefixed("a peer's pool")));
+      attached_[attach.getPool()] = std::move(*view);
       return Status{};
     }
     case M::POOL_DETACH:

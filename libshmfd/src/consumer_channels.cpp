@@ -13,7 +13,8 @@ void ChannelIn::release(std::uint32_t pool, std::uint32_t slot, std::uint64_t se
   (void)reader.release(pool, slot, sequence);
 }
 
-Status ConsumerChannels::attach_pool(proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds) {
+Result<std::shared_ptr<PoolView>> map_pool(proto::PoolAttach::Reader attach,
+                                           std::vector<UniqueFd>& fds) {
   // As for every fd from outside: verify before mapping, at the level a pool needs.
   auto accepted = accept_pool(attach.getFd(), attach.getSlotCount(), attach.getSlotSize(), fds);
   if (!accepted) return fail(std::move(accepted.error()));
@@ -29,9 +30,15 @@ Status ConsumerChannels::attach_pool(proto::PoolAttach::Reader attach, std::vect
   view->mapping = std::move(*mapping);
   view->slot_size = attach.getSlotSize();
   view->slot_count = attach.getSlotCount();
+  return view;
+}
+
+Status ConsumerChannels::attach_pool(proto::PoolAttach::Reader attach, std::vector<UniqueFd>& fds) {
+  auto view = map_pool(attach, fds);
+  if (!view) return fail(std::move(view.error()));
   shapes_[attach.getProducer()].add_pool(attach.getPool(), attach.getSlotCount(),
                                          attach.getSlotSize());
-  pools_[attach.getPool()] = std::move(view);
+  pools_[attach.getPool()] = std::move(*view);
   return {};
 }
 

@@ -30,6 +30,11 @@ struct PoolView {
   std::uint32_t slot_count = 0;
 };
 
+// A pool the broker attached (PoolAttach and its fd): checked as a pool (section 8) and mapped
+// read-only, once, for every frame of it. Consumers and callers and servers share it.
+Result<std::shared_ptr<PoolView>> map_pool(proto::PoolAttach::Reader attach,
+                                           std::vector<UniqueFd>& fds);
+
 // A channel this consumer reads. Shared with the frames read from it, which release into its
 // page from whatever thread drops them, also after the channel ended for the consumer.
 struct ChannelIn {
